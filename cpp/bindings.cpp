@@ -1,0 +1,126 @@
+// pybind11 binding of the k-NN core: converts arrays, checks shapes, allocates
+// outputs, releases the GIL around the work. All validation of user input
+// happens in Python (idest/neighbors.py); checks here guard the C++ contract.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <stdexcept>
+#include <string>
+
+#include "knn.hpp"
+
+namespace py = pybind11;
+using idest::MatrixView;
+
+namespace {
+
+MatrixView view_of(const py::array& a, const char* name) {
+    if (a.ndim() != 2) throw std::invalid_argument(std::string(name) + " must be 2-D");
+    const bool f64 = py::isinstance<py::array_t<double>>(a);
+    const bool f32 = py::isinstance<py::array_t<float>>(a);
+    if (!f64 && !f32) throw std::invalid_argument(std::string(name) + " must be float32 or float64");
+    const auto item = py::ssize_t(f64 ? sizeof(double) : sizeof(float));
+    if (a.shape(1) > 1 && a.strides(1) != item)
+        throw std::invalid_argument(std::string(name) + " must have contiguous rows");
+    if (a.strides(0) % item != 0 || a.strides(0) < 0)
+        throw std::invalid_argument(std::string(name) + " has an unsupported row stride");
+    MatrixView v;
+    v.data = a.data();
+    v.n_rows = a.shape(0);
+    v.n_cols = a.shape(1);
+    v.row_stride = a.shape(0) > 1 ? a.strides(0) / item : a.shape(1);
+    v.is_float64 = f64;
+    return v;
+}
+
+std::pair<MatrixView, MatrixView> views(const py::array& query, const py::object& ref) {
+    MatrixView q = view_of(query, "query");
+    MatrixView r = ref.is_none() ? q : view_of(ref.cast<py::array>(), "reference");
+    if (q.n_cols != r.n_cols) throw std::invalid_argument("query and reference widths differ");
+    if (q.is_float64 != r.is_float64) throw std::invalid_argument("query and reference dtypes differ");
+    return {q, r};
+}
+
+idest::SgemmFn sgemm_from(const py::capsule& capsule) {
+    // scipy.linalg.cython_blas.__pyx_capi__["sgemm"]: a capsule named by the C
+    // signature of the Fortran routine; its pointer is the routine itself.
+    auto* fn = reinterpret_cast<idest::SgemmFn>(PyCapsule_GetPointer(capsule.ptr(), PyCapsule_GetName(capsule.ptr())));
+    if (!fn) throw py::error_already_set();
+    return fn;
+}
+
+py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candidates,
+              int n_threads, int64_t block_rows, const py::capsule& sgemm_capsule,
+              py::array_t<int64_t, py::array::c_style> progress) {
+    auto [q, r] = views(query, ref);
+    const bool self = ref.is_none();
+    const int64_t available = r.n_rows - (self ? 1 : 0);
+    if (k < 1 || k > available) throw std::invalid_argument("k must be in [1, number of reference points]");
+    n_candidates = int(std::min<int64_t>(std::max(n_candidates, k), available));
+    if (progress.size() < 2) throw std::invalid_argument("progress must hold 2 int64 values");
+    idest::KnnOptions opt;
+    opt.k = k;
+    opt.n_candidates = n_candidates;
+    opt.n_threads = std::max(1, n_threads);
+    opt.block_rows = std::max<int64_t>(64, block_rows);
+    opt.exclude_self = self;
+    const auto sgemm = sgemm_from(sgemm_capsule);
+
+    py::array_t<int64_t> cand({q.n_rows, py::ssize_t(n_candidates)});
+    py::array_t<double> bound(q.n_rows);
+    py::array_t<double> dist({q.n_rows, py::ssize_t(k)});
+    py::array_t<int64_t> idx({q.n_rows, py::ssize_t(k)});
+    int64_t fallbacks = 0;
+    {
+        py::gil_scoped_release release;
+        idest::knn_candidates(q, r, opt, sgemm, cand.mutable_data(), bound.mutable_data(),
+                              progress.mutable_data());
+        fallbacks = idest::refine_candidates(q, r, self, k, cand.data(), n_candidates,
+                                             bound.data(), opt.n_threads,
+                                             dist.mutable_data(), idx.mutable_data());
+    }
+    return py::make_tuple(dist, idx, fallbacks);
+}
+
+py::tuple refine(const py::array& query, const py::object& ref, int k,
+                 py::array_t<int64_t, py::array::c_style | py::array::forcecast> candidates,
+                 py::array_t<double, py::array::c_style | py::array::forcecast> lower_bound,
+                 int n_threads) {
+    auto [q, r] = views(query, ref);
+    if (candidates.ndim() != 2 || candidates.shape(0) != q.n_rows)
+        throw std::invalid_argument("candidates must have shape (n_query, n_candidates)");
+    if (lower_bound.ndim() != 1 || lower_bound.shape(0) != q.n_rows)
+        throw std::invalid_argument("lower_bound must have shape (n_query,)");
+    const int64_t available = r.n_rows - (ref.is_none() ? 1 : 0);
+    if (k < 1 || k > available) throw std::invalid_argument("k must be in [1, number of reference points]");
+    const auto* c = candidates.data();
+    for (py::ssize_t i = 0; i < candidates.size(); ++i)
+        if (c[i] < -1 || c[i] >= r.n_rows) throw std::invalid_argument("candidate index out of range");
+    py::array_t<double> dist({q.n_rows, py::ssize_t(k)});
+    py::array_t<int64_t> idx({q.n_rows, py::ssize_t(k)});
+    int64_t fallbacks = 0;
+    {
+        py::gil_scoped_release release;
+        fallbacks = idest::refine_candidates(q, r, ref.is_none(), k, c, int(candidates.shape(1)),
+                                             lower_bound.data(), std::max(1, n_threads),
+                                             dist.mutable_data(), idx.mutable_data());
+    }
+    return py::make_tuple(dist, idx, fallbacks);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "idest's compiled core: exact k-nearest-neighbour search";
+    m.def("knn", &knn, py::arg("query"), py::arg("reference"), py::arg("k"),
+          py::arg("n_candidates"), py::arg("n_threads"), py::arg("block_rows"),
+          py::arg("sgemm"), py::arg("progress"),
+          "Exact k-NN: float32 SGEMM candidate pass, float64 re-scoring with a certificate.\n"
+          "reference=None searches the query set against itself, excluding each point.\n"
+          "Returns (distances float64 (n, k), indices int64 (n, k), n_fallback_rows).");
+    m.def("refine", &refine, py::arg("query"), py::arg("reference"), py::arg("k"),
+          py::arg("candidates"), py::arg("lower_bound"), py::arg("n_threads"),
+          "Exact float64 re-scoring of candidate lists (-1 = empty slot). Rows whose k-th\n"
+          "squared distance is not below lower_bound are searched exhaustively.\n"
+          "Returns (distances, indices, n_fallback_rows).");
+}

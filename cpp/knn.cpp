@@ -1,0 +1,413 @@
+// Exact k-NN: float32 SGEMM tiles + per-row selection + float64 certificate.
+// See knn.hpp for the contract; the numerical argument is written out at
+// `certified_lower_bound` below.
+#include "knn.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <exception>
+#include <limits>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace idest {
+namespace {
+
+// ---------------------------------------------------------------- threads ---
+
+// Runs fn(item, thread_id) for item in [0, n_items) on n_threads threads with
+// dynamic scheduling. The first exception thrown by a worker is rethrown here
+// after every thread has joined (hnswlib's pattern), so C++ errors surface in
+// Python instead of terminating the process.
+template <class Fn>
+void parallel_for(int64_t n_items, int n_threads, Fn fn) {
+    n_threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
+    std::atomic<int64_t> next{0};
+    std::exception_ptr error = nullptr;
+    std::mutex error_lock;
+    auto work = [&](int tid) {
+        try {
+            for (int64_t i = next++; i < n_items; i = next++) fn(i, tid);
+        } catch (...) {
+            std::lock_guard<std::mutex> guard(error_lock);
+            if (!error) error = std::current_exception();
+            next = n_items;
+        }
+    };
+    if (n_threads == 1) {
+        work(0);
+    } else {
+        std::vector<std::thread> pool;
+        pool.reserve(n_threads);
+        for (int t = 0; t < n_threads; ++t) pool.emplace_back(work, t);
+        for (auto& th : pool) th.join();
+    }
+    if (error) std::rethrow_exception(error);
+}
+
+template <class T>
+inline const T* row_ptr(const MatrixView& m, int64_t i) {
+    return static_cast<const T*>(m.data) + i * m.row_stride;
+}
+
+// ------------------------------------------------------- exact distances ---
+
+// Squared Euclidean distance from direct differences, accumulated in float64
+// (four partial sums for instruction-level parallelism). Identical rows give
+// exactly 0.0.
+template <class T>
+__attribute__((target_clones("avx2", "default")))
+double exact_sqdist(const T* x, const T* y, int64_t dim) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int64_t j = 0;
+    for (; j + 4 <= dim; j += 4) {
+        const double d0 = double(x[j]) - double(y[j]);
+        const double d1 = double(x[j + 1]) - double(y[j + 1]);
+        const double d2 = double(x[j + 2]) - double(y[j + 2]);
+        const double d3 = double(x[j + 3]) - double(y[j + 3]);
+        s0 += d0 * d0;
+        s1 += d1 * d1;
+        s2 += d2 * d2;
+        s3 += d3 * d3;
+    }
+    for (; j < dim; ++j) {
+        const double d = double(x[j]) - double(y[j]);
+        s0 += d * d;
+    }
+    return (s0 + s1) + (s2 + s3);
+}
+
+// ------------------------------------------------------ float32 tiles ---
+
+struct Scaling {
+    std::vector<double> mean;      // column means of the reference set
+    double scale = 1.0;            // power of two: scaled values lie in (-1, 1)
+    std::vector<double> sq_norm;   // |x - mean|^2 per query row, unscaled
+};
+
+// Column means of the reference rows and max |x - mean| over both sets. The
+// scale is a power of two, so scaling is exact and only rounding to float32
+// perturbs the values (that error enters the certificate).
+template <class T>
+Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, int n_threads) {
+    const int64_t dim = ref.n_cols;
+    const int64_t chunk = 4096;
+    Scaling s;
+    s.mean.assign(dim, 0.0);
+    {
+        const int64_t n_chunks = (ref.n_rows + chunk - 1) / chunk;
+        std::vector<std::vector<double>> partial(n_chunks, std::vector<double>(dim, 0.0));
+        parallel_for(n_chunks, n_threads, [&](int64_t c, int) {
+            double* acc = partial[c].data();
+            const int64_t end = std::min(ref.n_rows, (c + 1) * chunk);
+            for (int64_t i = c * chunk; i < end; ++i) {
+                const T* x = row_ptr<T>(ref, i);
+                for (int64_t j = 0; j < dim; ++j) acc[j] += double(x[j]);
+            }
+        });
+        for (const auto& p : partial)
+            for (int64_t j = 0; j < dim; ++j) s.mean[j] += p[j];
+        for (int64_t j = 0; j < dim; ++j) s.mean[j] /= double(ref.n_rows);
+    }
+    auto max_abs = [&](const MatrixView& m, std::vector<double>* norms) {
+        const int64_t n_chunks = (m.n_rows + chunk - 1) / chunk;
+        std::vector<double> partial(n_chunks, 0.0);
+        parallel_for(n_chunks, n_threads, [&](int64_t c, int) {
+            double best = 0.0;
+            const int64_t end = std::min(m.n_rows, (c + 1) * chunk);
+            for (int64_t i = c * chunk; i < end; ++i) {
+                const T* x = row_ptr<T>(m, i);
+                double sq = 0.0;
+                for (int64_t j = 0; j < dim; ++j) {
+                    const double v = double(x[j]) - s.mean[j];
+                    best = std::max(best, std::fabs(v));
+                    sq += v * v;
+                }
+                if (norms) (*norms)[i] = sq;
+            }
+            partial[c] = best;
+        });
+        return *std::max_element(partial.begin(), partial.end());
+    };
+    s.sq_norm.assign(query.n_rows, 0.0);
+    double m = max_abs(query, &s.sq_norm);
+    if (ref.data != query.data) m = std::max(m, max_abs(ref, nullptr));
+    if (m > 0.0) {
+        int e = 0;
+        std::frexp(m, &e);  // m = f * 2^e with f in [0.5, 1)
+        s.scale = std::ldexp(1.0, -e);
+    }
+    return s;
+}
+
+// Converts rows [row0, row0 + n) to centred, scaled float32 and their squared
+// norms (accumulated in float64, rounded to float32).
+template <class T>
+void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, float* out,
+                float* norms) {
+    const int64_t dim = m.n_cols;
+    for (int64_t i = 0; i < n; ++i) {
+        const T* x = row_ptr<T>(m, row0 + i);
+        float* o = out + i * dim;
+        double sq = 0.0;
+        for (int64_t j = 0; j < dim; ++j) {
+            const float v = float((double(x[j]) - s.mean[j]) * s.scale);
+            o[j] = v;
+            sq += double(v) * double(v);
+        }
+        norms[i] = float(sq);
+    }
+}
+
+// Sorted candidate list of one query row: approximate squared distances
+// ascending; ties keep the earlier arrival.
+struct CandidateLists {
+    int width;
+    std::vector<float> dist;
+    std::vector<int64_t> idx;
+    std::vector<int> count;
+    std::vector<float> worst;  // +inf until the list is full
+
+    CandidateLists(int64_t n_rows, int w)
+        : width(w),
+          dist(size_t(n_rows) * w, std::numeric_limits<float>::infinity()),
+          idx(size_t(n_rows) * w, -1),
+          count(n_rows, 0),
+          worst(n_rows, std::numeric_limits<float>::infinity()) {}
+
+    void insert(int64_t row, float d, int64_t j) {
+        float* cd = dist.data() + row * width;
+        int64_t* ci = idx.data() + row * width;
+        int n = std::min(count[row], width - 1);  // a full list drops its last entry
+        int pos = n;
+        while (pos > 0 && cd[pos - 1] > d) {
+            cd[pos] = cd[pos - 1];
+            ci[pos] = ci[pos - 1];
+            --pos;
+        }
+        cd[pos] = d;
+        ci[pos] = j;
+        count[row] = n + 1;
+        if (count[row] == width) worst[row] = cd[width - 1];
+    }
+};
+
+// True when some entry of the tile row beats its threshold. Written as a
+// branch-free reduction so that the common case (no hit) vectorises.
+__attribute__((target_clones("avx2", "default")))
+bool row_has_hit(const float* g, const float* col_norms, float row_norm, float threshold,
+                 int64_t n) {
+    int hit = 0;
+    for (int64_t c = 0; c < n; ++c) hit |= (row_norm + col_norms[c] + g[c] < threshold);
+    return hit != 0;
+}
+
+__attribute__((target_clones("avx2", "default")))
+bool column_has_hit(const float* g, const float* col_norms, float row_norm,
+                    const float* thresholds, int64_t n) {
+    int hit = 0;
+    for (int64_t c = 0; c < n; ++c) hit |= (row_norm + col_norms[c] + g[c] < thresholds[c]);
+    return hit != 0;
+}
+
+// Every reference point that is not a candidate had an approximate squared
+// distance a >= worst (the list's last entry only decreases). With float32
+// inputs rounded from the centred, scaled data, SGEMM's dot-product error
+// bound |e| <= D u |x||y| and the rounding of norms and sums, the true scaled
+// squared distance t obeys |a - t| <= c (|x|^2 + |y|^2) with c = (2D + 32) u,
+// u = 2^-24 (a generous form of the bound, Higham ch. 3). Using
+// |y|^2 <= 2|x|^2 + 2t gives t >= (worst - 3 c |x|^2) / (1 + 2 c); an absolute
+// term covers float32 subnormals.
+double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling& s,
+                             int64_t dim) {
+    if (!std::isfinite(worst)) return std::numeric_limits<double>::infinity();
+    const double u = std::ldexp(1.0, -24);
+    const double c = (2.0 * double(dim) + 32.0) * u;
+    const double s2 = s.scale * s.scale;
+    const double x2 = sq_norm_unscaled * s2;
+    const double absolute = double(dim) * std::ldexp(1.0, -120);
+    const double t = (double(worst) - 3.0 * c * x2 - absolute) / (1.0 + 2.0 * c);
+    return t / s2;
+}
+
+template <class T>
+void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                     SgemmFn sgemm, int64_t* cand_idx, double* lower_bound, int64_t* progress) {
+    const bool self = opt.exclude_self;
+    const int64_t dim = ref.n_cols;
+    const int width = opt.n_candidates;
+    const Scaling s = compute_scaling<T>(query, ref, opt.n_threads);
+
+    // Tile sides: never fewer blocks than threads when the data allows it.
+    const int64_t nq = query.n_rows, nr = ref.n_rows;
+    int64_t bq = std::min(opt.block_rows, std::max<int64_t>(64, (nq + opt.n_threads - 1) / opt.n_threads));
+    if (self) bq = std::min(opt.block_rows, std::max<int64_t>(64, (nq + 2 * opt.n_threads - 1) / (2 * opt.n_threads)));
+    const int64_t br = self ? bq : opt.block_rows;
+    const int64_t n_qblocks = (nq + bq - 1) / bq;
+    const int64_t n_rblocks = (nr + br - 1) / br;
+
+    // Work items: in self mode the upper-triangular tiles (bi <= bj) of the
+    // symmetric distance matrix, each updating both its rows and its columns
+    // (half the SGEMM work); otherwise one item per query block.
+    std::vector<std::pair<int64_t, int64_t>> tiles;
+    if (self) {
+        for (int64_t bi = 0; bi < n_qblocks; ++bi)
+            for (int64_t bj = bi; bj < n_rblocks; ++bj) tiles.emplace_back(bi, bj);
+    } else {
+        for (int64_t bi = 0; bi < n_qblocks; ++bi) tiles.emplace_back(bi, -1);
+    }
+    if (progress) {
+        __atomic_store_n(&progress[0], int64_t(0), __ATOMIC_RELAXED);
+        __atomic_store_n(&progress[1], int64_t(self ? tiles.size() : tiles.size() * n_rblocks),
+                         __ATOMIC_RELAXED);
+    }
+
+    CandidateLists lists(nq, width);
+    std::vector<std::mutex> block_locks(self ? n_qblocks : 0);
+
+    struct Workspace {
+        std::vector<float> a, b, g, na, nb;
+        int64_t cached_a = -1;
+    };
+    const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt.n_threads, tiles.size())));
+    std::vector<Workspace> ws(n_threads);
+    for (auto& w : ws) {
+        w.a.resize(size_t(bq) * dim);
+        w.b.resize(size_t(br) * dim);
+        w.g.resize(size_t(bq) * br);
+        w.na.resize(bq);
+        w.nb.resize(br);
+    }
+
+    auto process_tile = [&](Workspace& w, int64_t bi, int64_t bj) {
+        const int64_t q0 = bi * bq, nqa = std::min(bq, nq - q0);
+        const int64_t r0 = bj * br, nrb = std::min(br, nr - r0);
+        if (w.cached_a != bi) {
+            load_block<T>(query, q0, nqa, s, w.a.data(), w.na.data());
+            w.cached_a = bi;
+        }
+        const bool diagonal = self && bi == bj;
+        const float* bmat = w.a.data();
+        const float* bnorm = w.na.data();
+        if (!diagonal) {
+            load_block<T>(ref, r0, nrb, s, w.b.data(), w.nb.data());
+            bmat = w.b.data();
+            bnorm = w.nb.data();
+        }
+        // G (nqa x nrb, row-major) = -2 A B^T, via column-major G^T = -2 B A^T.
+        const int m = int(nrb), n = int(nqa), kk = int(dim), ld = int(dim), ldc = int(nrb);
+        const float alpha = -2.0f, beta = 0.0f;
+        sgemm("T", "N", &m, &n, &kk, &alpha, bmat, &ld, w.a.data(), &ld, &beta, w.g.data(), &ldc);
+
+        {  // rows of the tile update the query rows q0..q0+nqa
+            std::unique_lock<std::mutex> guard;
+            if (self) guard = std::unique_lock<std::mutex>(block_locks[bi]);
+            for (int64_t r = 0; r < nqa; ++r) {
+                const int64_t qi = q0 + r;
+                const float* gr = w.g.data() + r * nrb;
+                const float nrm = w.na[r];
+                if (!row_has_hit(gr, bnorm, nrm, lists.worst[qi], nrb)) continue;
+                for (int64_t c = 0; c < nrb; ++c) {
+                    const float d = nrm + bnorm[c] + gr[c];
+                    if (d < lists.worst[qi] && !(self && r0 + c == qi)) lists.insert(qi, d, r0 + c);
+                }
+            }
+        }
+        if (self && !diagonal) {  // columns update the rows r0..r0+nrb (symmetry)
+            std::lock_guard<std::mutex> guard(block_locks[bj]);
+            const float* thr = lists.worst.data() + r0;
+            for (int64_t r = 0; r < nqa; ++r) {
+                const float* gr = w.g.data() + r * nrb;
+                const float nrm = w.na[r];
+                if (!column_has_hit(gr, bnorm, nrm, thr, nrb)) continue;
+                for (int64_t c = 0; c < nrb; ++c) {
+                    const float d = nrm + bnorm[c] + gr[c];
+                    if (d < lists.worst[r0 + c]) lists.insert(r0 + c, d, q0 + r);
+                }
+            }
+        }
+        if (progress) __atomic_fetch_add(&progress[0], int64_t(1), __ATOMIC_RELAXED);
+    };
+
+    parallel_for(int64_t(tiles.size()), n_threads, [&](int64_t t, int tid) {
+        const auto [bi, bj] = tiles[t];
+        if (self) {
+            process_tile(ws[tid], bi, bj);
+        } else {
+            for (int64_t b = 0; b < n_rblocks; ++b) process_tile(ws[tid], bi, b);
+        }
+    });
+
+    for (int64_t i = 0; i < nq; ++i) {
+        std::copy_n(lists.idx.data() + i * width, width, cand_idx + i * width);
+        lower_bound[i] = certified_lower_bound(lists.worst[i], s.sq_norm[i], s, dim);
+    }
+}
+
+// k smallest (squared distance, index) pairs, sorted; ties by lower index.
+void take_smallest(std::vector<std::pair<double, int64_t>>& v, int k) {
+    const auto kk = std::min<size_t>(size_t(k), v.size());
+    std::partial_sort(v.begin(), v.begin() + kk, v.end());
+    v.resize(kk);
+}
+
+template <class T>
+int64_t refine_impl(const MatrixView& query, const MatrixView& ref, bool self, int k,
+                    const int64_t* cand_idx, int width, const double* lower_bound, int n_threads,
+                    double* distances, int64_t* indices) {
+    const int64_t dim = ref.n_cols, nq = query.n_rows, nr = ref.n_rows;
+    const int64_t chunk = 64;
+    std::atomic<int64_t> fallbacks{0};
+    parallel_for((nq + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        std::vector<std::pair<double, int64_t>> v;
+        const int64_t end = std::min(nq, (c + 1) * chunk);
+        for (int64_t i = c * chunk; i < end; ++i) {
+            const T* x = row_ptr<T>(query, i);
+            v.clear();
+            for (int j = 0; j < width; ++j) {
+                const int64_t id = cand_idx[i * width + j];
+                if (id >= 0) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, id), dim), id);
+            }
+            take_smallest(v, k);
+            if (int64_t(v.size()) < k || !(v[k - 1].first < lower_bound[i])) {
+                ++fallbacks;  // exhaustive float64 search of this row
+                v.clear();
+                v.reserve(nr);
+                for (int64_t id = 0; id < nr; ++id)
+                    if (!(self && id == i)) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, id), dim), id);
+                take_smallest(v, k);
+            }
+            for (int j = 0; j < k; ++j) {
+                distances[i * k + j] = std::sqrt(v[j].first);
+                indices[i * k + j] = v[j].second;
+            }
+        }
+    });
+    return fallbacks.load();
+}
+
+}  // namespace
+
+void knn_candidates(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                    SgemmFn sgemm, int64_t* cand_idx, double* lower_bound, int64_t* progress) {
+    if (query.is_float64)
+        candidates_impl<double>(query, ref, opt, sgemm, cand_idx, lower_bound, progress);
+    else
+        candidates_impl<float>(query, ref, opt, sgemm, cand_idx, lower_bound, progress);
+}
+
+int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool exclude_self,
+                          int k, const int64_t* cand_idx, int n_candidates,
+                          const double* lower_bound, int n_threads, double* distances,
+                          int64_t* indices) {
+    if (query.is_float64)
+        return refine_impl<double>(query, ref, exclude_self, k, cand_idx, n_candidates,
+                                   lower_bound, n_threads, distances, indices);
+    return refine_impl<float>(query, ref, exclude_self, k, cand_idx, n_candidates, lower_bound,
+                              n_threads, distances, indices);
+}
+
+}  // namespace idest

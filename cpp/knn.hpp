@@ -1,0 +1,57 @@
+// Exact k-nearest-neighbour search: plain C++ with pointer-and-size interfaces.
+//
+// The search has the two steps of a BLAS k-NN (as in faiss): a blocked distance
+// step d^2 ~= |x|^2 - 2 x.y + |y|^2 on float32 tiles computed by SGEMM, and a
+// per-row selection of candidates that never holds an N x N matrix. A third step
+// makes the result exact: every candidate is re-scored from direct differences
+// accumulated in float64, and a per-row certificate proves that no point outside
+// the candidate list can be closer than the k-th chosen one; rows whose
+// certificate fails (near-ties within float32 round-off, or more exact duplicates
+// than candidates) are searched again exhaustively in float64.
+#pragma once
+
+#include <cstdint>
+
+namespace idest {
+
+// Fortran-ABI SGEMM, as exported by scipy.linalg.cython_blas.
+using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const int*,
+                         const float*, const float*, const int*, const float*, const int*,
+                         const float*, float*, const int*);
+
+// A read-only row-major matrix of float32 or float64 values; rows may be strided
+// (numpy memmaps, torch views), columns are contiguous.
+struct MatrixView {
+    const void* data = nullptr;
+    int64_t n_rows = 0;
+    int64_t n_cols = 0;
+    int64_t row_stride = 0;  // in elements
+    bool is_float64 = false;
+};
+
+struct KnnOptions {
+    int k = 1;                  // neighbours returned per query
+    int n_candidates = 1;       // candidates kept per query by the float32 pass (>= k)
+    int n_threads = 1;          // worker threads (each calls a single-threaded SGEMM)
+    int64_t block_rows = 2048;  // rows per tile side
+    bool exclude_self = false;  // query == reference: row i never returns index i
+};
+
+// Float32 candidate pass. Writes, for each query row, `n_candidates` reference
+// indices (-1 where fewer exist) into `cand_idx` (n_query x n_candidates) and a
+// lower bound on the true squared distance of every reference point that is not a
+// candidate into `lower_bound` (+inf when every point is a candidate).
+// `progress[0]` counts finished tiles out of `progress[1]` (may be null).
+void knn_candidates(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                    SgemmFn sgemm, int64_t* cand_idx, double* lower_bound, int64_t* progress);
+
+// Exact float64 re-scoring of candidate lists. Output distances are Euclidean (not
+// squared), sorted ascending with ties broken by the lower index. Rows whose k-th
+// exact squared distance is not strictly below `lower_bound` are searched
+// exhaustively. Returns how many rows needed that fallback.
+int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool exclude_self,
+                          int k, const int64_t* cand_idx, int n_candidates,
+                          const double* lower_bound, int n_threads, double* distances,
+                          int64_t* indices);
+
+}  // namespace idest

@@ -1,0 +1,23 @@
+"""Type stub of the compiled core (cpp/bindings.cpp)."""
+
+import numpy as np
+from numpy.typing import NDArray
+
+def knn(
+    query: NDArray[np.floating],
+    reference: NDArray[np.floating] | None,
+    k: int,
+    n_candidates: int,
+    n_threads: int,
+    block_rows: int,
+    sgemm: object,
+    progress: NDArray[np.int64],
+) -> tuple[NDArray[np.float64], NDArray[np.int64], int]: ...
+def refine(
+    query: NDArray[np.floating],
+    reference: NDArray[np.floating] | None,
+    k: int,
+    candidates: NDArray[np.int64],
+    lower_bound: NDArray[np.float64],
+    n_threads: int,
+) -> tuple[NDArray[np.float64], NDArray[np.int64], int]: ...

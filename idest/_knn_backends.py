@@ -1,0 +1,121 @@
+"""The three k-NN backends behind :func:`idest.knn`, one contract.
+
+Each takes a validated query array, the reference array (None: search the
+queries against themselves, excluding each point) and returns
+``(distances float64 (n, k), indices int64 (n, k), n_fallback_rows)``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+from scipy.spatial import cKDTree
+from threadpoolctl import threadpool_limits
+
+from idest._progress import progress_bar
+
+#: Candidates kept beyond k by the float32 pass. The certificate, not this
+#: margin, guarantees exactness; the margin only makes fallbacks rare.
+CANDIDATE_MARGIN = 8
+
+#: Rows per tile side of the SGEMM pass (a 2048 x 2048 float32 tile is 16 MB).
+BLOCK_ROWS = 2048
+
+
+def n_candidates(k: int) -> int:
+    """Candidates per row for the approximate pass."""
+    return k + max(CANDIDATE_MARGIN, k // 4)
+
+
+def _sgemm_capsule():
+    """SciPy's BLAS SGEMM, borrowed through its Cython API (no link-time BLAS)."""
+    from scipy.linalg import cython_blas
+
+    return cython_blas.__pyx_capi__["sgemm"]
+
+
+def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: bool | None):
+    """The compiled core; see ``cpp/knn.hpp``."""
+    from idest import _core
+
+    counter = np.zeros(2, dtype=np.int64)
+    out: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            # each worker thread calls a single-threaded SGEMM on its own tile
+            with threadpool_limits(limits=1, user_api="blas"):
+                out["result"] = _core.knn(X, R, k, n_candidates(k), n_jobs, BLOCK_ROWS,
+                                          _sgemm_capsule(), counter)
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+
+    n_ref = X.shape[0] if R is None else R.shape[0]
+    flops = 2.0 * X.shape[0] * n_ref * X.shape[1] * (0.5 if R is None else 1.0)
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    with progress_bar(progress, total=None, desc="knn", unit="tile", work=flops) as bar:
+        while thread.is_alive():
+            thread.join(0.2)
+            if bar is not None and counter[1] > 0:
+                bar.total = int(counter[1])
+                bar.n = int(counter[0])
+                bar.refresh()
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out["result"]
+
+
+def _pca_rotation(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and principal axes (columns, by decreasing variance) of R in float64."""
+    mean = R.mean(axis=0, dtype=np.float64)
+    cov = np.zeros((R.shape[1], R.shape[1]))
+    for start in range(0, R.shape[0], 65_536):
+        block = np.asarray(R[start : start + 65_536], dtype=np.float64) - mean
+        cov += block.T @ block
+    _, vecs = np.linalg.eigh(cov)
+    return mean, vecs[:, ::-1]
+
+
+def _rotate(A: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    out = np.empty(A.shape, dtype=np.float64)
+    for start in range(0, A.shape[0], 65_536):
+        out[start : start + 65_536] = (np.asarray(A[start : start + 65_536], np.float64) - mean) @ axes
+    return out
+
+
+def tree_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: bool | None):
+    """SciPy's cKDTree on PCA-rotated coordinates, then exact re-scoring."""
+    from idest import _core
+
+    self_search = R is None
+    ref = X if self_search else R
+    mean, axes = _pca_rotation(ref)
+    ref_rot = _rotate(ref, mean, axes)
+    query_rot = ref_rot if self_search else _rotate(X, mean, axes)
+    tree = cKDTree(ref_rot, leafsize=16, balanced_tree=False, compact_nodes=False)
+    m = min(n_candidates(k) + (1 if self_search else 0), ref.shape[0])
+    dist, idx = tree.query(query_rot, k=m, workers=n_jobs)
+    dist = np.reshape(dist, (X.shape[0], m))
+    idx = np.reshape(idx, (X.shape[0], m)).astype(np.int64)
+    if self_search:  # move each point's own index to the end and drop it
+        is_self = idx == np.arange(idx.shape[0])[:, None]
+        order = np.argsort(is_self, axis=1, kind="stable")
+        idx = np.take_along_axis(idx, order, axis=1)[:, : m - 1]
+    # Points the tree did not return are at rotated distance >= its last one;
+    # the rotation perturbs squared distances by at most c |x|^2 in float64.
+    if m == ref.shape[0]:
+        bound = np.full(X.shape[0], np.inf)
+    else:
+        c = (2.0 * X.shape[1] + 32.0) * 2.0**-53
+        sq_norm = np.einsum("ij,ij->i", query_rot, query_rot)
+        bound = (dist[:, -1] ** 2 - 3.0 * c * sq_norm) / (1.0 + 2.0 * c)
+    return _core.refine(X, R, k, idx, bound, n_jobs)
+
+
+def numba_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: bool | None):
+    """Numba kernels around numpy's SGEMM; see ``idest/_knn_numba.py``."""
+    from idest import _knn_numba
+
+    return _knn_numba.knn(X, R, k, n_candidates(k), n_jobs, progress)
