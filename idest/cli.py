@@ -13,7 +13,10 @@ from collections.abc import Sequence
 
 #: Modules that provide ``register(subparsers)``; each subcommand parser sets
 #: ``func`` to a callable taking the parsed arguments and returning an exit code.
-SUBCOMMANDS = ["idest._cli_knn"]
+SUBCOMMANDS = [
+    "idest._cli_demo",
+    "idest._cli_knn",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
