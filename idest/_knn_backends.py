@@ -13,6 +13,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 from threadpoolctl import threadpool_limits
 
+from idest._blocks import row_blocks
 from idest._progress import progress_bar
 
 #: Candidates kept beyond k by the float32 pass. The certificate, not this
@@ -71,8 +72,8 @@ def _pca_rotation(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and principal axes (columns, by decreasing variance) of R in float64."""
     mean = R.mean(axis=0, dtype=np.float64)
     cov = np.zeros((R.shape[1], R.shape[1]))
-    for start in range(0, R.shape[0], 65_536):
-        block = np.asarray(R[start : start + 65_536], dtype=np.float64) - mean
+    for _, block in row_blocks(R, np.float64):
+        block = block - mean  # never in place: block may be a view of the input
         cov += block.T @ block
     _, vecs = np.linalg.eigh(cov)
     return mean, vecs[:, ::-1]
@@ -80,8 +81,8 @@ def _pca_rotation(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _rotate(A: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
     out = np.empty(A.shape, dtype=np.float64)
-    for start in range(0, A.shape[0], 65_536):
-        out[start : start + 65_536] = (np.asarray(A[start : start + 65_536], np.float64) - mean) @ axes
+    for start, block in row_blocks(A, np.float64):
+        out[start : start + block.shape[0]] = (block - mean) @ axes
     return out
 
 

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from idest._blocks import row_blocks
 from idest._progress import progress_bar
 
 _BLOCK = 2048
@@ -88,9 +89,8 @@ def _refine(Q, R, exclude_self, k, cand_i, lower_bound, out_d, out_i, fell_back)
 
 def _scaled_blocks(A: np.ndarray, mean: np.ndarray, scale: float):
     """Centred, scaled float32 copies of row blocks, with their squared norms."""
-    for start in range(0, A.shape[0], _BLOCK):
-        block = ((np.asarray(A[start : start + _BLOCK], np.float64) - mean) * scale)
-        block = block.astype(np.float32)
+    for start, block in row_blocks(A, np.float64, _BLOCK):
+        block = ((block - mean) * scale).astype(np.float32)
         norms = np.einsum("ij,ij->i", block, block, dtype=np.float64).astype(np.float32)
         yield start, block, norms
 
@@ -107,8 +107,8 @@ def knn(X: np.ndarray, R: np.ndarray | None, k: int, width: int, n_jobs: int,
     for A, norms in ((X, sq_norm), (None if self_search else ref, None)):
         if A is None:
             continue
-        for start in range(0, A.shape[0], 65_536):
-            block = np.asarray(A[start : start + 65_536], np.float64) - mean
+        for start, block in row_blocks(A, np.float64):
+            block = block - mean  # never in place: block may be a view of the input
             max_abs = max(max_abs, float(np.abs(block).max()))
             if norms is not None:
                 norms[start : start + block.shape[0]] = np.einsum("ij,ij->i", block, block)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-_FINITE_CHUNK_ROWS = 65_536
+from idest._blocks import row_blocks
 
 
 def _from_torch(X: Any) -> np.ndarray | None:
@@ -115,8 +115,7 @@ def check_finite(arr: np.ndarray, *, name: str = "X", caller: str = "idest") -> 
     Works in chunks of rows so that a memmap larger than memory is never loaded
     at once.
     """
-    for start in range(0, arr.shape[0], _FINITE_CHUNK_ROWS):
-        chunk = np.asarray(arr[start : start + _FINITE_CHUNK_ROWS])
+    for start, chunk in row_blocks(arr):
         ok = np.isfinite(chunk).all(axis=1)
         if not ok.all():
             row = start + int(np.argmin(ok))
@@ -130,7 +129,8 @@ def check_finite(arr: np.ndarray, *, name: str = "X", caller: str = "idest") -> 
 
 def check_int(value: Any, name: str, caller: str, low: int, high: float = np.inf) -> int:
     """An int in [low, high], or a ValueError in scikit-learn's words."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+    is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not is_int or not low <= value <= high:
         upper = "inf)" if high == np.inf else f"{int(high)}]"
         raise ValueError(
             f"The '{name}' parameter of {caller} must be an int in the range [{low}, {upper}. "

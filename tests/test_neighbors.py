@@ -1,0 +1,279 @@
+"""idest.knn: every backend against an exhaustive float64 reference."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+
+import idest
+from idest._validation import check_array
+from idest.neighbors import BACKENDS, Neighbors, choose_backend
+
+
+def reference_knn(X: np.ndarray, k: int, R: np.ndarray | None = None):
+    """Plain float64 numpy: direct differences, ties by lower index."""
+    X = np.asarray(X, dtype=np.float64)
+    self_search = R is None
+    R = X if self_search else np.asarray(R, dtype=np.float64)
+    dist = np.empty((X.shape[0], k))
+    idx = np.empty((X.shape[0], k), dtype=np.int64)
+    ids = np.arange(R.shape[0])
+    for start in range(0, X.shape[0], 64):
+        block = X[start : start + 64]
+        d2 = ((block[:, None, :] - R[None, :, :]) ** 2).sum(axis=-1)
+        if self_search:
+            rows = np.arange(block.shape[0])
+            d2[rows, start + rows] = np.inf
+        for r in range(block.shape[0]):
+            order = np.lexsort((ids, d2[r]))[:k]
+            idx[start + r] = order
+            dist[start + r] = np.sqrt(d2[r, order])
+    return dist, idx
+
+
+def assert_matches_reference(nn: Neighbors, X, k, R=None):
+    dist, idx = reference_knn(X, k, R)
+    assert_equal_neighbors(nn, dist, idx)
+
+
+def assert_equal_neighbors(nn: Neighbors, dist, idx):
+    np.testing.assert_array_equal(nn.indices, idx)
+    np.testing.assert_allclose(nn.distances, dist, rtol=1e-6, atol=0)
+    assert nn.distances.dtype == np.float64 and nn.indices.dtype == np.int64
+    assert (nn.distances >= 0).all() and np.isfinite(nn.distances).all()
+
+
+def random_data(n, dim, dtype, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, dim)).astype(dtype)
+
+
+def clustered_near_duplicates(n, dim, dtype, seed=0):
+    """Tight clusters far from the origin: float32 cancellation territory."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=100.0, size=(max(2, n // 20), dim)) + 1e3
+    X = centres[rng.integers(0, len(centres), size=n)]
+    X = X + rng.normal(scale=1e-3, size=X.shape)
+    X[1::7] = X[0::7][: len(X[1::7])] + 1e-7  # near-duplicates
+    return X.astype(dtype)
+
+
+def duplicates_and_ties(n, dim, dtype, seed=0):
+    """Integer grid points: exact duplicates and many equal distances."""
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 3, size=(n, dim)).astype(dtype)
+    X[-5:] = X[0]
+    return X
+
+
+DATASETS = {
+    "random": random_data,
+    "clustered": clustered_near_duplicates,
+    "ties": duplicates_and_ties,
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("dataset", list(DATASETS))
+@pytest.mark.parametrize(("n", "dim", "k"), [(2, 3, 1), (65, 5, 64), (700, 12, 10), (2500, 40, 7)])
+def test_backends_match_float64_reference(backend, dtype, dataset, n, dim, k):
+    X = DATASETS[dataset](n, dim, dtype)
+    nn = idest.knn(X, k, backend=backend)
+    assert nn.backend == backend
+    assert nn.self_excluded
+    assert_equal_neighbors(nn, *cached_reference(dataset, dtype, n, dim, k))
+
+
+@functools.cache
+def cached_reference(dataset, dtype, n, dim, k):
+    """One reference per data set, shared by the three backends."""
+    return reference_knn(DATASETS[dataset](n, dim, dtype), k)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("k", [1, 2, 17, 64])
+def test_k_range(backend, k):
+    X = random_data(300, 30, np.float32, seed=k)
+    assert_matches_reference(idest.knn(X, k, backend=backend), X, k)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_separate_reference_set(backend):
+    rng = np.random.default_rng(3)
+    R = rng.normal(size=(900, 24)).astype(np.float32)
+    Q = np.vstack([rng.normal(size=(200, 24)), R[:5]]).astype(np.float32)  # some exact hits
+    nn = idest.knn(Q, 6, reference=R, backend=backend)
+    assert not nn.self_excluded
+    assert_matches_reference(nn, Q, 6, R)
+    assert (nn.distances[-5:, 0] == 0.0).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_duplicates_give_exact_zero_and_all_zero_rows(backend):
+    X = np.zeros((50, 16), dtype=np.float32)
+    X[25:] = np.random.default_rng(0).normal(size=(25, 16))
+    X[30] = X[31]
+    nn = idest.knn(X, 3, backend=backend)
+    assert_matches_reference(nn, X, 3)
+    assert (nn.distances[:25] == 0.0).all()  # 25 all-zero rows: exact duplicates
+    assert nn.distances[30, 0] == 0.0 and nn.indices[30, 0] == 31
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_more_duplicates_than_candidates_fall_back_exactly(backend):
+    X = np.vstack([np.ones((40, 8)), np.random.default_rng(1).normal(size=(60, 8))])
+    nn = idest.knn(X, 5, backend=backend)
+    assert_matches_reference(nn, X, 5)
+    # each copy's neighbours are the lowest-index other copies
+    np.testing.assert_array_equal(nn.indices[10], [0, 1, 2, 3, 4])
+    assert nn.n_fallback_rows > 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_large_offset_does_not_cancel(backend):
+    """|x|^2 - 2x.y + |y|^2 in float32 would lose these distances entirely."""
+    rng = np.random.default_rng(5)
+    X = (1e4 + rng.normal(scale=1e-2, size=(400, 64))).astype(np.float32)
+    assert_matches_reference(idest.knn(X, 4, backend=backend), X, 4)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_extreme_scales(backend):
+    rng = np.random.default_rng(6)
+    for scale in (1e-30, 1e30):
+        X = rng.normal(scale=scale, size=(200, 10))
+        assert_matches_reference(idest.knn(X, 3, backend=backend), X, 3)
+
+
+def test_memmap_input_is_not_copied(tmp_path):
+    X = random_data(500, 20, np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    mm = np.load(path, mmap_mode="r")
+    assert np.shares_memory(check_array(mm), mm)
+    for backend in BACKENDS:
+        assert_matches_reference(idest.knn(mm, 5, backend=backend), X, 5)
+
+
+def test_strided_rows_are_not_copied():
+    big = random_data(400, 30, np.float64)
+    view = big[::2, :20]
+    assert np.shares_memory(check_array(view), big)
+    assert_matches_reference(idest.knn(view, 3, backend="cpp"), view, 3)
+
+
+def test_torch_tensor_input():
+    torch = pytest.importorskip("torch", reason="torch is an optional dependency")
+    X = torch.randn(300, 24, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    arr = check_array(X)
+    assert np.shares_memory(arr, X.detach().numpy())
+    nn = idest.knn(X, 4)
+    assert_matches_reference(nn, X.detach().numpy(), 4)
+    half = X.detach().to(torch.bfloat16)
+    assert check_array(half).dtype == np.float32
+
+
+def test_neighbors_head_and_unpacking():
+    X = random_data(200, 8, np.float64)
+    nn = idest.knn(X, 10)
+    small = nn.head(3)
+    np.testing.assert_array_equal(small.indices, nn.indices[:, :3])
+    assert small.k == 3 and small.n_queries == 200
+    dist, idx = nn
+    assert dist is nn.distances and idx is nn.indices
+    with pytest.raises(ValueError, match="'k' parameter of Neighbors.head"):
+        nn.head(11)
+
+
+def test_integer_input_is_converted():
+    X = np.arange(40).reshape(20, 2)
+    nn = idest.knn(X, 2)
+    assert_matches_reference(nn, X.astype(float), 2)
+
+
+@pytest.mark.parametrize(
+    ("X", "k", "message"),
+    [
+        (np.zeros(10), 1, "expected a 2-D array"),
+        (np.zeros((2, 3, 4)), 1, "expected a 2-D array"),
+        (np.zeros((0, 3)), 1, "is empty"),
+        (np.zeros((3, 0)), 1, "is empty"),
+        (np.zeros((5, 3)), 5, "k=5 neighbours requested but only 4"),
+        (np.zeros((5, 3)), 0, "k must be an integer >= 1"),
+        (np.zeros((5, 3)), 2.5, "k must be an integer >= 1"),
+        (np.array([["a", "b"], ["c", "d"]]), 1, "must hold real numbers"),
+        (np.array([[1 + 2j, 0], [0, 1]]), 1, "must hold real numbers"),
+    ],
+)
+def test_bad_input_raises_value_error(X, k, message):
+    with pytest.raises(ValueError, match=message):
+        idest.knn(X, k)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_input_names_first_bad_row(bad):
+    X = np.ones((100, 4))
+    X[37, 2] = bad
+    X[80, 0] = bad
+    with pytest.raises(ValueError, match="first in row 37"):
+        idest.knn(X, 3)
+
+
+def test_bad_arguments():
+    X = random_data(50, 4, np.float32)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        idest.knn(X, 3, backend="faiss")
+    with pytest.raises(ValueError, match="3 features but reference has 4"):
+        idest.knn(X[:, :3], 3, reference=X)
+    with pytest.raises(ValueError, match="'n_jobs' parameter of knn"):
+        idest.knn(X, 3, n_jobs=0)
+
+
+def test_mixed_dtypes_with_reference():
+    R = random_data(100, 6, np.float64)
+    Q = random_data(10, 6, np.float32, seed=2)
+    assert_matches_reference(idest.knn(Q, 3, reference=R), Q, 3, R)
+
+
+def test_auto_backend_rule():
+    assert choose_backend(100_000, 20) == "tree"
+    assert choose_backend(50_000, 768) == "cpp"
+    X = random_data(100, 8, np.float32)
+    assert idest.knn(X, 2).backend == "tree"
+    assert idest.knn(random_data(100, 64, np.float32), 2).backend == "cpp"
+
+
+def test_single_thread_matches_multi_thread():
+    X = clustered_near_duplicates(1500, 16, np.float32)
+    a = idest.knn(X, 8, backend="cpp", n_jobs=1)
+    b = idest.knn(X, 8, backend="cpp", n_jobs=2)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.distances, b.distances)
+
+
+def test_cli_knn(tmp_path, capsys):
+    from idest.cli import main
+
+    X = random_data(300, 10, np.float32)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    out = tmp_path / "nn.npz"
+    assert main(["knn", str(path), "-k", "4", "--output", str(out)]) == 0
+    saved = np.load(out)
+    assert_matches_reference(Neighbors(saved["distances"], saved["indices"]), X, 4)
+    assert "backend=tree" in capsys.readouterr().out
+    assert main(["knn", str(tmp_path / "missing.npy")]) == 2
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_is_never_modified(backend, dtype):
+    X = random_data(300, 30, dtype) + 5.0
+    R = random_data(100, 30, dtype, seed=1) + 5.0
+    before_x, before_r = X.copy(), R.copy()
+    idest.knn(X, 3, backend=backend)
+    idest.knn(X, 3, reference=R, backend=backend)
+    np.testing.assert_array_equal(X, before_x)
+    np.testing.assert_array_equal(R, before_r)
