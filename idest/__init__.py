@@ -5,8 +5,16 @@ synthetic manifolds of known dimension (:mod:`idest.datasets`) and activation
 capture from PyTorch models.
 """
 
+from idest.duplicates import DuplicatesWarning
+from idest.estimate import estimate_all
+from idest.mle import LevinaBickel, mle
 from idest.neighbors import Neighbors, knn
+from idest.results import CDFFit, IDCurve, IDResult
+from idest.twonn import KNNCDF, TwoNN, cdf_fit_data, knn_cdf, twonn
 
 __version__ = "0.1.0"
 
-__all__ = ["Neighbors", "knn", "__version__"]
+__all__ = ["Neighbors", "knn", "__version__",
+           "twonn", "knn_cdf", "mle", "estimate_all", "cdf_fit_data",
+           "TwoNN", "KNNCDF", "LevinaBickel", "IDResult", "IDCurve", "CDFFit",
+           "DuplicatesWarning"]
