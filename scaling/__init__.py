@@ -6,15 +6,31 @@ so ``import scaling`` never does.
 """
 
 from scaling.fit import (
+    FIGURE2_THRESHOLD,
+    DimensionComparison,
+    DimensionPrediction,
     PowerLawFit,
+    ThresholdCrossing,
     circle_window,
+    compare_alpha_to_dimension,
+    fit_offset_power_law,
     fit_power_law,
     lower_envelope,
+    n_max_at_threshold,
+    predicted_dimension,
 )
 
 __all__ = [
+    "FIGURE2_THRESHOLD",
+    "DimensionComparison",
+    "DimensionPrediction",
     "PowerLawFit",
+    "ThresholdCrossing",
     "circle_window",
+    "compare_alpha_to_dimension",
+    "fit_offset_power_law",
     "fit_power_law",
     "lower_envelope",
+    "n_max_at_threshold",
+    "predicted_dimension",
 ]

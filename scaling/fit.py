@@ -10,6 +10,7 @@ resampling the runs within each size (a bootstrap over seeds, not over points).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -449,4 +450,350 @@ def fit_power_law(
         n_points=int(runs.sizes.size), n_runs=int(sum(r.size for r in runs.log_runs)),
         window=window_name, method="log-log least squares", at_bound=(),
         residual_std=float(residuals.std()),
+    )
+
+
+# ------------------------------------------------------------------- offset form
+
+
+def _nnls_two_columns(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Non-negative least squares min ||target − design·x||, x ≥ 0, for two columns, batched.
+
+    ``design`` has shape (..., n, 2) and ``target`` (..., n). With two unknowns the
+    active-set solution is enumerable: the optimum is the best feasible one of the
+    unconstrained solution and the two one-column solutions (a convex problem's
+    minimum is the unconstrained minimum of its active face). Batching thousands of
+    these tiny problems (every α of the grid for every bootstrap replicate) in
+    numpy is what keeps the profile fast; ``scipy.optimize.nnls`` solves one per call.
+    """
+    gram = np.einsum("...ni,...nj->...ij", design, design)
+    rhs = np.einsum("...ni,...n->...i", design, target)
+    g00, g01, g11 = gram[..., 0, 0], gram[..., 0, 1], gram[..., 1, 1]
+    h0, h1 = rhs[..., 0], rhs[..., 1]
+    tiny = np.finfo(float).tiny
+    det = g00 * g11 - g01 * g01
+    safe_det = np.where(det > 1e-12 * g00 * g11, det, np.inf)
+    candidates = np.stack([
+        np.stack([(g11 * h0 - g01 * h1) / safe_det, (g00 * h1 - g01 * h0) / safe_det], -1),
+        np.stack([np.maximum(h0, 0) / np.maximum(g00, tiny), np.zeros_like(h0)], -1),
+        np.stack([np.zeros_like(h1), np.maximum(h1, 0) / np.maximum(g11, tiny)], -1),
+    ])  # (3, ..., 2)
+    # ||t − Ax||² − ||t||² = xᵀGx − 2xᵀh
+    cost = (np.einsum("c...i,...ij,c...j->c...", candidates, gram, candidates)
+            - 2 * np.einsum("c...i,...i->c...", candidates, rhs))
+    cost = np.where(np.all(candidates >= 0, axis=-1), cost, np.inf)
+    best = np.argmin(cost, axis=0)
+    return np.take_along_axis(candidates, best[None, ..., None], axis=0)[0]
+
+
+def _offset_profile(log_n: np.ndarray, log_l: np.ndarray, log_alpha: np.ndarray,
+                    huber_delta: float | None, max_iter: int = 100
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Profile objective of the offset form at each log α, with the best (L∞, c) there.
+
+    ``log_l`` has shape (B, n) (one row per data set) and ``log_alpha`` shape (B, G).
+    For fixed α the model L∞ + c·N^(−α) is linear in (L∞, c) ≥ 0; they minimise the
+    relative residuals (L − L∞ − c·N^(−α))/L ≈ log residuals, with Huber weights by
+    iterative reweighting when ``huber_delta`` is set. The objective is evaluated on
+    the exact log residuals. Returns (objective, floor, coefficient), each (B, G).
+    """
+    loss = np.exp(log_l)[:, None, :]                                   # (B, 1, n)
+    features = np.exp(-np.exp(log_alpha)[..., None] * log_n)           # (B, G, n)
+    scale = features.max(axis=-1, keepdims=True)
+    design = np.stack([np.broadcast_to(1.0 / loss, features.shape),
+                       features / scale / loss], axis=-1)              # (B, G, n, 2)
+    weights = np.ones(features.shape)
+    for _ in range(max_iter):
+        root = np.sqrt(weights)
+        coef = _nnls_two_columns(design * root[..., None], root)
+        model = coef[..., 0, None] + coef[..., 1, None] * features / scale
+        residuals = log_l[:, None, :] - np.log(np.maximum(model, np.finfo(float).tiny))
+        if huber_delta is None:
+            break
+        new = np.minimum(1.0, huber_delta / np.maximum(np.abs(residuals), 1e-300))
+        converged = np.max(np.abs(new - weights)) < 1e-4
+        weights = new
+        if converged:
+            break
+    if huber_delta is None:
+        objective = np.sum(residuals**2, axis=-1)
+    else:
+        a = np.abs(residuals)
+        objective = np.sum(np.where(a <= huber_delta, 0.5 * a * a,
+                                    huber_delta * (a - 0.5 * huber_delta)), axis=-1)
+    return objective, coef[..., 0], coef[..., 1] / scale[..., 0]
+
+
+def _fit_offset(sizes: np.ndarray, log_l: np.ndarray, bounds: tuple[float, float],
+                huber_delta: float | None, grid_size: int
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """α, L∞ and c for each row of ``log_l`` (shape (B, n)), by a zooming grid on log α.
+
+    Each of four rounds evaluates the profile on ``grid_size`` values of log α and
+    narrows the range to the two grid steps around the minimum, so the final
+    resolution is about (log(high/low)/grid_size)^4 / 2^3 in log α.
+    """
+    log_n = np.log(sizes)
+    rows = np.arange(log_l.shape[0])
+    low = np.full(log_l.shape[0], np.log(bounds[0]))
+    high = np.full(log_l.shape[0], np.log(bounds[1]))
+    for _ in range(4):
+        grid = np.linspace(low, high, grid_size, axis=1)                 # (B, G)
+        objective, floor, coef = _offset_profile(log_n, log_l, grid, huber_delta)
+        best = np.argmin(objective, axis=1)
+        low = grid[rows, np.maximum(best - 1, 0)]
+        high = grid[rows, np.minimum(best + 1, grid_size - 1)]
+    return np.exp(grid[rows, best]), floor[rows, best], coef[rows, best]
+
+
+def fit_offset_power_law(
+    N: Any,
+    L: Any,
+    *,
+    window: str | tuple[float, float] = "all",
+    seeds: Any = None,
+    groups: Any = None,
+    alpha_bounds: tuple[float, float] = (0.01, 5.0),
+    huber_delta: float | None = None,
+    n_bootstrap: int = 200,
+    confidence: float = 0.95,
+    grid_size: int = 40,
+    random_state: int | np.random.Generator | None = 0,
+) -> PowerLawFit:
+    """Fit L(N) = L∞ + c·N^(−α) with L∞, c ≥ 0 by profiling over α.
+
+    For fixed α the model is linear in (L∞, c), so they are solved exactly by
+    non-negative least squares on relative residuals (≈ log residuals), and only
+    α is searched, on a grid of log α that zooms in four times around its minimum
+    (variable projection; design notes "Scaling-law fitting"). The grid makes the
+    search global within ``alpha_bounds`` and lets every bootstrap replicate be
+    solved at once. The outer
+    objective is the sum of squared log residuals, or a Huber loss on them when
+    ``huber_delta`` is given, so that a few failed runs do not drag the fit.
+
+    Parameters
+    ----------
+    N, L : array-like of shape (n_runs,)
+        Parameter count and loss of every run (runs at one N are averaged on the log scale).
+    window : {"all", "circle"} or (float, float), default="all"
+        Sizes to fit (see :func:`fit_power_law`); the offset form usually needs all.
+    seeds, groups : array-like, optional
+        As in :func:`fit_power_law`.
+    alpha_bounds : (float, float), default=(0.01, 5.0)
+        Search range of α; an optimum on either end is reported in ``at_bound``.
+    huber_delta : float, optional
+        Huber threshold on log residuals (e.g. 0.1 ≈ 10 %); None for least squares.
+    n_bootstrap : int, default=200
+        Bootstrap replicates over runs within each N (0 skips the interval).
+    confidence : float, default=0.95
+        Coverage of the interval.
+    grid_size : int, default=40
+        Points of each round of the zooming log-α grid.
+    random_state : int, Generator or None, default=0
+        Seed of the bootstrap.
+
+    Returns
+    -------
+    PowerLawFit
+        With ``loss_floor`` = L∞; ``at_bound`` lists "alpha=low", "alpha=high",
+        "loss_floor=0" or "coefficient=0" when the optimum sits on a constraint.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> N = np.logspace(2, 6, 9)
+    >>> fit = fit_offset_power_law(N, 0.05 + 3 * N ** -0.6, n_bootstrap=0)
+    >>> round(fit.alpha, 3), round(fit.loss_floor, 4), fit.at_bound
+    (0.6, 0.05, ())
+    """
+    caller = "fit_offset_power_law"
+    _check_fit_options(n_bootstrap, confidence, caller)
+    low, high = (float(b) for b in alpha_bounds)
+    if not 0 < low < high:
+        raise ValueError(f"{caller}: alpha_bounds must satisfy 0 < low < high, got "
+                         f"{alpha_bounds!r}.")
+    if huber_delta is not None and not huber_delta > 0:
+        raise ValueError(f"{caller}: huber_delta must be positive or None, got {huber_delta!r}.")
+    runs = _prepare(N, L, seeds, groups, caller)
+    keep, window_name = _window(runs, window, caller)
+    runs = runs.subset(keep)
+    alpha, floor, coef = (float(v[0]) for v in _fit_offset(
+        runs.sizes, runs.log_mean[None, :], (low, high), huber_delta, grid_size))
+    model = floor + coef * runs.sizes ** (-alpha)
+    residuals = runs.log_mean - np.log(np.maximum(model, np.finfo(float).tiny))
+    at_bound = tuple(name for name, hit in (
+        ("alpha=low", np.isclose(alpha, low, rtol=1e-3)),
+        ("alpha=high", np.isclose(alpha, high, rtol=1e-3)),
+        ("loss_floor=0", floor == 0.0),
+        ("coefficient=0", coef == 0.0),
+    ) if hit)
+    interval: tuple[float, float] = (float("nan"), float("nan"))
+    interval_method = "none"
+    if n_bootstrap > 0 and _replicated(runs):
+        rng = np.random.default_rng(random_state)
+        boot = _bootstrap_log_means(runs, n_bootstrap, rng)
+        alphas = _fit_offset(runs.sizes, boot, (low, high), huber_delta, grid_size)[0]
+        interval = _percentile_interval(alphas, confidence)
+        interval_method = f"bootstrap over runs within each N ({n_bootstrap} replicates)"
+    elif n_bootstrap > 0:
+        interval_method = "none (a size has a single run, so runs cannot be resampled)"
+    loss_name = "least squares" if huber_delta is None else f"Huber(delta={huber_delta:g})"
+    return PowerLawFit(
+        alpha=alpha, alpha_interval=interval, confidence=confidence,
+        interval_method=interval_method, coefficient=coef, loss_floor=floor,
+        n_min=float(runs.sizes[0]), n_max=float(runs.sizes[-1]),
+        n_points=int(runs.sizes.size), n_runs=int(sum(r.size for r in runs.log_runs)),
+        window=window_name,
+        method=f"offset power law, alpha profiled, nnls inner solve, {loss_name} on log L",
+        at_bound=at_bound, residual_std=float(residuals.std()),
+    )
+
+
+# ----------------------------------------------------------------- N_max and d_pred
+
+
+def n_max_at_threshold(
+    N: Any,
+    L: Any,
+    threshold: float = FIGURE2_THRESHOLD,
+    *,
+    fit: PowerLawFit | None = None,
+) -> ThresholdCrossing:
+    """The size at which the loss first reaches ``threshold`` (Sharma & Kaplan figure 2).
+
+    The per-size means (log scale) are interpolated linearly in (log N, log L)
+    between the last size above and the first size at or below the threshold.
+    When no measured size brackets it (every size is already below, or none
+    reaches it), the ``fit`` is solved for L(N) = threshold instead, as the paper
+    does for teachers with few features, and ``extrapolated`` is True.
+
+    Parameters
+    ----------
+    N, L : array-like of shape (n_runs,)
+        Size and loss of every run.
+    threshold : float, default=6e-3
+        The loss level (figure 2 uses 6 × 10⁻³).
+    fit : PowerLawFit, optional
+        Used when the measurements do not bracket the threshold.
+
+    Returns
+    -------
+    ThresholdCrossing
+
+    Examples
+    --------
+    >>> r = n_max_at_threshold([1e2, 1e3, 1e4, 1e5], [1e-1, 1e-2, 1e-3, 1e-4], 3e-3)
+    >>> round(r.n_max), r.extrapolated
+    (3333, False)
+    """
+    caller = "n_max_at_threshold"
+    N, L = _validate_runs(N, L, caller)
+    if not threshold > 0:
+        raise ValueError(f"{caller}: threshold must be positive, got {threshold!r}.")
+    runs = _group_runs(N, L, caller, min_sizes=1)
+    log_t = np.log(threshold)
+    below = np.flatnonzero(runs.log_mean <= log_t)
+    if below.size and below[0] > 0:
+        j = int(below[0])
+        x0, x1 = np.log(runs.sizes[j - 1 : j + 1])
+        y0, y1 = runs.log_mean[j - 1 : j + 1]
+        log_n = x0 + (log_t - y0) * (x1 - x0) / (y1 - y0)
+        return ThresholdCrossing(float(np.exp(log_n)), float(threshold), False,
+                                 "log-log interpolation between measured sizes")
+    if fit is None:
+        where = "every size is already below" if below.size else "no size reaches"
+        raise ValueError(f"{caller}: {where} the threshold {threshold:g}; pass fit= to "
+                         "extrapolate the fitted power law.")
+    excess = threshold - fit.loss_floor
+    if excess <= 0:
+        raise ValueError(f"{caller}: the fit's floor L∞ = {fit.loss_floor:g} is above the "
+                         f"threshold {threshold:g}, so the fitted curve never reaches it.")
+    n_max = (fit.coefficient / excess) ** (1.0 / fit.alpha)
+    return ThresholdCrossing(float(n_max), float(threshold), True,
+                             "solved from the fitted power law")
+
+
+def predicted_dimension(fit: PowerLawFit, *, loss_exponent: float = 2.0) -> DimensionPrediction:
+    """The dimension the scaling exponent predicts, d = 2p/α (4/α for p = 2).
+
+    Sharma & Kaplan eq. 2.3 (α = 4/d for cross-entropy/KL and MSE) and its
+    generalisation to a loss |Δ|^p, α = 2p/d (section 3.3, figure 8). The interval
+    maps the ends of ``fit.alpha_interval``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fit = fit_power_law(np.logspace(2, 5, 4), np.logspace(2, 5, 4) ** -0.5, window="all")
+    >>> round(predicted_dimension(fit).dimension, 6)
+    8.0
+    """
+    if not loss_exponent > 0:
+        raise ValueError(f"predicted_dimension: loss_exponent must be positive, got "
+                         f"{loss_exponent!r}.")
+    if not fit.alpha > 0:
+        raise ValueError(f"predicted_dimension: the fit's alpha is {fit.alpha:g}; a dimension "
+                         "needs a loss that decreases with N (alpha > 0).")
+    low, high = fit.alpha_interval
+    scale = 2.0 * loss_exponent
+    interval = (scale / high if high > 0 else float("nan"),
+                scale / low if low > 0 else float("inf"))
+    if np.isnan(low) or np.isnan(high):
+        interval = (float("nan"), float("nan"))
+    return DimensionPrediction(scale / fit.alpha, interval, fit.alpha, float(loss_exponent))
+
+
+def compare_alpha_to_dimension(
+    alphas: Sequence[float | PowerLawFit],
+    dimensions: Any,
+    *,
+    loss_exponent: float = 2.0,
+    confidence: float = 0.95,
+) -> DimensionComparison:
+    """Regress the predicted dimension 2p/α (4/α) on a measured one (figures 1 and 6).
+
+    The theory predicts slope 1 against the intrinsic dimension of the data
+    manifold. The measured dimension may be an ID or a feature count.
+
+    Parameters
+    ----------
+    alphas : sequence of float or PowerLawFit
+        One exponent per experiment.
+    dimensions : array-like of shape (n_experiments,)
+        The measured dimension of each experiment.
+    loss_exponent : float, default=2.0
+        p in α = 2p/d.
+    confidence : float, default=0.95
+        Coverage of the t interval on the slope.
+
+    Returns
+    -------
+    DimensionComparison
+
+    Examples
+    --------
+    >>> r = compare_alpha_to_dimension([2.0, 1.0, 0.5, 0.4], [2, 4, 8, 10])
+    >>> round(r.slope, 6), round(r.correlation, 6)
+    (1.0, 1.0)
+    """
+    caller = "compare_alpha_to_dimension"
+    alpha = np.array([a.alpha if isinstance(a, PowerLawFit) else float(a) for a in alphas])
+    measured = np.asarray(dimensions, dtype=float)
+    if measured.ndim != 1 or measured.shape != alpha.shape:
+        raise ValueError(f"{caller}: needs one dimension per alpha, got {alpha.size} alphas "
+                         f"and dimensions of shape {measured.shape}.")
+    if alpha.size < 3:
+        raise ValueError(f"{caller}: needs at least 3 experiments for a slope with an "
+                         f"interval, got {alpha.size}.")
+    if not (np.all(np.isfinite(alpha)) and np.all(alpha > 0) and np.all(np.isfinite(measured))):
+        raise ValueError(f"{caller}: alphas must be finite and positive and dimensions "
+                         "finite; drop failed fits first.")
+    predicted = 2.0 * loss_exponent / alpha
+    line = stats.linregress(measured, predicted)
+    half = stats.t.ppf(0.5 + confidence / 2, alpha.size - 2) * line.stderr
+    return DimensionComparison(
+        slope=float(line.slope), slope_interval=(line.slope - half, line.slope + half),
+        intercept=float(line.intercept),
+        slope_through_origin=float(measured @ predicted / (measured @ measured)),
+        correlation=float(line.rvalue), n_points=int(alpha.size),
+        predicted=tuple(predicted.tolist()), measured=tuple(measured.tolist()),
     )
