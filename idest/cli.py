@@ -16,6 +16,7 @@ from collections.abc import Sequence
 SUBCOMMANDS = [
     "idest._cli_demo",
     "idest._cli_knn",
+    "idest._cli_estimate",
 ]
 
 
