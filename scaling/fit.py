@@ -456,34 +456,32 @@ def fit_power_law(
 # ------------------------------------------------------------------- offset form
 
 
-def _nnls_two_columns(design: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Non-negative least squares min ||target − design·x||, x ≥ 0, for two columns, batched.
+def _nnls_two_columns(a: np.ndarray, b: np.ndarray, target: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative least squares min ||target − (x·a + y·b)||, x, y ≥ 0, batched.
 
-    ``design`` has shape (..., n, 2) and ``target`` (..., n). With two unknowns the
+    ``a``, ``b`` and ``target`` have shape (..., n). With two unknowns the
     active-set solution is enumerable: the optimum is the best feasible one of the
     unconstrained solution and the two one-column solutions (a convex problem's
     minimum is the unconstrained minimum of its active face). Batching thousands of
     these tiny problems (every α of the grid for every bootstrap replicate) in
     numpy is what keeps the profile fast; ``scipy.optimize.nnls`` solves one per call.
     """
-    gram = np.einsum("...ni,...nj->...ij", design, design)
-    rhs = np.einsum("...ni,...n->...i", design, target)
-    g00, g01, g11 = gram[..., 0, 0], gram[..., 0, 1], gram[..., 1, 1]
-    h0, h1 = rhs[..., 0], rhs[..., 1]
-    tiny = np.finfo(float).tiny
+    g00, g01, g11 = (a * a).sum(-1), (a * b).sum(-1), (b * b).sum(-1)
+    h0, h1 = (a * target).sum(-1), (b * target).sum(-1)
     det = g00 * g11 - g01 * g01
-    safe_det = np.where(det > 1e-12 * g00 * g11, det, np.inf)
-    candidates = np.stack([
-        np.stack([(g11 * h0 - g01 * h1) / safe_det, (g00 * h1 - g01 * h0) / safe_det], -1),
-        np.stack([np.maximum(h0, 0) / np.maximum(g00, tiny), np.zeros_like(h0)], -1),
-        np.stack([np.zeros_like(h1), np.maximum(h1, 0) / np.maximum(g11, tiny)], -1),
-    ])  # (3, ..., 2)
-    # ||t − Ax||² − ||t||² = xᵀGx − 2xᵀh
-    cost = (np.einsum("c...i,...ij,c...j->c...", candidates, gram, candidates)
-            - 2 * np.einsum("c...i,...i->c...", candidates, rhs))
-    cost = np.where(np.all(candidates >= 0, axis=-1), cost, np.inf)
-    best = np.argmin(cost, axis=0)
-    return np.take_along_axis(candidates, best[None, ..., None], axis=0)[0]
+    det = np.where(det > 1e-12 * g00 * g11, det, np.inf)
+    tiny = np.finfo(float).tiny
+    xs = [(g11 * h0 - g01 * h1) / det, np.maximum(h0, 0) / np.maximum(g00, tiny), 0.0 * h0]
+    ys = [(g00 * h1 - g01 * h0) / det, 0.0 * h1, np.maximum(h1, 0) / np.maximum(g11, tiny)]
+    best_x, best_y, best_cost = xs[2], ys[2], np.full(h0.shape, np.inf)
+    for x, y in zip(xs, ys, strict=True):
+        # ||t − xa − yb||² − ||t||²
+        cost = x * x * g00 + 2 * x * y * g01 + y * y * g11 - 2 * (x * h0 + y * h1)
+        better = (x >= 0) & (y >= 0) & (cost < best_cost)
+        best_x, best_y = np.where(better, x, best_x), np.where(better, y, best_y)
+        best_cost = np.where(better, cost, best_cost)
+    return best_x, best_y
 
 
 def _offset_profile(log_n: np.ndarray, log_l: np.ndarray, log_alpha: np.ndarray,
@@ -500,18 +498,17 @@ def _offset_profile(log_n: np.ndarray, log_l: np.ndarray, log_alpha: np.ndarray,
     loss = np.exp(log_l)[:, None, :]                                   # (B, 1, n)
     features = np.exp(-np.exp(log_alpha)[..., None] * log_n)           # (B, G, n)
     scale = features.max(axis=-1, keepdims=True)
-    design = np.stack([np.broadcast_to(1.0 / loss, features.shape),
-                       features / scale / loss], axis=-1)              # (B, G, n, 2)
+    column = features / scale
     weights = np.ones(features.shape)
     for _ in range(max_iter):
         root = np.sqrt(weights)
-        coef = _nnls_two_columns(design * root[..., None], root)
-        model = coef[..., 0, None] + coef[..., 1, None] * features / scale
+        floor, coef = _nnls_two_columns(root / loss, root * column / loss, root)
+        model = floor[..., None] + coef[..., None] * column
         residuals = log_l[:, None, :] - np.log(np.maximum(model, np.finfo(float).tiny))
         if huber_delta is None:
             break
         new = np.minimum(1.0, huber_delta / np.maximum(np.abs(residuals), 1e-300))
-        converged = np.max(np.abs(new - weights)) < 1e-4
+        converged = np.max(np.abs(new - weights)) < 1e-3
         weights = new
         if converged:
             break
@@ -521,7 +518,7 @@ def _offset_profile(log_n: np.ndarray, log_l: np.ndarray, log_alpha: np.ndarray,
         a = np.abs(residuals)
         objective = np.sum(np.where(a <= huber_delta, 0.5 * a * a,
                                     huber_delta * (a - 0.5 * huber_delta)), axis=-1)
-    return objective, coef[..., 0], coef[..., 1] / scale[..., 0]
+    return objective, floor, coef / scale[..., 0]
 
 
 def _fit_offset(sizes: np.ndarray, log_l: np.ndarray, bounds: tuple[float, float],
