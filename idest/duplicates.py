@@ -127,7 +127,10 @@ def prepare_neighbors(
         check_neighbors(nn, k, caller)
         data = nn.data
     else:
-        data = check_array(X_or_neighbors, caller=caller, min_samples=k + 1)
+        data = check_array(X_or_neighbors, caller=caller)
+        if data.shape[0] <= k:
+            raise ValueError(f"{caller}: found {data.shape[0]} point(s) while k={k} needs at "
+                             f"least {k + 1}; use more points or a smaller k.")
         nn = knn(data, k, progress=progress)
 
     n_exact = int(np.count_nonzero(nn.distances[:, 0] == 0))

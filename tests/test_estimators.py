@@ -1,0 +1,150 @@
+"""The estimators: exact-law recovery, bootstrap coverage, agreement with the peers, manifolds."""
+
+import numpy as np
+import pytest
+
+import idest
+from idest.datasets import hypercube, linear_gaussian, poisson_neighbors, sphere, swiss_roll, torus
+
+
+@pytest.fixture(scope="module")
+def law10():
+    """10,000 points whose neighbour distances follow the exact d = 10 law (B.11), k <= 20."""
+    return poisson_neighbors(10_000, 10, k=20, random_state=0)
+
+
+def test_twonn_recovers_d_on_the_exact_law(law10):
+    assert idest.twonn(law10).dimension == pytest.approx(10, rel=0.03)
+    assert idest.twonn(law10, fit_method="mle").dimension == pytest.approx(10, rel=0.03)
+    assert idest.twonn(law10, fit_method="mle", discard_fraction=0).dimension == pytest.approx(
+        10, rel=0.03)
+
+
+def test_knn_cdf_recovers_d_for_every_k(law10):
+    results = idest.knn_cdf(law10, ks=(2, 3, 4, 10))
+    assert [r.k for r in results] == [2, 3, 4, 10]
+    for r in results:
+        assert r.method == "knn_cdf"
+        assert r.dimension == pytest.approx(10, rel=0.03)
+
+
+def test_knn_cdf_at_k2_is_twonn(law10):
+    assert idest.knn_cdf(law10, ks=(2,))[0].dimension == idest.twonn(law10).dimension
+
+
+def test_unbiased_mle_recovers_d_and_biased_is_its_rescaling(law10):
+    unbiased = idest.mle(law10, k=10, unbiased=True)
+    assert unbiased.dimension == pytest.approx(10, rel=0.03)
+    biased = idest.mle(law10, k=10)
+    assert biased.dimension == pytest.approx(unbiased.dimension * 9 / 8, rel=1e-12)
+
+
+def test_mle_local_values_aggregations_and_range(law10):
+    r = idest.mle(law10, k=8)
+    assert r.local_dimensions.shape == (10_000,)
+    assert r.dimension == pytest.approx(r.local_dimensions.mean(), rel=1e-12)
+    mg = idest.mle(law10, k=8, aggregation="mackay_ghahramani")
+    assert mg.dimension == pytest.approx(1 / np.mean(1 / r.local_dimensions), rel=1e-12)
+    ranged = idest.mle(law10, k=(5, 8))
+    singles = [idest.mle(law10, k=k).dimension for k in range(5, 9)]
+    assert ranged.dimension == pytest.approx(np.mean(singles), rel=1e-12)
+    assert ranged.k == 8 and "5..8" in ranged.variant
+
+
+def test_bootstrap_interval_covers_d_in_at_least_90_percent_of_seeds():
+    covered = 0
+    for seed in range(100):
+        r = idest.twonn(poisson_neighbors(10_000, 10, random_state=seed), bootstrap=200,
+                        random_state=seed)
+        covered += r.ci_low <= 10 <= r.ci_high
+    assert covered >= 90
+
+
+def test_bootstrap_is_seeded_and_brackets_the_estimate(law10):
+    a = idest.mle(law10, k=10, bootstrap=50, random_state=3)
+    b = idest.mle(law10, k=10, bootstrap=50, random_state=3)
+    c = idest.mle(law10, k=10, bootstrap=50, random_state=4)
+    assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high) != (c.ci_low, c.ci_high)
+    assert a.ci_low < a.dimension < a.ci_high and a.std_error > 0 and a.n_bootstrap == 50
+    assert idest.twonn(law10).ci_low is None
+
+
+def test_cdf_fit_data_is_the_fitted_line(law10):
+    fit = idest.cdf_fit_data(law10, k=3)
+    slope = (fit.log_mu @ fit.target) / (fit.log_mu @ fit.log_mu)
+    assert fit.dimension == pytest.approx(slope, rel=1e-12)
+    assert fit.log_mu.size == 9000 and np.all(np.diff(fit.log_mu) >= 0)
+    assert fit.dimension == idest.knn_cdf(law10, ks=(3,))[0].dimension
+
+
+def test_estimate_all_matches_the_individual_estimators():
+    X = hypercube(1500, 4, random_state=2)
+    results = idest.estimate_all(X, ks=(2, 3, 5), mle_k=(10, 12), bootstrap=20)
+    assert [(r.method, r.k) for r in results] == [("twonn", 2), ("knn_cdf", 3), ("knn_cdf", 5),
+                                                   ("mle", 12)]
+    assert results[0].dimension == idest.twonn(X).dimension
+    assert results[2].dimension == idest.knn_cdf(X, ks=(5,))[0].dimension
+    assert results[3].dimension == idest.mle(X, k=(10, 12)).dimension
+    assert all(r.ci_low < r.dimension < r.ci_high for r in results)
+    assert [r.method for r in idest.estimate_all(X, ks=(3,), mle_k=None)] == ["twonn", "knn_cdf"]
+
+
+def test_estimators_accept_precomputed_neighbors():
+    X = hypercube(1000, 3, random_state=0)
+    nn = idest.knn(X, k=20)
+    assert idest.twonn(nn).dimension == idest.twonn(X).dimension
+    assert idest.mle(nn, k=20).dimension == idest.mle(X, k=20).dimension
+
+
+def test_estimator_classes_store_the_function_results():
+    X = hypercube(1000, 3, random_state=0)
+    est = idest.TwoNN(bootstrap=10, random_state=1)
+    assert est.fit(X) is est and est.get_params()["bootstrap"] == 10
+    assert est.dimension_ == idest.twonn(X).dimension and est.n_features_in_ == 3
+    assert est.ci_low_ == idest.twonn(X, bootstrap=10, random_state=1).ci_low
+    assert idest.KNNCDF(k=4).fit(X).dimension_ == idest.knn_cdf(X, ks=(4,))[0].dimension
+    lb = idest.LevinaBickel(k=10, aggregation="mackay_ghahramani").fit(X)
+    assert lb.dimension_ == idest.mle(X, k=10, aggregation="mackay_ghahramani").dimension
+    assert lb.local_dimensions_.shape == (1000,) and lb.n_points_ == 1000
+
+
+def test_id_vs_k_and_id_vs_n_points():
+    X = hypercube(1200, 3, random_state=0)
+    curve = idest.id_vs_k(X, ks=(2, 3, 6))
+    assert curve.parameter == "k" and curve.dimensions.shape == (3, 1)
+    assert curve.dimensions[0, 0] == idest.twonn(X).dimension
+    mle_curve = idest.id_vs_k(X, ks=(5, 10), method="mle")
+    assert mle_curve.dimensions[1, 0] == idest.mle(X, k=10).dimension
+    sizes = idest.id_vs_n_points(X, sizes=[1200, 300], n_repeats=4, random_state=1)
+    assert sizes.values.tolist() == [1200, 300] and sizes.dimensions.shape == (2, 4)
+    assert sizes.dimensions[0, 0] == idest.twonn(X).dimension and sizes.std[0] == 0
+    assert sizes.std[1] > 0 and np.all(np.abs(sizes.dimensions - 3) < 0.8)
+
+
+# Appendix C.1 (figure 18): TwoNN is reliable for small d; at d = 10 the hypercube is
+# underestimated (boundaries) and the torus overestimated (curvature).
+@pytest.mark.parametrize("make, d, low, high", [
+    (hypercube, 2, 1.85, 2.2), (hypercube, 5, 4.3, 5.2), (hypercube, 10, 7.5, 10.0),
+    (torus, 2, 1.85, 2.2), (torus, 5, 4.6, 5.5), (torus, 10, 10.0, 13.0),
+    (sphere, 3, 2.75, 3.25),
+])
+def test_known_dimension_manifolds(make, d, low, high):
+    X = make(3000, d, random_state=1)
+    nn = idest.knn(X, k=20)
+    for r in [*idest.knn_cdf(nn, ks=(2, 3, 4)), idest.mle(nn, k=20, unbiased=True)]:
+        assert low < r.dimension < high, r
+
+
+def test_swiss_roll_and_linear_gaussian():
+    assert idest.twonn(swiss_roll(3000, random_state=0)).dimension == pytest.approx(2, rel=0.08)
+    X = linear_gaussian(3000, 5, 40, dtype=np.float32, random_state=0)
+    assert idest.twonn(X).dimension == pytest.approx(5, rel=0.1)
+
+
+def test_no_nan_or_inf_on_float32_benchmark_like_data():
+    X = linear_gaussian(3000, 8, 64, noise=0.01, dtype=np.float32, random_state=0)
+    X[::7] = X[1::7][: X[::7].shape[0]]  # many duplicated rows
+    with pytest.warns(idest.DuplicatesWarning):
+        results = idest.estimate_all(X, bootstrap=20)
+    for r in results:
+        assert np.isfinite([r.dimension, r.ci_low, r.ci_high, r.std_error]).all()
