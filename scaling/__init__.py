@@ -5,6 +5,7 @@ modules that train networks (e.g. :mod:`scaling.cnn`) import torch themselves,
 so ``import scaling`` never does.
 """
 
+from scaling._fit_plot import plot_fit
 from scaling.fit import (
     FIGURE2_THRESHOLD,
     DimensionComparison,
@@ -32,5 +33,6 @@ __all__ = [
     "fit_power_law",
     "lower_envelope",
     "n_max_at_threshold",
+    "plot_fit",
     "predicted_dimension",
 ]

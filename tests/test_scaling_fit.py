@@ -232,3 +232,31 @@ def test_import_scaling_does_not_import_torch():
     code = "import sys, scaling; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_idest_fit_command_writes_table_json_and_plot(tmp_path, capsys):
+    from idest.cli import main
+
+    rng = np.random.default_rng(3)
+    lines = ["k,depth,seed,n_params,loss,id"]
+    for k in (2, 4, 8):
+        for n in np.logspace(3, 6, 6):
+            for seed in range(3):
+                for depth in (2, 3):
+                    loss = (1 + 0.2 * (depth == 3)) * n ** (-4 / k) * np.exp(rng.normal(0, 0.02))
+                    lines.append(f"{k},{depth},{seed},{int(n)},{loss:.6g},{k * 0.9:.3f}")
+    table = tmp_path / "runs.csv"
+    table.write_text("\n".join(lines) + "\n")
+    code = main(["fit", str(table), "--group-by", "k", "--envelope-by", "depth",
+                 "--dimension-column", "id", "--n-bootstrap", "200"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "k=4" in out and "4/alpha vs id" in out
+    document = json.loads((tmp_path / "runs.fit.json").read_text())
+    alphas = [f["fit"]["alpha"] for f in document["fits"]]
+    assert alphas == pytest.approx([2.0, 1.0, 0.5], abs=0.05)
+    assert document["comparison"]["correlation"] > 0.99
+    assert (tmp_path / "runs.fit.png").stat().st_size > 10_000
+
+    assert main(["fit", str(table), "--loss-column", "test_loss"]) == 2
+    assert "no column(s) ['test_loss']" in capsys.readouterr().err
