@@ -1,0 +1,508 @@
+"""The CNN families of Sharma & Kaplan A.4 (Tables 2 and 3), their training and width sweeps.
+
+Every network is all-ReLU and scales by one channel width n:
+
+* CIFAR-10 (Table 2, the TensorFlow tutorial CNN): Conv 3×3 n (same) → MaxPool 2 →
+  Conv 3×3 2n (same) → MaxPool 2 → Conv 3×3 2n (valid) → Dense 64 → Dense 10;
+  N = 714 + 4640 n + 54 n².
+* MNIST / Fashion-MNIST (Table 3, left): Conv 3×3 n (same) → MaxPool 2 → Conv 3×3 n
+  (valid) → MaxPool 2 → Dense 32 → Dense 10 on 28×28×1; N = 362 + 1163 n + 9 n².
+* SVHN (Table 3, right): the same layers on 32×32×3; N = 362 + 1597 n + 9 n².
+
+The output shapes of Table 3 (28 → 14 → 12 → 6 and 32 → 16 → 14 → 7) fix the
+padding: the first convolution keeps the size, the second does not. The Table 3
+counts above follow from those shapes (the paper does not print them).
+
+Training follows A.4: Adam with default hyper-parameters, a fixed number of
+epochs, and the test loss and training loss reported at the epoch where the test
+loss is lowest (early stopping); the weights of that epoch are restored. The
+intrinsic dimension is measured on the activations of the last hidden layer
+(the ReLU after the Dense 64 / Dense 32 layer), named ``"hidden"`` in every model.
+
+This module needs torch; ``import scaling`` does not import it.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from idest._progress import progress_bar
+from idest._validation import check_int
+
+ImageSet = tuple[np.ndarray, np.ndarray]
+"""(images of shape (n, height, width, channels), uint8 or float in [0, 1]; int labels (n,))."""
+
+
+def _cnn(n: int, channels: int, size: int, widths: tuple[int, int, int | None],
+         dense: int) -> nn.Sequential:
+    """Conv(same) → pool → Conv(...) → pool → [Conv(valid)] → Dense → Dense 10, all ReLU."""
+    c1, c2, c3 = widths
+    layers: list[tuple[str, nn.Module]] = [
+        ("conv1", nn.Conv2d(channels, c1, 3, padding=1)), ("relu1", nn.ReLU()),
+        ("pool1", nn.MaxPool2d(2)),
+    ]
+    side = size // 2
+    if c3 is None:  # Table 3: the second convolution is valid, then a second pool
+        layers += [("conv2", nn.Conv2d(c1, c2, 3)), ("relu2", nn.ReLU()),
+                   ("pool2", nn.MaxPool2d(2))]
+        side, last = (side - 2) // 2, c2
+    else:  # Table 2: same, pool, then a valid third convolution
+        layers += [("conv2", nn.Conv2d(c1, c2, 3, padding=1)), ("relu2", nn.ReLU()),
+                   ("pool2", nn.MaxPool2d(2)), ("conv3", nn.Conv2d(c2, c3, 3)),
+                   ("relu3", nn.ReLU())]
+        side, last = side // 2 - 2, c3
+    layers += [("flatten", nn.Flatten()), ("dense", nn.Linear(last * side * side, dense)),
+               ("hidden", nn.ReLU()), ("output", nn.Linear(dense, 10))]
+    return nn.Sequential(OrderedDict(layers))
+
+
+def cifar10_cnn(n: int) -> nn.Sequential:
+    """The CIFAR-10 network of Sharma & Kaplan Table 2 with channel width ``n``.
+
+    Examples
+    --------
+    >>> net = cifar10_cnn(2)
+    >>> sum(p.numel() for p in net.parameters()) == 714 + 4640 * 2 + 54 * 2 ** 2
+    True
+    """
+    n = check_int(n, "n", "cifar10_cnn", 1)
+    return _cnn(n, 3, 32, (n, 2 * n, 2 * n), 64)
+
+
+def mnist_cnn(n: int) -> nn.Sequential:
+    """The MNIST / Fashion-MNIST network of Sharma & Kaplan Table 3 (left), width ``n``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> mnist_cnn(3)(torch.zeros(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+    n = check_int(n, "n", "mnist_cnn", 1)
+    return _cnn(n, 1, 28, (n, n, None), 32)
+
+
+def svhn_cnn(n: int) -> nn.Sequential:
+    """The SVHN network of Sharma & Kaplan Table 3 (right), width ``n``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> svhn_cnn(3)(torch.zeros(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+    n = check_int(n, "n", "svhn_cnn", 1)
+    return _cnn(n, 3, 32, (n, n, None), 32)
+
+
+def cifar10_n_params(n: int) -> int:
+    """N = 714 + 4640 n + 54 n², the size of the Table 2 network (its caption)."""
+    return 714 + 4640 * n + 54 * n * n
+
+
+def mnist_n_params(n: int) -> int:
+    """N = 362 + 1163 n + 9 n² for the MNIST network of Table 3 (from its layer shapes)."""
+    return 362 + 1163 * n + 9 * n * n
+
+
+def svhn_n_params(n: int) -> int:
+    """N = 362 + 1597 n + 9 n² for the SVHN network of Table 3 (from its layer shapes)."""
+    return 362 + 1597 * n + 9 * n * n
+
+
+#: Family name -> network builder; Fashion-MNIST uses the MNIST network.
+FAMILIES: dict[str, Callable[[int], nn.Sequential]] = {
+    "cifar10": cifar10_cnn, "mnist": mnist_cnn, "fashion_mnist": mnist_cnn, "svhn": svhn_cnn,
+}
+
+
+def n_params(model: nn.Module) -> int:
+    """Number of trainable parameters N.
+
+    Examples
+    --------
+    >>> n_params(mnist_cnn(1)) == mnist_n_params(1)
+    True
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _tensors(data: ImageSet, model: nn.Module, name: str, caller: str
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+    """NCHW image tensor (a view when possible) and int64 labels, validated."""
+    images, labels = data
+    images, labels = np.asarray(images), np.asarray(labels)
+    channels = model.conv1.in_channels
+    if images.ndim != 4 or images.shape[-1] != channels:
+        raise ValueError(f"{caller}: {name} images must have shape (n, height, width, "
+                         f"{channels}), got {images.shape}; add a channel axis with "
+                         "images[..., None] for grey images.")
+    if labels.shape != (images.shape[0],):
+        raise ValueError(f"{caller}: {name} has {images.shape[0]} images but labels of shape "
+                         f"{labels.shape}; pass one label per image.")
+    if images.shape[0] == 0:
+        raise ValueError(f"{caller}: {name} is empty.")
+    if labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"{caller}: {name} labels must be integers in 0..9, got dtype "
+                         f"{labels.dtype} with range [{labels.min()}, {labels.max()}].")
+    if images.dtype != np.uint8 and images.dtype.kind != "f":
+        raise ValueError(f"{caller}: {name} images must be uint8 (0..255) or float in [0, 1], "
+                         f"got dtype {images.dtype}.")
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def _float_batch(x: torch.Tensor) -> torch.Tensor:
+    return x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
+              ) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy over (x, y)."""
+    model.eval()
+    total, correct = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, x.shape[0], batch_size):
+            logits = model(_float_batch(x[start : start + batch_size]))
+            target = y[start : start + batch_size]
+            total += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
+            correct += int((logits.argmax(1) == target).sum())
+    return total / x.shape[0], correct / x.shape[0]
+
+
+# ----------------------------------------------------------------------- training
+
+
+@dataclass(frozen=True)
+class CNNTraining:
+    """The outcome of :func:`train_cnn`, at the early-stopping epoch.
+
+    Attributes
+    ----------
+    test_loss, train_loss : float
+        Cross-entropy at the epoch of the lowest test loss.
+    test_accuracy : float
+        Accuracy at that epoch.
+    best_epoch, epochs_run : int
+        The early-stopping epoch (1-based) and the number of epochs trained.
+    history : tuple of (int, float, float)
+        (epoch, train loss, test loss) after every epoch.
+    seconds : float
+        Wall time of the training.
+    """
+
+    test_loss: float
+    train_loss: float
+    test_accuracy: float
+    best_epoch: int
+    epochs_run: int
+    history: tuple[tuple[int, float, float], ...]
+    seconds: float
+
+
+def train_cnn(
+    model: nn.Module,
+    train: ImageSet,
+    test: ImageSet,
+    *,
+    epochs: int = 50,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    patience: int | None = None,
+    train_eval_samples: int = 10_000,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> CNNTraining:
+    """Train with Adam and early stopping on the test loss (Sharma & Kaplan A.4).
+
+    The model's weights are initialised by the caller (seed torch before building
+    it); ``seed`` drives the shuffling. After every epoch the test loss and the
+    training loss (on a fixed subset of at most ``train_eval_samples`` training
+    images) are measured; the weights of the epoch with the lowest test loss are
+    restored at the end and its numbers are returned.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        One of the networks of this module (any model with a ``conv1`` input layer).
+    train, test : (images, labels)
+        Images of shape (n, height, width, channels), uint8 (scaled by 1/255) or
+        float in [0, 1]; labels 0..9.
+    epochs : int, default=50
+        The paper trains 50 epochs (5 for SVHN).
+    batch_size : int, default=32
+        Keras' default, which the paper's TensorFlow tutorial network used.
+    lr : float, default=1e-3
+        Adam's default learning rate.
+    patience : int, optional
+        Stop once the test loss has not improved for this many epochs (saves time;
+        the paper ran every epoch and took the minimum, which ``None`` does).
+    train_eval_samples : int, default=10000
+        Training images used to measure the training loss.
+    seed : int, default=0
+        Seed of the batch order.
+    progress : bool, optional
+        A progress bar over epochs.
+
+    Returns
+    -------
+    CNNTraining
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> rng = np.random.default_rng(0)
+    >>> data = (rng.random((64, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 64))
+    >>> _ = torch.manual_seed(0)
+    >>> result = train_cnn(mnist_cnn(2), data, data, epochs=2, progress=False)
+    >>> result.epochs_run, result.best_epoch in (1, 2)
+    (2, True)
+    """
+    caller = "train_cnn"
+    epochs = check_int(epochs, "epochs", caller, 1)
+    batch_size = check_int(batch_size, "batch_size", caller, 1)
+    if patience is not None:
+        patience = check_int(patience, "patience", caller, 1)
+    if not lr > 0:
+        raise ValueError(f"{caller}: lr must be positive, got {lr!r}.")
+    x_train, y_train = _tensors(train, model, "train", caller)
+    x_test, y_test = _tensors(test, model, "test", caller)
+    generator = torch.Generator().manual_seed(seed)
+    eval_rows = torch.randperm(x_train.shape[0], generator=generator)[:train_eval_samples]
+    x_eval, y_eval = x_train[eval_rows], y_train[eval_rows]
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    best: tuple[float, float, float, int] | None = None
+    best_state: dict[str, torch.Tensor] = {}
+    history = []
+    started = time.perf_counter()
+    with progress_bar(progress, total=epochs, desc="epochs", unit="epoch") as bar:
+        for epoch in range(1, epochs + 1):
+            model.train()
+            order = torch.randperm(x_train.shape[0], generator=generator)
+            for start in range(0, order.numel(), batch_size):
+                rows = order[start : start + batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = nn.functional.cross_entropy(model(_float_batch(x_train[rows])),
+                                                   y_train[rows])
+                loss.backward()
+                optimizer.step()
+            test_loss, test_accuracy = _evaluate(model, x_test, y_test, 4 * batch_size)
+            train_loss, _ = _evaluate(model, x_eval, y_eval, 4 * batch_size)
+            history.append((epoch, train_loss, test_loss))
+            if not math.isfinite(test_loss):
+                break
+            if best is None or test_loss < best[0]:
+                best = (test_loss, train_loss, test_accuracy, epoch)
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(test_loss=f"{test_loss:.4f}", best=f"{best[0]:.4f}")
+            if patience is not None and epoch - best[3] >= patience:
+                break
+    if best is None:
+        raise ValueError(f"{caller}: the test loss was not finite after the first epoch; "
+                         "lower lr.")
+    model.load_state_dict(best_state)
+    return CNNTraining(test_loss=best[0], train_loss=best[1], test_accuracy=best[2],
+                       best_epoch=best[3], epochs_run=len(history), history=tuple(history),
+                       seconds=time.perf_counter() - started)
+
+
+def hidden_activations(model: nn.Sequential, images: np.ndarray, *,
+                       batch_size: int = 512) -> np.ndarray:
+    """Activations of the last hidden layer (the ReLU after the first Dense layer).
+
+    Parameters
+    ----------
+    model : torch.nn.Sequential
+        A network of this module.
+    images : ndarray of shape (n, height, width, channels)
+        uint8 (scaled by 1/255) or float in [0, 1].
+    batch_size : int, default=512
+
+    Returns
+    -------
+    ndarray of float32, shape (n, 64) for CIFAR-10, (n, 32) for Table 3
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> hidden_activations(cifar10_cnn(1), np.zeros((5, 32, 32, 3), np.uint8)).shape
+    (5, 64)
+    """
+    names = list(dict(model.named_children()))
+    trunk = model[: names.index("hidden") + 1]
+    x, _ = _tensors((images, np.zeros(len(images), np.int64)), model, "images",
+                    "hidden_activations")
+    model.eval()
+    with torch.no_grad():
+        out = [trunk(_float_batch(x[s : s + batch_size])) for s in range(0, x.shape[0],
+                                                                         batch_size)]
+    return torch.cat(out).numpy()
+
+
+# -------------------------------------------------------------------------- sweep
+
+_SWEEP_COLUMNS = ["family", "n", "n_params", "seed", "loss", "train_loss", "test_accuracy",
+                  "best_epoch", "epochs_run", "seconds", "id_twonn", "id_mle", "id_points",
+                  "id_duplicates_dropped"]
+
+
+def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float]:
+    """TwoNN and Levina–Bickel MLE of the last hidden layer (idest.estimate_all)."""
+    import idest
+
+    activations = hidden_activations(model, images)
+    with warnings.catch_warnings():
+        # ReLU units that are off for many inputs give exact duplicates; they are
+        # dropped (idest's policy) and their number is recorded in the table.
+        warnings.simplefilter("ignore", idest.DuplicatesWarning)
+        results = idest.estimate_all(activations, ks=(2,), mle_k=20, progress=False)
+    by_method = {r.method: r for r in results}
+    return {"id_twonn": by_method["twonn"].dimension, "id_mle": by_method["mle"].dimension,
+            "id_points": by_method["twonn"].n_points,
+            "id_duplicates_dropped": by_method["twonn"].n_duplicates_dropped}
+
+
+def _finished_runs(path: Path | None, family: str) -> list[dict[str, Any]]:
+    if path is None or not path.exists():
+        return []
+    with open(path, newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["family"] == family]
+    return rows
+
+
+def width_sweep(
+    family: str,
+    widths: Sequence[int],
+    train: ImageSet,
+    test: ImageSet,
+    *,
+    seeds: Sequence[int] = (0,),
+    epochs: int = 50,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    patience: int | None = None,
+    measure_id: bool = True,
+    id_samples: int = 5000,
+    results: str | Path | None = None,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Train one network per (width, seed) and return the tidy table of L(N).
+
+    Each run builds the family's network after ``torch.manual_seed(seed)``, trains it
+    with :func:`train_cnn` and, if ``measure_id``, estimates the ID of its last
+    hidden layer on up to ``id_samples`` test images with TwoNN and the MLE (k = 20).
+    With ``results`` each finished run is appended to that CSV at once, and runs
+    already in it are not redone, so an interrupted sweep resumes where it stopped.
+
+    Parameters
+    ----------
+    family : {"cifar10", "mnist", "fashion_mnist", "svhn"}
+    widths : sequence of int
+        Channel widths n (the paper: 1..13 for CIFAR-10).
+    train, test : (images, labels)
+        See :func:`train_cnn`.
+    seeds : sequence of int, default=(0,)
+    epochs, batch_size, lr, patience
+        Passed to :func:`train_cnn`.
+    measure_id : bool, default=True
+    id_samples : int, default=5000
+    results : str or Path, optional
+        CSV to append to and resume from.
+    progress : bool, optional
+        A progress bar over runs.
+
+    Returns
+    -------
+    list of dict
+        One row per run with ``family, n, n_params, seed, loss`` (test loss at early
+        stopping), ``train_loss, test_accuracy, best_epoch, epochs_run, seconds`` and
+        ``id_twonn, id_mle, id_points, id_duplicates_dropped`` (empty without
+        ``measure_id``); ``idest fit results.csv`` reads it directly.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> data = (rng.random((40, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 40))
+    >>> rows = width_sweep("mnist", [1, 2], data, data, epochs=1, measure_id=False,
+    ...                    progress=False)
+    >>> [(r["n"], r["n_params"]) for r in rows]
+    [(1, 1534), (2, 2724)]
+    """
+    caller = "width_sweep"
+    if family not in FAMILIES:
+        raise ValueError(f"{caller}: family must be one of {sorted(FAMILIES)}, got {family!r}.")
+    widths = [check_int(n, "widths", caller, 1) for n in widths]
+    seeds = [check_int(s, "seeds", caller, 0) for s in seeds]
+    if not widths or not seeds:
+        raise ValueError(f"{caller}: needs at least one width and one seed.")
+    path = Path(results) if results is not None else None
+    rows = _finished_runs(path, family)
+    done = {(int(r["n"]), int(r["seed"])) for r in rows}
+    todo = [(n, s) for n in widths for s in seeds if (n, s) not in done]
+    test_images = np.asarray(test[0])[:id_samples]
+    with progress_bar(progress, total=len(todo), desc=f"{family} widths", unit="run") as bar:
+        for n, seed in todo:
+            torch.manual_seed(seed)
+            model = FAMILIES[family](n)
+            outcome = train_cnn(model, train, test, epochs=epochs, batch_size=batch_size,
+                                lr=lr, patience=patience, seed=seed, progress=False)
+            row: dict[str, Any] = {
+                "family": family, "n": n, "n_params": n_params(model), "seed": seed,
+                "loss": outcome.test_loss, "train_loss": outcome.train_loss,
+                "test_accuracy": outcome.test_accuracy, "best_epoch": outcome.best_epoch,
+                "epochs_run": outcome.epochs_run, "seconds": round(outcome.seconds, 2),
+                "id_twonn": "", "id_mle": "", "id_points": "", "id_duplicates_dropped": "",
+            }
+            if measure_id:
+                row.update(_hidden_id(model, test_images))
+            rows.append(row)
+            if path is not None:
+                _append_row(path, row)
+            if bar is not None:
+                bar.update(1)
+    order = {key: i for i, key in enumerate((n, s) for n in widths for s in seeds)}
+    selected = [_typed(r) for r in rows if (int(r["n"]), int(r["seed"])) in order]
+    return sorted(selected, key=lambda r: order[(r["n"], r["seed"])])
+
+
+def _append_row(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=_SWEEP_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _typed(row: dict[str, Any]) -> dict[str, Any]:
+    """A row read back from CSV (all strings) with its numbers restored."""
+    out: dict[str, Any] = {}
+    for key in _SWEEP_COLUMNS:
+        value = row[key]
+        if key == "family" or value == "":
+            out[key] = value
+        elif key in ("n", "n_params", "seed", "best_epoch", "epochs_run", "id_points",
+                     "id_duplicates_dropped"):
+            out[key] = int(value)
+        else:
+            out[key] = float(value)
+    return out
