@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     "idest._cli_demo",
     "idest._cli_knn",
     "idest._cli_estimate",
+    "idest._cli_scan",
     "scaling._cli_fit",
 ]
 

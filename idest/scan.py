@@ -1,0 +1,298 @@
+"""The layer scan: the intrinsic dimension of every site of a model, as one table and one figure.
+
+Sharma & Kaplan (2020), section 3.4 and figure 10: capture activation vectors
+at every site in one pass over the inputs (:func:`idest.capture`), then, per
+site, one k-NN search shared by TwoNN and the k-NN CDF estimates (k = 2, 3, 4;
+eq. 2.7–2.8) and the Levina–Bickel MLE (B.12) through :func:`idest.estimate_all`.
+
+Layout of ``out_dir``::
+
+    activations/{site}.npy        captured vectors (streamed to disk)
+    activations/{site}.done.json  written once that site's file is complete
+    results/{site}.json           the site's rows, with the settings that produced them
+    scan.csv, scan.json, scan.png the table and the figure
+
+An interrupted scan resumes: sites with results made under the same settings
+are not estimated again, and the sites left are captured again only when
+their activation files are missing or incomplete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from idest._progress import progress_bar
+from idest.activations import LAYOUTS, Reduction, Site, SiteSpec, capture, resolve_sites
+from idest.duplicates import DuplicatesWarning
+from idest.estimate import estimate_all
+
+#: Columns of the scan table, in order.
+COLUMNS = ("site", "kind", "layer", "relative_depth", "estimator", "k", "id", "ci_low",
+           "ci_high", "n_points", "n_duplicates_dropped", "ambient_dim", "note")
+
+#: Sites of the paper's GPT-2 scan (figure 10): every block's attention, MLP and residual output.
+GPT2_PAPER_SITES = ("blocks.*.hook_attn_out", "blocks.*.hook_mlp_out", "blocks.*.hook_resid_post")
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """What :func:`layer_scan` produced.
+
+    Attributes
+    ----------
+    rows : list of dict
+        The tidy table, one row per site and estimator (keys: :data:`COLUMNS`).
+        A site whose estimate failed (e.g. too few distinct vectors) has one
+        row with ``id`` None and the reason in ``note``.
+    csv, json, plot : Path
+        Where the table and the figure were written.
+    n_sites_reused : int
+        Sites whose results were found in ``out_dir`` and not recomputed.
+    """
+
+    rows: list[dict]
+    csv: Path
+    json: Path
+    plot: Path
+    n_sites_reused: int
+
+
+def default_sites(model: Any) -> tuple[str, ...]:
+    """The sites scanned when none are named: the paper's for GPT-2 (:data:`GPT2_PAPER_SITES`),
+    every hidden state (``hidden_states.*``) for the encoders of :data:`idest.activations.LAYOUTS`.
+
+    Examples
+    --------
+    >>> import transformers
+    >>> default_sites(transformers.GPT2Model(transformers.GPT2Config(n_layer=1)))
+    ('blocks.*.hook_attn_out', 'blocks.*.hook_mlp_out', 'blocks.*.hook_resid_post')
+    """
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type == "gpt2":
+        return GPT2_PAPER_SITES
+    if model_type in LAYOUTS:
+        return ("hidden_states.*",)
+    raise ValueError(f"No default sites for {type(model).__name__} (model type {model_type!r}); "
+                     "name them (module paths or patterns, see idest.list_sites(model)).")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: int,
+               random_state: int | None) -> list[dict]:
+    """The table rows of one site: every estimator of :func:`idest.estimate_all`."""
+    base = {"site": site.name, "kind": site.kind, "layer": site.layer,
+            "relative_depth": site.relative_depth, "ambient_dim": int(X.shape[1])}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DuplicatesWarning)  # counted in the table instead
+            results = estimate_all(X, ks=ks, mle_k=mle_k, bootstrap=bootstrap,
+                                   random_state=random_state, duplicates="drop", progress=False)
+    except ValueError as exc:
+        return [{**base, "estimator": None, "k": None, "id": None, "ci_low": None,
+                 "ci_high": None, "n_points": int(X.shape[0]), "n_duplicates_dropped": None,
+                 "note": str(exc)}]
+    return [{**base, "estimator": r.method, "k": r.k, "id": r.dimension, "ci_low": r.ci_low,
+             "ci_high": r.ci_high, "n_points": r.n_points,
+             "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""} for r in results]
+
+
+def layer_scan(
+    model: Any,
+    batches: Iterable[Any],
+    sites: SiteSpec,
+    out_dir: str | Path,
+    *,
+    reduce: str | Reduction | Mapping[str, str | Reduction] = "last",
+    n_samples: int | None = None,
+    ks: Sequence[int] = (2, 3, 4),
+    mle_k: int = 20,
+    bootstrap: int = 0,
+    random_state: int | None = 0,
+    inputs_id: Any = None,
+    title: str | None = None,
+    progress: bool | None = None,
+) -> ScanResult:
+    """Intrinsic dimension of every site of a model: capture, estimate, table, figure.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    batches : iterable
+        Input batches, as for :func:`idest.capture`; iterated only if some site
+        still needs capturing.
+    sites : str, callable or sequence
+        As for :func:`idest.resolve_sites` (e.g. :data:`GPT2_PAPER_SITES`).
+    out_dir : str or Path
+        Where activations, per-site results, the table and the figure go.
+    reduce : str, Reduction or mapping, default="last"
+        Per-site reduction to vectors (the paper: the last token).
+    n_samples : int, optional
+        Number of input samples (sizes the activation files up front).
+    ks, mle_k, bootstrap, random_state
+        Passed to :func:`idest.estimate_all` (k-NN CDF ks with k = 2 = TwoNN,
+        MLE k, bootstrap resamples over points and their seed).
+    inputs_id : JSON-serialisable, optional
+        Anything that identifies the inputs (model name, text, sequence
+        length...). Stored results are reused only when it, the model's class
+        and size, the reductions and the estimator settings all match.
+    title : str, optional
+        Title of the figure.
+    progress : bool or None, default=None
+        Progress bars for the capture and the estimates (None: on a terminal).
+
+    Returns
+    -------
+    ScanResult
+
+    Examples
+    --------
+    >>> import tempfile, torch, idest.scan
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 16))
+    >>> batches = [torch.rand(250, 3) for _ in range(2)]
+    >>> result = idest.scan.layer_scan(net, batches, ["0", "2"], tempfile.mkdtemp(),
+    ...                                reduce="flatten", mle_k=10)
+    >>> [round(r["id"]) for r in result.rows if r["estimator"] == "twonn"]
+    [3, 3]
+    """
+    out = Path(out_dir)
+    (out / "activations").mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
+    resolved = resolve_sites(model, sites)
+    if isinstance(reduce, Mapping):
+        reductions = {s.name: Reduction.parse(reduce.get(s.name, "last")) for s in resolved}
+    else:
+        reductions = dict.fromkeys((s.name for s in resolved), Reduction.parse(reduce))
+    model_id = {"class": type(model).__name__,
+                "n_parameters": sum(p.numel() for p in model.parameters())}
+    capture_keys = {s.name: json.loads(json.dumps(
+        {"model": model_id, "inputs": inputs_id, "module": s.module, "input": s.capture_input,
+         "reduce": repr(reductions[s.name])}, default=str)) for s in resolved}
+    estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "bootstrap": bootstrap,
+                    "random_state": random_state, "duplicates": "drop"}
+
+    rows: dict[str, list[dict]] = {}
+    for s in resolved:
+        stored = _read_json(out / "results" / f"{s.name}.json")
+        if stored and stored.get("key") == {**capture_keys[s.name], **estimate_key}:
+            rows[s.name] = stored["rows"]
+    n_reused = len(rows)
+    todo = [s for s in resolved if s.name not in rows]
+
+    arrays = {}
+    for s in todo:
+        done = _read_json(out / "activations" / f"{s.name}.done.json")
+        if done == capture_keys[s.name]:
+            arrays[s.name] = np.load(out / "activations" / f"{s.name}.npy", mmap_mode="r")
+    missing = [s for s in todo if s.name not in arrays]
+    if missing:
+        captured = capture(model, batches, missing, reduce={s.name: reductions[s.name]
+                                                            for s in missing},
+                           out_dir=out / "activations", n_samples=n_samples, progress=progress)
+        for s in missing:
+            if s.name in captured:
+                _write_atomic(out / "activations" / f"{s.name}.done.json",
+                              json.dumps(capture_keys[s.name]))
+        arrays.update(captured)
+
+    with progress_bar(progress, total=len(todo), desc="estimate", unit="site") as bar:
+        for s in todo:
+            if s.name not in arrays:  # never ran in the forward pass (capture warned)
+                continue
+            rows[s.name] = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
+                                      bootstrap=bootstrap, random_state=random_state)
+            _write_atomic(out / "results" / f"{s.name}.json", json.dumps(
+                {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name]}))
+            if bar is not None:
+                bar.update(1)
+
+    table = [row for s in resolved for row in rows.get(s.name, [])]
+    paths = out / "scan.csv", out / "scan.json", out / "scan.png"
+    with open(paths[0], "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(table)
+    _write_atomic(paths[1], json.dumps(table, indent=1))
+    plot_scan(table, paths[2], title=title)
+    return ScanResult(table, *paths, n_sites_reused=n_reused)
+
+
+def plot_scan(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None
+              ) -> Path:
+    """ID against layer in the style of Sharma & Kaplan figure 10.
+
+    Left panel: the nearest-neighbour estimates (TwoNN and the k-NN CDF for
+    each k); right panel: the MLE. One line per site kind and estimator
+    (colour: the site kind, or k when there is one kind; marker and dashes:
+    k), with bootstrap intervals as error bars when present.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> rows = [{"kind": "hook_attn_out", "layer": i, "estimator": "twonn", "k": 2,
+    ...          "id": 10.0 + i, "ci_low": None, "ci_high": None} for i in range(1, 4)]
+    >>> os.path.getsize(plot_scan(rows, os.path.join(tempfile.mkdtemp(), "f.png"))) > 0
+    True
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    valid = [r for r in rows if r.get("id") is not None]
+    kinds = list(dict.fromkeys(r["kind"] for r in valid))
+    colors = {kind: plt.get_cmap("tab10")(i % 10) for i, kind in enumerate(kinds)}
+    markers = "os^Dvp*"
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=True)
+    for ax, family, label in ((axes[0], ("twonn", "knn_cdf"), "nearest neighbours"),
+                              (axes[1], ("mle",), "MLE")):
+        lines = sorted({(r["kind"], r["estimator"], r["k"]) for r in valid
+                        if r["estimator"] in family}, key=lambda t: (kinds.index(t[0]), t[2]))
+        ks = sorted({t[2] for t in lines})
+        for kind, estimator, k in lines:
+            pts = sorted((r["layer"], r["id"], r["ci_low"], r["ci_high"]) for r in valid
+                         if (r["kind"], r["estimator"], r["k"]) == (kind, estimator, k))
+            x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+            err = None
+            if all(p[2] is not None for p in pts):
+                err = np.array([[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]])
+            color = colors[kind] if len(kinds) > 1 else plt.get_cmap("tab10")(ks.index(k) % 10)
+            ax.errorbar(x, y, yerr=err, color=color, marker=markers[ks.index(k) % len(markers)],
+                        ls=("-", "--", ":", "-.")[ks.index(k) % 4], ms=4, lw=1.2, capsize=2,
+                        label=f"{kind}, {estimator} k={k}")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("intrinsic dimension")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        if lines:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
