@@ -1,0 +1,98 @@
+"""A tiny teacher/student sweep end to end: parallel, resumable, reported."""
+
+import csv
+import dataclasses
+
+import pytest
+
+pytest.importorskip("torch", reason="the sweep trains torch students")
+
+from scaling.report import summarize, write_report  # noqa: E402
+from scaling.sweep import (  # noqa: E402
+    COLUMNS,
+    TIMING_COLUMNS,
+    SweepConfig,
+    read_results,
+    run_key,
+    run_sweep,
+)
+from scaling.train import Phase, Schedule  # noqa: E402
+
+TINY = Schedule("test-sweep", (Phase(60, 100, 0.01), Phase(10, 400, 0.001)), shortened=True)
+CONFIG = SweepConfig(features=(2, 3, 4), widths=(8, 16, 32), depths=(2,), seeds=(0, 1),
+                     schedule=TINY, variant="clean", n_eval=1000, n_id=400)
+
+
+def _table(rows):
+    """The rows without timings, sorted by run."""
+    return sorted(({k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows),
+                  key=run_key)
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sweep") / "serial.csv"
+    return run_sweep(CONFIG, path, n_jobs=1, progress=False)
+
+
+def test_sweep_writes_every_run_once(serial):
+    assert serial.n_previous == 0
+    assert sorted(serial.trained) == sorted(CONFIG.runs())
+    assert sorted(run_key(r) for r in serial.rows) == sorted(CONFIG.runs())
+    assert list(serial.rows[0]) == list(COLUMNS)
+    assert {r["schedule"] for r in serial.rows} == {"test-sweep"}
+    assert {r["shortened"] for r in serial.rows} == {"True"}
+    assert {r["variant"] for r in serial.rows} == {"clean"}
+
+
+def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_path):
+    # an interruption after 5 runs: the CSV holds two whole (k, seed) units and half of one
+    partial = tmp_path / "partial.csv"
+    with partial.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(serial.rows[:5])
+    finished = {run_key(r) for r in serial.rows[:5]}
+    resumed = run_sweep(CONFIG, partial, n_jobs=1, progress=False)
+    assert resumed.n_previous == 5
+    assert set(resumed.trained) == set(CONFIG.runs()) - finished
+    assert len(resumed.trained) == len(CONFIG.runs()) - 5
+    assert _table(resumed.rows) == _table(serial.rows)
+    again = run_sweep(CONFIG, partial, n_jobs=1, progress=False)
+    assert again.trained == () and len(again.rows) == len(CONFIG.runs())
+
+
+def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
+    """Two worker processes, one (k, seed) unit each, reproduce the serial rows exactly."""
+    config = dataclasses.replace(CONFIG, features=(2, 3), seeds=(1,))
+    parallel = run_sweep(config, tmp_path / "parallel.csv", n_jobs=2, progress=False)
+    wanted = set(config.runs())
+    assert _table(parallel.rows) == _table(r for r in serial.rows if run_key(r) in wanted)
+
+
+def test_resuming_with_another_configuration_is_refused(serial):
+    other = dataclasses.replace(CONFIG, variant="authors")
+    with pytest.raises(ValueError, match="variant"):
+        run_sweep(other, serial.path, n_jobs=1, progress=False)
+
+
+def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
+    summary = summarize(read_results(serial.path), n_bootstrap=50)
+    assert [s.features for s in summary.per_feature] == [2, 3, 4]
+    for s in summary.per_feature:
+        assert s.n_runs == 6 and s.id_twonn > 0
+    path = write_report(serial.path, tmp_path, command="pytest", n_bootstrap=50)
+    text = path.read_text()
+    assert "| 4/α against measured ID |" in text and "Target" in text
+    assert "SHORTENED" in text and "test-sweep" in text
+    for name in ("fig5_loss_vs_n.png", "fig6_4alpha_vs_dimension.png", "fig2_nmax_vs_id.png",
+                 "fig3_id_vs_n.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+        assert name in text
+
+
+def test_bad_sweep_configuration_raises():
+    with pytest.raises(ValueError, match="features"):
+        SweepConfig(features=(2, 2))
+    with pytest.raises(ValueError, match="Unknown schedule"):
+        SweepConfig(schedule="forever")
