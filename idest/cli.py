@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "idest._cli_estimate",
     "idest._cli_scan",
     "scaling._cli_fit",
+    "scaling._cli_reproduce",
 ]
 
 

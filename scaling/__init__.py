@@ -20,8 +20,44 @@ from scaling.fit import (
     n_max_at_threshold,
     predicted_dimension,
 )
+from scaling.report import summarize, write_report
+from scaling.reproduce import reproduce, reproduction_config
+from scaling.student import make_student, student_widths
+from scaling.sweep import SweepConfig, read_results, run_sweep
+from scaling.teacher import (
+    LatentGaussianTeacher,
+    ProductTeacher,
+    RandomTeacher,
+    latent_gaussian_teacher,
+    random_teacher,
+    vetted_teacher,
+    vetting_score,
+)
+from scaling.train import SCHEDULES, Phase, Schedule, StudentResult, get_schedule, train_students
 
 __all__ = [
+    "SCHEDULES",
+    "LatentGaussianTeacher",
+    "Phase",
+    "ProductTeacher",
+    "RandomTeacher",
+    "Schedule",
+    "StudentResult",
+    "SweepConfig",
+    "get_schedule",
+    "latent_gaussian_teacher",
+    "make_student",
+    "random_teacher",
+    "read_results",
+    "reproduce",
+    "reproduction_config",
+    "run_sweep",
+    "student_widths",
+    "summarize",
+    "train_students",
+    "vetted_teacher",
+    "vetting_score",
+    "write_report",
     "FIGURE2_THRESHOLD",
     "DimensionComparison",
     "DimensionPrediction",
