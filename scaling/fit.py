@@ -10,7 +10,7 @@ resampling the runs within each size (a bootstrap over seeds, not over points).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -368,13 +368,44 @@ def _lower_hull(x: np.ndarray, y: np.ndarray, ids: list[int]) -> list[int]:
     return [ids[j] for j in stack]
 
 
-def _prepare(N: Any, L: Any, seeds: Any, groups: Any, caller: str) -> _Runs:
+def _windowed_runs(N: Any, L: Any, window: Any, seeds: Any, groups: Any, n_bootstrap: int,
+                   confidence: float, caller: str) -> tuple[_Runs, str]:
+    """Validated runs (lower envelope if ``groups``) restricted to the window, and its name."""
+    _check_fit_options(n_bootstrap, confidence, caller)
     N, L = _validate_runs(N, L, caller, seeds=seeds, groups=groups)
     _check_seeds(N, seeds, groups, caller)
     if groups is not None:
         keep = lower_envelope(N, L, groups=groups)
         N, L = N[keep], L[keep]
-    return _group_runs(N, L, caller)
+    runs = _group_runs(N, L, caller)
+    keep, window_name = _window(runs, window, caller)
+    return runs.subset(keep), window_name
+
+
+def _bootstrap_alpha(runs: _Runs, alphas_of: Callable[[np.ndarray], np.ndarray],
+                     n_bootstrap: int, confidence: float,
+                     random_state: int | np.random.Generator | None
+                     ) -> tuple[tuple[float, float], str] | None:
+    """Percentile interval of α over runs resampled within each size; None if impossible."""
+    if n_bootstrap == 0 or not _replicated(runs):
+        return None
+    boot = _bootstrap_log_means(runs, n_bootstrap, np.random.default_rng(random_state))
+    return (_percentile_interval(alphas_of(boot), confidence),
+            f"bootstrap over runs within each N ({n_bootstrap} replicates)")
+
+
+def _fit_result(runs: _Runs, window_name: str, residuals: np.ndarray, interval: Any,
+                **fields: Any) -> PowerLawFit:
+    """A PowerLawFit with the window's fields filled in from ``runs``."""
+    (low, high), interval_method = interval
+    return PowerLawFit(
+        alpha_interval=(float(low), float(high)), interval_method=interval_method,
+        n_min=float(runs.sizes[0]), n_max=float(runs.sizes[-1]),
+        n_points=int(runs.sizes.size), n_runs=int(sum(r.size for r in runs.log_runs)),
+        window=window_name, residual_std=float(residuals.std()), **fields)
+
+
+_NO_INTERVAL = ((float("nan"), float("nan")), "none")
 
 
 def fit_power_law(
@@ -431,36 +462,24 @@ def fit_power_law(
     (0.4, 7, 'bootstrap')
     """
     caller = "fit_power_law"
-    _check_fit_options(n_bootstrap, confidence, caller)
-    runs = _prepare(N, L, seeds, groups, caller)
-    keep, window_name = _window(runs, window, caller)
-    runs = runs.subset(keep)
+    runs, window_name = _windowed_runs(N, L, window, seeds, groups, n_bootstrap, confidence,
+                                       caller)
     x = np.log(runs.sizes)
     slope, intercept = _line(x, runs.log_mean)
     residuals = runs.log_mean - (slope * x + intercept)
-    interval: tuple[float, float] = (float("nan"), float("nan"))
-    interval_method = "none"
-    if n_bootstrap > 0 and _replicated(runs):
-        rng = np.random.default_rng(random_state)
-        boot = _bootstrap_log_means(runs, n_bootstrap, rng)
-        weights = (x - x.mean()) / np.sum((x - x.mean()) ** 2)  # OLS slope = weights @ y
-        interval = _percentile_interval(-(boot @ weights), confidence)
-        interval_method = f"bootstrap over runs within each N ({n_bootstrap} replicates)"
-    elif n_bootstrap > 0 and x.size > 2:
+    weights = (x - x.mean()) / np.sum((x - x.mean()) ** 2)  # OLS slope = weights @ y
+    interval = _bootstrap_alpha(runs, lambda boot: -(boot @ weights), n_bootstrap, confidence,
+                                random_state)
+    if interval is None and n_bootstrap > 0:
         dof = x.size - 2
         stderr = np.sqrt(np.sum(residuals**2) / dof / np.sum((x - x.mean()) ** 2))
         half = stats.t.ppf(0.5 + confidence / 2, dof) * stderr
-        interval = (-slope - half, -slope + half)
-        interval_method = "t interval from the residuals (a size has a single run)"
-    return PowerLawFit(
-        alpha=-slope, alpha_interval=(float(interval[0]), float(interval[1])),
-        confidence=confidence, interval_method=interval_method,
-        coefficient=float(np.exp(intercept)), loss_floor=0.0,
-        n_min=float(runs.sizes[0]), n_max=float(runs.sizes[-1]),
-        n_points=int(runs.sizes.size), n_runs=int(sum(r.size for r in runs.log_runs)),
-        window=window_name, method="log-log least squares", at_bound=(),
-        residual_std=float(residuals.std()),
-    )
+        interval = ((-slope - half, -slope + half),
+                    "t interval from the residuals (a size has a single run)")
+    return _fit_result(runs, window_name, residuals, interval or _NO_INTERVAL,
+                       alpha=-slope, confidence=confidence,
+                       coefficient=float(np.exp(intercept)), loss_floor=0.0,
+                       method="log-log least squares", at_bound=())
 
 
 # ------------------------------------------------------------------- offset form
@@ -614,16 +633,14 @@ def fit_offset_power_law(
     (0.6, 0.05, ())
     """
     caller = "fit_offset_power_law"
-    _check_fit_options(n_bootstrap, confidence, caller)
     low, high = (float(b) for b in alpha_bounds)
     if not 0 < low < high:
         raise ValueError(f"{caller}: alpha_bounds must satisfy 0 < low < high, got "
                          f"{alpha_bounds!r}.")
     if huber_delta is not None and not huber_delta > 0:
         raise ValueError(f"{caller}: huber_delta must be positive or None, got {huber_delta!r}.")
-    runs = _prepare(N, L, seeds, groups, caller)
-    keep, window_name = _window(runs, window, caller)
-    runs = runs.subset(keep)
+    runs, window_name = _windowed_runs(N, L, window, seeds, groups, n_bootstrap, confidence,
+                                       caller)
     alpha, floor, coef = (float(v[0]) for v in _fit_offset(
         runs.sizes, runs.log_mean[None, :], (low, high), huber_delta, grid_size))
     model = floor + coef * runs.sizes ** (-alpha)
@@ -634,26 +651,18 @@ def fit_offset_power_law(
         ("loss_floor=0", floor == 0.0),
         ("coefficient=0", coef == 0.0),
     ) if hit)
-    interval: tuple[float, float] = (float("nan"), float("nan"))
-    interval_method = "none"
-    if n_bootstrap > 0 and _replicated(runs):
-        rng = np.random.default_rng(random_state)
-        boot = _bootstrap_log_means(runs, n_bootstrap, rng)
-        alphas = _fit_offset(runs.sizes, boot, (low, high), huber_delta, grid_size)[0]
-        interval = _percentile_interval(alphas, confidence)
-        interval_method = f"bootstrap over runs within each N ({n_bootstrap} replicates)"
-    elif n_bootstrap > 0:
-        interval_method = "none (a size has a single run, so runs cannot be resampled)"
+    interval = _bootstrap_alpha(
+        runs, lambda boot: _fit_offset(runs.sizes, boot, (low, high), huber_delta, grid_size)[0],
+        n_bootstrap, confidence, random_state)
+    if interval is None and n_bootstrap > 0:
+        interval = (_NO_INTERVAL[0],
+                    "none (a size has a single run, so runs cannot be resampled)")
     loss_name = "least squares" if huber_delta is None else f"Huber(delta={huber_delta:g})"
-    return PowerLawFit(
-        alpha=alpha, alpha_interval=interval, confidence=confidence,
-        interval_method=interval_method, coefficient=coef, loss_floor=floor,
-        n_min=float(runs.sizes[0]), n_max=float(runs.sizes[-1]),
-        n_points=int(runs.sizes.size), n_runs=int(sum(r.size for r in runs.log_runs)),
-        window=window_name,
+    return _fit_result(
+        runs, window_name, residuals, interval or _NO_INTERVAL, alpha=alpha,
+        confidence=confidence, coefficient=coef, loss_floor=floor,
         method=f"offset power law, alpha profiled, nnls inner solve, {loss_name} on log L",
-        at_bound=at_bound, residual_std=float(residuals.std()),
-    )
+        at_bound=at_bound)
 
 
 # ----------------------------------------------------------------- N_max and d_pred
