@@ -245,8 +245,9 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
     widths = sorted({int(r["width"]) for r in rows})
     depths = sorted({int(r["depth"]) for r in rows})
     seeds = sorted({int(r["seed"]) for r in rows})
-    units = {(r["features"], r["seed"], r["finished_utc"]): float(r["seconds"]) for r in rows}
-    hours = sum(units.values()) / 3600
+    units = {(r["features"], r["seed"], r["finished_utc"]):
+             (float(r["seconds"]), float(r["cpu_seconds"])) for r in rows}
+    wall, cpu = (sum(t) / 3600 for t in zip(*units.values(), strict=True))
     shortened = first["shortened"] == "True"
     lines = [
         f"# {title}", "",
@@ -261,8 +262,8 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         f"* widths {widths}, hidden layers {depths}, seeds {seeds}; held-out loss on "
         f"{first['n_eval']} fresh inputs; ID (TwoNN, 10 % tail discarded; MLE k=20) of the "
         f"final hidden layer on {first['n_id']} fresh inputs",
-        f"* training time summed over (k, seed) units: {hours:.2f} core-hours "
-        f"(units train their students in lockstep, so per-run seconds are per unit)", "",
+        f"* time summed over the (k, seed) units (each trains its students in lockstep): "
+        f"{cpu:.2f} CPU hours, {wall:.2f} wall hours of worker time on a shared machine", "",
         "## Per number of features", "",
         "| k | runs | fitted window N | α (95 %) | 4/α (95 %) | ID TwoNN (± sd) | ID MLE "
         f"| N at L = {FIGURE2_THRESHOLD:g} |",

@@ -33,7 +33,7 @@ COLUMNS = (*KEY, *(f.name for f in dataclasses.fields(StudentResult)
                    if f.name not in ("width", "depth", "seed")),
            "variant", "teacher_seed", "n_eval", "n_id", "teacher", "finished_utc")
 #: Columns that legitimately differ between two runs of the same sweep.
-TIMING_COLUMNS = ("seconds", "finished_utc")
+TIMING_COLUMNS = ("seconds", "cpu_seconds", "finished_utc")
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ class SweepConfig:
                               variant=self.variant, random_state=self.teacher_seed)
 
     def runs(self) -> list[tuple[int, int, int, int]]:
-        """Every (features, width, depth, seed) of the sweep."""
-        return [(k, w, d, s) for k in self.features for s in self.seeds
+        """Every (features, width, depth, seed) of the sweep, seed by seed, so that a
+        sweep stopped early has covered every k with the first seeds."""
+        return [(k, w, d, s) for s in self.seeds for k in self.features
                 for w in self.widths for d in self.depths]
 
     def config_values(self) -> dict[str, str]:

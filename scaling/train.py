@@ -104,6 +104,8 @@ class StudentResult:
     ``cross_entropy`` and ``teacher_entropy`` are nan unless ``loss_name="kl"``.
     ``id_twonn`` (TwoNN, 10 % tail discarded) and ``id_mle`` (Levina–Bickel, k=20) are
     measured on ``n_id`` fresh inputs; ``id_distinct`` counts distinct activation rows.
+    ``seconds`` and ``cpu_seconds`` are the wall and CPU time of the whole lockstep call
+    (training, evaluation and ID of every student that shared the stream).
     """
 
     width: int
@@ -123,6 +125,7 @@ class StudentResult:
     steps: int
     samples: int
     seconds: float
+    cpu_seconds: float
 
 
 def student_seed(seed: int, width: int, depth: int) -> int:
@@ -294,7 +297,7 @@ def _train_in_lockstep(teacher, students, seed, sched, loss, power, bias_std, n_
     optimizers = [torch.optim.Adam(m.parameters(), lr=sched.phases[0].lr) for m in models]
     train_rng, eval_rng, id_rng = (np.random.default_rng([seed, s]) for s in range(3))
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     with progress_bar(progress, total=sched.steps, desc=f"train seed={seed}",
                       unit="step", work=sched.samples * 1e6) as bar:
         for phase in sched.phases:
@@ -311,22 +314,25 @@ def _train_in_lockstep(teacher, students, seed, sched, loss, power, bias_std, n_
                     opt.step()
                 if bar is not None:
                     bar.update(1)
-    seconds = time.perf_counter() - start
 
     x_eval = teacher.sample_inputs(n_eval, eval_rng)
     y_eval = teacher.outputs(x_eval)
     x_id = teacher.sample_inputs(n_id, id_rng) if n_id else None
-    results = []
-    for (width, depth), model in zip(students, models, strict=True):
+    measured = []
+    for model in models:
         model.eval()
-        value, ce, entropy = _evaluate(model, x_eval, y_eval, loss, p)
-        twonn, mle, distinct = (activation_dimension(final_hidden_activations(model, x_id))
-                                if n_id else (np.nan, np.nan, 0))
+        measured.append((*_evaluate(model, x_eval, y_eval, loss, p),
+                         *(activation_dimension(final_hidden_activations(model, x_id))
+                           if n_id else (np.nan, np.nan, 0))))
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    results = []
+    for (width, depth), (value, ce, entropy, twonn, mle, distinct) in zip(students, measured,
+                                                                          strict=True):
         results.append(StudentResult(
             width=width, depth=depth, seed=seed,
             n_params=parameter_count(teacher.n_inputs, width, depth, teacher.n_outputs),
             loss=value, cross_entropy=ce, teacher_entropy=entropy, id_twonn=twonn,
             id_mle=mle, id_distinct=distinct, loss_name=loss, power=p, schedule=sched.name,
             shortened=sched.shortened, steps=sched.steps, samples=sched.samples,
-            seconds=seconds))
+            seconds=seconds, cpu_seconds=cpu_seconds))
     return results

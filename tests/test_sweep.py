@@ -46,7 +46,7 @@ def test_sweep_writes_every_run_once(serial):
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_path):
-    # an interruption after 5 runs: the CSV holds two whole (k, seed) units and half of one
+    # an interruption after 5 runs: the CSV holds one whole (k, seed) unit and part of another
     partial = tmp_path / "partial.csv"
     with partial.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
