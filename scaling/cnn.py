@@ -117,17 +117,35 @@ def svhn_cnn(n: int) -> nn.Sequential:
 
 
 def cifar10_n_params(n: int) -> int:
-    """N = 714 + 4640 n + 54 n², the size of the Table 2 network (its caption)."""
+    """N = 714 + 4640 n + 54 n², the size of the Table 2 network (its caption).
+
+    Examples
+    --------
+    >>> cifar10_n_params(5) == n_params(cifar10_cnn(5))
+    True
+    """
     return 714 + 4640 * n + 54 * n * n
 
 
 def mnist_n_params(n: int) -> int:
-    """N = 362 + 1163 n + 9 n² for the MNIST network of Table 3 (from its layer shapes)."""
+    """N = 362 + 1163 n + 9 n² for the MNIST network of Table 3 (from its layer shapes).
+
+    Examples
+    --------
+    >>> mnist_n_params(4) == n_params(mnist_cnn(4))
+    True
+    """
     return 362 + 1163 * n + 9 * n * n
 
 
 def svhn_n_params(n: int) -> int:
-    """N = 362 + 1597 n + 9 n² for the SVHN network of Table 3 (from its layer shapes)."""
+    """N = 362 + 1597 n + 9 n² for the SVHN network of Table 3 (from its layer shapes).
+
+    Examples
+    --------
+    >>> svhn_n_params(4) == n_params(svhn_cnn(4))
+    True
+    """
     return 362 + 1597 * n + 9 * n * n
 
 

@@ -104,7 +104,15 @@ def read_mnist(directory: str | Path, split: str = "train") -> tuple[np.ndarray,
 
     Examples
     --------
-    >>> images, labels = read_mnist("~/data/mnist", "test")  # doctest: +SKIP
+    >>> import gzip, pathlib, tempfile
+    >>> with tempfile.TemporaryDirectory() as d:  # a one-image test split
+    ...     labels_file = pathlib.Path(d, "t10k-labels-idx1-ubyte")
+    ...     _ = labels_file.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 1, 7]))
+    ...     with gzip.open(pathlib.Path(d, "t10k-images-idx3-ubyte.gz"), "wb") as f:
+    ...         _ = f.write(bytes([0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28]) + bytes(784))
+    ...     images, labels = read_mnist(d, "test")
+    >>> images.shape, labels.tolist()
+    ((1, 28, 28, 1), [7])
     """
     _check_split(split, "read_mnist")
     directory = Path(directory).expanduser()
@@ -133,7 +141,14 @@ def read_cifar10(directory: str | Path, split: str = "train") -> tuple[np.ndarra
 
     Examples
     --------
-    >>> images, labels = read_cifar10("~/data/cifar-10-batches-py")  # doctest: +SKIP
+    >>> import pathlib, pickle, tempfile
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as d:  # a test batch of two images
+    ...     batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 5]}
+    ...     _ = pathlib.Path(d, "test_batch").write_bytes(pickle.dumps(batch))
+    ...     images, labels = read_cifar10(d, "test")
+    >>> images.shape, labels.tolist()
+    ((2, 32, 32, 3), [3, 5])
     """
     _check_split(split, "read_cifar10")
     directory = Path(directory).expanduser()
@@ -171,7 +186,15 @@ def read_svhn(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
     Examples
     --------
-    >>> images, labels = read_svhn("~/data/svhn/test_32x32.mat")  # doctest: +SKIP
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from scipy.io import savemat
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     path = os.path.join(d, "test_32x32.mat")
+    ...     savemat(path, {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[10], [4]])})
+    ...     images, labels = read_svhn(path)
+    >>> images.shape, labels.tolist()
+    ((2, 32, 32, 3), [0, 4])
     """
     from scipy.io import loadmat
 
