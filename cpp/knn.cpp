@@ -195,22 +195,48 @@ struct CandidateLists {
     }
 };
 
-// True when some entry of the tile row beats its threshold. Written as a
-// branch-free reduction so that the common case (no hit) vectorises.
+// Tile scans. The approximate squared distance of tile entry (r, c) is
+// row_norm + col_norms[c] + g[c] with g = -2 x.y. Almost every entry fails its
+// threshold once the lists have filled, so each scan tests chunks of kChunk
+// entries with a branch-free reduction (vectorised; AVX2 where the CPU has it,
+// chosen at run time) and walks a chunk entry by entry only when it holds a hit.
+constexpr int64_t kChunk = 16;
+
+// Row r of a tile against the candidate list of query `row` (whose threshold
+// is the same for every column). `skip` is a column to ignore (the point itself).
 __attribute__((target_clones("avx2", "default")))
-bool row_has_hit(const float* g, const float* col_norms, float row_norm, float threshold,
-                 int64_t n) {
-    int hit = 0;
-    for (int64_t c = 0; c < n; ++c) hit |= (row_norm + col_norms[c] + g[c] < threshold);
-    return hit != 0;
+void scan_row(const float* g, const float* col_norms, float row_norm, int64_t n, int64_t col0,
+              int64_t row, int64_t skip, CandidateLists& lists) {
+    for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+        const int64_t m = std::min(kChunk, n - c0);
+        const float w = lists.worst[row];
+        int hit = 0;
+        for (int64_t j = 0; j < m; ++j) hit |= (row_norm + col_norms[c0 + j] + g[c0 + j] < w);
+        if (!hit) continue;
+        for (int64_t c = c0; c < c0 + m; ++c) {
+            const float d = row_norm + col_norms[c] + g[c];
+            if (d < lists.worst[row] && col0 + c != skip) lists.insert(row, d, col0 + c);
+        }
+    }
 }
 
+// Row r of a tile seen as a column: entry c updates the candidate list of
+// query col0 + c with the point `row` (symmetric self search).
 __attribute__((target_clones("avx2", "default")))
-bool column_has_hit(const float* g, const float* col_norms, float row_norm,
-                    const float* thresholds, int64_t n) {
-    int hit = 0;
-    for (int64_t c = 0; c < n; ++c) hit |= (row_norm + col_norms[c] + g[c] < thresholds[c]);
-    return hit != 0;
+void scan_columns(const float* g, const float* col_norms, float row_norm, int64_t n,
+                  int64_t col0, int64_t row, CandidateLists& lists) {
+    const float* thresholds = lists.worst.data() + col0;
+    for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+        const int64_t m = std::min(kChunk, n - c0);
+        int hit = 0;
+        for (int64_t j = 0; j < m; ++j)
+            hit |= (row_norm + col_norms[c0 + j] + g[c0 + j] < thresholds[c0 + j]);
+        if (!hit) continue;
+        for (int64_t c = c0; c < c0 + m; ++c) {
+            const float d = row_norm + col_norms[c] + g[c];
+            if (d < thresholds[c]) lists.insert(col0 + c, d, row);
+        }
+    }
 }
 
 // Every reference point that is not a candidate had an approximate squared
@@ -305,29 +331,14 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         {  // rows of the tile update the query rows q0..q0+nqa
             std::unique_lock<std::mutex> guard;
             if (self) guard = std::unique_lock<std::mutex>(block_locks[bi]);
-            for (int64_t r = 0; r < nqa; ++r) {
-                const int64_t qi = q0 + r;
-                const float* gr = w.g.data() + r * nrb;
-                const float nrm = w.na[r];
-                if (!row_has_hit(gr, bnorm, nrm, lists.worst[qi], nrb)) continue;
-                for (int64_t c = 0; c < nrb; ++c) {
-                    const float d = nrm + bnorm[c] + gr[c];
-                    if (d < lists.worst[qi] && !(self && r0 + c == qi)) lists.insert(qi, d, r0 + c);
-                }
-            }
+            for (int64_t r = 0; r < nqa; ++r)
+                scan_row(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r,
+                         self ? q0 + r : -1, lists);
         }
         if (self && !diagonal) {  // columns update the rows r0..r0+nrb (symmetry)
             std::lock_guard<std::mutex> guard(block_locks[bj]);
-            const float* thr = lists.worst.data() + r0;
-            for (int64_t r = 0; r < nqa; ++r) {
-                const float* gr = w.g.data() + r * nrb;
-                const float nrm = w.na[r];
-                if (!column_has_hit(gr, bnorm, nrm, thr, nrb)) continue;
-                for (int64_t c = 0; c < nrb; ++c) {
-                    const float d = nrm + bnorm[c] + gr[c];
-                    if (d < lists.worst[r0 + c]) lists.insert(r0 + c, d, q0 + r);
-                }
-            }
+            for (int64_t r = 0; r < nqa; ++r)
+                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, lists);
         }
         if (progress) __atomic_fetch_add(&progress[0], int64_t(1), __ATOMIC_RELAXED);
     };

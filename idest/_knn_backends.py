@@ -7,11 +7,12 @@ queries against themselves, excluding each point) and returns
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
 from scipy.spatial import cKDTree
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from idest._blocks import row_blocks
 from idest._progress import progress_bar
@@ -20,8 +21,10 @@ from idest._progress import progress_bar
 #: margin, guarantees exactness; the margin only makes fallbacks rare.
 CANDIDATE_MARGIN = 8
 
-#: Rows per tile side of the SGEMM pass (a 2048 x 2048 float32 tile is 16 MB).
-BLOCK_ROWS = 2048
+#: Rows per tile side of the SGEMM pass: a 1024 x 1024 float32 tile (4 MB) stays
+#: in cache for the selection scans, and SGEMM is already near its peak at that
+#: size for D >= 64.
+BLOCK_ROWS = 1024
 
 
 def n_candidates(k: int) -> int:
@@ -36,6 +39,12 @@ def _sgemm_capsule():
     return cython_blas.__pyx_capi__["sgemm"]
 
 
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """Inspecting the loaded BLAS libraries takes tens of ms: do it once."""
+    return ThreadpoolController()
+
+
 def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: bool | None):
     """The compiled core; see ``cpp/knn.hpp``."""
     from idest import _core
@@ -46,7 +55,7 @@ def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: 
     def work() -> None:
         try:
             # each worker thread calls a single-threaded SGEMM on its own tile
-            with threadpool_limits(limits=1, user_api="blas"):
+            with _blas_controller().limit(limits=1, user_api="blas"):
                 out["result"] = _core.knn(X, R, k, n_candidates(k), n_jobs, BLOCK_ROWS,
                                           _sgemm_capsule(), counter)
         except BaseException as exc:  # re-raised in the caller's thread

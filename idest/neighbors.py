@@ -36,9 +36,11 @@ from idest._validation import check_array, check_int
 Backend = Literal["auto", "cpp", "numba", "tree"]
 BACKENDS = ("cpp", "numba", "tree")
 
-#: Ambient dimension up to which ``backend="auto"`` uses the tree (see README,
-#: "Choosing a backend", for the measurements behind it).
-TREE_MAX_DIM = 24
+#: Ambient dimension up to which ``backend="auto"`` uses the tree. Measured with
+#: ``benchmarks/bench_backends.py`` (N=50,000, k=10): the tree is several times
+#: faster for D <= 6, level at D ~ 10, and two times slower at D=16 (README,
+#: "Choosing a backend").
+TREE_MAX_DIM = 10
 
 
 @dataclass(frozen=True)
@@ -148,7 +150,7 @@ def knn(
         each point's own row is excluded from its neighbours (but its exact
         duplicates are not: they come back at distance 0.0).
     backend : {"auto", "cpp", "numba", "tree"}, default="auto"
-        ``"auto"`` uses ``"tree"`` for ``n_features <= 24`` and ``"cpp"``
+        ``"auto"`` uses ``"tree"`` for ``n_features <= 10`` and ``"cpp"``
         otherwise.
     n_jobs : int, optional
         Threads to use (default: every core this process may use).

@@ -238,7 +238,8 @@ def test_mixed_dtypes_with_reference():
 
 
 def test_auto_backend_rule():
-    assert choose_backend(100_000, 20) == "tree"
+    assert choose_backend(100_000, 3) == "tree"
+    assert choose_backend(100_000, 20) == "cpp"
     assert choose_backend(50_000, 768) == "cpp"
     X = random_data(100, 8, np.float32)
     assert idest.knn(X, 2).backend == "tree"
@@ -256,14 +257,14 @@ def test_single_thread_matches_multi_thread():
 def test_cli_knn(tmp_path, capsys):
     from idest.cli import main
 
-    X = random_data(300, 10, np.float32)
+    X = random_data(300, 12, np.float32)
     path = tmp_path / "x.npy"
     np.save(path, X)
     out = tmp_path / "nn.npz"
     assert main(["knn", str(path), "-k", "4", "--output", str(out)]) == 0
     saved = np.load(out)
     assert_matches_reference(Neighbors(saved["distances"], saved["indices"]), X, 4)
-    assert "backend=tree" in capsys.readouterr().out
+    assert "backend=cpp" in capsys.readouterr().out
     assert main(["knn", str(tmp_path / "missing.npy")]) == 2
 
 

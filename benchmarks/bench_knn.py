@@ -1,0 +1,136 @@
+"""idest.knn side by side with the k-NN searches users would otherwise pick.
+
+Run (full sizes, several minutes)::
+
+    .venv/bin/pytest benchmarks/bench_knn.py --benchmark-json=benchmarks/results/knn.json
+    .venv/bin/python benchmarks/report.py benchmarks/results/knn.json
+
+``--quick`` divides every N by 10. Every peer runs in the same process, on the
+same data, in the same session; compare ratios, not absolute times (the machine
+is shared). Each timed call returns its result so that accuracy against a
+float64 reference (on a seeded subset of 500 query rows) is recorded beside the
+time, in ``extra_info``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import make_data, scaled
+
+import idest
+
+K = 10
+CASES = [(20_000, 20), (100_000, 20), (50_000, 768)]
+#: Peers whose one call takes minutes at this size get a single round.
+SLOW = {("scipy-ckdtree", 768), ("sklearn-auto", 768), ("sklearn-brute", 768)}
+
+
+def drop_self(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """From a (n, k+1) self-search, remove each row's own index (not always first
+    when the point has duplicates); rows without it lose their last column."""
+    is_self = idx == np.arange(idx.shape[0])[:, None]
+    order = np.argsort(is_self, axis=1, kind="stable")
+    keep = order[:, :-1]
+    return np.take_along_axis(dist, keep, 1), np.take_along_axis(idx, keep, 1)
+
+
+def run_idest(X):
+    nn = idest.knn(X, K, progress=False)
+    return nn.distances, nn.indices
+
+
+def run_faiss(X):
+    import faiss
+
+    index = faiss.IndexFlatL2(X.shape[1])
+    index.add(X)
+    sq, idx = index.search(X, K + 1)
+    return drop_self(np.sqrt(np.maximum(sq, 0)), idx)
+
+
+def run_sklearn(algorithm):
+    from sklearn.neighbors import NearestNeighbors
+
+    def run(X):
+        model = NearestNeighbors(n_neighbors=K, algorithm=algorithm, n_jobs=-1).fit(X)
+        return model.kneighbors()  # without X: each point's own row is excluded
+
+    return run
+
+
+def run_ckdtree(X):
+    from scipy.spatial import cKDTree
+
+    dist, idx = cKDTree(X).query(X, k=K + 1, workers=-1)
+    return drop_self(dist, idx)
+
+
+PEERS = {
+    "idest": run_idest,
+    "faiss-flatl2": run_faiss,
+    "sklearn-brute": run_sklearn("brute"),
+    "sklearn-auto": run_sklearn("auto"),
+    "scipy-ckdtree": run_ckdtree,
+}
+
+
+def accuracy(X: np.ndarray, dist: np.ndarray, idx: np.ndarray, n_rows: int = 500) -> dict:
+    """Max relative distance error and index agreement against float64, on a subset."""
+    rows = np.random.default_rng(0).choice(X.shape[0], size=min(n_rows, X.shape[0]), replace=False)
+    X64 = X.astype(np.float64)
+    worst, agree = 0.0, 0
+    for r in rows:
+        d2 = ((X64 - X64[r]) ** 2).sum(axis=1)
+        d2[r] = np.inf
+        order = np.lexsort((np.arange(len(d2)), d2))[:K]
+        ref = np.sqrt(d2[order])
+        got = np.asarray(dist[r], dtype=np.float64)
+        rel = np.abs(got - ref) / np.maximum(ref, np.finfo(float).tiny)
+        worst = max(worst, float(rel.max()))
+        agree += int((np.asarray(idx[r]) == order).all())
+    return {"max_rel_distance_error": worst, "rows_identical": agree / len(rows)}
+
+
+@pytest.mark.parametrize("library", list(PEERS))
+@pytest.mark.parametrize("case", CASES, ids=[f"N{n}-D{d}" for n, d in CASES])
+def test_knn(benchmark, quick, library, case):
+    n, dim = scaled(case[0], quick), case[1]
+    X = make_data(n, dim)
+    benchmark.group = f"knn k={K} float32 N={n} D={dim}"
+    benchmark.extra_info.update(n=n, dim=dim, k=K, library=library)
+    rounds = 1 if (library, dim) in SLOW else 3
+    dist, idx = benchmark.pedantic(PEERS[library], args=(X,), rounds=rounds, iterations=1)
+    benchmark.extra_info.update(accuracy(X, dist, idx))
+
+
+PEAK_MEMORY_SCRIPT = """
+import resource, sys, numpy as np, idest
+from idest.datasets import linear_gaussian
+X = linear_gaussian({n}, 8, {dim}, noise=0.01, dtype=np.float32, random_state=0)
+nn = idest.knn(X, {k}, progress=False)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(peak, X.nbytes)
+"""
+
+
+def test_peak_memory(benchmark, quick):
+    """Peak resident memory of a whole process running idest.knn on N=100,000,
+    D=768 float32 (a 307 MB input); once, in a fresh interpreter."""
+    n, dim = scaled(100_000, quick), 768
+    benchmark.group = "peak memory"
+    script = PEAK_MEMORY_SCRIPT.format(n=n, dim=dim, k=K)
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True,
+                             text=True)
+        return [int(v) for v in out.stdout.split()]
+
+    peak, nbytes = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(n=n, dim=dim, peak_rss_bytes=peak, input_bytes=nbytes)
+    print(json.dumps({"peak_rss_MB": peak / 2**20, "input_MB": nbytes / 2**20}))
+    assert peak < 2**30, f"peak memory {peak / 2**20:.0f} MB exceeds 1 GB"
