@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"text      : {args.text or 'Python standard-library docstrings'}: "
           f"{seqs.n_corpus_tokens} tokens -> {len(seqs)} sequences of {args.seq_len}{overlap}")
     print(f"vectors   : {tokens}{' (first token skipped)' if args.skip_first else ''} "
-          f"at {len(sites) if args.sites else ' '.join(sites)}")
+          f"at {' '.join(sites)}")
     result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
                         n_samples=len(seqs), ks=args.ks, mle_k=args.mle_k,
                         bootstrap=args.bootstrap, random_state=args.seed,
