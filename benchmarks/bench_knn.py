@@ -28,6 +28,10 @@ K = 10
 CASES = [(20_000, 20), (100_000, 20), (50_000, 768)]
 #: Peers whose one call takes minutes at this size get a single round.
 SLOW = {("scipy-ckdtree", 768), ("sklearn-auto", 768), ("sklearn-brute", 768)}
+#: A k-d tree in 768 dimensions prunes nothing: 61 s at N=5,000 in --quick mode
+#: (pytest benchmarks/bench_knn.py --quick), and its cost grows as N^2, so the
+#: full size (N=50,000) would take well over an hour. It runs in --quick mode only.
+QUICK_ONLY = {("scipy-ckdtree", 768)}
 
 
 def drop_self(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -100,12 +104,24 @@ def accuracy(X: np.ndarray, dist: np.ndarray, idx: np.ndarray, n_rows: int = 500
 @pytest.mark.parametrize("case", CASES, ids=[f"N{n}-D{d}" for n, d in CASES])
 def test_knn(benchmark, quick, library, case):
     n, dim = scaled(case[0], quick), case[1]
+    if (library, dim) in QUICK_ONLY and not quick:
+        pytest.skip(f"{library} at D={dim} takes hours at full size (see QUICK_ONLY)")
     X = make_data(n, dim)
     benchmark.group = f"knn k={K} float32 N={n} D={dim}"
     benchmark.extra_info.update(n=n, dim=dim, k=K, library=library)
     rounds = 1 if (library, dim) in SLOW else 3
     dist, idx = benchmark.pedantic(PEERS[library], args=(X,), rounds=rounds, iterations=1)
     benchmark.extra_info.update(accuracy(X, dist, idx))
+
+
+def test_sgemm_rate(benchmark, quick):
+    """This machine's float32 GEMM rate (numpy's BLAS, all cores), for the lower
+    bound on an exhaustive search: 2 N^2 D flops (N^2 D with symmetry)."""
+    n, dim = 4096, 768
+    A = make_data(n, dim)
+    benchmark.group = "sgemm rate"
+    benchmark.pedantic(np.matmul, args=(A, A.T), rounds=5, iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(flops=2.0 * n * n * dim)
 
 
 PEAK_MEMORY_SCRIPT = """

@@ -1,0 +1,56 @@
+"""Markdown tables from a pytest-benchmark JSON file of this suite.
+
+    .venv/bin/python benchmarks/report.py benchmarks/results/knn.json > benchmarks/results/knn.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+
+
+def main(path: str) -> None:
+    with open(path) as fh:
+        data = json.load(fh)
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for bench in data["benchmarks"]:
+        groups[bench["group"]].append(bench)
+    cpu = data.get("machine_info", {}).get("cpu", {})
+    print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
+          f"{data.get('datetime', '')[:19]} UTC\n")
+    rate = None
+    if "sgemm rate" in groups:
+        b = groups.pop("sgemm rate")[0]
+        rate = b["extra_info"]["flops"] / b["stats"]["median"]
+        print(f"float32 GEMM rate (numpy BLAS, all cores): {rate / 1e9:.0f} GFLOP/s\n")
+    if "peak memory" in groups:
+        info = groups.pop("peak memory")[0]["extra_info"]
+        print(f"Peak memory of a whole process running idest.knn on N={info['n']:,}, "
+              f"D={info['dim']} float32 ({info['input_bytes'] / 1e6:.0f} MB input): "
+              f"{info['peak_rss_bytes'] / 2**20:.0f} MiB\n")
+    for name, benches in groups.items():
+        ours = next((b for b in benches if b["extra_info"].get("library") == "idest"), None)
+        print(f"**{name}**\n")
+        print("| library | median (s) | rounds | time / idest | max rel. distance error "
+              "| rows identical to float64 |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for b in sorted(benches, key=lambda b: b["stats"]["median"]):
+            info, med = b["extra_info"], b["stats"]["median"]
+            ratio = med / ours["stats"]["median"] if ours else float("nan")
+            print(f"| {info.get('library', info.get('backend', b['name']))} | {med:.3f} | "
+                  f"{b['stats']['rounds']} | {ratio:.2f} | "
+                  f"{info.get('max_rel_distance_error', float('nan')):.1e} | "
+                  f"{info.get('rows_identical', float('nan')):.3f} |")
+        if ours and rate and ours["extra_info"].get("dim", 0) >= 256:
+            n, dim = ours["extra_info"]["n"], ours["extra_info"]["dim"]
+            full = 2.0 * n * n * dim / rate
+            print(f"\nGEMM-rate lower bound for an exhaustive search: {full:.1f} s "
+                  f"(2·N²·D flops); with symmetry {full / 2:.1f} s. idest: "
+                  f"{ours['stats']['median']:.1f} s = {ours['stats']['median'] / (full / 2):.2f}× "
+                  "its symmetric bound.")
+        print()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
