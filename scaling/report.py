@@ -137,6 +137,20 @@ def summarize(
 # ----------------------------------------------------------------------------- figures
 
 
+def _rows_of(rows: Sequence[dict[str, str]], features: int) -> list[dict[str, str]]:
+    return [r for r in rows if int(r["features"]) == features]
+
+
+def _save(fig, out_dir: Path, name: str) -> str:
+    """Save ``fig`` as ``out_dir/name`` (PNG) and close it; returns ``name``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
 def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
              out_dir: Path) -> dict[str, str]:
     import matplotlib
@@ -150,7 +164,7 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for s, c in zip(per, colors, strict=True):
-        sub = [r for r in rows if int(r["features"]) == s.features]
+        sub = _rows_of(rows, s.features)
         ax.scatter(_column(sub, "n_params"), _column(sub, "loss"), s=10, color=c, alpha=0.6)
         grid = np.geomspace(s.fit.n_min, s.fit.n_max, 20)
         ax.plot(grid, s.fit.predict(grid), color=c,
@@ -158,10 +172,7 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
     ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="test loss",
            title="L(N) per number of features k (fits over the circle window)")
     ax.legend(fontsize=7, ncol=2)
-    names["loss"] = "fig5_loss_vs_n.png"
-    fig.tight_layout()
-    fig.savefig(out_dir / names["loss"], dpi=110)
-    plt.close(fig)
+    names["loss"] = _save(fig, out_dir, "fig5_loss_vs_n.png")
 
     usable = [s for s in per if s.prediction is not None]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.3))
@@ -185,10 +196,7 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
         ax.set(xlabel=label, ylabel="4/α" if p_loss == 2 else f"{2 * p_loss:g}/α")
         ax.legend(fontsize=8)
     fig.suptitle("Predicted dimension from the scaling exponent (figure 6)")
-    names["alpha"] = "fig6_4alpha_vs_dimension.png"
-    fig.tight_layout()
-    fig.savefig(out_dir / names["alpha"], dpi=110)
-    plt.close(fig)
+    names["alpha"] = _save(fig, out_dir, "fig6_4alpha_vs_dimension.png")
 
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for s in per:
@@ -199,23 +207,17 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
     ax.set(yscale="log", xlabel="measured ID (TwoNN)",
            ylabel=f"N where L = {FIGURE2_THRESHOLD:g} (triangles: extrapolated)",
            title="N_max against d (figure 2)")
-    names["nmax"] = "fig2_nmax_vs_id.png"
-    fig.tight_layout()
-    fig.savefig(out_dir / names["nmax"], dpi=110)
-    plt.close(fig)
+    names["nmax"] = _save(fig, out_dir, "fig2_nmax_vs_id.png")
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for s, c in zip(per, colors, strict=True):
-        sub = [r for r in rows if int(r["features"]) == s.features]
+        sub = _rows_of(rows, s.features)
         ax.scatter(_column(sub, "n_params"), _column(sub, "id_twonn"), s=12, color=c,
                    label=f"k={s.features}")
     ax.set(xscale="log", xlabel="parameters N", ylabel="final-layer ID (TwoNN)",
            title="ID of the students' final hidden layer against N (figure 3)")
     ax.legend(fontsize=7, ncol=2)
-    names["id"] = "fig3_id_vs_n.png"
-    fig.tight_layout()
-    fig.savefig(out_dir / names["id"], dpi=110)
-    plt.close(fig)
+    names["id"] = _save(fig, out_dir, "fig3_id_vs_n.png")
     return names
 
 
