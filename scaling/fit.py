@@ -835,6 +835,9 @@ def compare_alpha_to_dimension(
     if not (np.all(np.isfinite(alpha)) and np.all(alpha > 0) and np.all(np.isfinite(measured))):
         raise ValueError(f"{caller}: alphas must be finite and positive and dimensions "
                          "finite; drop failed fits first.")
+    if np.ptp(measured) == 0:
+        raise ValueError(f"{caller}: every measured dimension equals {measured[0]:g}; a slope "
+                         "needs experiments of different dimension.")
     predicted = 2.0 * loss_exponent / alpha
     line = stats.linregress(measured, predicted)
     half = stats.t.ppf(0.5 + confidence / 2, alpha.size - 2) * line.stderr

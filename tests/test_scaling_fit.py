@@ -226,6 +226,10 @@ def test_bad_input_of_the_other_fitters():
         scaling.compare_alpha_to_dimension([1.0, 0.5, 0.4], [2.0, 4.0])
     with pytest.raises(ValueError, match="at least 3"):
         scaling.compare_alpha_to_dimension([1.0, 0.5], [2.0, 4.0])
+    with pytest.raises(ValueError, match="different dimension"):
+        scaling.compare_alpha_to_dimension([1.0, 0.5, 0.4], [3.0, 3.0, 3.0])
+    with pytest.raises(ValueError, match="finite and positive"):
+        scaling.compare_alpha_to_dimension([1.0, -0.5, 0.4], [2.0, 4.0, 6.0])
 
 
 def test_import_scaling_does_not_import_torch():
