@@ -152,7 +152,8 @@ def run(args: argparse.Namespace) -> int:
             entry = _fit_group(args, N_all[rows], L_all[rows], seeds, groups)
         except ValueError as exc:
             raise ValueError(f"group {label}: {exc}") from None
-        entry.update(label=label, group=dict(zip(args.group_by, key, strict=True)), rows=rows)
+        entry.update(label=label, group=dict(zip(args.group_by, key, strict=True)), rows=rows,
+                     groups=groups)
         if args.dimension_column:
             entry["measured_dimension"] = float(np.mean(
                 _numbers(table, args.dimension_column, path)[rows]))
@@ -176,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
         "source": str(path),
         "columns": {"n": args.n_column, "loss": args.loss_column, "seed": args.seed_column,
                     "group_by": args.group_by, "envelope_by": args.envelope_by},
-        "fits": [{k: _jsonable(v) for k, v in r.items() if k != "rows"} for r in results],
+        "fits": [{k: _jsonable(v) for k, v in r.items() if k not in ("rows", "groups")}
+                 for r in results],
         "comparison": _jsonable(comparison),
     }
     output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
@@ -225,7 +227,8 @@ def _plot(results: list[dict[str, Any]], N: np.ndarray, L: np.ndarray, path: Pat
     fig, ax = plt.subplots(figsize=(7, 5))
     colors = plt.cm.viridis(np.linspace(0, 0.9, len(results)))
     for r, color in zip(results, colors, strict=True):
-        plot_fit(ax, N[r["rows"]], L[r["rows"]], r["fit"], label=r["label"], color=color)
+        plot_fit(ax, N[r["rows"]], L[r["rows"]], r["fit"], groups=r["groups"], label=r["label"],
+                 color=color)
     ax.set_title(f"{title}: L(N), fits over their windows (dotted: N_max)")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from scaling.fit import PowerLawFit
+from scaling.fit import PowerLawFit, lower_envelope
 
 
-def plot_fit(ax: Any, N: Any, L: Any, fit: PowerLawFit, *, label: str = "",
-             color: Any = None) -> None:
+def plot_fit(ax: Any, N: Any, L: Any, fit: PowerLawFit, *, groups: Any = None,
+             label: str = "", color: Any = None) -> None:
     """Draw runs, per-size means (log scale) and the fitted curve over its window on ``ax``.
 
     Parameters
@@ -21,6 +21,9 @@ def plot_fit(ax: Any, N: Any, L: Any, fit: PowerLawFit, *, label: str = "",
         The runs that were fitted.
     fit : PowerLawFit
         The fit to draw; a dashed line extends it past the window.
+    groups : array-like of shape (n_runs,), optional
+        Architecture of every run, as given to the fit: the per-size means are then
+        those of the lower envelope (:func:`scaling.lower_envelope`) that was fitted.
     label : str, default=""
         Legend prefix (e.g. "k=4").
     color : matplotlib color, optional
@@ -38,13 +41,14 @@ def plot_fit(ax: Any, N: Any, L: Any, fit: PowerLawFit, *, label: str = "",
     """
     N = np.asarray(N, dtype=float)
     L = np.asarray(L, dtype=float)
-    sizes = np.unique(N)
-    means = np.exp([np.log(L[N == s]).mean() for s in sizes])
+    fitted = np.ones(N.size, bool) if groups is None else lower_envelope(N, L, groups=groups)
+    sizes = np.unique(N[fitted])
+    means = np.exp([np.log(L[fitted & (N == s)]).mean() for s in sizes])
     (line,) = ax.plot(sizes, means, "o", color=color, ms=5)
     color = line.get_color()
     ax.plot(N, L, ".", color=color, alpha=0.3, ms=3)
     inside = np.geomspace(fit.n_min, fit.n_max, 100)
-    everywhere = np.geomspace(sizes.min(), sizes.max(), 100)
+    everywhere = np.geomspace(N.min(), N.max(), 100)
     low, high = fit.alpha_interval
     text = f"α={fit.alpha:.3f}" if np.isnan(low) else f"α={fit.alpha:.3f} [{low:.3f}, {high:.3f}]"
     if fit.loss_floor > 0:
