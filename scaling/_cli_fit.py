@@ -170,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
               f"{comparison.slope_interval[1]:.3f}], intercept {comparison.intercept:.3f}, "
               f"through origin {comparison.slope_through_origin:.3f}, "
               f"r = {comparison.correlation:.3f} ({comparison.n_points} groups)")
+    elif args.dimension_column:
+        print(f"\n{2 * args.loss_exponent:g}/alpha vs {args.dimension_column}: not fitted, "
+              f"it needs 3 or more groups (got {len(results)}; use --group-by).")
 
     stem = Path(path).with_suffix("")
     output = Path(args.output or f"{stem}.fit.json")
