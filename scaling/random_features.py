@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import linalg
 
 from idest._validation import check_array, check_int
 
@@ -253,6 +254,16 @@ def _spectral_factors(design: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     return design @ vecs / s, s, vecs
 
 
+def _compress_rows(X: np.ndarray) -> np.ndarray:
+    """An S×S matrix X' with X'^T X' = X^T X: the same least-squares problem in S rows.
+
+    Replacing the D training rows by X' (and the label noise by isotropic noise
+    on S rows) changes neither Φ^T Φ nor the law of Φ^T y, hence no loss.
+    """
+    s2, vecs = np.linalg.eigh(X.T @ X)
+    return (vecs * np.sqrt(np.maximum(s2, 0.0))).T
+
+
 def linear_model_loss(train_features: np.ndarray, eigenvalues: np.ndarray, *,
                       projection: np.ndarray | None = None, ridge: float | Sequence[float] = 0.0,
                       noise: float = 0.0) -> float | np.ndarray:
@@ -309,6 +320,9 @@ def linear_model_loss(train_features: np.ndarray, eigenvalues: np.ndarray, *,
     if projection is not None and projection.shape[1] != X.shape[1]:
         raise ValueError(f"{caller}: projection must have {X.shape[1]} columns (one per "
                          f"feature), got shape {projection.shape}.")
+    n_params = X.shape[1] if projection is None else projection.shape[0]
+    if X.shape[0] > X.shape[1] and 4 * n_params >= X.shape[1]:
+        X = _compress_rows(X)           # cheaper when D > S and the student is not tiny
     design = X if projection is None else X @ projection.T
     left, s, right = _spectral_factors(design)            # design = left diag(s) right^T
     W_left = right if projection is None else projection.T @ right      # (S, r)
@@ -339,3 +353,32 @@ def infinite_data_loss(eigenvalues: np.ndarray, projection: np.ndarray | None) -
         return 0.0
     _, _, right = _spectral_factors(projection * np.sqrt(lam))   # row space of R Λ^(1/2)
     return 0.5 * float(lam.sum() - np.sum(lam[:, None] * right**2)) / lam.size
+
+
+def sampled_test_loss(train_features: np.ndarray, test_features: np.ndarray, *,
+                      projection: np.ndarray | None = None,
+                      random_state: int | np.random.Generator | None = 0) -> float:
+    """Test loss of one teacher draw measured on fresh samples (Bahri eqs. 2, 3).
+
+    Draws ω ~ N(0, I/S), trains the student R F to the minimum-norm least-squares
+    solution on the training features (``scipy.linalg.lstsq``) and returns
+    ½ mean (f(x) − F(x))² over the test features. Its average over teachers and
+    test sets is :func:`linear_model_loss`.
+
+    Examples
+    --------
+    >>> pop = power_law_population(100, 1.0)
+    >>> loss = sampled_test_loss(pop.sample(20, 0), pop.sample(5000, 1), random_state=0)
+    >>> bool(0 < loss < 0.01)
+    True
+    """
+    caller = "sampled_test_loss"
+    X = check_array(train_features, name="train_features", caller=caller)
+    Z = check_array(test_features, name="test_features", caller=caller)
+    if Z.shape[1] != X.shape[1]:
+        raise ValueError(f"{caller}: test_features must have {X.shape[1]} columns like "
+                         f"train_features, got {Z.shape[1]}.")
+    omega = _rng(random_state).normal(scale=1.0 / np.sqrt(X.shape[1]), size=X.shape[1])
+    R = np.eye(X.shape[1]) if projection is None else projection
+    theta = linalg.lstsq(X @ R.T, X @ omega, cond=RCOND)[0]
+    return 0.5 * float(np.mean((Z @ (R.T @ theta - omega)) ** 2))
