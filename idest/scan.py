@@ -109,12 +109,14 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: 
             results = estimate_all(X, ks=ks, mle_k=mle_k, bootstrap=bootstrap,
                                    random_state=random_state, duplicates="drop", progress=False)
     except ValueError as exc:
-        return [{**base, "estimator": None, "k": None, "id": None, "ci_low": None,
+        rows = [{**base, "estimator": None, "k": None, "id": None, "ci_low": None,
                  "ci_high": None, "n_points": int(X.shape[0]), "n_duplicates_dropped": None,
                  "note": str(exc)}]
-    return [{**base, "estimator": r.method, "k": r.k, "id": r.dimension, "ci_low": r.ci_low,
-             "ci_high": r.ci_high, "n_points": r.n_points,
-             "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""} for r in results]
+    else:
+        rows = [{**base, "estimator": r.method, "k": r.k, "id": r.dimension, "ci_low": r.ci_low,
+                 "ci_high": r.ci_high, "n_points": r.n_points,
+                 "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""} for r in results]
+    return [{column: row[column] for column in COLUMNS} for row in rows]
 
 
 def layer_scan(
