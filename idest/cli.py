@@ -20,6 +20,7 @@ SUBCOMMANDS = [
     "idest._cli_scan",
     "scaling._cli_fit",
     "scaling._cli_reproduce",
+    "scaling._cli_regimes",
 ]
 
 

@@ -152,3 +152,15 @@ def test_bad_input_is_a_clear_value_error():
         FeatureSource("mnist", 2)
     with pytest.raises(ValueError, match="alpha_K must be positive"):
         power_law_population(10, 0.0)
+
+
+def test_idest_regimes_quick_writes_figures_and_summary(tmp_path):
+    from idest.cli import main
+
+    out = tmp_path / "report"
+    assert main(["regimes", "--quick", "--out", str(out), "--cache-dir",
+                 str(tmp_path / "cache"), "--no-progress"]) == 0
+    for name in ("regimes.png", "duality.png", "solvable.png", "points.csv", "fits.json"):
+        assert (out / name).stat().st_size > 0
+    summary = (out / "README.md").read_text()
+    assert "| cube d=4 | variance_P |" in summary and "idest regimes --quick" in summary
