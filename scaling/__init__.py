@@ -20,8 +20,34 @@ from scaling.fit import (
     n_max_at_threshold,
     predicted_dimension,
 )
+from scaling.random_features import (
+    FeaturePopulation,
+    RandomReLUFeatures,
+    feature_population,
+    gaussian_projection,
+    infinite_data_loss,
+    linear_model_loss,
+    power_law_population,
+    relu_feature_population,
+    sampled_test_loss,
+)
+from scaling.regimes import (
+    REGIMES,
+    DualityCheck,
+    FeatureSource,
+    SpectrumFit,
+    SweepCache,
+    SweepRow,
+    duality_check,
+    fit_regime,
+    fit_spectrum,
+    regime_point,
+    sweep_regime,
+)
+from scaling.replica import replica_kappa, replica_loss
 from scaling.report import summarize, write_report
 from scaling.reproduce import reproduce, reproduction_config
+from scaling.solvable import SolvableRow, SolvableSweep, solvable_loss, solvable_sweep
 from scaling.student import make_student, student_widths
 from scaling.sweep import SweepConfig, read_results, run_sweep
 from scaling.teacher import (
@@ -71,4 +97,30 @@ __all__ = [
     "n_max_at_threshold",
     "plot_fit",
     "predicted_dimension",
+    "REGIMES",
+    "DualityCheck",
+    "FeaturePopulation",
+    "FeatureSource",
+    "RandomReLUFeatures",
+    "SolvableRow",
+    "SolvableSweep",
+    "SpectrumFit",
+    "SweepCache",
+    "SweepRow",
+    "duality_check",
+    "feature_population",
+    "fit_regime",
+    "fit_spectrum",
+    "gaussian_projection",
+    "infinite_data_loss",
+    "linear_model_loss",
+    "power_law_population",
+    "regime_point",
+    "relu_feature_population",
+    "replica_kappa",
+    "replica_loss",
+    "sampled_test_loss",
+    "solvable_loss",
+    "solvable_sweep",
+    "sweep_regime",
 ]
