@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import math
 import os
 import warnings
@@ -41,7 +42,7 @@ REDUCTION_KINDS = ("flatten", "all", "mean", "last", "position")
 
 #: A site selection: a name, a glob pattern (``*``, ``?``, ``[...]``), a
 #: predicate on names, or a sequence of these.
-SiteSpec = str | Callable[[str], bool] | Sequence[str | Callable[[str], bool]]
+SiteSpec = str | Callable[[str], bool] | Sequence["str | Callable[[str], bool] | Site"]
 
 
 @dataclass(frozen=True)
@@ -350,6 +351,7 @@ def resolve_sites(model: Any, sites: SiteSpec) -> list[Site]:
         Exact names (TransformerLens names or module paths), glob patterns
         such as ``"blocks.*.hook_attn_out"``, or predicates ``f(name) -> bool``.
         Patterns and predicates select in model order; duplicates are dropped.
+        :class:`Site` records (from an earlier call) are kept as they are.
 
     Returns
     -------
@@ -376,7 +378,12 @@ def resolve_sites(model: Any, sites: SiteSpec) -> list[Site]:
         raise ValueError("No sites requested; pass names, patterns or a predicate "
                          "(see idest.list_sites(model)).")
     chosen: dict[str, Site] = {}
+    given: set[str] = set()  # Site records passed in are kept as they are
     for spec in specs:
+        if isinstance(spec, Site):
+            chosen.setdefault(spec.name, spec)
+            given.add(spec.name)
+            continue
         if callable(spec):
             names = [n for n in available if spec(n)]
         elif any(c in spec for c in "*?["):
@@ -387,7 +394,7 @@ def resolve_sites(model: Any, sites: SiteSpec) -> list[Site]:
             raise KeyError(f"Site {spec!r} matches nothing in {type(model).__name__}; "
                            f"available sites: {', '.join(available)}")
         chosen.update((n, available[n]) for n in names if n not in chosen)
-    plain = [n for n, s in chosen.items() if s.n_layers == 0]
+    plain = [n for n, s in chosen.items() if s.n_layers == 0 and n not in given]
     for rank, name in enumerate(plain):
         s = chosen[name]
         chosen[name] = Site(s.name, s.module, False, s.kind, rank, len(plain) - 1)
@@ -413,7 +420,7 @@ def _first_tensor(value: Any, site: str) -> Any:
 
 
 @contextlib.contextmanager
-def hooks(model: Any, sites: SiteSpec | Sequence[Site],
+def hooks(model: Any, sites: SiteSpec,
           callback: Callable[[Site, Any], None]) -> Iterator[list[Site]]:
     """Call ``callback(site, tensor)`` whenever a site is computed; remove the hooks on exit.
 
@@ -430,11 +437,7 @@ def hooks(model: Any, sites: SiteSpec | Sequence[Site],
     >>> seen, len(net[1]._forward_hooks)
     ({'1': torch.Size([3, 8])}, 0)
     """
-    given = [] if isinstance(sites, str) or callable(sites) else list(sites)
-    if given and all(isinstance(s, Site) for s in given):
-        resolved = given
-    else:
-        resolved = resolve_sites(model, sites)
+    resolved = resolve_sites(model, sites)
     modules = dict(model.named_modules())
     handles = []
 
@@ -511,6 +514,18 @@ class _Sink:
         os.replace(tmp, self.path)
         self.array = np.lib.format.open_memmap(self.path, mode="r+")
 
+    def reopen(self, n: int) -> None:
+        """Continue a file of which the first ``n`` rows were written by an earlier run."""
+        self.array = np.lib.format.open_memmap(self.path, mode="r+")
+        self.n = n
+
+    def checkpoint(self) -> int:
+        """Write every buffered row to disk; the number of rows stored."""
+        self.flush()
+        if self.array is not None:
+            self.array.flush()
+        return self.n
+
     @property
     def empty(self) -> bool:
         return self.array is None and not self.parts and not self.buffer
@@ -570,6 +585,7 @@ def capture(
     out_dir: str | Path | None = None,
     chunk_rows: int = 8192,
     n_samples: int | None = None,
+    resume_key: Any = None,
     progress: bool | None = None,
 ) -> dict[str, np.ndarray]:
     """Record activation vectors at every requested site, all in the same forward pass.
@@ -595,6 +611,12 @@ def capture(
     n_samples : int, optional
         Number of input samples, used to size the files up front (otherwise
         ``len(batches)`` times the first batch size; files grow as needed).
+    resume_key : JSON-serialisable, optional
+        With ``out_dir``: make the capture resumable. About every
+        ``chunk_rows`` rows the files are flushed and the number of batches
+        done is saved in ``out_dir/capture-state.json`` with this key; a later
+        call with the same key, sites and reductions skips those batches
+        (the batches must come in the same order) and appends to the files.
     progress : bool or None, default=None
         A progress bar over batches (None: on a terminal only).
 
@@ -641,6 +663,17 @@ def capture(
 
     sinks = {s.name: _Sink(out / f"{s.name}.npy" if out else None, chunk_rows, expected_rows)
              for s in resolved}
+    state_path = out / "capture-state.json" if out is not None and resume_key is not None else None
+    state = {"key": resume_key, "reduce": {name: repr(r) for name, r in reductions.items()}}
+    state = json.loads(json.dumps(state, default=str))
+    skip = 0
+    if state_path is not None and state_path.exists():
+        saved = json.loads(state_path.read_text())
+        if {k: saved.get(k) for k in state} == state:
+            skip = saved["batches_done"]
+            first_size.append(saved["first_size"])
+            for name, sink in sinks.items():
+                sink.reopen(saved["rows"][name])
     mask: list[Any] = [None]
 
     def record(site: Site, tensor: Any) -> None:
@@ -654,15 +687,28 @@ def capture(
         device = torch.device("cpu")
     was_training = model.training
     model.eval()
+    def rows_written() -> int:
+        return sum(sink.n for sink in sinks.values())
+
     try:
         with (torch.no_grad(), hooks(model, resolved, record),
               progress_bar(progress, total=n_batches, desc="capture", unit="batch") as bar):
-            for batch in batches:
+            if bar is not None:
+                bar.update(skip)
+            checkpointed = rows_written()
+            for index, batch in enumerate(batches):
+                if index < skip:
+                    continue
                 args, kwargs, mask[0], size = _prepare(batch, device)
                 first_size[:] = first_size or [size]
                 model(*args, **kwargs)
                 if bar is not None:
                     bar.update(1)
+                if state_path is not None and rows_written() != checkpointed:  # a chunk went out
+                    rows = {name: sink.checkpoint() for name, sink in sinks.items()}
+                    checkpointed = rows_written()
+                    _write_json(state_path, {**state, "batches_done": index + 1,
+                                             "first_size": first_size[0], "rows": rows})
     finally:
         model.train(was_training)
     if not first_size:
@@ -671,4 +717,14 @@ def capture(
     if missing:
         warnings.warn(f"{len(missing)} site(s) never ran during the forward passes and are left "
                       f"out of the result: {', '.join(missing)}.", RuntimeWarning, stacklevel=2)
-    return {name: sink.close() for name, sink in sinks.items() if not sink.empty}
+    result = {name: sink.close() for name, sink in sinks.items() if not sink.empty}
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)
+    return result
+
+
+def _write_json(path: Path, value: Any, indent: int | None = None) -> None:
+    """Replace a JSON file atomically (an interruption leaves the old or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=indent))
+    os.replace(tmp, path)

@@ -13,15 +13,15 @@ Layout of ``out_dir``::
     scan.csv, scan.json, scan.png the table and the figure
 
 An interrupted scan resumes: sites with results made under the same settings
-are not estimated again, and the sites left are captured again only when
-their activation files are missing or incomplete.
+are not estimated again, sites whose activation files are complete are not
+captured again, and an interrupted capture continues from its last
+checkpoint (``activations/capture-state.json``, about every 8192 rows).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +31,15 @@ from typing import Any
 import numpy as np
 
 from idest._progress import progress_bar
-from idest.activations import LAYOUTS, Reduction, Site, SiteSpec, capture, resolve_sites
+from idest.activations import (
+    LAYOUTS,
+    Reduction,
+    Site,
+    SiteSpec,
+    _write_json,
+    capture,
+    resolve_sites,
+)
 from idest.duplicates import DuplicatesWarning
 from idest.estimate import estimate_all
 
@@ -83,12 +91,6 @@ def default_sites(model: Any) -> tuple[str, ...]:
         return ("hidden_states.*",)
     raise ValueError(f"No default sites for {type(model).__name__} (model type {model_type!r}); "
                      "name them (module paths or patterns, see idest.list_sites(model)).")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> Any:
@@ -212,11 +214,11 @@ def layer_scan(
     if missing:
         captured = capture(model, batches, missing, reduce={s.name: reductions[s.name]
                                                             for s in missing},
-                           out_dir=out / "activations", n_samples=n_samples, progress=progress)
+                           out_dir=out / "activations", n_samples=n_samples,
+                           resume_key=[capture_keys[s.name] for s in missing], progress=progress)
         for s in missing:
             if s.name in captured:
-                _write_atomic(out / "activations" / f"{s.name}.done.json",
-                              json.dumps(capture_keys[s.name]))
+                _write_json(out / "activations" / f"{s.name}.done.json", capture_keys[s.name])
         arrays.update(captured)
 
     with progress_bar(progress, total=len(todo), desc="estimate", unit="site") as bar:
@@ -225,8 +227,8 @@ def layer_scan(
                 continue
             rows[s.name] = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
                                       bootstrap=bootstrap, random_state=random_state)
-            _write_atomic(out / "results" / f"{s.name}.json", json.dumps(
-                {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name]}))
+            _write_json(out / "results" / f"{s.name}.json",
+                        {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name]})
             if bar is not None:
                 bar.update(1)
 
@@ -236,7 +238,7 @@ def layer_scan(
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(table)
-    _write_atomic(paths[1], json.dumps(table, indent=1))
+    _write_json(paths[1], table, indent=1)
     plot_scan(table, paths[2], title=title)
     return ScanResult(table, *paths, n_sites_reused=n_reused)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -122,6 +124,37 @@ def test_streamed_capture_larger_than_its_chunk_equals_in_memory(gpt2, tokens, t
         np.testing.assert_array_equal(streamed[site], arr)
         np.testing.assert_array_equal(np.load(tmp_path / f"{site}.npy"), arr)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{s}.npy" for s in memory)
+
+
+def test_interrupted_streamed_capture_resumes_from_its_checkpoint(gpt2, tokens, tmp_path):
+    batches = [{"input_ids": tokens[i:i + 2]} for i in range(0, 12, 2)]  # 6 batches, 20 rows
+    sites = "blocks.*.hook_resid_post"
+    expected = capture(gpt2, batches, sites, reduce="all")
+
+    def interrupted():
+        yield from batches[:5]
+        raise KeyboardInterrupt
+
+    options = {"reduce": "all", "out_dir": tmp_path, "chunk_rows": 30, "resume_key": "text v1"}
+    with pytest.raises(KeyboardInterrupt):
+        capture(gpt2, interrupted(), sites, **options)
+    state = json.loads((tmp_path / "capture-state.json").read_text())
+    assert state["batches_done"] == 4  # chunks of 30 rows went out after batches 2 and 4
+    forwards = []
+    handle = gpt2.register_forward_hook(lambda *_: forwards.append(1))
+    try:
+        resumed = capture(gpt2, batches, sites, **options)
+        assert len(forwards) == 2
+        for site, arr in expected.items():
+            np.testing.assert_array_equal(resumed[site], arr)
+        assert not (tmp_path / "capture-state.json").exists()
+        with pytest.raises(KeyboardInterrupt):
+            capture(gpt2, interrupted(), sites, **options)
+        forwards.clear()
+        capture(gpt2, batches, sites, **{**options, "resume_key": "text v2"})
+        assert len(forwards) == 6  # another key: a fresh capture
+    finally:
+        handle.remove()
 
 
 def test_bert_hidden_states_and_names():
