@@ -15,7 +15,7 @@ Layout of ``out_dir``::
 An interrupted scan resumes: sites with results made under the same settings
 are not estimated again, sites whose activation files are complete are not
 captured again, and an interrupted capture continues from its last
-checkpoint (``activations/capture-state.json``, about every 8192 rows).
+checkpoint (``activations/capture-state.json``, every :data:`CHECKPOINT_ROWS` rows).
 """
 
 from __future__ import annotations
@@ -46,6 +46,9 @@ from idest.estimate import estimate_all
 #: Columns of the scan table, in order.
 COLUMNS = ("site", "kind", "layer", "relative_depth", "estimator", "k", "id", "ci_low",
            "ci_high", "n_points", "n_duplicates_dropped", "ambient_dim", "note")
+
+#: Rows per site between two checkpoints of an interrupted capture.
+CHECKPOINT_ROWS = 1024
 
 #: Sites of the paper's GPT-2 scan (figure 10): every block's attention, MLP and residual output.
 GPT2_PAPER_SITES = ("blocks.*.hook_attn_out", "blocks.*.hook_mlp_out", "blocks.*.hook_resid_post")
@@ -215,6 +218,7 @@ def layer_scan(
         captured = capture(model, batches, missing, reduce={s.name: reductions[s.name]
                                                             for s in missing},
                            out_dir=out / "activations", n_samples=n_samples,
+                           chunk_rows=CHECKPOINT_ROWS,
                            resume_key=[capture_keys[s.name] for s in missing], progress=progress)
         for s in missing:
             if s.name in captured:

@@ -101,17 +101,23 @@ def test_interrupted_scan_resumes_and_gives_the_same_table(gpt2, sequences, tmp_
     assert len(again.rows) == 6 * 3
 
 
-def test_interrupted_capture_is_redone(gpt2, sequences, tmp_path):
+def test_interrupted_capture_resumes_from_its_checkpoint(gpt2, sequences, tmp_path,
+                                                         monkeypatch, forwards):
+    reference = scan(gpt2, sequences, tmp_path / "ref")
+    monkeypatch.setattr(idest.scan, "CHECKPOINT_ROWS", 64)  # a checkpoint after every batch
+
     def failing_batches():
         yield from sequences.batches(64)[:2]
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        layer_scan(gpt2, failing_batches(), GPT2_PAPER_SITES, tmp_path, mle_k=10,
-                   inputs_id="random tokens")
-    assert not list((tmp_path / "activations").glob("*.done.json"))
-    result = scan(gpt2, sequences, tmp_path)
-    assert result.n_sites_reused == 0 and all(r["n_points"] == 240 for r in result.rows)
+        layer_scan(gpt2, failing_batches(), GPT2_PAPER_SITES, tmp_path / "run", mle_k=10,
+                   n_samples=len(sequences), inputs_id="random tokens")
+    assert not list((tmp_path / "run" / "activations").glob("*.done.json"))
+    forwards.clear()
+    result = scan(gpt2, sequences, tmp_path / "run")
+    assert len(forwards) == 2  # batches 3 and 4 of 4
+    assert result.rows == reference.rows
 
 
 def test_table_files_and_a_site_that_cannot_be_estimated(gpt2, sequences, tmp_path):
