@@ -15,13 +15,7 @@ from idest.activations import Reduction, capture, hooks, list_sites, resolve_sit
 N_LAYER, WIDTH, VOCAB = 3, 32, 97
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny models: intra-op threads only add synchronisation (100x slower on a loaded CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
