@@ -541,6 +541,44 @@ class _Sink:
         return np.load(self.path, mmap_mode="r")
 
 
+class _Checkpoint:
+    """The resumable state of a streamed capture: batches done and rows stored per site.
+
+    Saved (atomically) each time a chunk of rows has gone to disk, after every
+    site's buffer has been flushed, so the files and the state always agree.
+    """
+
+    def __init__(self, path: Path, key: Any, reductions: Mapping[str, Reduction],
+                 sinks: Mapping[str, _Sink]):
+        self.path = path
+        self.sinks = sinks
+        self.state = json.loads(json.dumps(
+            {"key": key, "reduce": {name: repr(r) for name, r in reductions.items()}},
+            default=str))
+        self.saved_rows = 0
+
+    def restore(self, first_size: list[int]) -> int:
+        """Reopen the files of a matching earlier run; the number of batches it finished."""
+        saved = _read_json(self.path)
+        if not saved or {k: saved.get(k) for k in self.state} != self.state:
+            return 0
+        for name, sink in self.sinks.items():
+            if saved["rows"][name]:
+                sink.reopen(saved["rows"][name])
+        first_size.append(saved["first_size"])
+        self.saved_rows = sum(saved["rows"].values())
+        return saved["batches_done"]
+
+    def save_if_written(self, batches_done: int, first_size: int) -> None:
+        """Save the state if some site wrote a chunk since the last save."""
+        if sum(sink.n for sink in self.sinks.values()) == self.saved_rows:
+            return
+        rows = {name: sink.checkpoint() for name, sink in self.sinks.items()}
+        self.saved_rows = sum(rows.values())
+        _write_json(self.path, {**self.state, "batches_done": batches_done,
+                                "first_size": first_size, "rows": rows})
+
+
 # --- the capture loop -------------------------------------------------------------------------
 
 
@@ -574,6 +612,18 @@ def _prepare(batch: Any, device: Any) -> tuple[tuple, dict, Any, int]:
         return (), kwargs, kwargs.get("attention_mask"), int(sized[0].shape[0])
     x = _to_device(batch[0] if isinstance(batch, (tuple, list)) else batch, device)
     return (x,), {}, None, int(x.shape[0])
+
+
+def _per_site(sites: Sequence[Site], reduce: str | Reduction | Mapping[str, str | Reduction]
+              ) -> dict[str, Reduction]:
+    """The Reduction of each site: one for all, or a mapping by name (default "last")."""
+    if not isinstance(reduce, Mapping):
+        return dict.fromkeys((s.name for s in sites), Reduction.parse(reduce))
+    unknown = set(reduce) - {s.name for s in sites}
+    if unknown:
+        raise ValueError(f"reduce names sites that are not captured: {sorted(unknown)}; "
+                         "use the names passed in sites.")
+    return {s.name: Reduction.parse(reduce.get(s.name, "last")) for s in sites}
 
 
 def capture(
@@ -643,14 +693,7 @@ def capture(
     if not isinstance(chunk_rows, int) or chunk_rows < 1:
         raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}.")
     resolved = resolve_sites(model, sites)
-    if isinstance(reduce, Mapping):
-        unknown = set(reduce) - {s.name for s in resolved}
-        if unknown:
-            raise ValueError(f"reduce names sites that are not captured: {sorted(unknown)}; "
-                             "use the names passed in sites.")
-        reductions = {s.name: Reduction.parse(reduce.get(s.name, "last")) for s in resolved}
-    else:
-        reductions = dict.fromkeys((s.name for s in resolved), Reduction.parse(reduce))
+    reductions = _per_site(resolved, reduce)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -663,17 +706,9 @@ def capture(
 
     sinks = {s.name: _Sink(out / f"{s.name}.npy" if out else None, chunk_rows, expected_rows)
              for s in resolved}
-    state_path = out / "capture-state.json" if out is not None and resume_key is not None else None
-    state = {"key": resume_key, "reduce": {name: repr(r) for name, r in reductions.items()}}
-    state = json.loads(json.dumps(state, default=str))
-    skip = 0
-    if state_path is not None and state_path.exists():
-        saved = json.loads(state_path.read_text())
-        if {k: saved.get(k) for k in state} == state:
-            skip = saved["batches_done"]
-            first_size.append(saved["first_size"])
-            for name, sink in sinks.items():
-                sink.reopen(saved["rows"][name])
+    checkpoint = (_Checkpoint(out / "capture-state.json", resume_key, reductions, sinks)
+                  if out is not None and resume_key is not None else None)
+    skip = checkpoint.restore(first_size) if checkpoint else 0
     mask: list[Any] = [None]
 
     def record(site: Site, tensor: Any) -> None:
@@ -687,15 +722,11 @@ def capture(
         device = torch.device("cpu")
     was_training = model.training
     model.eval()
-    def rows_written() -> int:
-        return sum(sink.n for sink in sinks.values())
-
     try:
         with (torch.no_grad(), hooks(model, resolved, record),
               progress_bar(progress, total=n_batches, desc="capture", unit="batch") as bar):
             if bar is not None:
                 bar.update(skip)
-            checkpointed = rows_written()
             for index, batch in enumerate(batches):
                 if index < skip:
                     continue
@@ -704,11 +735,8 @@ def capture(
                 model(*args, **kwargs)
                 if bar is not None:
                     bar.update(1)
-                if state_path is not None and rows_written() != checkpointed:  # a chunk went out
-                    rows = {name: sink.checkpoint() for name, sink in sinks.items()}
-                    checkpointed = rows_written()
-                    _write_json(state_path, {**state, "batches_done": index + 1,
-                                             "first_size": first_size[0], "rows": rows})
+                if checkpoint:
+                    checkpoint.save_if_written(index + 1, first_size[0])
     finally:
         model.train(was_training)
     if not first_size:
@@ -718,9 +746,17 @@ def capture(
         warnings.warn(f"{len(missing)} site(s) never ran during the forward passes and are left "
                       f"out of the result: {', '.join(missing)}.", RuntimeWarning, stacklevel=2)
     result = {name: sink.close() for name, sink in sinks.items() if not sink.empty}
-    if state_path is not None:
-        state_path.unlink(missing_ok=True)
+    if checkpoint:
+        checkpoint.path.unlink(missing_ok=True)
     return result
+
+
+def _read_json(path: Path) -> Any:
+    """The content of a JSON file, or None if it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _write_json(path: Path, value: Any, indent: int | None = None) -> None:

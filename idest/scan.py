@@ -36,6 +36,8 @@ from idest.activations import (
     Reduction,
     Site,
     SiteSpec,
+    _per_site,
+    _read_json,
     _write_json,
     capture,
     resolve_sites,
@@ -94,13 +96,6 @@ def default_sites(model: Any) -> tuple[str, ...]:
         return ("hidden_states.*",)
     raise ValueError(f"No default sites for {type(model).__name__} (model type {model_type!r}); "
                      "name them (module paths or patterns, see idest.list_sites(model)).")
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: int,
@@ -188,10 +183,7 @@ def layer_scan(
     (out / "activations").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     resolved = resolve_sites(model, sites)
-    if isinstance(reduce, Mapping):
-        reductions = {s.name: Reduction.parse(reduce.get(s.name, "last")) for s in resolved}
-    else:
-        reductions = dict.fromkeys((s.name for s in resolved), Reduction.parse(reduce))
+    reductions = _per_site(resolved, reduce)
     model_id = {"class": type(model).__name__,
                 "n_parameters": sum(p.numel() for p in model.parameters())}
     capture_keys = {s.name: json.loads(json.dumps(
