@@ -39,7 +39,7 @@ def test_exact_loss_is_the_average_of_sampled_losses():
         X = pop.sample(n_train, rng)
         exact = linear_model_loss(X, pop.eigenvalues, projection=projection)
         sampled = [sampled_test_loss(X, pop.sample(300, rng), projection=projection,
-                                     random_state=rng) for _ in range(1000)]
+                                     n_teachers=10, random_state=rng) for _ in range(100)]
         standard_error = np.std(sampled) / np.sqrt(len(sampled))
         assert abs(np.mean(sampled) - exact) < 4 * standard_error
 
