@@ -234,6 +234,7 @@ class SweepCache:
         self.row_type = row_type
         self._fields = fields(row_type)
         self._rows: dict[tuple, object] = {}
+        self.n_added = 0                 # rows computed (not read back) by this process
         if self.path.exists():
             with self.path.open(newline="") as fh:
                 for record in csv.DictReader(fh):
@@ -251,6 +252,7 @@ class SweepCache:
     def add(self, row: object) -> None:
         """Record a finished row (appended to the CSV at once)."""
         self._rows[row.key] = row
+        self.n_added += 1
         with self.path.open("a", newline="") as fh:
             csv.writer(fh).writerow([repr(float(v)) if isinstance(v, float) else v
                                      for v in asdict(row).values()])
