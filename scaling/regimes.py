@@ -72,6 +72,12 @@ class FeatureSource:
         Hidden widths of the ReLU network before the feature layer.
     bias_std : float, default=0.0
         Bias scale of the network (0: zero biases, as in Sharma & Kaplan's teachers).
+
+    Examples
+    --------
+    >>> source = FeatureSource("digits", 2, n_features=64)
+    >>> source.inputs(0).shape, source.population(0).n_features
+    ((1797, 16), 64)
     """
 
     kind: str
