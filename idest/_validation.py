@@ -70,6 +70,9 @@ def check_array(
         Wrong number of dimensions, empty input, non-numeric dtype, too few
         rows, or a non-finite value (the message names the first bad row).
     """
+    if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
+        raise ValueError(f"{caller}: sparse input is not supported for {name}; "
+                         "convert it with X.toarray().")
     arr = _from_torch(X)
     if arr is None:
         if isinstance(X, np.ndarray):
@@ -79,6 +82,14 @@ def check_array(
                 arr = np.asarray(X)
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{caller}: {name} could not be read as an array: {exc}") from exc
+    if arr.dtype.kind == "c":
+        raise ValueError(f"{caller}: Complex data not supported in {name}; pass real values.")
+    if arr.dtype.kind == "O":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{caller}: {name} must hold real numbers, got dtype object that "
+                             f"cannot be converted to float: {exc}") from exc
     if arr.dtype.kind not in "biuf":
         raise ValueError(
             f"{caller}: {name} must hold real numbers, got dtype {arr.dtype}; "
@@ -88,8 +99,10 @@ def check_array(
         hint = " Reshape a single feature with X.reshape(-1, 1)." if arr.ndim == 1 else ""
         raise ValueError(f"{caller}: expected a 2-D array for {name}, got {arr.ndim}-D "
                          f"with shape {arr.shape}.{hint}")
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{caller}: {name} is empty (shape={arr.shape}).")
+    for axis, what in ((0, "sample"), (1, "feature")):
+        if arr.shape[axis] == 0:
+            raise ValueError(f"{caller}: {name} is empty: found 0 {what}(s) (shape={arr.shape}) "
+                             "while a minimum of 1 is required.")
     if arr.shape[0] < min_samples:
         raise ValueError(
             f"{caller}: found {arr.shape[0]} sample(s) in {name} (shape={arr.shape}) "
@@ -120,9 +133,9 @@ def check_finite(arr: np.ndarray, *, name: str = "X", caller: str = "idest") -> 
         if not ok.all():
             row = start + int(np.argmin(ok))
             bad = chunk[row - start]
-            kind = "nan" if np.isnan(bad).any() else "inf"
+            kind = "NaN (nan)" if np.isnan(bad).any() else "infinity (inf)"
             raise ValueError(
-                f"{caller}: {name} contains {kind} (first in row {row}); "
+                f"{caller}: {name} contains {kind}, first in row {row}; "
                 "remove or impute non-finite values first."
             )
 

@@ -65,7 +65,7 @@ def check_neighbors(nn: Neighbors, k: int, caller: str) -> None:
         raise ValueError(f"{caller}: the Neighbors hold {nn.k} neighbour(s) per point but "
                          f"{k} are needed; recompute them with idest.knn(X, k={k}).")
     if nn.n_queries <= k:
-        raise ValueError(f"{caller}: found {nn.n_queries} point(s) while k={k} needs at least "
+        raise ValueError(f"{caller}: found {nn.n_queries} sample(s) while k={k} needs at least "
                          f"{k + 1}; use more points or a smaller k.")
     d = d[:, :k]
     if not np.isfinite(d).all() or (d < 0).any():
@@ -129,7 +129,7 @@ def prepare_neighbors(
     else:
         data = check_array(X_or_neighbors, caller=caller)
         if data.shape[0] <= k:
-            raise ValueError(f"{caller}: found {data.shape[0]} point(s) while k={k} needs at "
+            raise ValueError(f"{caller}: found {data.shape[0]} sample(s) while k={k} needs at "
                              f"least {k + 1}; use more points or a smaller k.")
         nn = knn(data, k, progress=progress)
 

@@ -80,8 +80,8 @@ def test_lattice_data_where_every_mu_is_one():
 
 
 @pytest.mark.parametrize("X, message", [
-    (np.array([[0.0, np.nan]] * 10), "contains nan"),
-    (np.array([[0.0, np.inf]] * 10), "contains inf"),
+    (np.array([[0.0, np.nan]] * 10), "contains NaN"),
+    (np.array([[0.0, np.inf]] * 10), "contains infinity"),
     (np.arange(10.0), "expected a 2-D array"),
     (np.empty((0, 3)), "is empty"),
     (np.array([["a", "b"]] * 10), "must hold real numbers"),

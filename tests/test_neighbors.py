@@ -187,6 +187,17 @@ def test_neighbors_head_and_unpacking():
         nn.head(11)
 
 
+def test_sparse_input_is_refused():
+    sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(ValueError, match="sparse input is not supported"):
+        idest.knn(sparse.random(20, 5, density=0.5, format="csr"), 2)
+
+
+def test_integer_and_object_input_is_converted():
+    X = np.arange(40).reshape(20, 2)
+    assert_matches_reference(idest.knn(X.astype(object), 2), X.astype(float), 2)
+
+
 def test_integer_input_is_converted():
     X = np.arange(40).reshape(20, 2)
     nn = idest.knn(X, 2)
@@ -198,13 +209,14 @@ def test_integer_input_is_converted():
     [
         (np.zeros(10), 1, "expected a 2-D array"),
         (np.zeros((2, 3, 4)), 1, "expected a 2-D array"),
-        (np.zeros((0, 3)), 1, "is empty"),
-        (np.zeros((3, 0)), 1, "is empty"),
+        (np.zeros((0, 3)), 1, r"found 0 sample\(s\)"),
+        (np.zeros((3, 0)), 1, r"found 0 feature\(s\)"),
         (np.zeros((5, 3)), 5, "k=5 neighbours requested but only 4"),
         (np.zeros((5, 3)), 0, "k must be an integer >= 1"),
         (np.zeros((5, 3)), 2.5, "k must be an integer >= 1"),
         (np.array([["a", "b"], ["c", "d"]]), 1, "must hold real numbers"),
-        (np.array([[1 + 2j, 0], [0, 1]]), 1, "must hold real numbers"),
+        (np.array([[1 + 2j, 0], [0, 1]]), 1, "Complex data not supported"),
+        (np.array([[object(), 1]] * 3, dtype=object), 1, "cannot be converted to float"),
     ],
 )
 def test_bad_input_raises_value_error(X, k, message):
