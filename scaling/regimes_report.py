@@ -663,8 +663,8 @@ def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig 
     (out / "fits.json").write_text(json.dumps(fits_json, indent=1))
     seconds = time.perf_counter() - start
     summary = out / "README.md"
-    work = (f"{cache.n_added} random-feature and {solvable_cache.n_added} solvable-model "
-            "points computed, the rest read from the cache")
+    work = (f"{cache.n_added} random-feature points and {solvable_cache.n_added} "
+            "solvable-model (point, ridge) rows computed, the rest read from the cache")
     summary.write_text(_markdown(results, config, sampled, solvable_fits, facts, command,
                                  seconds, work))
     _log(f"done in {seconds / 60:.1f} min: {summary}")
