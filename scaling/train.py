@@ -62,12 +62,13 @@ PAPER_RANDOM = Schedule("paper-random", (Phase(200_000, 200, 0.01), Phase(20_000
 PAPER_VETTED = Schedule("paper-vetted", (Phase(100_000, 200, 0.01), Phase(50_000, 200, 0.001),
                                          Phase(20_000, 200, 0.0001)), shortened=False)
 
-#: Named schedules. ``cpu-short16-random`` is Table 1 (random) with every phase 16× shorter;
+#: Named schedules. ``cpu-shortF-random`` is Table 1 (random) with every phase F× shorter;
 #: ``smoke`` is a few hundred steps for tests and demos.
 SCHEDULES: dict[str, Schedule] = {
     s.name: s for s in (
         PAPER_RANDOM,
         PAPER_VETTED,
+        _shortened(PAPER_RANDOM, 8, "cpu-short8-random"),
         _shortened(PAPER_RANDOM, 16, "cpu-short16-random"),
         _shortened(PAPER_RANDOM, 48, "cpu-short48-random"),
         _shortened(PAPER_VETTED, 16, "cpu-short16-vetted"),
