@@ -35,6 +35,23 @@ def cdf_targets(n_total, n_fit, k):
 
 
 @numba.njit(cache=True)
+def ranked_values(sorted_x, counts, n_fit):
+    """The n_fit smallest values in rank order: value j of ``sorted_x`` fills ``counts[j]`` ranks.
+
+    Fewer than n_fit when the counts sum to less.
+    """
+    out = np.empty(n_fit)
+    rank = 0
+    for j in range(sorted_x.shape[0]):
+        for _ in range(min(counts[j], n_fit - rank)):
+            out[rank] = sorted_x[j]
+            rank += 1
+        if rank == n_fit:
+            break
+    return out[:rank]
+
+
+@numba.njit(cache=True)
 def cdf_slope(sorted_x, counts, targets):
     """Least-squares slope through the origin of targets on the sorted values.
 
@@ -42,20 +59,13 @@ def cdf_slope(sorted_x, counts, targets):
     beyond ``len(targets)`` (the discarded largest μ) are ignored. Returns nan
     when every kept value is 0 (all μ = 1).
     """
-    n_fit = targets.shape[0]
+    kept = ranked_values(sorted_x, counts, targets.shape[0])
     sxy = 0.0
     sxx = 0.0
-    rank = 0
-    for j in range(sorted_x.shape[0]):
-        x = sorted_x[j]
-        for _ in range(counts[j]):
-            if rank == n_fit:
-                break
-            sxy += x * targets[rank]
-            sxx += x * x
-            rank += 1
-        if rank == n_fit:
-            break
+    for rank in range(kept.shape[0]):
+        x = kept[rank]
+        sxy += x * targets[rank]
+        sxx += x * x
     if sxx == 0.0:
         return np.nan
     return sxy / sxx
@@ -72,19 +82,11 @@ def pareto_mle(sorted_x, counts, n_fit):
     n_total = 0
     for j in range(counts.shape[0]):
         n_total += counts[j]
+    kept = ranked_values(sorted_x, counts, n_fit)
     total = 0.0
-    last = 0.0
-    rank = 0
-    for j in range(sorted_x.shape[0]):
-        x = sorted_x[j]
-        for _ in range(counts[j]):
-            if rank == n_fit:
-                break
-            total += x
-            last = x
-            rank += 1
-        if rank == n_fit:
-            break
+    for rank in range(kept.shape[0]):
+        total += kept[rank]
+    last = kept[kept.shape[0] - 1] if kept.shape[0] else 0.0
     denominator = total + (n_total - n_fit) * last
     if denominator == 0.0:
         return np.nan
