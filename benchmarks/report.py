@@ -1,6 +1,6 @@
-"""Markdown tables from a pytest-benchmark JSON file of this suite.
+"""Markdown tables from pytest-benchmark JSON files of this suite.
 
-    .venv/bin/python benchmarks/report.py benchmarks/results/knn.json > benchmarks/results/knn.md
+    .venv/bin/python benchmarks/report.py benchmarks/results/knn.json [more.json ...]
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import sys
 from collections import defaultdict
 
 
-def main(path: str) -> None:
-    with open(path) as fh:
-        data = json.load(fh)
+def main(paths: list[str]) -> None:
     groups: dict[str, list[dict]] = defaultdict(list)
-    for bench in data["benchmarks"]:
-        groups[bench["group"]].append(bench)
+    for path in paths:
+        with open(path) as fh:
+            data = json.load(fh)
+        for bench in data["benchmarks"]:
+            groups[bench["group"]].append(bench)
     cpu = data.get("machine_info", {}).get("cpu", {})
     print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
           f"{data.get('datetime', '')[:19]} UTC\n")
@@ -25,7 +26,7 @@ def main(path: str) -> None:
         rate = b["extra_info"]["flops"] / b["stats"]["median"]
         print(f"float32 GEMM rate (numpy BLAS, all cores): {rate / 1e9:.0f} GFLOP/s\n")
     if "peak memory" in groups:
-        info = groups.pop("peak memory")[0]["extra_info"]
+        info = groups.pop("peak memory")[-1]["extra_info"]  # a later file overrides
         print(f"Peak memory of a whole process running idest.knn on N={info['n']:,}, "
               f"D={info['dim']} float32 ({info['input_bytes'] / 1e6:.0f} MB input): "
               f"{info['peak_rss_bytes'] / 2**20:.0f} MiB\n")
@@ -53,4 +54,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1:])
