@@ -37,10 +37,9 @@ Backend = Literal["auto", "cpp", "numba", "tree"]
 BACKENDS = ("cpp", "numba", "tree")
 
 #: Ambient dimension up to which ``backend="auto"`` uses the tree. Measured with
-#: ``benchmarks/bench_backends.py`` (N=50,000, k=10): the tree is several times
-#: faster for D <= 6, level at D ~ 10, and two times slower at D=16 (README,
-#: "Choosing a backend").
-TREE_MAX_DIM = 10
+#: ``benchmarks/bench_backends.py`` (N=50,000, k=10): the tree is 8x faster at
+#: D=2, level at D=6, and 1.8x slower at D=8 (README, "Choosing a backend").
+TREE_MAX_DIM = 6
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ def knn(
         each point's own row is excluded from its neighbours (but its exact
         duplicates are not: they come back at distance 0.0).
     backend : {"auto", "cpp", "numba", "tree"}, default="auto"
-        ``"auto"`` uses ``"tree"`` for ``n_features <= 10`` and ``"cpp"``
+        ``"auto"`` uses ``"tree"`` for ``n_features <= 6`` and ``"cpp"``
         otherwise.
     n_jobs : int, optional
         Threads to use (default: every core this process may use).

@@ -253,7 +253,7 @@ def test_auto_backend_rule():
     assert choose_backend(100_000, 3) == "tree"
     assert choose_backend(100_000, 20) == "cpp"
     assert choose_backend(50_000, 768) == "cpp"
-    X = random_data(100, 8, np.float32)
+    X = random_data(100, 4, np.float32)
     assert idest.knn(X, 2).backend == "tree"
     assert idest.knn(random_data(100, 64, np.float32), 2).backend == "cpp"
 
