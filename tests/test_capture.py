@@ -107,7 +107,7 @@ def test_every_batch_size_gives_the_same_vectors(gpt2, tokens):
 
 def test_streamed_capture_larger_than_its_chunk_equals_in_memory(gpt2, tokens, tmp_path):
     batches = [{"input_ids": tokens[i:i + 4]} for i in range(0, 12, 4)]
-    memory = capture(gpt2, batches, "blocks.*.hook_mlp_out", reduce="all")
+    memory = capture(gpt2, batches, "blocks.*.hook_mlp_out", reduce="all", chunk_rows=7)
     # a generator has no len(): the files start at one batch and grow, then shrink to size
     streamed = capture(gpt2, (b for b in batches), "blocks.*.hook_mlp_out", reduce="all",
                        out_dir=tmp_path, chunk_rows=7)
