@@ -71,13 +71,17 @@ py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candid
     py::array_t<double> dist({q.n_rows, py::ssize_t(k)});
     py::array_t<int64_t> idx({q.n_rows, py::ssize_t(k)});
     int64_t fallbacks = 0;
+    // Raw pointers are taken while the GIL is held.
+    int64_t* cand_ptr = cand.mutable_data();
+    double* bound_ptr = bound.mutable_data();
+    int64_t* progress_ptr = progress.mutable_data();
+    double* dist_ptr = dist.mutable_data();
+    int64_t* idx_ptr = idx.mutable_data();
     {
         py::gil_scoped_release release;
-        idest::knn_candidates(q, r, opt, sgemm, cand.mutable_data(), bound.mutable_data(),
-                              progress.mutable_data());
-        fallbacks = idest::refine_candidates(q, r, self, k, cand.data(), n_candidates,
-                                             bound.data(), opt.n_threads,
-                                             dist.mutable_data(), idx.mutable_data());
+        idest::knn_candidates(q, r, opt, sgemm, cand_ptr, bound_ptr, progress_ptr);
+        fallbacks = idest::refine_candidates(q, r, self, k, cand_ptr, n_candidates, bound_ptr,
+                                             opt.n_threads, dist_ptr, idx_ptr);
     }
     return py::make_tuple(dist, idx, fallbacks);
 }
@@ -99,11 +103,15 @@ py::tuple refine(const py::array& query, const py::object& ref, int k,
     py::array_t<double> dist({q.n_rows, py::ssize_t(k)});
     py::array_t<int64_t> idx({q.n_rows, py::ssize_t(k)});
     int64_t fallbacks = 0;
+    const double* bound_ptr = lower_bound.data();
+    double* dist_ptr = dist.mutable_data();
+    int64_t* idx_ptr = idx.mutable_data();
+    const int width = int(candidates.shape(1));
+    const bool self = ref.is_none();
     {
         py::gil_scoped_release release;
-        fallbacks = idest::refine_candidates(q, r, ref.is_none(), k, c, int(candidates.shape(1)),
-                                             lower_bound.data(), std::max(1, n_threads),
-                                             dist.mutable_data(), idx.mutable_data());
+        fallbacks = idest::refine_candidates(q, r, self, k, c, width, bound_ptr,
+                                             std::max(1, n_threads), dist_ptr, idx_ptr);
     }
     return py::make_tuple(dist, idx, fallbacks);
 }

@@ -92,7 +92,8 @@ struct Scaling {
 // scale is a power of two, so scaling is exact and only rounding to float32
 // perturbs the values (that error enters the certificate).
 template <class T>
-Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, int n_threads) {
+Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool self,
+                        int n_threads) {
     const int64_t dim = ref.n_cols;
     const int64_t chunk = 4096;
     Scaling s;
@@ -134,7 +135,9 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, int n_th
     };
     s.sq_norm.assign(query.n_rows, 0.0);
     double m = max_abs(query, &s.sq_norm);
-    if (ref.data != query.data) m = std::max(m, max_abs(ref, nullptr));
+    // A separate reference set is always scanned, even when it shares the
+    // query's buffer (a query that is a view of the reference).
+    if (!self) m = std::max(m, max_abs(ref, nullptr));
     if (m > 0.0) {
         int e = 0;
         std::frexp(m, &e);  // m = f * 2^e with f in [0.5, 1)
@@ -246,7 +249,8 @@ void scan_columns(const float* g, const float* col_norms, float row_norm, int64_
 // squared distance t obeys |a - t| <= c (|x|^2 + |y|^2) with c = (2D + 32) u,
 // u = 2^-24 (a generous form of the bound, Higham ch. 3). Using
 // |y|^2 <= 2|x|^2 + 2t gives t >= (worst - 3 c |x|^2) / (1 + 2 c); an absolute
-// term covers float32 subnormals.
+// term covers float32 subnormals. The bound is about twice the error actually
+// possible, a slack that also covers the float64 rounding of exact_sqdist.
 double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling& s,
                              int64_t dim) {
     if (!std::isfinite(worst)) return std::numeric_limits<double>::infinity();
@@ -265,7 +269,7 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
     const bool self = opt.exclude_self;
     const int64_t dim = ref.n_cols;
     const int width = opt.n_candidates;
-    const Scaling s = compute_scaling<T>(query, ref, opt.n_threads);
+    const Scaling s = compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads);
 
     // Tile sides: never fewer blocks than threads when the data allows it.
     const int64_t nq = query.n_rows, nr = ref.n_rows;
@@ -352,9 +356,16 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         }
     });
 
+    const int64_t available = nr - (self ? 1 : 0);
     for (int64_t i = 0; i < nq; ++i) {
         std::copy_n(lists.idx.data() + i * width, width, cand_idx + i * width);
-        lower_bound[i] = certified_lower_bound(lists.worst[i], s.sq_norm[i], s, dim);
+        // Every point was offered to every list, so a list that is not full
+        // met a non-finite approximation: certify nothing, search exhaustively.
+        // A full list that holds every point leaves nothing outside it.
+        const double inf = std::numeric_limits<double>::infinity();
+        if (lists.count[i] < width) lower_bound[i] = -inf;
+        else if (width == available) lower_bound[i] = inf;
+        else lower_bound[i] = certified_lower_bound(lists.worst[i], s.sq_norm[i], s, dim);
     }
 }
 

@@ -139,6 +139,11 @@ def knn(X: np.ndarray, R: np.ndarray | None, k: int, width: int, n_jobs: int,
         s2 = scale * scale
         bound = ((worst.astype(np.float64) - 3.0 * c * sq_norm * s2 - absolute)
                  / (1.0 + 2.0 * c) / s2)
+        # A list that never filled met a non-finite approximation: certify nothing;
+        # a full list that holds every point leaves nothing outside it.
+        bound[count < width] = -np.inf
+        if width == ref.shape[0] - (1 if self_search else 0):
+            bound[count == width] = np.inf
         out_d = np.empty((n, k))
         out_i = np.empty((n, k), dtype=np.int64)
         fell_back = np.zeros(n, dtype=np.bool_)

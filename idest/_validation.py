@@ -30,7 +30,7 @@ def _from_torch(X: Any) -> np.ndarray | None:
         raise ValueError(
             f"Expected a CPU tensor, got one on device '{X.device}'; call .cpu() first."
         )
-    X = X.detach()
+    X = X.detach().resolve_neg().resolve_conj()  # lazy views numpy cannot read
     if X.dtype in (torch.bfloat16,):
         X = X.float()  # numpy has no bfloat16: one upcast copy
     return X.numpy()
@@ -114,7 +114,8 @@ def check_array(
         arr = arr.astype(np.float64)
     elif arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)  # long double
-    if arr.shape[1] > 1 and arr.strides[1] != arr.itemsize or arr.strides[0] < 0:
+    if (arr.shape[1] > 1 and arr.strides[1] != arr.itemsize or arr.strides[0] < 0
+            or arr.strides[0] % arr.itemsize):
         arr = np.ascontiguousarray(arr)
     elif copy:
         arr = np.array(arr)

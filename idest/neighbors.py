@@ -15,7 +15,9 @@ share a single contract (see :func:`knn`):
 ``"tree"``
     SciPy's ``cKDTree`` on PCA-rotated data (a rotation leaves Euclidean
     distances unchanged, and splitting along principal axes suits data that
-    lie near a low-dimensional subspace), for low ambient dimension.
+    lie near a low-dimensional subspace), for low ambient dimension. It builds a
+    rotated float64 copy of the data (the one backend that does; at D <= 6 that
+    copy is at most 48 bytes per point).
 
 Every backend re-scores its candidates from direct differences accumulated in
 float64 and certifies each row (no point outside the candidate list can be

@@ -40,7 +40,7 @@ def assert_matches_reference(nn: Neighbors, X, k, R=None):
 
 def assert_equal_neighbors(nn: Neighbors, dist, idx):
     np.testing.assert_array_equal(nn.indices, idx)
-    np.testing.assert_allclose(nn.distances, dist, rtol=1e-6, atol=0)
+    np.testing.assert_allclose(nn.distances, dist, rtol=1e-12, atol=0)
     assert nn.distances.dtype == np.float64 and nn.indices.dtype == np.int64
     assert (nn.distances >= 0).all() and np.isfinite(nn.distances).all()
 
@@ -84,6 +84,8 @@ def test_backends_match_float64_reference(backend, dtype, dataset, n, dim, k):
     assert nn.backend == backend
     assert nn.self_excluded
     assert_equal_neighbors(nn, *cached_reference(dataset, dtype, n, dim, k))
+    if dataset == "random":  # no near-ties: every row certified on the first pass
+        assert nn.n_fallback_rows == 0
 
 
 @functools.cache
@@ -145,6 +147,54 @@ def test_extreme_scales(backend):
     for scale in (1e-30, 1e30):
         X = rng.normal(scale=scale, size=(200, 10))
         assert_matches_reference(idest.knn(X, 3, backend=backend), X, 3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_explicit_reference_returns_each_point_itself(backend):
+    X = random_data(200, 12, np.float64)
+    nn = idest.knn(X, 3, reference=X, backend=backend)
+    np.testing.assert_array_equal(nn.indices[:, 0], np.arange(200))
+    assert (nn.distances[:, 0] == 0.0).all()
+    assert_matches_reference(nn, X, 3, X)
+
+
+def overflow_prone_reference():
+    """Six points whose squared norms straddle float32's overflow threshold once
+    scaled by the query's range alone (found in review): the two nearest
+    neighbours of the query rows overflow while two farther ones do not."""
+    import itertools
+
+    threshold = 2**128 - 2**103  # float64 values at or above this round to inf
+    grid = [np.float32(np.sqrt(threshold / 2))]
+    for _ in range(6):
+        grid.append(np.nextafter(grid[-1], np.float32(np.inf)))
+        grid.insert(0, np.nextafter(grid[0], np.float32(0)))
+    ints = [int(g) for g in grid]
+    half = (ints[1] - ints[0]) // 2 - 4096
+    best = None
+    for a, b, c, d in itertools.product(ints, repeat=4):
+        if a * a + b * b >= threshold > c * c + d * d:
+            near, far = (a - half, b - half), (c + half, d + half)
+            gap = (far[0] ** 2 + far[1] ** 2) - (near[0] ** 2 + near[1] ** 2)
+            if gap > 0 and (best is None or gap > best[0]):
+                best = (gap, near, far)
+    _, near, far = best
+    near, far = np.array(near, float) * 2, np.array(far, float) * 2
+    return np.array([[1.0, 0.0], [-1.0, 0.0], near, -near, far, -far])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_query_view_of_reference_with_extreme_range(backend):
+    R = overflow_prone_reference()
+    nn = idest.knn(R[:2], 4, reference=R, backend=backend)
+    assert_matches_reference(nn, R[:2], 4, R)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_strided_rows_every_backend(backend):
+    big = random_data(600, 40, np.float32)
+    view = big[::3, 5:25]
+    assert_matches_reference(idest.knn(view, 4, backend=backend), view, 4)
 
 
 def test_memmap_input_is_not_copied(tmp_path):
