@@ -23,6 +23,7 @@ import pytest
 from conftest import make_data, scaled
 
 import idest
+from idest._knn_backends import columns_without_self
 
 K = 10
 CASES = [(20_000, 20), (100_000, 20), (50_000, 768)]
@@ -35,11 +36,8 @@ QUICK_ONLY = {("scipy-ckdtree", 768)}
 
 
 def drop_self(dist: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """From a (n, k+1) self-search, remove each row's own index (not always first
-    when the point has duplicates); rows without it lose their last column."""
-    is_self = idx == np.arange(idx.shape[0])[:, None]
-    order = np.argsort(is_self, axis=1, kind="stable")
-    keep = order[:, :-1]
+    """From a (n, k+1) peer self-search, remove each row's own index."""
+    keep = columns_without_self(idx)
     return np.take_along_axis(dist, keep, 1), np.take_along_axis(idx, keep, 1)
 
 

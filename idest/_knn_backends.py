@@ -77,6 +77,16 @@ def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: 
     return out["result"]
 
 
+def columns_without_self(idx: np.ndarray) -> np.ndarray:
+    """Column positions that drop each row's own index from a (n, m) self-search.
+
+    Row i's own index is not always first (its exact duplicates tie with it);
+    rows that do not hold it lose their last column instead. Returns (n, m - 1).
+    """
+    is_self = idx == np.arange(idx.shape[0])[:, None]
+    return np.argsort(is_self, axis=1, kind="stable")[:, :-1]
+
+
 def _pca_rotation(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and principal axes (columns, by decreasing variance) of R in float64."""
     mean = R.mean(axis=0, dtype=np.float64)
@@ -109,10 +119,8 @@ def tree_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress:
     dist, idx = tree.query(query_rot, k=m, workers=n_jobs)
     dist = np.reshape(dist, (X.shape[0], m))
     idx = np.reshape(idx, (X.shape[0], m)).astype(np.int64)
-    if self_search:  # move each point's own index to the end and drop it
-        is_self = idx == np.arange(idx.shape[0])[:, None]
-        order = np.argsort(is_self, axis=1, kind="stable")
-        idx = np.take_along_axis(idx, order, axis=1)[:, : m - 1]
+    if self_search:
+        idx = np.take_along_axis(idx, columns_without_self(idx), axis=1)
     # Points the tree did not return are at rotated distance >= its last one;
     # the rotation perturbs squared distances by at most c |x|^2 in float64.
     if m == ref.shape[0]:
