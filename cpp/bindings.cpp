@@ -49,9 +49,16 @@ idest::SgemmFn sgemm_from(const py::capsule& capsule) {
     return fn;
 }
 
+idest::TileKernel tile_kernel(const std::string& name) {
+    if (name == "auto") return idest::TileKernel::kAuto;
+    if (name == "sgemm") return idest::TileKernel::kSgemm;
+    if (name == "fused") return idest::TileKernel::kFused;
+    throw std::invalid_argument("kernel must be 'auto', 'sgemm' or 'fused', got '" + name + "'");
+}
+
 py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candidates,
               int n_threads, int64_t block_rows, const py::capsule& sgemm_capsule,
-              py::array_t<int64_t, py::array::c_style> progress) {
+              py::array_t<int64_t, py::array::c_style> progress, const std::string& kernel) {
     auto [q, r] = views(query, ref);
     const bool self = ref.is_none();
     const int64_t available = r.n_rows - (self ? 1 : 0);
@@ -64,6 +71,7 @@ py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candid
     opt.n_threads = std::max(1, n_threads);
     opt.block_rows = std::max<int64_t>(64, block_rows);
     opt.exclude_self = self;
+    opt.kernel = tile_kernel(kernel);
     const auto sgemm = sgemm_from(sgemm_capsule);
 
     py::array_t<int64_t> cand({q.n_rows, py::ssize_t(n_candidates)});
@@ -122,9 +130,11 @@ PYBIND11_MODULE(_core, m) {
     m.doc() = "idest's compiled core: exact k-nearest-neighbour search";
     m.def("knn", &knn, py::arg("query"), py::arg("reference"), py::arg("k"),
           py::arg("n_candidates"), py::arg("n_threads"), py::arg("block_rows"),
-          py::arg("sgemm"), py::arg("progress"),
-          "Exact k-NN: float32 SGEMM candidate pass, float64 re-scoring with a certificate.\n"
+          py::arg("sgemm"), py::arg("progress"), py::arg("kernel") = "auto",
+          "Exact k-NN: float32 candidate pass, float64 re-scoring with a certificate.\n"
           "reference=None searches the query set against itself, excluding each point.\n"
+          "kernel: 'sgemm' (SGEMM tiles + scans), 'fused' (AVX2/FMA register-blocked\n"
+          "distances and threshold tests), or 'auto' (fused for D <= 64 where supported).\n"
           "Returns (distances float64 (n, k), indices int64 (n, k), n_fallback_rows).");
     m.def("refine", &refine, py::arg("query"), py::arg("reference"), py::arg("k"),
           py::arg("candidates"), py::arg("lower_bound"), py::arg("n_threads"),

@@ -3,55 +3,22 @@
 // `certified_lower_bound` below.
 #include "knn.hpp"
 
+#include "candidate_lists.hpp"
+#include "fused_scan.hpp"
+#include "parallel.hpp"
+#include "spatial_order.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
-#include <exception>
 #include <limits>
 #include <mutex>
-#include <thread>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
 namespace idest {
 namespace {
-
-// ---------------------------------------------------------------- threads ---
-
-// Runs fn(item, thread_id) for item in [0, n_items) on n_threads threads with
-// dynamic scheduling. The first exception thrown by a worker is rethrown here
-// after every thread has joined (hnswlib's pattern), so C++ errors surface in
-// Python instead of terminating the process.
-template <class Fn>
-void parallel_for(int64_t n_items, int n_threads, Fn fn) {
-    n_threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
-    std::atomic<int64_t> next{0};
-    std::exception_ptr error = nullptr;
-    std::mutex error_lock;
-    auto work = [&](int tid) {
-        try {
-            for (int64_t i = next++; i < n_items; i = next++) fn(i, tid);
-        } catch (...) {
-            std::lock_guard<std::mutex> guard(error_lock);
-            if (!error) error = std::current_exception();
-            next = n_items;
-        }
-    };
-    if (n_threads == 1) {
-        work(0);
-    } else {
-        std::vector<std::thread> pool;
-        pool.reserve(n_threads);
-        for (int t = 0; t < n_threads; ++t) pool.emplace_back(work, t);
-        for (auto& th : pool) th.join();
-    }
-    if (error) std::rethrow_exception(error);
-}
-
-template <class T>
-inline const T* row_ptr(const MatrixView& m, int64_t i) {
-    return static_cast<const T*>(m.data) + i * m.row_stride;
-}
 
 // ------------------------------------------------------- exact distances ---
 
@@ -146,14 +113,14 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
     return s;
 }
 
-// Converts rows [row0, row0 + n) to centred, scaled float32 and their squared
-// norms (accumulated in float64, rounded to float32).
+// Converts rows order[row0 .. row0 + n) to centred, scaled float32 and their
+// squared norms (accumulated in float64, rounded to float32).
 template <class T>
-void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, float* out,
-                float* norms) {
+void load_block(const MatrixView& m, const int64_t* order, int64_t row0, int64_t n,
+                const Scaling& s, float* out, float* norms) {
     const int64_t dim = m.n_cols;
     for (int64_t i = 0; i < n; ++i) {
-        const T* x = row_ptr<T>(m, row0 + i);
+        const T* x = row_ptr<T>(m, order[row0 + i]);
         float* o = out + i * dim;
         double sq = 0.0;
         for (int64_t j = 0; j < dim; ++j) {
@@ -165,37 +132,69 @@ void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, 
     }
 }
 
-// Sorted candidate list of one query row: approximate squared distances
-// ascending; ties keep the earlier arrival.
-struct CandidateLists {
-    int width;
-    std::vector<float> dist;
-    std::vector<int64_t> idx;
-    std::vector<int> count;
-    std::vector<float> worst;  // +inf until the list is full
-
-    CandidateLists(int64_t n_rows, int w)
-        : width(w),
-          dist(size_t(n_rows) * w, std::numeric_limits<float>::infinity()),
-          idx(size_t(n_rows) * w, -1),
-          count(n_rows, 0),
-          worst(n_rows, std::numeric_limits<float>::infinity()) {}
-
-    void insert(int64_t row, float d, int64_t j) {
-        float* cd = dist.data() + row * width;
-        int64_t* ci = idx.data() + row * width;
-        int n = std::min(count[row], width - 1);  // a full list drops its last entry
-        int pos = n;
-        while (pos > 0 && cd[pos - 1] > d) {
-            cd[pos] = cd[pos - 1];
-            ci[pos] = ci[pos - 1];
-            --pos;
+// Mean row of each block of `block` consecutive rows in `order`.
+template <class T>
+std::vector<std::vector<double>> block_centroids(const MatrixView& m,
+                                                 const std::vector<int64_t>& order,
+                                                 int64_t block, int n_threads) {
+    const int64_t n_blocks = (m.n_rows + block - 1) / block;
+    std::vector<std::vector<double>> c(n_blocks, std::vector<double>(m.n_cols, 0.0));
+    parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
+        const int64_t end = std::min(m.n_rows, (b + 1) * block);
+        for (int64_t i = b * block; i < end; ++i) {
+            const T* x = row_ptr<T>(m, order[i]);
+            for (int64_t j = 0; j < m.n_cols; ++j) c[b][j] += double(x[j]);
         }
-        cd[pos] = d;
-        ci[pos] = j;
-        count[row] = n + 1;
-        if (count[row] == width) worst[row] = cd[width - 1];
+        for (auto& v : c[b]) v /= double(end - b * block);
+    });
+    return c;
+}
+
+double sqdist(const std::vector<double>& x, const std::vector<double>& y) {
+    double s = 0.0;
+    for (size_t j = 0; j < x.size(); ++j) s += (x[j] - y[j]) * (x[j] - y[j]);
+    return s;
+}
+
+// Hands out the tiles of a self search in their order, but skips ahead (a
+// little) past tiles whose blocks another thread holds: each tile locks its
+// two blocks while it updates their lists.
+class TileQueue {
+  public:
+    TileQueue(std::vector<std::pair<int64_t, int64_t>> tiles, int64_t n_blocks)
+        : tiles_(std::move(tiles)), taken_(tiles_.size(), 0), busy_(n_blocks, 0) {}
+
+    std::pair<int64_t, int64_t> take() {
+        std::lock_guard<std::mutex> guard(lock_);
+        while (first_ < tiles_.size() && taken_[first_]) ++first_;
+        size_t pick = first_;
+        const size_t end = std::min(tiles_.size(), first_ + kLookahead);
+        for (size_t t = first_; t < end; ++t) {
+            if (taken_[t]) continue;
+            if (!busy_[tiles_[t].first] && !busy_[tiles_[t].second]) {
+                pick = t;
+                break;
+            }
+        }
+        taken_[pick] = 1;
+        ++busy_[tiles_[pick].first];
+        ++busy_[tiles_[pick].second];
+        return tiles_[pick];
     }
+
+    void release(std::pair<int64_t, int64_t> tile) {
+        std::lock_guard<std::mutex> guard(lock_);
+        --busy_[tile.first];
+        --busy_[tile.second];
+    }
+
+  private:
+    static constexpr size_t kLookahead = 64;
+    std::vector<std::pair<int64_t, int64_t>> tiles_;
+    std::vector<char> taken_;
+    std::vector<int> busy_;
+    size_t first_ = 0;
+    std::mutex lock_;
 };
 
 // Tile scans. The approximate squared distance of tile entry (r, c) is
@@ -251,16 +250,49 @@ void scan_columns(const float* g, const float* col_norms, float row_norm, int64_
 // |y|^2 <= 2|x|^2 + 2t gives t >= (worst - 3 c |x|^2) / (1 + 2 c); an absolute
 // term covers float32 subnormals. The bound is about twice the error actually
 // possible, a slack that also covers the float64 rounding of exact_sqdist.
+double error_coefficient(int64_t dim) { return (2.0 * double(dim) + 32.0) * std::ldexp(1.0, -24); }
+
 double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling& s,
                              int64_t dim) {
     if (!std::isfinite(worst)) return std::numeric_limits<double>::infinity();
-    const double u = std::ldexp(1.0, -24);
-    const double c = (2.0 * double(dim) + 32.0) * u;
+    const double c = error_coefficient(dim);
     const double s2 = s.scale * s.scale;
     const double x2 = sq_norm_unscaled * s2;
     const double absolute = double(dim) * std::ldexp(1.0, -120);
     const double t = (double(worst) - 3.0 * c * x2 - absolute) / (1.0 + 2.0 * c);
     return t / s2;
+}
+
+// Starting thresholds for a self search whose rows are in spatial order.
+// Before its list fills, a row accepts every point; seeded, it accepts only
+// points closer than an upper bound on its final threshold: the n_candidates-th
+// smallest of (exact distance + float32 error bound) over the rows next to it
+// in the order, its spatial neighbours. Those rows are offered again by the
+// tiles with approximate distances below the bound, so the list still fills,
+// and every rejected point was farther than the final threshold, which is all
+// the certificate needs. (A list that somehow does not fill gets no
+// certificate: its row is searched exhaustively.)
+void seed_thresholds(const float* rows, const float* norms, int64_t n, int64_t dim,
+                     int n_threads, CandidateLists& lists) {
+    const int64_t window = std::min<int64_t>(n, 2 * int64_t(lists.width) + 17);
+    if (window - 1 < lists.width) return;
+    const double c = error_coefficient(dim);
+    const int64_t chunk = 256;
+    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t ch, int) {
+        std::vector<double> bounds;
+        const int64_t end = std::min(n, (ch + 1) * chunk);
+        for (int64_t p = ch * chunk; p < end; ++p) {
+            const int64_t lo = std::clamp<int64_t>(p - window / 2, 0, n - window);
+            bounds.clear();
+            for (int64_t j = lo; j < lo + window; ++j)
+                if (j != p)
+                    bounds.push_back(exact_sqdist(rows + p * dim, rows + j * dim, dim) +
+                                     c * (double(norms[p]) + double(norms[j])));
+            std::nth_element(bounds.begin(), bounds.begin() + (lists.width - 1), bounds.end());
+            const double b = bounds[lists.width - 1] * (1.0 + 1e-6);
+            lists.worst[p] = std::nextafter(float(b), std::numeric_limits<float>::infinity());
+        }
+    });
 }
 
 template <class T>
@@ -271,6 +303,11 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
     const int width = opt.n_candidates;
     const Scaling s = compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads);
 
+    bool fused = opt.kernel == TileKernel::kFused;
+    if (fused && !fused_scan_supported())
+        throw std::invalid_argument("the fused tile kernel needs a CPU with AVX2 and FMA");
+    if (opt.kernel == TileKernel::kAuto) fused = dim <= kFusedMaxDim && fused_scan_supported();
+
     // Tile sides: never fewer blocks than threads when the data allows it.
     const int64_t nq = query.n_rows, nr = ref.n_rows;
     int64_t bq = std::min(opt.block_rows, std::max<int64_t>(64, (nq + opt.n_threads - 1) / opt.n_threads));
@@ -279,13 +316,29 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
     const int64_t n_qblocks = (nq + bq - 1) / bq;
     const int64_t n_rblocks = (nr + br - 1) / br;
 
-    // Work items: in self mode the upper-triangular tiles (bi <= bj) of the
+    // Rows are visited in a spatial order (spatial_order.hpp); lists are kept
+    // by position in that order and mapped back at the end.
+    const int64_t kLeaf = 32;
+    const std::vector<int64_t> qorder = spatial_order<T>(query, kLeaf, opt.n_threads);
+    const std::vector<int64_t> rorder = self ? qorder : spatial_order<T>(ref, kLeaf, opt.n_threads);
+    const auto qcent = block_centroids<T>(query, qorder, bq, opt.n_threads);
+    const auto rcent = self ? qcent : block_centroids<T>(ref, rorder, br, opt.n_threads);
+
+    // Work items. Self search: the upper-triangular tiles (bi <= bj) of the
     // symmetric distance matrix, each updating both its rows and its columns
-    // (half the SGEMM work); otherwise one item per query block.
+    // (half the distance work), the diagonal tiles first, then by distance
+    // between block centroids, so near-final candidates arrive early.
+    // Otherwise one item per query block, which visits the reference blocks
+    // nearest first.
     std::vector<std::pair<int64_t, int64_t>> tiles;
     if (self) {
+        std::vector<std::pair<double, std::pair<int64_t, int64_t>>> keyed;
         for (int64_t bi = 0; bi < n_qblocks; ++bi)
-            for (int64_t bj = bi; bj < n_rblocks; ++bj) tiles.emplace_back(bi, bj);
+            for (int64_t bj = bi; bj < n_qblocks; ++bj)
+                keyed.push_back({bi == bj ? -1.0 : sqdist(qcent[bi], qcent[bj]), {bi, bj}});
+        std::stable_sort(keyed.begin(), keyed.end(),
+                         [](const auto& x, const auto& y) { return x.first < y.first; });
+        for (const auto& kt : keyed) tiles.push_back(kt.second);
     } else {
         for (int64_t bi = 0; bi < n_qblocks; ++bi) tiles.emplace_back(bi, -1);
     }
@@ -297,14 +350,17 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
 
     CandidateLists lists(nq, width);
     std::vector<std::mutex> block_locks(self ? n_qblocks : 0);
+    TileQueue queue(self ? tiles : std::vector<std::pair<int64_t, int64_t>>{}, n_qblocks);
 
     struct Workspace {
         std::vector<float> a, b, g, na, nb;
+        PackedColumns packed;
         int64_t cached_a = -1;
     };
     const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt.n_threads, tiles.size())));
     std::vector<Workspace> ws(n_threads);
     for (auto& w : ws) {
+        if (fused) continue;  // reads the converted rows below
         w.a.resize(size_t(bq) * dim);
         w.b.resize(size_t(br) * dim);
         w.g.resize(size_t(bq) * br);
@@ -312,60 +368,108 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         w.nb.resize(br);
     }
 
+    // The fused kernel's tiles are small in D, so their float32 rows are
+    // converted once, in visiting order (at most 256 bytes per point at
+    // D <= kFusedMaxDim), instead of once per tile.
+    std::vector<float> qrows, qnorms, rrows, rnorms;
+    auto convert_all = [&](const MatrixView& m, const std::vector<int64_t>& order,
+                           std::vector<float>& rows, std::vector<float>& norms) {
+        rows.resize(size_t(m.n_rows) * dim);
+        norms.resize(m.n_rows);
+        const int64_t chunk = 1024;
+        parallel_for((m.n_rows + chunk - 1) / chunk, opt.n_threads, [&](int64_t c, int) {
+            const int64_t n = std::min(chunk, m.n_rows - c * chunk);
+            load_block<T>(m, order.data(), c * chunk, n, s, rows.data() + c * chunk * dim,
+                          norms.data() + c * chunk);
+        });
+    };
+    if (fused) {
+        convert_all(query, qorder, qrows, qnorms);
+        if (!self) convert_all(ref, rorder, rrows, rnorms);
+    }
+    if (fused && self) seed_thresholds(qrows.data(), qnorms.data(), nq, dim, opt.n_threads, lists);
+
+    // One tile: query positions q0.. against reference positions r0...
     auto process_tile = [&](Workspace& w, int64_t bi, int64_t bj) {
         const int64_t q0 = bi * bq, nqa = std::min(bq, nq - q0);
         const int64_t r0 = bj * br, nrb = std::min(br, nr - r0);
-        if (w.cached_a != bi) {
-            load_block<T>(query, q0, nqa, s, w.a.data(), w.na.data());
-            w.cached_a = bi;
-        }
         const bool diagonal = self && bi == bj;
-        const float* bmat = w.a.data();
-        const float* bnorm = w.na.data();
-        if (!diagonal) {
-            load_block<T>(ref, r0, nrb, s, w.b.data(), w.nb.data());
-            bmat = w.b.data();
-            bnorm = w.nb.data();
+        const float *amat, *anorm, *bmat, *bnorm;
+        if (fused) {
+            amat = qrows.data() + q0 * dim;
+            anorm = qnorms.data() + q0;
+            bmat = (self ? qrows : rrows).data() + r0 * dim;
+            bnorm = (self ? qnorms : rnorms).data() + r0;
+        } else {
+            if (w.cached_a != bi) {
+                load_block<T>(query, qorder.data(), q0, nqa, s, w.a.data(), w.na.data());
+                w.cached_a = bi;
+            }
+            amat = bmat = w.a.data();
+            anorm = bnorm = w.na.data();
+            if (!diagonal) {
+                load_block<T>(ref, rorder.data(), r0, nrb, s, w.b.data(), w.nb.data());
+                bmat = w.b.data();
+                bnorm = w.nb.data();
+            }
         }
-        // G (nqa x nrb, row-major) = -2 A B^T, via column-major G^T = -2 B A^T.
-        const int m = int(nrb), n = int(nqa), kk = int(dim), ld = int(dim), ldc = int(nrb);
-        const float alpha = -2.0f, beta = 0.0f;
-        sgemm("T", "N", &m, &n, &kk, &alpha, bmat, &ld, w.a.data(), &ld, &beta, w.g.data(), &ldc);
-
-        {  // rows of the tile update the query rows q0..q0+nqa
-            std::unique_lock<std::mutex> guard;
-            if (self) guard = std::unique_lock<std::mutex>(block_locks[bi]);
-            for (int64_t r = 0; r < nqa; ++r)
-                scan_row(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r,
+        // In self search the tile's rows and columns are both query rows:
+        // hold the locks of both blocks (std::lock: no lock-order deadlock).
+        std::unique_lock<std::mutex> row_guard, col_guard;
+        if (self) {
+            row_guard = std::unique_lock<std::mutex>(block_locks[bi], std::defer_lock);
+            if (diagonal) {
+                row_guard.lock();
+            } else {
+                col_guard = std::unique_lock<std::mutex>(block_locks[bj], std::defer_lock);
+                std::lock(row_guard, col_guard);
+            }
+        }
+        if (fused) {
+            w.packed.pack(bmat, bnorm, nrb, dim);
+            fused_scan(amat, anorm, nqa, q0, w.packed, r0, dim, self && !diagonal, self, lists);
+        } else {
+            // G (nqa x nrb, row-major) = -2 A B^T, via column-major G^T = -2 B A^T.
+            const int m = int(nrb), n = int(nqa), kk = int(dim), ld = int(dim), ldc = int(nrb);
+            const float alpha = -2.0f, beta = 0.0f;
+            sgemm("T", "N", &m, &n, &kk, &alpha, bmat, &ld, amat, &ld, &beta, w.g.data(), &ldc);
+            for (int64_t r = 0; r < nqa; ++r)  // rows update the query positions q0..
+                scan_row(w.g.data() + r * nrb, bnorm, anorm[r], nrb, r0, q0 + r,
                          self ? q0 + r : -1, lists);
-        }
-        if (self && !diagonal) {  // columns update the rows r0..r0+nrb (symmetry)
-            std::lock_guard<std::mutex> guard(block_locks[bj]);
-            for (int64_t r = 0; r < nqa; ++r)
-                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, lists);
+            if (self && !diagonal)  // columns update the positions r0.. (symmetry)
+                for (int64_t r = 0; r < nqa; ++r)
+                    scan_columns(w.g.data() + r * nrb, bnorm, anorm[r], nrb, r0, q0 + r, lists);
         }
         if (progress) __atomic_fetch_add(&progress[0], int64_t(1), __ATOMIC_RELAXED);
     };
 
     parallel_for(int64_t(tiles.size()), n_threads, [&](int64_t t, int tid) {
-        const auto [bi, bj] = tiles[t];
         if (self) {
-            process_tile(ws[tid], bi, bj);
-        } else {
-            for (int64_t b = 0; b < n_rblocks; ++b) process_tile(ws[tid], bi, b);
+            const auto tile = queue.take();
+            process_tile(ws[tid], tile.first, tile.second);
+            queue.release(tile);
+            return;
         }
+        const int64_t bi = tiles[t].first;
+        std::vector<std::pair<double, int64_t>> near;
+        for (int64_t b = 0; b < n_rblocks; ++b) near.emplace_back(sqdist(qcent[bi], rcent[b]), b);
+        std::sort(near.begin(), near.end());
+        for (const auto& [d2, b] : near) process_tile(ws[tid], bi, b);
     });
 
     const int64_t available = nr - (self ? 1 : 0);
-    for (int64_t i = 0; i < nq; ++i) {
-        std::copy_n(lists.idx.data() + i * width, width, cand_idx + i * width);
-        // Every point was offered to every list, so a list that is not full
-        // met a non-finite approximation: certify nothing, search exhaustively.
-        // A full list that holds every point leaves nothing outside it.
-        const double inf = std::numeric_limits<double>::infinity();
-        if (lists.count[i] < width) lower_bound[i] = -inf;
+    const double inf = std::numeric_limits<double>::infinity();
+    for (int64_t p = 0; p < nq; ++p) {
+        const int64_t i = qorder[p];
+        int64_t* out = cand_idx + i * width;
+        const int n = lists.finish(p, out);
+        for (int j = 0; j < n; ++j) out[j] = rorder[out[j]];
+        // A list that is not full met a non-finite approximation (or a seeded
+        // threshold that failed): certify nothing, search exhaustively. A full
+        // list that holds every point leaves nothing outside it.
+        if (n < width) lower_bound[i] = -inf;
         else if (width == available) lower_bound[i] = inf;
-        else lower_bound[i] = certified_lower_bound(lists.worst[i], s.sq_norm[i], s, dim);
+        else lower_bound[i] = certified_lower_bound(lists.worst[p], s.sq_norm[i], s, dim);
     }
 }
 

@@ -29,12 +29,25 @@ struct MatrixView {
     bool is_float64 = false;
 };
 
+template <class T>
+inline const T* row_ptr(const MatrixView& m, int64_t i) {
+    return static_cast<const T*>(m.data) + i * m.row_stride;
+}
+
+// How the float32 pass computes a tile: SGEMM into a distance tile that is then
+// scanned (any D), or the fused register-blocked kernel (fused_scan.hpp; needs
+// AVX2 + FMA). kAuto takes the fused kernel for D <= kFusedMaxDim when the CPU
+// has it.
+enum class TileKernel { kAuto, kSgemm, kFused };
+constexpr int64_t kFusedMaxDim = 64;
+
 struct KnnOptions {
     int k = 1;                  // neighbours returned per query
     int n_candidates = 1;       // candidates kept per query by the float32 pass (>= k)
     int n_threads = 1;          // worker threads (each calls a single-threaded SGEMM)
     int64_t block_rows = 2048;  // rows per tile side
     bool exclude_self = false;  // query == reference: row i never returns index i
+    TileKernel kernel = TileKernel::kAuto;
 };
 
 // Float32 candidate pass. Writes, for each query row, `n_candidates` reference

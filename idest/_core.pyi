@@ -12,6 +12,7 @@ def knn(
     block_rows: int,
     sgemm: object,
     progress: NDArray[np.int64],
+    kernel: str = "auto",
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], int]: ...
 def refine(
     query: NDArray[np.floating],

@@ -316,6 +316,41 @@ def test_single_thread_matches_multi_thread():
     np.testing.assert_array_equal(a.distances, b.distances)
 
 
+def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64):
+    """The compiled core with a chosen tile kernel; small blocks make many tiles."""
+    from idest import _core
+    from idest._knn_backends import _sgemm_capsule, n_candidates
+
+    progress = np.zeros(2, dtype=np.int64)
+    dist, idx, fallbacks = _core.knn(X, R, k, n_candidates(k), n_threads, block_rows,
+                                     _sgemm_capsule(), progress, kernel)
+    assert progress[0] == progress[1] > 0  # every tile was processed once
+    return Neighbors(dist, idx, self_excluded=R is None, backend="cpp",
+                     n_fallback_rows=fallbacks)
+
+
+@pytest.mark.parametrize("kernel", ["sgemm", "fused"])
+@pytest.mark.parametrize("dataset", list(DATASETS))
+@pytest.mark.parametrize(("n", "dim", "k"), [(7, 1, 3), (301, 7, 5), (1003, 65, 20), (517, 130, 2)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_tile_kernels_match_float64_reference(kernel, dataset, n, dim, k, n_threads):
+    """Both kernels of the C++ core, whatever D (auto picks fused for D <= 64),
+    with row counts that leave partial register blocks and packed groups."""
+    X = DATASETS[dataset](n, dim, np.float32)
+    nn = core_knn(X, k, kernel=kernel, n_threads=n_threads)
+    assert_equal_neighbors(nn, *reference_knn(X, k))
+    if dataset == "random":
+        assert nn.n_fallback_rows == 0
+    R = DATASETS[dataset](n // 2 + 3, dim, np.float32, seed=1)
+    assert_equal_neighbors(core_knn(X[:50], k, R, kernel=kernel, n_threads=n_threads),
+                           *reference_knn(X[:50], k, R))
+
+
+def test_unknown_tile_kernel_is_refused():
+    with pytest.raises(ValueError, match="kernel must be 'auto', 'sgemm' or 'fused'"):
+        core_knn(random_data(20, 3, np.float32), 2, kernel="fast")
+
+
 def test_cli_knn(tmp_path, capsys):
     from idest.cli import main
 

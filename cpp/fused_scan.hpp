@@ -1,0 +1,61 @@
+// The fused tile kernel for small dimensions: distances and the candidate
+// threshold test in one register-blocked pass, so no distance tile is written.
+//
+// At small D a GEMM does little work per output (2D flops) and the SGEMM + scan
+// path spends most of its time writing the tile and reading it back twice. The
+// fused kernel keeps a 6 x 16 block of dot products in AVX registers,
+// completes the approximate squared distances |x|^2 + |y|^2 - 2 x.y there and
+// compares them with the rows' (and, for a symmetric tile, the columns')
+// current thresholds; only blocks holding a hit leave the registers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "candidate_lists.hpp"
+
+namespace idest {
+
+// Reference points per packed group (two AVX registers of 8 floats).
+constexpr int64_t kFusedGroup = 16;
+
+// True when the CPU runs the kernel (AVX2 and FMA, checked at run time).
+bool fused_scan_supported();
+
+// A float buffer whose data starts on a 64-byte boundary, so no 32-byte
+// vector load of a packed group straddles two cache lines.
+class AlignedFloats {
+  public:
+    void assign(size_t n, float value);
+    const float* data() const { return data_; }
+    float* data() { return data_; }
+
+  private:
+    std::vector<float> storage_;
+    float* data_ = nullptr;
+};
+
+// Reference rows in the kernel's layout: groups of kFusedGroup points, each
+// group dimension-major (the 16 values of one coordinate contiguous). The tail
+// group is padded with zero coordinates and +inf norms, which never pass a test.
+struct PackedColumns {
+    AlignedFloats values;
+    AlignedFloats norms;
+    int64_t n = 0;
+
+    // rows: n x dim row-major (centred, scaled float32), norms: their |y|^2.
+    void pack(const float* rows, const float* row_norms, int64_t n_rows, int64_t dim);
+};
+
+// One tile: query rows [row0, row0 + n_rows) (row-major `a`, squared norms
+// `a_norms`) against the packed reference points [col0, col0 + cols.n).
+// Each approximate squared distance below a row's threshold is offered to that
+// row's list (skipping the point itself when `skip_self`); with `symmetric`
+// (self search, off-diagonal tile) it is also offered to the column's list.
+// The caller holds whatever locks protect the lists of those rows and columns.
+void fused_scan(const float* a, const float* a_norms, int64_t n_rows, int64_t row0,
+                const PackedColumns& cols, int64_t col0, int64_t dim, bool symmetric,
+                bool skip_self, CandidateLists& lists);
+
+}  // namespace idest
