@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -12,20 +13,16 @@ namespace idest {
 // The `width` smallest approximate squared distances offered to each query
 // row, sorted ascending (ties keep the earlier arrival). `worst[row]` is the
 // threshold a point must beat to enter: the list's last entry once it is full,
-// before that +inf or a seeded upper bound on it. The threshold only falls, so
-// every point outside a full list was at least as far as its final entry (the
-// certificate's premise). `worst` holds kPadding extra +inf entries past the
-// last row, so a vector kernel may read a whole group of thresholds at the end.
+// +inf before. The threshold only falls, so every point outside a full list was
+// at least as far as its final entry (the certificate's premise).
 class CandidateLists {
   public:
-    static constexpr int64_t kPadding = 16;
-
     const int width;
     std::vector<float> worst;
 
     CandidateLists(int64_t n_rows, int w)
         : width(w),
-          worst(n_rows + kPadding, std::numeric_limits<float>::infinity()),
+          worst(n_rows, std::numeric_limits<float>::infinity()),
           dist_(size_t(n_rows) * w),
           idx_(size_t(n_rows) * w),
           count_(n_rows, 0) {}
@@ -34,12 +31,10 @@ class CandidateLists {
         float* cd = dist_.data() + row * width;
         int64_t* ci = idx_.data() + row * width;
         const int n = std::min(count_[row], width - 1);  // a full list drops its last entry
-        int pos = n;
-        while (pos > 0 && cd[pos - 1] > d) {
-            cd[pos] = cd[pos - 1];
-            ci[pos] = ci[pos - 1];
-            --pos;
-        }
+        int pos = 0;  // entries <= d: ties keep the earlier arrival
+        for (int i = 0; i < n; ++i) pos += cd[i] <= d;
+        std::memmove(cd + pos + 1, cd + pos, size_t(n - pos) * sizeof(float));
+        std::memmove(ci + pos + 1, ci + pos, size_t(n - pos) * sizeof(int64_t));
         cd[pos] = d;
         ci[pos] = j;
         count_[row] = n + 1;

@@ -59,8 +59,16 @@ void row_block(const float* a, const float* an, int rows, int64_t row0, const Pa
         const __m256 yn1 = _mm256_load_ps(cols.norms.data() + c0 + 8);
         __m256 cw0 = _mm256_setzero_ps(), cw1 = _mm256_setzero_ps();
         if (symmetric) {
-            cw0 = _mm256_loadu_ps(lists.worst.data() + col0 + c0);
-            cw1 = _mm256_loadu_ps(lists.worst.data() + col0 + c0 + 8);
+            // A partial last group must not read thresholds past its columns
+            // (they may belong to a block another thread is updating).
+            alignas(32) float tail[kFusedGroup];
+            const float* w = lists.worst.data() + col0 + c0;
+            if (cols.n - c0 < kFusedGroup) {
+                for (int64_t c = 0; c < kFusedGroup; ++c) tail[c] = c < cols.n - c0 ? w[c] : kInf;
+                w = tail;
+            }
+            cw0 = _mm256_loadu_ps(w);
+            cw1 = _mm256_loadu_ps(w + 8);
         }
         __m256 d[kRows][2];
         unsigned hits[kRows];

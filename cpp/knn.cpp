@@ -251,12 +251,11 @@ void scan_columns(const float* g, const float* col_norms, float row_norm, int64_
 // |y|^2 <= 2|x|^2 + 2t gives t >= (worst - 3 c |x|^2) / (1 + 2 c); an absolute
 // term covers float32 subnormals. The bound is about twice the error actually
 // possible, a slack that also covers the float64 rounding of exact_sqdist.
-double error_coefficient(int64_t dim) { return (2.0 * double(dim) + 32.0) * std::ldexp(1.0, -24); }
-
 double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling& s,
                              int64_t dim) {
     if (!std::isfinite(worst)) return std::numeric_limits<double>::infinity();
-    const double c = error_coefficient(dim);
+    const double u = std::ldexp(1.0, -24);
+    const double c = (2.0 * double(dim) + 32.0) * u;
     const double s2 = s.scale * s.scale;
     const double x2 = sq_norm_unscaled * s2;
     const double absolute = double(dim) * std::ldexp(1.0, -120);
@@ -264,36 +263,24 @@ double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling
     return t / s2;
 }
 
-// Starting thresholds for a self search whose rows are in spatial order.
-// Before its list fills, a row accepts every point; seeded, it accepts only
-// points closer than an upper bound on its final threshold: the n_candidates-th
-// smallest of (exact distance + float32 error bound) over the rows next to it
-// in the order, its spatial neighbours. Those rows are offered again by the
-// tiles with approximate distances below the bound, so the list still fills,
-// and every rejected point was farther than the final threshold, which is all
-// the certificate needs. (A list that somehow does not fill gets no
-// certificate: its row is searched exhaustively.)
-void seed_thresholds(const float* rows, const float* norms, int64_t n, int64_t dim,
-                     int n_threads, CandidateLists& lists) {
-    const int64_t window = std::min<int64_t>(n, 2 * int64_t(lists.width) + 17);
-    if (window - 1 < lists.width) return;
-    const double c = error_coefficient(dim);
-    const int64_t chunk = 256;
-    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t ch, int) {
-        std::vector<double> bounds;
-        const int64_t end = std::min(n, (ch + 1) * chunk);
-        for (int64_t p = ch * chunk; p < end; ++p) {
-            const int64_t lo = std::clamp<int64_t>(p - window / 2, 0, n - window);
-            bounds.clear();
-            for (int64_t j = lo; j < lo + window; ++j)
-                if (j != p)
-                    bounds.push_back(exact_sqdist(rows + p * dim, rows + j * dim, dim) +
-                                     c * (double(norms[p]) + double(norms[j])));
-            std::nth_element(bounds.begin(), bounds.begin() + (lists.width - 1), bounds.end());
-            const double b = bounds[lists.width - 1] * (1.0 + 1e-6);
-            lists.worst[p] = std::nextafter(float(b), std::numeric_limits<float>::infinity());
-        }
-    });
+// A diagonal tile of a spatially ordered self search, nearest pairs first:
+// each half of the position range [p0, p0 + n) is done (recursively) before
+// the pairs between the halves, down to squares of kDiagonalLeaf positions.
+// Rows thus meet their nearest points first, so few later points pass their
+// thresholds; and only the upper triangle of the tile is computed.
+void fused_diagonal(const float* rows, const float* norms, int64_t p0, int64_t n, int64_t dim,
+                    PackedColumns& packed, CandidateLists& lists) {
+    constexpr int64_t kDiagonalLeaf = 64;
+    if (n <= kDiagonalLeaf) {
+        packed.pack(rows + p0 * dim, norms + p0, n, dim);
+        fused_scan(rows + p0 * dim, norms + p0, n, p0, packed, p0, dim, false, true, lists);
+        return;
+    }
+    const int64_t half = n / 2;
+    fused_diagonal(rows, norms, p0, half, dim, packed, lists);
+    fused_diagonal(rows, norms, p0 + half, n - half, dim, packed, lists);
+    packed.pack(rows + (p0 + half) * dim, norms + p0 + half, n - half, dim);
+    fused_scan(rows + p0 * dim, norms + p0, half, p0, packed, p0 + half, dim, true, true, lists);
 }
 
 template <class T>
@@ -404,7 +391,6 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         convert_all(query, qorder, qrows, qnorms);
         if (!self) convert_all(ref, rorder, rrows, rnorms);
     }
-    if (fused && self) seed_thresholds(qrows.data(), qnorms.data(), nq, dim, opt.n_threads, lists);
 
     // One tile: query positions q0.. against reference positions r0...
     auto process_tile = [&](Workspace& w, int64_t bi, int64_t bj) {
@@ -442,9 +428,11 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
                 std::lock(row_guard, col_guard);
             }
         }
-        if (fused) {
+        if (fused && diagonal) {
+            fused_diagonal(qrows.data(), qnorms.data(), q0, nqa, dim, w.packed, lists);
+        } else if (fused) {
             w.packed.pack(bmat, bnorm, nrb, dim);
-            fused_scan(amat, anorm, nqa, q0, w.packed, r0, dim, self && !diagonal, self, lists);
+            fused_scan(amat, anorm, nqa, q0, w.packed, r0, dim, self, self, lists);
         } else {
             // G (nqa x nrb, row-major) = -2 A B^T, via column-major G^T = -2 B A^T.
             const int m = int(nrb), n = int(nqa), kk = int(dim), ld = int(dim), ldc = int(nrb);
@@ -481,9 +469,9 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         int64_t* out = cand_idx + i * width;
         const int n = lists.finish(p, out);
         for (int j = 0; j < n; ++j) out[j] = rorder[out[j]];
-        // A list that is not full met a non-finite approximation (or a seeded
-        // threshold that failed): certify nothing, search exhaustively. A full
-        // list that holds every point leaves nothing outside it.
+        // Every point was offered to every list, so a list that is not full
+        // met a non-finite approximation: certify nothing, search exhaustively.
+        // A full list that holds every point leaves nothing outside it.
         if (n < width) lower_bound[i] = -inf;
         else if (width == available) lower_bound[i] = inf;
         else lower_bound[i] = certified_lower_bound(lists.worst[p], s.sq_norm[i], s, dim);
