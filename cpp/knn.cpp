@@ -13,7 +13,6 @@
 #include <cmath>
 #include <limits>
 #include <mutex>
-#include <numeric>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -114,14 +113,15 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
     return s;
 }
 
-// Converts rows order[row0 .. row0 + n) to centred, scaled float32 and their
-// squared norms (accumulated in float64, rounded to float32).
+// Converts rows order[row0 .. row0 + n) (rows row0.. when order is null) to
+// centred, scaled float32 and their squared norms (accumulated in float64,
+// rounded to float32).
 template <class T>
 void load_block(const MatrixView& m, const int64_t* order, int64_t row0, int64_t n,
                 const Scaling& s, float* out, float* norms) {
     const int64_t dim = m.n_cols;
     for (int64_t i = 0; i < n; ++i) {
-        const T* x = row_ptr<T>(m, order[row0 + i]);
+        const T* x = row_ptr<T>(m, order ? order[row0 + i] : row0 + i);
         float* o = out + i * dim;
         double sq = 0.0;
         for (int64_t j = 0; j < dim; ++j) {
@@ -133,22 +133,41 @@ void load_block(const MatrixView& m, const int64_t* order, int64_t row0, int64_t
     }
 }
 
-// Mean row of each block of `block` consecutive rows in `order`.
+// A set's centred, scaled float32 rows in a spatial visiting order, converted
+// once (the fused kernel's tiles are small in D: at most 256 bytes per point
+// at D <= kFusedMaxDim), with the mean row of each block of `block` positions.
+struct OrderedRows {
+    std::vector<int64_t> order;  // position -> row of the input
+    std::vector<float> rows;     // by position, row-major
+    std::vector<float> norms;    // squared norms by position
+    std::vector<std::vector<double>> centroids;
+};
+
 template <class T>
-std::vector<std::vector<double>> block_centroids(const MatrixView& m,
-                                                 const std::vector<int64_t>& order,
-                                                 int64_t block, int n_threads) {
-    const int64_t n_blocks = (m.n_rows + block - 1) / block;
-    std::vector<std::vector<double>> c(n_blocks, std::vector<double>(m.n_cols, 0.0));
-    parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
-        const int64_t end = std::min(m.n_rows, (b + 1) * block);
-        for (int64_t i = b * block; i < end; ++i) {
-            const T* x = row_ptr<T>(m, order[i]);
-            for (int64_t j = 0; j < m.n_cols; ++j) c[b][j] += double(x[j]);
-        }
-        for (auto& v : c[b]) v /= double(end - b * block);
+OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, int n_threads) {
+    const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024;
+    std::vector<float> rows(size_t(n) * dim), norms(n);
+    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        load_block<T>(m, nullptr, c * chunk, std::min(chunk, n - c * chunk), s,
+                      rows.data() + c * chunk * dim, norms.data() + c * chunk);
     });
-    return c;
+    OrderedRows o;
+    o.order = spatial_order(rows.data(), n, dim, /*leaf=*/32, n_threads);
+    o.rows.resize(rows.size());
+    o.norms.resize(n);
+    const int64_t n_blocks = (n + block - 1) / block;
+    o.centroids.assign(n_blocks, std::vector<double>(dim, 0.0));
+    parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
+        const int64_t end = std::min(n, (b + 1) * block);
+        for (int64_t p = b * block; p < end; ++p) {
+            const float* x = rows.data() + o.order[p] * dim;
+            std::copy_n(x, dim, o.rows.data() + p * dim);
+            o.norms[p] = norms[o.order[p]];
+            for (int64_t j = 0; j < dim; ++j) o.centroids[b][j] += double(x[j]);
+        }
+        for (auto& v : o.centroids[b]) v /= double(end - b * block);
+    });
+    return o;
 }
 
 double sqdist(const std::vector<double>& x, const std::vector<double>& y) {
@@ -307,25 +326,17 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
     // With the fused kernel, rows are visited in a spatial order
     // (spatial_order.hpp) and lists are kept by position in that order, mapped
     // back at the end. At larger D the selection is a small share of the work
-    // and the O(n D log n) ordering and scattered row reads cost more than they
-    // save (20,000 x 768: +17 %), so the SGEMM path keeps the input order.
-    const bool ordered = fused;
-    const int64_t kLeaf = 32;
-    auto visiting_order = [&](const MatrixView& m) {
-        if (ordered) return spatial_order<T>(m, kLeaf, opt.n_threads);
-        std::vector<int64_t> order(m.n_rows);
-        std::iota(order.begin(), order.end(), int64_t(0));
-        return order;
-    };
-    const std::vector<int64_t> qorder = visiting_order(query);
-    const std::vector<int64_t> rorder = self ? qorder : visiting_order(ref);
-    std::vector<std::vector<double>> qcent, rcent;
-    if (ordered) {
-        qcent = block_centroids<T>(query, qorder, bq, opt.n_threads);
-        rcent = self ? qcent : block_centroids<T>(ref, rorder, br, opt.n_threads);
+    // and the ordering and scattered row reads cost more than they save
+    // (20,000 x 768: +17 %), so the SGEMM path keeps the input order.
+    OrderedRows qset, rset;
+    if (fused) {
+        qset = ordered_rows<T>(query, s, bq, opt.n_threads);
+        if (!self) rset = ordered_rows<T>(ref, s, br, opt.n_threads);
     }
+    const OrderedRows& rsrc = self ? qset : rset;
+    auto position_to_row = [&](const OrderedRows& o, int64_t p) { return fused ? o.order[p] : p; };
     auto block_distance = [&](int64_t bi, int64_t bj) {
-        return ordered ? sqdist(qcent[bi], (self ? qcent : rcent)[bj]) : 0.0;
+        return fused ? sqdist(qset.centroids[bi], rsrc.centroids[bj]) : 0.0;
     };
 
     // Work items. Self search: the upper-triangular tiles (bi <= bj) of the
@@ -372,26 +383,6 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         w.nb.resize(br);
     }
 
-    // The fused kernel's tiles are small in D, so their float32 rows are
-    // converted once, in visiting order (at most 256 bytes per point at
-    // D <= kFusedMaxDim), instead of once per tile.
-    std::vector<float> qrows, qnorms, rrows, rnorms;
-    auto convert_all = [&](const MatrixView& m, const std::vector<int64_t>& order,
-                           std::vector<float>& rows, std::vector<float>& norms) {
-        rows.resize(size_t(m.n_rows) * dim);
-        norms.resize(m.n_rows);
-        const int64_t chunk = 1024;
-        parallel_for((m.n_rows + chunk - 1) / chunk, opt.n_threads, [&](int64_t c, int) {
-            const int64_t n = std::min(chunk, m.n_rows - c * chunk);
-            load_block<T>(m, order.data(), c * chunk, n, s, rows.data() + c * chunk * dim,
-                          norms.data() + c * chunk);
-        });
-    };
-    if (fused) {
-        convert_all(query, qorder, qrows, qnorms);
-        if (!self) convert_all(ref, rorder, rrows, rnorms);
-    }
-
     // One tile: query positions q0.. against reference positions r0...
     auto process_tile = [&](Workspace& w, int64_t bi, int64_t bj) {
         const int64_t q0 = bi * bq, nqa = std::min(bq, nq - q0);
@@ -399,19 +390,19 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         const bool diagonal = self && bi == bj;
         const float *amat, *anorm, *bmat, *bnorm;
         if (fused) {
-            amat = qrows.data() + q0 * dim;
-            anorm = qnorms.data() + q0;
-            bmat = (self ? qrows : rrows).data() + r0 * dim;
-            bnorm = (self ? qnorms : rnorms).data() + r0;
+            amat = qset.rows.data() + q0 * dim;
+            anorm = qset.norms.data() + q0;
+            bmat = rsrc.rows.data() + r0 * dim;
+            bnorm = rsrc.norms.data() + r0;
         } else {
             if (w.cached_a != bi) {
-                load_block<T>(query, qorder.data(), q0, nqa, s, w.a.data(), w.na.data());
+                load_block<T>(query, nullptr, q0, nqa, s, w.a.data(), w.na.data());
                 w.cached_a = bi;
             }
             amat = bmat = w.a.data();
             anorm = bnorm = w.na.data();
             if (!diagonal) {
-                load_block<T>(ref, rorder.data(), r0, nrb, s, w.b.data(), w.nb.data());
+                load_block<T>(ref, nullptr, r0, nrb, s, w.b.data(), w.nb.data());
                 bmat = w.b.data();
                 bnorm = w.nb.data();
             }
@@ -429,7 +420,7 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
             }
         }
         if (fused && diagonal) {
-            fused_diagonal(qrows.data(), qnorms.data(), q0, nqa, dim, w.packed, lists);
+            fused_diagonal(qset.rows.data(), qset.norms.data(), q0, nqa, dim, w.packed, lists);
         } else if (fused) {
             w.packed.pack(bmat, bnorm, nrb, dim);
             fused_scan(amat, anorm, nqa, q0, w.packed, r0, dim, self, self, lists);
@@ -465,10 +456,10 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
     const int64_t available = nr - (self ? 1 : 0);
     const double inf = std::numeric_limits<double>::infinity();
     for (int64_t p = 0; p < nq; ++p) {
-        const int64_t i = qorder[p];
+        const int64_t i = position_to_row(qset, p);
         int64_t* out = cand_idx + i * width;
         const int n = lists.finish(p, out);
-        for (int j = 0; j < n; ++j) out[j] = rorder[out[j]];
+        for (int j = 0; j < n; ++j) out[j] = position_to_row(rsrc, out[j]);
         // Every point was offered to every list, so a list that is not full
         // met a non-finite approximation: certify nothing, search exhaustively.
         // A full list that holds every point leaves nothing outside it.
