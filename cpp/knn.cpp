@@ -133,9 +133,9 @@ void load_block(const MatrixView& m, const int64_t* order, int64_t row0, int64_t
     }
 }
 
-// A set's centred, scaled float32 rows in a spatial visiting order, converted
-// once (the fused kernel's tiles are small in D: at most 256 bytes per point
-// at D <= kFusedMaxDim), with the mean row of each block of `block` positions.
+// A set's centred, scaled float32 rows in a spatial visiting order, held whole
+// (the fused kernel's D is small: at most 256 bytes per point), with the mean
+// row of each block of `block` positions.
 struct OrderedRows {
     std::vector<int64_t> order;  // position -> row of the input
     std::vector<float> rows;     // by position, row-major
@@ -146,25 +146,24 @@ struct OrderedRows {
 template <class T>
 OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, int n_threads) {
     const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024;
-    std::vector<float> rows(size_t(n) * dim), norms(n);
-    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
-        load_block<T>(m, nullptr, c * chunk, std::min(chunk, n - c * chunk), s,
-                      rows.data() + c * chunk * dim, norms.data() + c * chunk);
-    });
+    auto convert = [&](const int64_t* order, std::vector<float>& rows, std::vector<float>& norms) {
+        rows.resize(size_t(n) * dim);
+        norms.resize(n);
+        parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+            load_block<T>(m, order, c * chunk, std::min(chunk, n - c * chunk), s,
+                          rows.data() + c * chunk * dim, norms.data() + c * chunk);
+        });
+    };
     OrderedRows o;
-    o.order = spatial_order(rows.data(), n, dim, /*leaf=*/32, n_threads);
-    o.rows.resize(rows.size());
-    o.norms.resize(n);
+    convert(nullptr, o.rows, o.norms);  // input order, to find the visiting order
+    o.order = spatial_order(o.rows.data(), n, dim, /*leaf=*/32, n_threads);
+    convert(o.order.data(), o.rows, o.norms);  // converted again: one copy at a time
     const int64_t n_blocks = (n + block - 1) / block;
     o.centroids.assign(n_blocks, std::vector<double>(dim, 0.0));
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t end = std::min(n, (b + 1) * block);
-        for (int64_t p = b * block; p < end; ++p) {
-            const float* x = rows.data() + o.order[p] * dim;
-            std::copy_n(x, dim, o.rows.data() + p * dim);
-            o.norms[p] = norms[o.order[p]];
-            for (int64_t j = 0; j < dim; ++j) o.centroids[b][j] += double(x[j]);
-        }
+        for (int64_t p = b * block; p < end; ++p)
+            for (int64_t j = 0; j < dim; ++j) o.centroids[b][j] += double(o.rows[p * dim + j]);
         for (auto& v : o.centroids[b]) v /= double(end - b * block);
     });
     return o;

@@ -16,8 +16,8 @@ share a single contract (see :func:`knn`):
     SciPy's ``cKDTree`` on PCA-rotated data (a rotation leaves Euclidean
     distances unchanged, and splitting along principal axes suits data that
     lie near a low-dimensional subspace), for low ambient dimension. It builds a
-    rotated float64 copy of the data (the one backend that does; at D <= 6 that
-    copy is at most 48 bytes per point).
+    rotated float64 copy of the data (the one backend that does; at the D <= 6
+    where ``auto`` picks it, that copy is at most 48 bytes per point).
 
 Every backend re-scores its candidates from direct differences accumulated in
 float64 and certifies each row (no point outside the candidate list can be
@@ -38,10 +38,13 @@ from idest._validation import check_array, check_int
 Backend = Literal["auto", "cpp", "numba", "tree"]
 BACKENDS = ("cpp", "numba", "tree")
 
-#: Ambient dimension up to which ``backend="auto"`` uses the tree. Measured with
-#: ``benchmarks/bench_backends.py`` (N=50,000, k=10): the tree is 8x faster at
-#: D=2, level at D=6, and 1.8x slower at D=8 (README, "Choosing a backend").
-TREE_MAX_DIM = 6
+#: Smallest reference set for which ``backend="auto"`` takes the tree, by
+#: ambient dimension (larger D: never). The tree's cost grows like N log N and
+#: steeply with D, the compiled core's like N^2 and slowly with D. Measured with
+#: ``benchmarks/bench_backends.py`` (k=10): at D=4 the two are level at N=50,000
+#: and the tree is 2.4x faster at N=200,000; at D=6 it is level only at
+#: N=200,000; at D=8 it is 2.1x slower there (README, "Choosing a backend").
+TREE_MIN_POINTS = {1: 50_000, 2: 50_000, 3: 50_000, 4: 50_000, 5: 100_000, 6: 250_000}
 
 
 @dataclass(frozen=True)
@@ -121,10 +124,13 @@ def default_n_jobs() -> int:
 def choose_backend(n_reference: int, dim: int) -> str:
     """The backend ``backend="auto"`` picks for a reference set of this shape.
 
-    The k-d tree wins at low ambient dimension; above :data:`TREE_MAX_DIM` the
-    compiled SGEMM search wins (measurements in the README).
+    The k-d tree for large sets of very low ambient dimension
+    (:data:`TREE_MIN_POINTS`), the compiled core otherwise.
+
+    >>> choose_backend(100_000, 3), choose_backend(10_000, 3), choose_backend(100_000, 20)
+    ('tree', 'cpp', 'cpp')
     """
-    return "tree" if dim <= TREE_MAX_DIM else "cpp"
+    return "tree" if n_reference >= TREE_MIN_POINTS.get(dim, np.inf) else "cpp"
 
 
 def knn(

@@ -301,11 +301,12 @@ def test_mixed_dtypes_with_reference():
 
 def test_auto_backend_rule():
     assert choose_backend(100_000, 3) == "tree"
+    assert choose_backend(20_000, 3) == "cpp"
+    assert choose_backend(100_000, 6) == "cpp" and choose_backend(300_000, 6) == "tree"
     assert choose_backend(100_000, 20) == "cpp"
     assert choose_backend(50_000, 768) == "cpp"
-    X = random_data(100, 4, np.float32)
-    assert idest.knn(X, 2).backend == "tree"
-    assert idest.knn(random_data(100, 64, np.float32), 2).backend == "cpp"
+    assert idest.knn(random_data(100, 4, np.float32), 2).backend == "cpp"
+    assert idest.knn(random_data(50_000, 2, np.float32), 2).backend == "tree"
 
 
 def test_single_thread_matches_multi_thread():
