@@ -1,8 +1,9 @@
 // Exact k-nearest-neighbour search: plain C++ with pointer-and-size interfaces.
 //
 // The search has the two steps of a BLAS k-NN (as in faiss): a blocked distance
-// step d^2 ~= |x|^2 - 2 x.y + |y|^2 on float32 tiles computed by SGEMM, and a
-// per-row selection of candidates that never holds an N x N matrix. A third step
+// step d^2 ~= |x|^2 - 2 x.y + |y|^2 on float32 tiles (by SGEMM, or at small D by
+// the fused kernel of fused_scan.hpp, which tests candidates in registers), and
+// a per-row selection of candidates that never holds an N x N matrix. A third step
 // makes the result exact: every candidate is re-scored from direct differences
 // accumulated in float64, and a per-row certificate proves that no point outside
 // the candidate list can be closer than the k-th chosen one; rows whose
