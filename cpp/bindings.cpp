@@ -15,7 +15,8 @@ using idest::MatrixView;
 namespace {
 
 MatrixView view_of(const py::array& a, const char* name) {
-    if (a.ndim() != 2) throw std::invalid_argument(std::string(name) + " must be 2-D");
+    if (a.ndim() != 2 || a.shape(0) < 1 || a.shape(1) < 1)
+        throw std::invalid_argument(std::string(name) + " must be 2-D with at least one row and column");
     const bool f64 = py::isinstance<py::array_t<double>>(a);
     const bool f32 = py::isinstance<py::array_t<float>>(a);
     if (!f64 && !f32) throw std::invalid_argument(std::string(name) + " must be float32 or float64");

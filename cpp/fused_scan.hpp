@@ -27,6 +27,12 @@ bool fused_scan_supported();
 // vector load of a packed group straddles two cache lines.
 class AlignedFloats {
   public:
+    AlignedFloats() = default;
+    AlignedFloats(AlignedFloats&&) = default;  // moves keep the buffer (and data_)
+    AlignedFloats& operator=(AlignedFloats&&) = default;
+    AlignedFloats(const AlignedFloats&) = delete;  // a copy would point into the source
+    AlignedFloats& operator=(const AlignedFloats&) = delete;
+
     void assign(size_t n, float value);
     const float* data() const { return data_; }
     float* data() { return data_; }

@@ -85,6 +85,7 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
         std::vector<double> partial(n_chunks, 0.0);
         parallel_for(n_chunks, n_threads, [&](int64_t c, int) {
             double best = 0.0;
+            bool finite = true;
             const int64_t end = std::min(m.n_rows, (c + 1) * chunk);
             for (int64_t i = c * chunk; i < end; ++i) {
                 const T* x = row_ptr<T>(m, i);
@@ -92,10 +93,13 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
                 for (int64_t j = 0; j < dim; ++j) {
                     const double v = double(x[j]) - s.mean[j];
                     best = std::max(best, std::fabs(v));
+                    finite &= std::isfinite(v);
                     sq += v * v;
                 }
                 if (norms) (*norms)[i] = sq;
             }
+            // Python validates its input; this guards direct callers of the core.
+            if (!finite) throw std::invalid_argument("the input holds nan or inf values");
             partial[c] = best;
         });
         return *std::max_element(partial.begin(), partial.end());
@@ -134,8 +138,9 @@ void load_block(const MatrixView& m, const int64_t* order, int64_t row0, int64_t
 }
 
 // A set's centred, scaled float32 rows in a spatial visiting order, held whole
-// (the fused kernel's D is small: at most 256 bytes per point), with the mean
-// row of each block of `block` positions.
+// (4 D bytes per point: at most 256 at the D <= kFusedMaxDim where the fused
+// kernel is chosen by default), with the mean row of each block of `block`
+// positions.
 struct OrderedRows {
     std::vector<int64_t> order;  // position -> row of the input
     std::vector<float> rows;     // by position, row-major
@@ -285,7 +290,8 @@ double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling
 // each half of the position range [p0, p0 + n) is done (recursively) before
 // the pairs between the halves, down to squares of kDiagonalLeaf positions.
 // Rows thus meet their nearest points first, so few later points pass their
-// thresholds; and only the upper triangle of the tile is computed.
+// thresholds; and above the 64-point squares only the upper triangle of the
+// tile is computed.
 void fused_diagonal(const float* rows, const float* norms, int64_t p0, int64_t n, int64_t dim,
                     PackedColumns& packed, CandidateLists& lists) {
     constexpr int64_t kDiagonalLeaf = 64;
@@ -406,28 +412,34 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
                 bnorm = w.nb.data();
             }
         }
-        // In self search the tile's rows and columns are both query rows:
-        // hold the locks of both blocks (std::lock: no lock-order deadlock).
-        std::unique_lock<std::mutex> row_guard, col_guard;
-        if (self) {
-            row_guard = std::unique_lock<std::mutex>(block_locks[bi], std::defer_lock);
+        // In self search the tile's rows and columns are both query rows: the
+        // selection holds the locks of both blocks (std::lock: no lock-order
+        // deadlock); the SGEMM itself runs unlocked.
+        auto lock_blocks = [&] {
+            std::unique_lock<std::mutex> rows_guard, cols_guard;
+            if (!self) return std::make_pair(std::move(rows_guard), std::move(cols_guard));
+            rows_guard = std::unique_lock<std::mutex>(block_locks[bi], std::defer_lock);
             if (diagonal) {
-                row_guard.lock();
+                rows_guard.lock();
             } else {
-                col_guard = std::unique_lock<std::mutex>(block_locks[bj], std::defer_lock);
-                std::lock(row_guard, col_guard);
+                cols_guard = std::unique_lock<std::mutex>(block_locks[bj], std::defer_lock);
+                std::lock(rows_guard, cols_guard);
             }
-        }
+            return std::make_pair(std::move(rows_guard), std::move(cols_guard));
+        };
         if (fused && diagonal) {
+            const auto guard = lock_blocks();
             fused_diagonal(qset.rows.data(), qset.norms.data(), q0, nqa, dim, w.packed, lists);
         } else if (fused) {
             w.packed.pack(bmat, bnorm, nrb, dim);
+            const auto guard = lock_blocks();
             fused_scan(amat, anorm, nqa, q0, w.packed, r0, dim, self, self, lists);
         } else {
             // G (nqa x nrb, row-major) = -2 A B^T, via column-major G^T = -2 B A^T.
             const int m = int(nrb), n = int(nqa), kk = int(dim), ld = int(dim), ldc = int(nrb);
             const float alpha = -2.0f, beta = 0.0f;
             sgemm("T", "N", &m, &n, &kk, &alpha, bmat, &ld, amat, &ld, &beta, w.g.data(), &ldc);
+            const auto guard = lock_blocks();
             for (int64_t r = 0; r < nqa; ++r)  // rows update the query positions q0..
                 scan_row(w.g.data() + r * nrb, bnorm, anorm[r], nrb, r0, q0 + r,
                          self ? q0 + r : -1, lists);
