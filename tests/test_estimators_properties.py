@@ -66,8 +66,8 @@ def data():
 
 
 def test_twonn_agrees_with_scikit_dimension_and_dadapy(data):
-    skdim = pytest.importorskip("skdim", reason="scikit-dimension comes with the test and bench extras")
-    dadapy = pytest.importorskip("dadapy", reason="dadapy comes with the test and bench extras")
+    skdim = pytest.importorskip("skdim", reason="install the test extra")
+    dadapy = pytest.importorskip("dadapy", reason="install the test extra")
     ours = idest.twonn(data).dimension
     assert skdim.id.TwoNN().fit(data).dimension_ == pytest.approx(ours, rel=1e-9)
     dada = dadapy.Data(coordinates=data, maxk=3, verbose=False)
@@ -77,7 +77,7 @@ def test_twonn_agrees_with_scikit_dimension_and_dadapy(data):
 
 
 def test_mle_agrees_with_scikit_dimension(data):
-    skdim = pytest.importorskip("skdim", reason="scikit-dimension comes with the test and bench extras")
+    skdim = pytest.importorskip("skdim", reason="install the test extra")
     nn = idest.knn(data, k=20)
     for comb, aggregation in (("mean", "mean"), ("mle", "mackay_ghahramani")):
         for unbiased in (False, True):
