@@ -15,8 +15,10 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 
 // Offers the entries of one 6 x 16 block that passed a threshold (rare once
 // the lists have filled) to the candidate lists: for each row, only the
-// columns whose bit is set in hits[r].
-__attribute__((noinline)) void offer_block(const float (&d)[kRows][kFusedGroup], const unsigned (&hits)[kRows], int rows,
+// columns whose bit is set in hits[r]. Kept out of line: the rare path stays
+// out of the kernel loop's registers.
+__attribute__((noinline))
+void offer_block(const float (&d)[kRows][kFusedGroup], const unsigned (&hits)[kRows], int rows,
                  int64_t row0, int64_t col0, int64_t n_cols, bool symmetric, bool skip_self,
                  CandidateLists& lists) {
     for (int r = 0; r < rows; ++r) {

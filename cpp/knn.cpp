@@ -1,4 +1,5 @@
-// Exact k-NN: float32 SGEMM tiles + per-row selection + float64 certificate.
+// Exact k-NN: float32 tiles (SGEMM or the fused kernel) + per-row selection +
+// float64 certificate.
 // See knn.hpp for the contract; the numerical argument is written out at
 // `certified_lower_bound` below.
 #include "knn.hpp"
@@ -174,12 +175,6 @@ OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, i
     return o;
 }
 
-double sqdist(const std::vector<double>& x, const std::vector<double>& y) {
-    double s = 0.0;
-    for (size_t j = 0; j < x.size(); ++j) s += (x[j] - y[j]) * (x[j] - y[j]);
-    return s;
-}
-
 // Hands out the tiles of a self search in their order, but skips ahead (a
 // little) past tiles whose blocks another thread holds: each tile locks its
 // two blocks while it updates their lists.
@@ -267,8 +262,9 @@ void scan_columns(const float* g, const float* col_norms, float row_norm, int64_
 
 // Every reference point that is not a candidate had an approximate squared
 // distance a >= worst (the list's last entry only decreases). With float32
-// inputs rounded from the centred, scaled data, SGEMM's dot-product error
-// bound |e| <= D u |x||y| and the rounding of norms and sums, the true scaled
+// inputs rounded from the centred, scaled data, the dot-product error bound
+// |e| <= D u |x||y| (SGEMM's, and the fused kernel's FMA chain) and the
+// rounding of norms and sums, the true scaled
 // squared distance t obeys |a - t| <= c (|x|^2 + |y|^2) with c = (2D + 32) u,
 // u = 2^-24 (a generous form of the bound, Higham ch. 3). Using
 // |y|^2 <= 2|x|^2 + 2t gives t >= (worst - 3 c |x|^2) / (1 + 2 c); an absolute
@@ -341,7 +337,8 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
     const OrderedRows& rsrc = self ? qset : rset;
     auto position_to_row = [&](const OrderedRows& o, int64_t p) { return fused ? o.order[p] : p; };
     auto block_distance = [&](int64_t bi, int64_t bj) {
-        return fused ? sqdist(qset.centroids[bi], rsrc.centroids[bj]) : 0.0;
+        if (!fused) return 0.0;
+        return exact_sqdist(qset.centroids[bi].data(), rsrc.centroids[bj].data(), dim);
     };
 
     // Work items. Self search: the upper-triangular tiles (bi <= bj) of the
@@ -350,7 +347,7 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
     // order) by distance between block centroids, so near-final candidates
     // arrive early. Otherwise one item per query block, which visits the
     // reference blocks nearest first.
-    std::vector<std::pair<int64_t, int64_t>> tiles;
+    std::vector<std::pair<int64_t, int64_t>> tiles;  // self search only
     if (self) {
         std::vector<std::pair<double, std::pair<int64_t, int64_t>>> keyed;
         for (int64_t bi = 0; bi < n_qblocks; ++bi)
@@ -359,25 +356,23 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         std::stable_sort(keyed.begin(), keyed.end(),
                          [](const auto& x, const auto& y) { return x.first < y.first; });
         for (const auto& kt : keyed) tiles.push_back(kt.second);
-    } else {
-        for (int64_t bi = 0; bi < n_qblocks; ++bi) tiles.emplace_back(bi, -1);
     }
+    const int64_t n_items = self ? int64_t(tiles.size()) : n_qblocks;
     if (progress) {
         __atomic_store_n(&progress[0], int64_t(0), __ATOMIC_RELAXED);
-        __atomic_store_n(&progress[1], int64_t(self ? tiles.size() : tiles.size() * n_rblocks),
-                         __ATOMIC_RELAXED);
+        __atomic_store_n(&progress[1], self ? n_items : n_items * n_rblocks, __ATOMIC_RELAXED);
     }
 
     CandidateLists lists(nq, width);
     std::vector<std::mutex> block_locks(self ? n_qblocks : 0);
-    TileQueue queue(self ? tiles : std::vector<std::pair<int64_t, int64_t>>{}, n_qblocks);
+    TileQueue queue(std::move(tiles), n_qblocks);
 
     struct Workspace {
         std::vector<float> a, b, g, na, nb;
         PackedColumns packed;
         int64_t cached_a = -1;
     };
-    const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt.n_threads, tiles.size())));
+    const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt.n_threads, n_items)));
     std::vector<Workspace> ws(n_threads);
     for (auto& w : ws) {
         if (fused) continue;  // reads the converted rows below
@@ -450,14 +445,14 @@ void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOp
         if (progress) __atomic_fetch_add(&progress[0], int64_t(1), __ATOMIC_RELAXED);
     };
 
-    parallel_for(int64_t(tiles.size()), n_threads, [&](int64_t t, int tid) {
+    parallel_for(n_items, n_threads, [&](int64_t t, int tid) {
         if (self) {
             const auto tile = queue.take();
             process_tile(ws[tid], tile.first, tile.second);
             queue.release(tile);
             return;
         }
-        const int64_t bi = tiles[t].first;
+        const int64_t bi = t;  // a query block against every reference block
         std::vector<std::pair<double, int64_t>> near;
         for (int64_t b = 0; b < n_rblocks; ++b) near.emplace_back(block_distance(bi, b), b);
         std::stable_sort(near.begin(), near.end());
