@@ -25,7 +25,7 @@ import pytest
 from conftest import make_data, scaled
 
 import idest
-from idest.neighbors import default_n_jobs
+from idest.neighbors._knn import default_n_jobs
 
 CASES = [(20_000, 20), (50_000, 768)]
 MLE_K = 20

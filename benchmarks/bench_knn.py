@@ -23,7 +23,7 @@ import pytest
 from conftest import make_data, scaled
 
 import idest
-from idest._knn_backends import columns_without_self
+from idest.neighbors._backends import columns_without_self
 
 K = 10
 CASES = [(20_000, 20), (100_000, 20), (50_000, 768)]

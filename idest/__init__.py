@@ -5,14 +5,24 @@ synthetic manifolds of known dimension (:mod:`idest.datasets`) and activation
 capture from PyTorch models.
 """
 
-from idest.activations import Reduction, capture, hooks, list_sites, resolve_sites
-from idest.diagnostics import id_vs_k, id_vs_n_points
-from idest.duplicates import DuplicatesWarning
-from idest.estimate import estimate_all
-from idest.mle import LevinaBickel, mle
+from idest.capture import Reduction, capture, hooks, list_sites, resolve_sites
+from idest.estimators import (
+    KNNCDF,
+    CDFFit,
+    DuplicatesWarning,
+    IDCurve,
+    IDResult,
+    LevinaBickel,
+    TwoNN,
+    cdf_fit_data,
+    estimate_all,
+    id_vs_k,
+    id_vs_n_points,
+    knn_cdf,
+    mle,
+    twonn,
+)
 from idest.neighbors import Neighbors, knn
-from idest.results import CDFFit, IDCurve, IDResult
-from idest.twonn import KNNCDF, TwoNN, cdf_fit_data, knn_cdf, twonn
 
 __version__ = "0.1.0"
 

@@ -30,20 +30,17 @@ from typing import Any
 
 import numpy as np
 
-from idest._progress import progress_bar
-from idest.activations import (
+from idest.capture import (
     LAYOUTS,
     Reduction,
     Site,
     SiteSpec,
-    _per_site,
-    _read_json,
-    _write_json,
     capture,
+    per_site,
     resolve_sites,
 )
-from idest.duplicates import DuplicatesWarning
-from idest.estimate import estimate_all
+from idest.estimators import DuplicatesWarning, estimate_all
+from idest.utils import progress_bar, read_json, write_json
 
 #: Columns of the scan table, in order.
 COLUMNS = ("site", "kind", "layer", "relative_depth", "estimator", "k", "id", "ci_low",
@@ -81,7 +78,7 @@ class ScanResult:
 
 def default_sites(model: Any) -> tuple[str, ...]:
     """The sites scanned when none are named: the paper's for GPT-2 (:data:`GPT2_PAPER_SITES`),
-    every hidden state (``hidden_states.*``) for the encoders of :data:`idest.activations.LAYOUTS`.
+    every hidden state (``hidden_states.*``) for the encoders of :data:`idest.capture.LAYOUTS`.
 
     Examples
     --------
@@ -183,7 +180,7 @@ def layer_scan(
     (out / "activations").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     resolved = resolve_sites(model, sites)
-    reductions = _per_site(resolved, reduce)
+    reductions = per_site(resolved, reduce)
     model_id = {"class": type(model).__name__,
                 "n_parameters": sum(p.numel() for p in model.parameters())}
     capture_keys = {s.name: json.loads(json.dumps(
@@ -194,7 +191,7 @@ def layer_scan(
 
     rows: dict[str, list[dict]] = {}
     for s in resolved:
-        stored = _read_json(out / "results" / f"{s.name}.json")
+        stored = read_json(out / "results" / f"{s.name}.json")
         if stored and stored.get("key") == {**capture_keys[s.name], **estimate_key}:
             rows[s.name] = stored["rows"]
     n_reused = len(rows)
@@ -202,7 +199,7 @@ def layer_scan(
 
     arrays = {}
     for s in todo:
-        done = _read_json(out / "activations" / f"{s.name}.done.json")
+        done = read_json(out / "activations" / f"{s.name}.done.json")
         if done == capture_keys[s.name]:
             arrays[s.name] = np.load(out / "activations" / f"{s.name}.npy", mmap_mode="r")
     missing = [s for s in todo if s.name not in arrays]
@@ -214,7 +211,7 @@ def layer_scan(
                            resume_key=[capture_keys[s.name] for s in missing], progress=progress)
         for s in missing:
             if s.name in captured:
-                _write_json(out / "activations" / f"{s.name}.done.json", capture_keys[s.name])
+                write_json(out / "activations" / f"{s.name}.done.json", capture_keys[s.name])
         arrays.update(captured)
 
     with progress_bar(progress, total=len(todo), desc="estimate", unit="site") as bar:
@@ -223,7 +220,7 @@ def layer_scan(
                 continue
             rows[s.name] = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
                                       bootstrap=bootstrap, random_state=random_state)
-            _write_json(out / "results" / f"{s.name}.json",
+            write_json(out / "results" / f"{s.name}.json",
                         {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name]})
             if bar is not None:
                 bar.update(1)
@@ -234,7 +231,7 @@ def layer_scan(
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(table)
-    _write_json(paths[1], table, indent=1)
+    write_json(paths[1], table, indent=1)
     plot_scan(table, paths[2], title=title)
     return ScanResult(table, *paths, n_sites_reused=n_reused)
 

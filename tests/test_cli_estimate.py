@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from idest.cli import main
+from idest.cli._main import main
 from idest.datasets import hypercube
 
 

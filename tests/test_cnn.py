@@ -9,10 +9,10 @@ import pickle
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="scaling.cnn needs torch")
+torch = pytest.importorskip("torch", reason="scaling.cnn._cnn needs torch")
 
 from scaling import cnn  # noqa: E402
-from scaling.datasets_io import (  # noqa: E402
+from scaling.cnn._datasets import (  # noqa: E402
     load_digits_images,
     read_cifar10,
     read_idx,
@@ -160,7 +160,7 @@ def test_tiny_training_reduces_loss_and_restores_the_best_epoch(digits):
     assert result.test_loss < 0.8 * np.log(10)  # well below chance, ln 10
     assert result.test_loss == history[:, 2].min()
     assert result.best_epoch == 1 + int(history[:, 2].argmin())
-    loss, accuracy = cnn._evaluate(model, *cnn._tensors(test, model, "test", "t"), 256)
+    loss, accuracy = cnn._cnn._evaluate(model, *cnn._cnn._tensors(test, model, "test", "t"), 256)
     assert loss == pytest.approx(result.test_loss, rel=1e-5)  # the best weights are back
     assert accuracy == pytest.approx(result.test_accuracy)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import idest
-from idest._validation import check_array
-from idest.neighbors import BACKENDS, Neighbors, choose_backend
+from idest.neighbors._knn import BACKENDS, Neighbors, choose_backend
+from idest.utils.validation import check_array
 
 
 def reference_knn(X: np.ndarray, k: int, R: np.ndarray | None = None):
@@ -319,8 +319,8 @@ def test_single_thread_matches_multi_thread():
 
 def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64):
     """The compiled core with a chosen tile kernel; small blocks make many tiles."""
-    from idest import _core
-    from idest._knn_backends import _sgemm_capsule, n_candidates
+    from idest.neighbors import _core
+    from idest.neighbors._backends import _sgemm_capsule, n_candidates
 
     progress = np.zeros(2, dtype=np.int64)
     try:
@@ -375,7 +375,7 @@ def test_core_refuses_bad_arguments_itself():
 
 
 def test_cli_knn(tmp_path, capsys):
-    from idest.cli import main
+    from idest.cli._main import main
 
     X = random_data(300, 12, np.float32)
     path = tmp_path / "x.npy"

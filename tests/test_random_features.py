@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import scaling.regimes as regimes
-from scaling.random_features import (
+import scaling.random_features._regimes as regimes
+from scaling.random_features._features import (
     RandomReLUFeatures,
     feature_population,
     gaussian_projection,
@@ -13,7 +13,7 @@ from scaling.random_features import (
     power_law_population,
     sampled_test_loss,
 )
-from scaling.regimes import (
+from scaling.random_features._regimes import (
     FeatureSource,
     SweepCache,
     duality_check,
@@ -22,7 +22,7 @@ from scaling.regimes import (
     regime_point,
     sweep_regime,
 )
-from scaling.replica import replica_kappa, replica_loss
+from scaling.random_features._replica import replica_kappa, replica_loss
 
 ALPHA_K = 1.0
 SOURCE = FeatureSource("power_law", ALPHA_K, n_features=1024)
@@ -155,7 +155,7 @@ def test_bad_input_is_a_clear_value_error():
 
 
 def test_idest_regimes_quick_writes_figures_and_summary(tmp_path):
-    from idest.cli import main
+    from idest.cli._main import main
 
     out = tmp_path / "report"
     assert main(["regimes", "--quick", "--out", str(out), "--cache-dir",

@@ -11,8 +11,8 @@ import pytest
 from scipy import optimize, stats
 
 import scaling
-from scaling._circle import circle_radius
-from scaling.fit import _nnls_two_columns
+from scaling.fit._circle import circle_radius
+from scaling.fit._power_law import _nnls_two_columns
 
 SIZES = np.logspace(3, 7, 13)
 
@@ -239,7 +239,7 @@ def test_import_scaling_does_not_import_torch():
 
 
 def test_idest_fit_command_writes_table_json_and_plot(tmp_path, capsys):
-    from idest.cli import main
+    from idest.cli._main import main
 
     rng = np.random.default_rng(3)
     lines = ["k,depth,seed,n_params,loss,id"]

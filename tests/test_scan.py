@@ -12,12 +12,12 @@ torch = pytest.importorskip("torch", reason="the layer scan needs torch")
 transformers = pytest.importorskip("transformers", reason="the scan tests need transformers")
 
 import idest.scan  # noqa: E402
-from idest.cli import main  # noqa: E402
+from idest.capture._text import TokenSequences, read_texts, stdlib_docstrings, token_sequences  # noqa: E402
+from idest.cli._main import main  # noqa: E402
 from idest.scan import COLUMNS, GPT2_PAPER_SITES, layer_scan, plot_scan  # noqa: E402
-from idest.text import TokenSequences, read_texts, stdlib_docstrings, token_sequences  # noqa: E402
 
 try:
-    from idest.text import minilm_path
+    from idest.capture._text import minilm_path
 
     MINILM = minilm_path()
 except ValueError:
@@ -190,9 +190,9 @@ class TestMiniLM:
         assert "7 site(s) reused" in capsys.readouterr().out
 
     def test_demo_is_a_scan_with_small_defaults(self):
-        from idest import _cli_scan
-        from idest.cli import build_parser
+        from idest.cli import _scan
+        from idest.cli._main import build_parser
 
         args = build_parser().parse_args(["demo"])
-        assert args.func is _cli_scan.run and args.model == "all-MiniLM-L6-v2"
+        assert args.func is _scan.run and args.model == "all-MiniLM-L6-v2"
         assert args.n_sequences * args.seq_len <= 64_000

@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("torch", reason="the sweep trains torch students")
 
-from scaling.report import summarize, write_report  # noqa: E402
-from scaling.sweep import (  # noqa: E402
+from scaling.teacher_student._report import summarize, write_report  # noqa: E402
+from scaling.teacher_student._sweep import (  # noqa: E402
     COLUMNS,
     TIMING_COLUMNS,
     SweepConfig,
@@ -16,7 +16,7 @@ from scaling.sweep import (  # noqa: E402
     run_key,
     run_sweep,
 )
-from scaling.train import Phase, Schedule  # noqa: E402
+from scaling.teacher_student._train import Phase, Schedule  # noqa: E402
 
 TINY = Schedule("test-sweep", (Phase(60, 100, 0.01), Phase(10, 400, 0.001)), shortened=True)
 CONFIG = SweepConfig(features=(2, 3, 4), widths=(8, 16, 32), depths=(2,), seeds=(0, 1),

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from scaling.teacher import (
+from scaling.teacher_student._teacher import (
     ProductTeacher,
     latent_gaussian_teacher,
     random_teacher,

@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch")
 
-from scaling.student import make_student, parameter_count, student_widths  # noqa: E402
-from scaling.teacher import latent_gaussian_teacher, random_teacher  # noqa: E402
-from scaling.train import (  # noqa: E402
+from scaling.teacher_student._student import make_student, parameter_count, student_widths  # noqa: E402
+from scaling.teacher_student._teacher import latent_gaussian_teacher, random_teacher  # noqa: E402
+from scaling.teacher_student._train import (  # noqa: E402
     SCHEDULES,
     Phase,
     Schedule,

@@ -1,0 +1,30 @@
+"""Activations from PyTorch models: site tables, reductions, hooks, streamed storage,
+and the token sequences that feed language models.
+"""
+
+from idest.capture._capture import (
+    LAYOUTS,
+    Reduction,
+    Site,
+    SiteSpec,
+    capture,
+    hooks,
+    list_sites,
+    per_site,
+    resolve_sites,
+)
+from idest.capture._text import (
+    MINILM_NAMES,
+    TokenSequences,
+    load_pretrained,
+    minilm_path,
+    read_texts,
+    stdlib_docstrings,
+    token_sequences,
+)
+
+__all__ = [
+    "LAYOUTS", "MINILM_NAMES", "Reduction", "Site", "SiteSpec", "TokenSequences", "capture",
+    "hooks", "list_sites", "load_pretrained", "minilm_path", "per_site", "read_texts",
+    "resolve_sites", "stdlib_docstrings", "token_sequences",
+]

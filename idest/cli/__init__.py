@@ -1,0 +1,9 @@
+"""The ``idest`` command: one subcommand per task.
+
+idest's own subcommands live beside this file; other packages (``scaling``)
+add theirs through the ``idest.commands`` entry-point group.
+"""
+
+from idest.cli._main import build_parser, main
+
+__all__ = ["build_parser", "main"]

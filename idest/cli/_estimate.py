@@ -1,0 +1,86 @@
+"""``idest estimate``: the intrinsic dimension of a vector file, with error bars."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+from idest.io import load_vectors
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "estimate",
+        help="intrinsic dimension of a vector file (TwoNN, k-NN CDF, MLE)",
+        description="Intrinsic dimension of the vectors in FILE (one per row) from one exact "
+        "k-NN search: TwoNN, the k-NN CDF estimator and the Levina-Bickel MLE, with "
+        "bootstrap error bars. Exact duplicate rows are removed first (reported).",
+    )
+    p.add_argument("file", help=".npy, .npz or .csv of vectors (one per row)")
+    p.add_argument("--method", default="all", choices=["all", "twonn", "knn_cdf", "mle"],
+                   help="estimator(s) to run (default all)")
+    p.add_argument("--k", type=int, nargs="+", metavar="K",
+                   help="k of the k-NN CDF (default 2 3 4), or of the MLE with --method mle "
+                   "(one k, or two for a range k1 k2; default 20)")
+    p.add_argument("--mle-k", type=int, default=20, help="k of the MLE with --method all")
+    p.add_argument("--bootstrap", type=int, default=200,
+                   help="bootstrap resamples for the error bars (default 200, 0 for none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--discard-fraction", type=float, default=0.1,
+                   help="fraction of the largest mu left out of the CDF fits (default 0.1)")
+    p.add_argument("--duplicates", default="drop", choices=["drop", "raise"])
+    p.add_argument("--merge-tolerance", type=float,
+                   help="merge points closer than this fraction of the median r_1")
+    p.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="never show progress bars")
+    p.set_defaults(func=run)
+
+
+def _results(X, args: argparse.Namespace) -> list:
+    import idest
+
+    common = dict(bootstrap=args.bootstrap, random_state=args.seed, duplicates=args.duplicates,
+                  merge_tolerance=args.merge_tolerance,
+                  progress=False if args.no_progress else None)
+    if args.method == "mle":
+        k = tuple(args.k) if args.k and len(args.k) > 1 else (args.k[0] if args.k else 20)
+        return [idest.mle(X, k, **common)]
+    cdf = dict(discard_fraction=args.discard_fraction, **common)
+    if args.method == "twonn":
+        return [idest.twonn(X, **cdf)]
+    if args.method == "knn_cdf":
+        return idest.knn_cdf(X, tuple(args.k or (2, 3, 4)), **cdf)
+    return idest.estimate_all(X, ks=tuple(args.k or (2, 3, 4)), mle_k=args.mle_k, **cdf)
+
+
+def _interval(r) -> str:
+    return "" if r.ci_low is None else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+
+
+def run(args: argparse.Namespace) -> int:
+    from idest.estimators import DuplicatesWarning
+
+    X = load_vectors(args.file)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted in the table
+        results = _results(X, args)
+    elapsed = time.perf_counter() - t0
+    print(f"data      : {args.file}  shape={X.shape} dtype={X.dtype}")
+    first = results[0]
+    print(f"points    : {first.n_points} used, {first.n_duplicates_dropped} duplicate(s) dropped, "
+          f"{first.n_near_duplicates_merged} near-duplicate(s) merged")
+    print(f"{'method':<9} {'k':>3} {'dimension':>10} {'95% interval':>20} {'std':>7}  variant")
+    for r in results:
+        std = "" if r.std_error is None else f"{r.std_error:.3f}"
+        print(f"{r.method:<9} {r.k:>3} {r.dimension:>10.3f} {_interval(r):>20} {std:>7}  "
+              f"{r.variant}")
+    print(f"time      : {elapsed:.2f} s ({args.bootstrap} bootstrap resamples, seed {args.seed})")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"file": str(args.file), "shape": list(X.shape), "seconds": elapsed,
+                       "results": [r.as_dict() for r in results]}, fh, indent=2)
+        print(f"written   : {args.json}")
+    return 0
