@@ -14,8 +14,9 @@ from idest.utils.validation import (
     check_finite,
     check_fraction,
     check_int,
+    check_random_state,
 )
 
-__all__ = ["check_array", "check_choice", "check_finite", "check_fraction", "check_int",
-           "progress_bar", "row_blocks",
-           "atomic_write", "read_json", "write_json"]
+__all__ = ["atomic_write", "check_array", "check_choice", "check_finite", "check_fraction",
+           "check_int", "check_random_state", "progress_bar", "read_json", "row_blocks",
+           "write_json"]

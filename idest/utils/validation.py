@@ -166,3 +166,23 @@ def check_choice(caller: str, name: str, value: Any, choices: tuple[str, ...]) -
         raise ValueError(f"{caller}: {name} must be one of {', '.join(map(repr, choices))}; "
                          f"got {value!r}.")
     return value
+
+
+def check_random_state(random_state: Any, caller: str = "idest") -> np.random.Generator:
+    """A numpy Generator from an int seed, a Generator (used as is) or None (fresh entropy).
+
+    Examples
+    --------
+    >>> check_random_state(0).integers(10) == check_random_state(0).integers(10)
+    True
+    >>> g = np.random.default_rng(1)
+    >>> check_random_state(g) is g
+    True
+    """
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool) \
+            and random_state >= 0:
+        return np.random.default_rng(int(random_state))
+    raise ValueError(f"The 'random_state' parameter of {caller} must be a non-negative int, a "
+                     f"numpy.random.Generator or None. Got {random_state!r} instead.")
