@@ -5,8 +5,11 @@ backend returns the same exact float64 answer, index for index:
 
 ``_backends``  the compiled core (``_core``, from ``cpp/``) and SciPy's k-d tree
 ``_numba``     the same algorithm as Numba kernels, a cross-check
+
+and ``_distributed`` shards the same search over a Dask cluster (:func:`sharded_knn`).
 """
 
+from idest.neighbors._distributed import sharded_knn
 from idest.neighbors._knn import BACKENDS, Neighbors, default_n_jobs, knn
 
-__all__ = ["BACKENDS", "Neighbors", "default_n_jobs", "knn"]
+__all__ = ["BACKENDS", "Neighbors", "default_n_jobs", "knn", "sharded_knn"]

@@ -143,6 +143,7 @@ def knn(
     backend: Backend = "auto",
     n_jobs: int | None = None,
     progress: bool | None = None,
+    client: Any | None = None,
 ) -> Neighbors:
     """Exact k nearest neighbours of every row of ``X``.
 
@@ -165,6 +166,10 @@ def knn(
         Threads to use (default: every core this process may use).
     progress : bool, optional
         Show a progress bar; by default shown for long searches on a terminal.
+    client : distributed.Client, optional
+        Shard the search over this Dask cluster (the same answer, bit for bit;
+        X and reference may also be ``.npy`` paths or dask arrays): see
+        :func:`idest.neighbors.sharded_knn`. Needs ``pip install 'idest[dask]'``.
 
     Returns
     -------
@@ -188,6 +193,10 @@ def knn(
     >>> bool((nn.distances[:, 1:] >= nn.distances[:, :-1]).all())
     True
     """
+    if client is not None:  # idest/neighbors/_distributed.py
+        from idest.neighbors._distributed import knn_on_client
+
+        return knn_on_client(X, k, client, reference, backend, n_jobs)
     X = check_array(X, name="X", caller="knn")
     self_search = reference is None
     R = X if self_search else check_array(reference, name="reference", caller="knn")

@@ -1,0 +1,141 @@
+"""Exact k-NN between two disjoint row sets from one pass over their distance tile.
+
+The off-diagonal task of a sharded self search (``_distributed``): the tile of
+shards A and B is computed once (float32 SGEMM of centred, power-of-two-scaled
+rows, as in ``cpp/knn.cpp``) and each entry updates the candidate list of its
+A row *and* of its B column, the symmetry the in-process self search uses for
+its upper triangle. The compiled core's ``refine`` then re-scores the
+candidates from direct differences in float64 and certifies each row against
+the lower bound below, or searches it exhaustively within the other set.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import njit, prange
+from threadpoolctl import threadpool_limits
+
+from idest.neighbors._backends import n_candidates
+from idest.neighbors._numba import _insert
+
+#: Side of the float32 tiles (a 2048 x 2048 tile is 16 MB).
+TILE_ROWS = 2048
+
+
+@njit(parallel=True, cache=True)
+def _scan_rows(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
+    """Tile g = -2 A B^T updates the lists of A's rows a0.. with B's columns b0..."""
+    for r in prange(g.shape[0]):
+        row = a0 + r
+        for c in range(g.shape[1]):
+            d = a_norms[r] + b_norms[c] + g[r, c]
+            if d < worst[row]:
+                _insert(cand_d, cand_i, count, worst, row, d, b0 + c)
+
+
+@njit(parallel=True, cache=True)
+def _scan_columns(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
+    """The same tile updates the lists of B's rows b0.. with A's rows a0.."""
+    chunk = 16  # a cache line of the tile per row
+    for c0 in prange((g.shape[1] + chunk - 1) // chunk):
+        for r in range(g.shape[0]):
+            for c in range(c0 * chunk, min(g.shape[1], c0 * chunk + chunk)):
+                d = a_norms[r] + b_norms[c] + g[r, c]
+                if d < worst[b0 + c]:
+                    _insert(cand_d, cand_i, count, worst, b0 + c, d, a0 + r)
+
+
+class _Lists:
+    """Float32 candidate lists of n rows (the layout of ``_numba.knn``)."""
+
+    def __init__(self, n: int, width: int, dim: int) -> None:
+        self.dim = dim
+        self.d = np.full((n, width), np.inf, dtype=np.float32)
+        self.i = np.full((n, width), -1, dtype=np.int64)
+        self.count = np.zeros(n, dtype=np.int64)
+        self.worst = np.full(n, np.inf, dtype=np.float32)
+
+    def lower_bound(self, sq_norm: np.ndarray, scale: float, available: int) -> np.ndarray:
+        """Certified lower bound on the true squared distance of every non-candidate.
+
+        The argument of ``certified_lower_bound`` in ``cpp/knn.cpp``: with
+        c = (2D + 32) 2^-24, |approx - true| <= c (|x|^2 + |y|^2) on the scaled
+        data, hence true >= (worst - 3 c |x|^2) / (1 + 2 c).
+        """
+        c = (2.0 * self.dim + 32.0) * 2.0**-24
+        s2 = scale * scale
+        bound = ((self.worst.astype(np.float64) - 3.0 * c * sq_norm * s2
+                  - self.dim * 2.0**-120) / (1.0 + 2.0 * c) / s2)
+        width = self.d.shape[1]
+        bound[self.count < width] = -np.inf  # met a non-finite value: certify nothing
+        if width == available:
+            bound[self.count == width] = np.inf  # every point is a candidate
+        return bound
+
+
+def _scaled(centred: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled float32 rows and their squared norms (float64 sums rounded to float32)."""
+    rows = (centred * scale).astype(np.float32)
+    return rows, np.einsum("ij,ij->i", rows, rows, dtype=np.float64).astype(np.float32)
+
+
+def pair_knn(A: np.ndarray, B: np.ndarray, k: int, n_jobs: int):
+    """Exact k-NN of A's rows within B and of B's rows within A, one tile pass.
+
+    Parameters
+    ----------
+    A, B : ndarray of shape (n_a, D) and (n_b, D)
+        Validated rows of the same dtype (float32 or float64).
+    k : int
+        Neighbours per row (at most the size of the other set is returned).
+    n_jobs : int
+        Threads for the SGEMM, the selection and the re-scoring.
+
+    Returns
+    -------
+    tuple
+        ``((dist_a, idx_a, fallbacks_a), (dist_b, idx_b, fallbacks_b))``: the
+        compiled core's ``refine`` output, indices local to the other set.
+
+    Examples
+    --------
+    >>> import numpy as np, idest
+    >>> X = np.random.default_rng(0).normal(size=(300, 20)).astype(np.float32)
+    >>> (da, ia, _), (db, ib, _) = pair_knn(X[:100], X[100:], 3, 1)
+    >>> bool((ia == idest.knn(X[:100], 3, reference=X[100:]).indices).all())
+    True
+    """
+    from idest.neighbors import _core
+
+    mean = (A.sum(axis=0, dtype=np.float64) + B.sum(axis=0, dtype=np.float64)) / (
+        A.shape[0] + B.shape[0])
+    a_c, b_c = A - mean, B - mean
+    max_abs = max(float(np.abs(a_c).max()), float(np.abs(b_c).max()))
+    # a power of two: scaling is exact and the values lie in (-1, 1)
+    scale = 2.0 ** -np.frexp(max_abs)[1] if max_abs > 0 else 1.0
+    a_sq, b_sq = np.einsum("ij,ij->i", a_c, a_c), np.einsum("ij,ij->i", b_c, b_c)
+    (a_rows, a_norms), (b_rows, b_norms) = _scaled(a_c, scale), _scaled(b_c, scale)
+    del a_c, b_c
+    ka, kb = min(k, B.shape[0]), min(k, A.shape[0])
+    a_lists = _Lists(A.shape[0], min(n_candidates(ka), B.shape[0]), A.shape[1])
+    b_lists = _Lists(B.shape[0], min(n_candidates(kb), A.shape[0]), A.shape[1])
+    previous = numba.get_num_threads()
+    numba.set_num_threads(min(n_jobs, numba.config.NUMBA_NUM_THREADS))
+    try:
+        with threadpool_limits(limits=n_jobs, user_api="blas"):
+            for a0 in range(0, A.shape[0], TILE_ROWS):
+                a_blk, a_n = a_rows[a0 : a0 + TILE_ROWS], a_norms[a0 : a0 + TILE_ROWS]
+                for b0 in range(0, B.shape[0], TILE_ROWS):
+                    b_blk, b_n = b_rows[b0 : b0 + TILE_ROWS], b_norms[b0 : b0 + TILE_ROWS]
+                    g = a_blk @ b_blk.T
+                    g *= np.float32(-2.0)
+                    _scan_rows(g, a_n, b_n, a0, b0, a_lists.d, a_lists.i, a_lists.count,
+                               a_lists.worst)
+                    _scan_columns(g, a_n, b_n, a0, b0, b_lists.d, b_lists.i, b_lists.count,
+                                  b_lists.worst)
+    finally:
+        numba.set_num_threads(previous)
+    return tuple(
+        _core.refine(Q, R, kk, lists.i, lists.lower_bound(sq, scale, R.shape[0]), n_jobs)
+        for Q, R, lists, sq, kk in ((A, B, a_lists, a_sq, ka), (B, A, b_lists, b_sq, kb)))
