@@ -145,9 +145,10 @@ class _Source:
         return check_array(rows, name=self.name, caller=self.caller).astype(self.dtype)
 
 
-def _load(shard: Any, dtype: np.dtype, name: str) -> np.ndarray:
+def _load(shard: Any, start: int, dtype: np.dtype, name: str) -> np.ndarray:
     """A task's rows as a validated array of the search's dtype."""
     rows = shard.read() if isinstance(shard, NpyRows) else shard
+    name = f"{name}[{start}:{start + len(rows)}]"  # errors name the task's rows
     return check_array(rows, name=name, caller="knn").astype(dtype, copy=False)
 
 
@@ -190,7 +191,7 @@ class _NoLock:
 
 def _self_diagonal(shard: Any, start: int, k: int, dtype: np.dtype, n_jobs: int | None):
     """Partial lists of one shard's rows within that shard (the core's self search)."""
-    S = _load(shard, dtype, "X")
+    S = _load(shard, start, dtype, "X")
     if S.shape[0] == 1:
         return np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), 0
     threads, lock = _task_threads(n_jobs)
@@ -204,17 +205,17 @@ def _self_pair(shard_a: Any, shard_b: Any, start_a: int, start_b: int, k: int,
     """Partial lists of shard a's rows within shard b and of b's rows within a."""
     from idest.neighbors._pairs import pair_knn
 
-    A, B = _load(shard_a, dtype, "X"), _load(shard_b, dtype, "X")
+    A, B = _load(shard_a, start_a, dtype, "X"), _load(shard_b, start_b, dtype, "X")
     threads, lock = _task_threads(n_jobs)
     with lock:
         (da, ia, fa), (db, ib, fb) = pair_knn(A, B, k, threads)
     return (da, ia + start_b, fa), (db, ib + start_a, fb)
 
 
-def _query_shard(query: Any, shard: Any, start: int, k: int, dtype: np.dtype,
+def _query_shard(query: Any, shard: Any, q_start: int, start: int, k: int, dtype: np.dtype,
                  n_jobs: int | None):
     """Partial lists of a query block within one reference shard."""
-    Q, R = _load(query, dtype, "X"), _load(shard, dtype, "reference")
+    Q, R = _load(query, q_start, dtype, "X"), _load(shard, start, dtype, "reference")
     threads, lock = _task_threads(n_jobs)
     with lock:
         dist, idx, fallbacks = cpp_knn(Q, R, min(k, R.shape[0]), threads, False)
@@ -299,7 +300,8 @@ def build_graph(client: Any, X: _Source, R: _Source | None, k: int, shard_rows: 
         task = delayed(_query_shard, pure=True)
         for i in range(n):
             for j, shard in enumerate(r_shards):
-                partials[i].append(task(q_shards[i], shard, int(rb[j]), k, dtype, n_jobs))
+                partials[i].append(task(q_shards[i], shard, int(qb[i]), int(rb[j]), k, dtype,
+                                        n_jobs))
     return [_tree_merge(delayed, k, p) for p in partials]
 
 
