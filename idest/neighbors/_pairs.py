@@ -23,27 +23,72 @@ from idest.neighbors._numba import _insert
 TILE_ROWS = 2048
 
 
+#: Entries tested at once before any is inserted (as ``kChunk`` in cpp/knn.cpp):
+#: almost every entry fails its threshold once the lists have filled.
+_CHUNK = 16
+
+
 @njit(parallel=True, cache=True)
 def _scan_rows(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
     """Tile g = -2 A B^T updates the lists of A's rows a0.. with B's columns b0..."""
+    n = g.shape[1]
     for r in prange(g.shape[0]):
         row = a0 + r
-        for c in range(g.shape[1]):
-            d = a_norms[r] + b_norms[c] + g[r, c]
-            if d < worst[row]:
-                _insert(cand_d, cand_i, count, worst, row, d, b0 + c)
+        for c0 in range(0, n, _CHUNK):
+            w = worst[row]
+            hit = False
+            for c in range(c0, min(n, c0 + _CHUNK)):
+                hit |= a_norms[r] + b_norms[c] + g[r, c] < w
+            if hit:
+                for c in range(c0, min(n, c0 + _CHUNK)):
+                    d = a_norms[r] + b_norms[c] + g[r, c]
+                    if d < worst[row]:
+                        _insert(cand_d, cand_i, count, worst, row, d, b0 + c)
 
 
 @njit(parallel=True, cache=True)
 def _scan_columns(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
-    """The same tile updates the lists of B's rows b0.. with A's rows a0.."""
-    chunk = 16  # a cache line of the tile per row
-    for c0 in prange((g.shape[1] + chunk - 1) // chunk):
+    """The same tile updates the lists of B's rows b0.. with A's rows a0..
+
+    Threads take stripes of columns (each B row's list has one writer) and walk
+    the tile row by row, testing a chunk of columns against their thresholds.
+    """
+    n = g.shape[1]
+    stripe = 256
+    for s in prange((n + stripe - 1) // stripe):
+        end = min(n, (s + 1) * stripe)
         for r in range(g.shape[0]):
-            for c in range(c0 * chunk, min(g.shape[1], c0 * chunk + chunk)):
+            for c0 in range(s * stripe, end, _CHUNK):
+                hit = False
+                for c in range(c0, min(end, c0 + _CHUNK)):
+                    hit |= a_norms[r] + b_norms[c] + g[r, c] < worst[b0 + c]
+                if hit:
+                    for c in range(c0, min(end, c0 + _CHUNK)):
+                        d = a_norms[r] + b_norms[c] + g[r, c]
+                        if d < worst[b0 + c]:
+                            _insert(cand_d, cand_i, count, worst, b0 + c, d, a0 + r)
+
+
+@njit(cache=True)
+def _scan_both(g, a_norms, b_norms, a0, b0, a_d, a_i, a_count, a_worst, b_d, b_i, b_count,
+               b_worst):
+    """One thread: both updates of ``_scan_rows`` and ``_scan_columns`` in one pass over g."""
+    n = g.shape[1]
+    for r in range(g.shape[0]):
+        row = a0 + r
+        for c0 in range(0, n, _CHUNK):
+            w = a_worst[row]
+            hit = False
+            for c in range(c0, min(n, c0 + _CHUNK)):
                 d = a_norms[r] + b_norms[c] + g[r, c]
-                if d < worst[b0 + c]:
-                    _insert(cand_d, cand_i, count, worst, b0 + c, d, a0 + r)
+                hit |= (d < w) | (d < b_worst[b0 + c])
+            if hit:
+                for c in range(c0, min(n, c0 + _CHUNK)):
+                    d = a_norms[r] + b_norms[c] + g[r, c]
+                    if d < a_worst[row]:
+                        _insert(a_d, a_i, a_count, a_worst, row, d, b0 + c)
+                    if d < b_worst[b0 + c]:
+                        _insert(b_d, b_i, b_count, b_worst, b0 + c, d, a0 + r)
 
 
 class _Lists:
@@ -55,6 +100,9 @@ class _Lists:
         self.i = np.full((n, width), -1, dtype=np.int64)
         self.count = np.zeros(n, dtype=np.int64)
         self.worst = np.full(n, np.inf, dtype=np.float32)
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        return self.d, self.i, self.count, self.worst
 
     def lower_bound(self, sq_norm: np.ndarray, scale: float, available: int) -> np.ndarray:
         """Certified lower bound on the true squared distance of every non-candidate.
@@ -130,10 +178,11 @@ def pair_knn(A: np.ndarray, B: np.ndarray, k: int, n_jobs: int):
                     b_blk, b_n = b_rows[b0 : b0 + TILE_ROWS], b_norms[b0 : b0 + TILE_ROWS]
                     g = a_blk @ b_blk.T
                     g *= np.float32(-2.0)
-                    _scan_rows(g, a_n, b_n, a0, b0, a_lists.d, a_lists.i, a_lists.count,
-                               a_lists.worst)
-                    _scan_columns(g, a_n, b_n, a0, b0, b_lists.d, b_lists.i, b_lists.count,
-                                  b_lists.worst)
+                    if n_jobs == 1:
+                        _scan_both(g, a_n, b_n, a0, b0, *a_lists.arrays(), *b_lists.arrays())
+                        continue
+                    _scan_rows(g, a_n, b_n, a0, b0, *a_lists.arrays())
+                    _scan_columns(g, a_n, b_n, a0, b0, *b_lists.arrays())
     finally:
         numba.set_num_threads(previous)
     return tuple(
