@@ -122,10 +122,21 @@ class _Lists:
         return bound
 
 
-def _scaled(centred: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scaled float32 rows and their squared norms (float64 sums rounded to float32)."""
-    rows = (centred * scale).astype(np.float32)
-    return rows, np.einsum("ij,ij->i", rows, rows, dtype=np.float64).astype(np.float32)
+def _scaled(A: np.ndarray, mean: np.ndarray, scale: float):
+    """Scaled float32 rows of A - mean, their float32 squared norms and |x - mean|^2.
+
+    A block of rows at a time, so the float64 temporaries stay small.
+    """
+    rows = np.empty(A.shape, dtype=np.float32)
+    norms = np.empty(A.shape[0], dtype=np.float32)
+    sq = np.empty(A.shape[0])
+    for start in range(0, A.shape[0], TILE_ROWS):
+        centred = A[start : start + TILE_ROWS] - mean
+        block = rows[start : start + TILE_ROWS]
+        block[:] = centred * scale
+        sq[start : start + TILE_ROWS] = np.einsum("ij,ij->i", centred, centred)
+        norms[start : start + TILE_ROWS] = np.einsum("ij,ij->i", block, block, dtype=np.float64)
+    return rows, norms, sq
 
 
 def pair_knn(A: np.ndarray, B: np.ndarray, k: int, n_jobs: int):
@@ -158,13 +169,13 @@ def pair_knn(A: np.ndarray, B: np.ndarray, k: int, n_jobs: int):
 
     mean = (A.sum(axis=0, dtype=np.float64) + B.sum(axis=0, dtype=np.float64)) / (
         A.shape[0] + B.shape[0])
-    a_c, b_c = A - mean, B - mean
-    max_abs = max(float(np.abs(a_c).max()), float(np.abs(b_c).max()))
+    # max |x - mean| from the column extremes (float64 subtraction is monotone)
+    max_abs = max(float(np.max(np.maximum(M.max(axis=0) - mean, mean - M.min(axis=0))))
+                  for M in (A, B))
     # a power of two: scaling is exact and the values lie in (-1, 1)
     scale = 2.0 ** -np.frexp(max_abs)[1] if max_abs > 0 else 1.0
-    a_sq, b_sq = np.einsum("ij,ij->i", a_c, a_c), np.einsum("ij,ij->i", b_c, b_c)
-    (a_rows, a_norms), (b_rows, b_norms) = _scaled(a_c, scale), _scaled(b_c, scale)
-    del a_c, b_c
+    (a_rows, a_norms, a_sq), (b_rows, b_norms, b_sq) = (_scaled(A, mean, scale),
+                                                        _scaled(B, mean, scale))
     ka, kb = min(k, B.shape[0]), min(k, A.shape[0])
     a_lists = _Lists(A.shape[0], min(n_candidates(ka), B.shape[0]), A.shape[1])
     b_lists = _Lists(B.shape[0], min(n_candidates(kb), A.shape[0]), A.shape[1])
