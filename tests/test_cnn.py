@@ -192,5 +192,5 @@ def test_bad_input_raises_value_error(digits):
         cnn.train_cnn(cnn.mnist_cnn(1), (images, labels[:-1]), test, epochs=1)
     with pytest.raises(ValueError, match="family must be one of"):
         cnn.width_sweep("imagenet", [1], (images, labels), test)
-    with pytest.raises(ValueError, match="'n' parameter"):
+    with pytest.raises(ValueError, match=r"cifar10_cnn: n must be an int in \[1, inf\); got 0\."):
         cnn.cifar10_cnn(0)

@@ -673,7 +673,7 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
         lines.append(f"| {r['n']} | {r['n_params']} | {r['seed']} | {r['loss']:.4f} | "
                      f"{r['train_loss']:.4f} | {r['test_accuracy']:.3f} | {r['best_epoch']} | "
                      f"{ids[0]} | {ids[1]} |")
-    low, high = fit.alpha_interval
+    low, high = fit.interval
     lines += ["", f"Power-law fit ({fit.window} window, N {fit.n_min:.0f}–{fit.n_max:.0f}, "
               f"{fit.n_points} sizes): α = {fit.alpha:.3f} [{low:.3f}, {high:.3f}] "
               f"({fit.interval_method})."]

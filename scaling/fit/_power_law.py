@@ -23,18 +23,28 @@ from scaling.fit._circle import circle_radius
 FIGURE2_THRESHOLD = 6e-3
 
 
+class _Result:
+    """``to_dict()`` for the frozen result dataclasses below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (tuples as lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
 @dataclass(frozen=True)
-class PowerLawFit:
+class PowerLawFit(_Result):
     """The result of a scaling-law fit L(N) = L∞ + c·N^(−α).
 
     Attributes
     ----------
     alpha : float
         The exponent α.
-    alpha_interval : tuple of float
-        (low, high) confidence interval on α; (nan, nan) when none could be computed.
+    interval : tuple of float
+        (low, high) confidence interval on α; (nan, nan) when none could be
+        computed (never of zero width).
     confidence : float
-        The coverage aimed at by ``alpha_interval``.
+        The coverage aimed at by ``interval``.
     interval_method : str
         How the interval was obtained (bootstrap over runs, t interval, or none).
     coefficient : float
@@ -59,7 +69,7 @@ class PowerLawFit:
     """
 
     alpha: float
-    alpha_interval: tuple[float, float]
+    interval: tuple[float, float]
     confidence: float
     interval_method: str
     coefficient: float
@@ -85,34 +95,36 @@ class PowerLawFit:
         """
         return self.loss_floor + self.coefficient * np.asarray(N, dtype=float) ** (-self.alpha)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in dataclasses.asdict(self).items()}
-
 
 @dataclass(frozen=True)
-class DimensionPrediction:
-    """d_pred = 2p/α (= 4/α for cross-entropy/KL and MSE, p = 2) with its interval."""
+class DimensionPrediction(_Result):
+    """d_pred = 2p/α (= 4/α for cross-entropy/KL and MSE, p = 2) with its interval.
+
+    ``interval`` maps the ends of the fit's interval on α (same ``confidence``);
+    (nan, nan) when the fit has none.
+    """
 
     dimension: float
     interval: tuple[float, float]
+    confidence: float
     alpha: float
     loss_exponent: float
 
 
 @dataclass(frozen=True)
-class DimensionComparison:
+class DimensionComparison(_Result):
     """Predicted dimension 2p/α regressed on a measured dimension (figures 1 and 6).
 
     ``slope``/``intercept`` are the ordinary least-squares line
-    predicted = slope · measured + intercept, ``slope_interval`` its t interval,
+    predicted = slope · measured + intercept, ``interval`` the t interval on the
+    slope at ``confidence`` ((nan, nan) when the points lie exactly on a line),
     ``slope_through_origin`` the slope of the line forced through 0, and
     ``correlation`` Pearson's r.
     """
 
     slope: float
-    slope_interval: tuple[float, float]
+    interval: tuple[float, float]
+    confidence: float
     intercept: float
     slope_through_origin: float
     correlation: float
@@ -122,7 +134,7 @@ class DimensionComparison:
 
 
 @dataclass(frozen=True)
-class ThresholdCrossing:
+class ThresholdCrossing(_Result):
     """The size N_max at which the loss reaches a threshold (figure 2)."""
 
     n_max: float
@@ -419,8 +431,10 @@ def _fit_result(runs: _Runs, window_name: str, residuals: np.ndarray, interval: 
                 **fields: Any) -> PowerLawFit:
     """A PowerLawFit with the window's fields filled in from ``runs``."""
     (low, high), interval_method = interval
+    if not high > low and not np.isnan(low):  # a perfect fit: no spread to report
+        (low, high), interval_method = _NO_INTERVAL[0], f"none ({interval_method}: zero width)"
     return PowerLawFit(
-        alpha_interval=(float(low), float(high)), interval_method=interval_method,
+        interval=(float(low), float(high)), interval_method=interval_method,
         n_min=float(runs.sizes[0]), n_max=float(runs.sizes[-1]),
         n_points=int(runs.sizes.size), n_runs=int(sum(r.size for r in runs.log_runs)),
         window=window_name, residual_std=float(residuals.std()), **fields)
@@ -766,7 +780,7 @@ def predicted_dimension(fit: PowerLawFit, *, loss_exponent: float = 2.0) -> Dime
 
     Sharma & Kaplan eq. 2.3 (α = 4/d for cross-entropy/KL and MSE) and its
     generalisation to a loss |Δ|^p, α = 2p/d (section 3.3, figure 8). The interval
-    maps the ends of ``fit.alpha_interval``.
+    maps the ends of ``fit.interval``.
 
     Examples
     --------
@@ -781,13 +795,14 @@ def predicted_dimension(fit: PowerLawFit, *, loss_exponent: float = 2.0) -> Dime
     if not fit.alpha > 0:
         raise ValueError(f"predicted_dimension: the fit's alpha is {fit.alpha:g}; a dimension "
                          "needs a loss that decreases with N (alpha > 0).")
-    low, high = fit.alpha_interval
+    low, high = fit.interval
     scale = 2.0 * loss_exponent
     interval = (scale / high if high > 0 else float("nan"),
                 scale / low if low > 0 else float("inf"))
     if np.isnan(low) or np.isnan(high):
         interval = (float("nan"), float("nan"))
-    return DimensionPrediction(scale / fit.alpha, interval, fit.alpha, float(loss_exponent))
+    return DimensionPrediction(scale / fit.alpha, interval, fit.confidence, fit.alpha,
+                               float(loss_exponent))
 
 
 def compare_alpha_to_dimension(
@@ -841,8 +856,10 @@ def compare_alpha_to_dimension(
     predicted = 2.0 * loss_exponent / alpha
     line = stats.linregress(measured, predicted)
     half = stats.t.ppf(0.5 + confidence / 2, alpha.size - 2) * line.stderr
+    interval = (float(line.slope - half), float(line.slope + half)) if half > 0 \
+        else (float("nan"), float("nan"))
     return DimensionComparison(
-        slope=float(line.slope), slope_interval=(line.slope - half, line.slope + half),
+        slope=float(line.slope), interval=interval, confidence=float(confidence),
         intercept=float(line.intercept),
         slope_through_origin=float(measured @ predicted / (measured @ measured)),
         correlation=float(line.rvalue), n_points=int(alpha.size),

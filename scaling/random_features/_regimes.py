@@ -21,6 +21,7 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -326,8 +327,14 @@ class SpectrumFit:
     """α_K from a fit λ_i ∝ i^−(1+α_K) of the feature spectrum (Bahri eq. 6, figure 4)."""
 
     alpha_K: float
-    alpha_K_interval: tuple[float, float]
+    interval: tuple[float, float]
+    confidence: float
     fit: PowerLawFit
+
+    def to_dict(self) -> dict[str, Any]:
+        """α_K, its interval and the underlying fit as a JSON-ready dict."""
+        return {"alpha_K": self.alpha_K, "interval": list(self.interval),
+                "confidence": self.confidence, "fit": self.fit.to_dict()}
 
 
 def fit_spectrum(eigenvalue_sets: Sequence[np.ndarray], *, window: tuple[float, float],
@@ -348,8 +355,8 @@ def fit_spectrum(eigenvalue_sets: Sequence[np.ndarray], *, window: tuple[float, 
     positive = values > 0
     fit = fit_power_law(index[positive], values[positive], seeds=seeds[positive],
                         window=window, n_bootstrap=n_bootstrap, random_state=random_state)
-    low, high = fit.alpha_interval
-    return SpectrumFit(fit.alpha - 1.0, (low - 1.0, high - 1.0), fit)
+    low, high = fit.interval
+    return SpectrumFit(fit.alpha - 1.0, (low - 1.0, high - 1.0), fit.confidence, fit)
 
 
 @dataclass(frozen=True)
@@ -387,5 +394,5 @@ def duality_check(fit_D: PowerLawFit, fit_P: PowerLawFit, spectrum: SpectrumFit
     >>> abs(check.alpha_D - check.alpha_P) < 0.1
     True
     """
-    return DualityCheck(fit_D.alpha, fit_D.alpha_interval, fit_P.alpha, fit_P.alpha_interval,
-                        spectrum.alpha_K, spectrum.alpha_K_interval)
+    return DualityCheck(fit_D.alpha, fit_D.interval, fit_P.alpha, fit_P.interval,
+                        spectrum.alpha_K, spectrum.interval)

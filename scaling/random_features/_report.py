@@ -239,8 +239,8 @@ def _fit_sweep(sweep: SolvableSweep, losses: np.ndarray, window: tuple[float, fl
 
 def _interval_text(fit: PowerLawFit | SpectrumFit) -> str:
     if isinstance(fit, SpectrumFit):
-        return f"{fit.alpha_K:.2f} [{fit.alpha_K_interval[0]:.2f}, {fit.alpha_K_interval[1]:.2f}]"
-    return f"{fit.alpha:.2f} [{fit.alpha_interval[0]:.2f}, {fit.alpha_interval[1]:.2f}]"
+        return f"{fit.alpha_K:.2f} [{fit.interval[0]:.2f}, {fit.interval[1]:.2f}]"
+    return f"{fit.alpha:.2f} [{fit.interval[0]:.2f}, {fit.interval[1]:.2f}]"
 
 
 _PANELS = {
@@ -435,8 +435,8 @@ def _markdown(results: list[_SourceResult], config: ReportConfig, sampled: list,
         for regime, fit in res.fits.items():
             expected = "1" if regime.startswith("variance") else f"α_K = {res.spectrum.alpha_K:.2f}"
             lines.append(f"| {_source_label(res.source)} | {regime} | {fit.n_min:g}–{fit.n_max:g} "
-                         f"| {fit.alpha:.3f} | [{fit.alpha_interval[0]:.3f}, "
-                         f"{fit.alpha_interval[1]:.3f}] | {expected} |")
+                         f"| {fit.alpha:.3f} | [{fit.interval[0]:.3f}, "
+                         f"{fit.interval[1]:.3f}] | {expected} |")
     lines += [
         "",
         "Regimes: " + "; ".join(f"`{k}` = {v}" for k, v in REGIMES.items()) + ".",
@@ -525,7 +525,7 @@ def _markdown(results: list[_SourceResult], config: ReportConfig, sampled: list,
              "T_noise_optimal": "exponent of L(T), T > M with noise, γ = γ*"}
     for key, fit in solvable_fits.items():
         lines.append(f"| {names[key]} over {fit.n_min:g}–{fit.n_max:g} | {fit.alpha:.3f} | "
-                     f"[{fit.alpha_interval[0]:.3f}, {fit.alpha_interval[1]:.3f}] | "
+                     f"[{fit.interval[0]:.3f}, {fit.interval[1]:.3f}] | "
                      f"{expected[key]} |")
     lines += [
         "",
@@ -654,7 +654,7 @@ def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig 
     fits_json = {
         "random_features": {res.source.name: {
             **{regime: fit.to_dict() for regime, fit in res.fits.items()},
-            "alpha_K": res.spectrum.alpha_K, "alpha_K_interval": res.spectrum.alpha_K_interval,
+            "alpha_K": res.spectrum.alpha_K, "alpha_K_interval": res.spectrum.interval,
             "alpha_D_alpha_P_intervals_overlap": res.duality.consistent,
         } for res in results},
         "solvable": {key: fit.to_dict() for key, fit in solvable_fits.items()},
