@@ -2,17 +2,10 @@
 and the token sequences that feed language models.
 """
 
-from idest.capture._capture import (
-    LAYOUTS,
-    Reduction,
-    Site,
-    SiteSpec,
-    capture,
-    hooks,
-    list_sites,
-    per_site,
-    resolve_sites,
-)
+from idest.capture._capture import capture, per_site
+from idest.capture._hooks import hooks
+from idest.capture._reductions import Reduction
+from idest.capture._sites import LAYOUTS, Site, SiteSpec, list_sites, resolve_sites
 from idest.capture._text import (
     MINILM_NAMES,
     TokenSequences,
