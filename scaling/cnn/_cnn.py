@@ -252,7 +252,7 @@ def train_cnn(
     patience: int | None = None,
     train_eval_samples: int = 10_000,
     seed: int = 0,
-    num_threads: int | None = None,
+    n_jobs: int | None = None,
     progress: bool | None = None,
 ) -> CNNTraining:
     """Train with Adam and early stopping on the test loss (Sharma & Kaplan A.4).
@@ -283,7 +283,7 @@ def train_cnn(
         Training images used to measure the training loss.
     seed : int, default=0
         Seed of the batch order.
-    num_threads : int, optional
+    n_jobs : int, optional
         torch threads while training (restored after); None leaves torch's setting.
         On a shared, busy machine 1 thread is often many times faster than 2.
     progress : bool, optional
@@ -312,7 +312,7 @@ def train_cnn(
         raise ValueError(f"{caller}: lr must be positive, got {lr!r}.")
     x_train, y_train = _tensors(train, model, "train", caller)
     x_test, y_test = _tensors(test, model, "test", caller)
-    with _torch_threads(num_threads):
+    with _torch_threads(n_jobs):
         return _train(model, (x_train, y_train), (x_test, y_test), epochs, batch_size, lr,
                       patience, train_eval_samples, seed, progress)
 
@@ -321,7 +321,7 @@ def train_cnn(
 def _torch_threads(count: int | None) -> Iterator[None]:
     previous = torch.get_num_threads()
     if count is not None:
-        torch.set_num_threads(check_int(count, "num_threads", "train_cnn", 1))
+        torch.set_num_threads(check_int(count, "n_jobs", "train_cnn", 1))
     try:
         yield
     finally:
@@ -456,7 +456,7 @@ def width_sweep(
     measure_id: bool = True,
     id_samples: int = 5000,
     results: str | Path | None = None,
-    num_threads: int | None = None,
+    n_jobs: int | None = None,
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train one network per (width, seed) and return the tidy table of L(N).
@@ -481,7 +481,7 @@ def width_sweep(
     id_samples : int, default=5000
     results : str or Path, optional
         CSV to append to and resume from.
-    num_threads : int, optional
+    n_jobs : int, optional
         torch threads while training (see :func:`train_cnn`).
     progress : bool, optional
         A progress bar over runs.
@@ -523,7 +523,7 @@ def width_sweep(
             model = FAMILIES[family](n)
             outcome = train_cnn(model, train, test, epochs=epochs, batch_size=batch_size,
                                 lr=lr, patience=patience, seed=seed,
-                                num_threads=num_threads, progress=False)
+                                n_jobs=n_jobs, progress=False)
             row: dict[str, Any] = {
                 "family": family, "n": n, "n_params": n_params(model), "seed": seed,
                 "loss": outcome.test_loss, "train_loss": outcome.train_loss,
@@ -579,7 +579,7 @@ def digits_demo(
     seeds: Sequence[int] = (0, 1),
     epochs: int = 25,
     patience: int | None = 4,
-    num_threads: int | None = 1,
+    n_jobs: int | None = 1,
     progress: bool | None = True,
 ) -> dict[str, Any]:
     """Offline width sweep of the MNIST network of Table 3 on scikit-learn's digits.
@@ -616,7 +616,7 @@ def digits_demo(
                                                         stratify=labels, random_state=0)
     rows = width_sweep("mnist", widths, (x_train, y_train), (x_test, y_test), seeds=seeds,
                        epochs=epochs, patience=patience, results=out / "digits_sweep.csv",
-                       num_threads=num_threads, progress=progress)
+                       n_jobs=n_jobs, progress=progress)
     N = [r["n_params"] for r in rows]
     fit = fit_power_law(N, [r["loss"] for r in rows], seeds=[r["seed"] for r in rows])
     d_pred = predicted_dimension(fit) if fit.alpha > 0 else None
@@ -696,7 +696,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     result = digits_demo(args.out, widths=args.widths, seeds=args.seeds, epochs=args.epochs,
-                         patience=args.patience, num_threads=args.threads)
+                         patience=args.patience, n_jobs=args.threads)
     print(result["paths"]["md"].read_text())
     print("written:", ", ".join(str(p) for p in result["paths"].values()))
     return 0
