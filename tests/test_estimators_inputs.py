@@ -117,6 +117,10 @@ def test_bad_data(X, message):
     (lambda X: idest.id_vs_k(X, method="twonn"), "id_vs_k: method must be one of"),
     (lambda X: idest.id_vs_n_points(X, sizes=[5000]), r"id_vs_n_points: sizes must be an int in"),
     (lambda X: idest.id_vs_n_points(X, n_repeats=0), r"id_vs_n_points: n_repeats must be an int"),
+    (lambda X: idest.TwoNN(n_bootstrap=1.5).fit(X), r"^TwoNN: n_bootstrap must be an int"),
+    (lambda X: idest.KNNCDF(k=1).fit(X), r"^KNNCDF: k must be an int in \[2, inf\)"),
+    (lambda X: idest.MLE(aggregation="x").fit(X), "^MLE: aggregation must be one of"),
+    (lambda X: idest.MLE(k=50).fit(X), "^MLE: found 40 sample"),
     (lambda X: idest.twonn(X[:3], discard_fraction=0.5), "only 1 point"),
 ])
 def test_bad_options(call, message):

@@ -196,12 +196,12 @@ def test_circle_radius():
         ([1e2, 1e3, 1e4], [0.1, np.nan, 0.01], {}, "finite and positive"),
         ([1e2, 1e3], [0.1, 0.05], {}, "3 or more distinct sizes"),
         ([1e2, 1e2, 1e3, 1e3], [0.1, 0.1, 0.05, 0.04], {}, "3 or more distinct sizes"),
-        ([1e2, 1e3, 1e4], [0.1, 0.05], {}, "same length"),
+        ([1e2, 1e3, 1e4], [0.1, 0.05], {}, r"L must be as long as N \(3\); got 2 values"),
         ([[1e2, 1e3, 1e4]], [[0.1, 0.05, 0.01]], {}, "1-D"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"window": "best"}, "window must be"),
-        ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"window": (1e3, 1e4)}, "widen it"),
+        ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"window": (1e3, 1e4)}, "Widen it"),
         ([1e2, 1e2, 1e3, 1e4], [0.1, 0.2, 0.05, 0.01], {"seeds": [0, 0, 0, 0]},
-         "appears more than once"),
+         "more than once"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"seeds": [0, 1]}, "one label per run"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"n_bootstrap": -1}, "n_bootstrap"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"confidence": 95}, "confidence"),
@@ -220,7 +220,7 @@ def test_bad_input_of_the_other_fitters():
         scaling.fit_offset_power_law(N, L, huber_delta=0.0)
     with pytest.raises(ValueError, match="finite and positive"):
         scaling.fit_offset_power_law(N, [0.1, -0.05, 0.01])
-    with pytest.raises(ValueError, match="threshold must be positive"):
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
         scaling.n_max_at_threshold(N, L, threshold=0.0)
     with pytest.raises(ValueError, match="one dimension per alpha"):
         scaling.compare_alpha_to_dimension([1.0, 0.5, 0.4], [2.0, 4.0])
@@ -264,3 +264,19 @@ def test_idest_fit_command_writes_table_json_and_plot(tmp_path, capsys):
 
     assert main(["fit", str(table), "--loss-column", "test_loss"]) == 2
     assert "no column(s) ['test_loss']" in capsys.readouterr().err
+
+
+def test_fit_errors_read_like_idest_validators():
+    """scaling.fit may not import idest, but its messages use the same wording."""
+    from idest.utils import check_confidence, check_int
+
+    N, L = [1e2, 1e3, 1e4], [0.1, 0.05, 0.01]
+    for kwargs, check in (({"n_bootstrap": -1}, lambda: check_int(-1, "n_bootstrap",
+                                                                    "fit_power_law", 0)),
+                          ({"confidence": 95}, lambda: check_confidence(95, "confidence",
+                                                                        "fit_power_law"))):
+        with pytest.raises(ValueError) as ours:
+            scaling.fit_power_law(N, L, **kwargs)
+        with pytest.raises(ValueError) as reference:
+            check()
+        assert str(ours.value) == str(reference.value)

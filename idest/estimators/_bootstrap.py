@@ -97,6 +97,16 @@ def make_result(
 class ResultEstimatorMixin:
     """Stores an :class:`IDResult` as scikit-learn style fitted attributes."""
 
+    def _estimate(self, function: Callable[..., IDResult], X: Any) -> IDResult:
+        """``function(X, **params)``, its errors naming this class instead of the function."""
+        try:
+            return function(X, **self.get_params())  # type: ignore[attr-defined]
+        except ValueError as exc:
+            prefix = f"{function.__name__}: "
+            if not str(exc).startswith(prefix):
+                raise
+            raise ValueError(f"{type(self).__name__}: {str(exc)[len(prefix):]}") from exc
+
     def _store(self, result: IDResult, X: Any) -> None:
         data = getattr(X, "data", X)
         shape = np.shape(data) if data is not None else ()

@@ -169,7 +169,7 @@ merge_tolerance, progress
 
     def fit(self, X: Any, y: None = None) -> MLE:
         """Estimate the dimension of ``X`` (array-like or Neighbors)."""
-        result = mle(X, **self.get_params())
+        result = self._estimate(mle, X)
         self._store(result, X)
         self.local_dimensions_ = result.local_dimensions
         return self

@@ -290,7 +290,7 @@ merge_tolerance, progress
 
     def fit(self, X: Any, y: None = None) -> TwoNN:
         """Estimate the dimension of ``X`` (array-like or Neighbors)."""
-        self._store(twonn(X, **self.get_params()), X)
+        self._store(self._estimate(twonn, X), X)
         return self
 
 
@@ -334,5 +334,5 @@ progress
 
     def fit(self, X: Any, y: None = None) -> KNNCDF:
         """Estimate the dimension of ``X`` (array-like or Neighbors)."""
-        self._store(knn_cdf(X, **self.get_params()), X)
+        self._store(self._estimate(knn_cdf, X), X)
         return self

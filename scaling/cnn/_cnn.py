@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from idest.utils import check_int, progress_bar
+from idest.utils import check_choice, check_int, check_positive, progress_bar
 
 ImageSet = tuple[np.ndarray, np.ndarray]
 """(images of shape (n, height, width, channels), uint8 or float in [0, 1]; int labels (n,))."""
@@ -308,8 +308,7 @@ def train_cnn(
     batch_size = check_int(batch_size, "batch_size", caller, 1)
     if patience is not None:
         patience = check_int(patience, "patience", caller, 1)
-    if not lr > 0:
-        raise ValueError(f"{caller}: lr must be positive, got {lr!r}.")
+    check_positive(lr, "lr", caller)
     x_train, y_train = _tensors(train, model, "train", caller)
     x_test, y_test = _tensors(test, model, "test", caller)
     with _torch_threads(n_jobs):
@@ -506,8 +505,7 @@ def width_sweep(
     [(1, 1534), (2, 2724)]
     """
     caller = "width_sweep"
-    if family not in FAMILIES:
-        raise ValueError(f"{caller}: family must be one of {sorted(FAMILIES)}, got {family!r}.")
+    check_choice(family, "family", caller, sorted(FAMILIES))
     widths = [check_int(n, "widths", caller, 1) for n in widths]
     seeds = [check_int(s, "seeds", caller, 0) for s in seeds]
     if not widths or not seeds:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.utils import check_int, progress_bar
+from idest.utils import check_choice, check_int, progress_bar
 from scaling.fit import PowerLawFit, fit_power_law
 from scaling.random_features._features import (
     FeaturePopulation,
@@ -88,9 +88,7 @@ class FeatureSource:
     bias_std: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"FeatureSource: kind must be one of {list(SOURCE_KINDS)}, got "
-                             f"{self.kind!r}.")
+        check_choice(self.kind, "kind", "FeatureSource", SOURCE_KINDS)
         if self.kind == "digits" and self.parameter not in (1, 2, 4, 8):
             raise ValueError(f"FeatureSource: the digits pool factor must divide 8 (1, 2, 4 "
                              f"or 8), got {self.parameter!r}.")
@@ -165,9 +163,7 @@ def regime_point(population: FeaturePopulation, regime: str, size: int, *,
     >>> bool(loss > ref > 0)
     True
     """
-    if regime not in REGIMES:
-        raise ValueError(f"regime_point: regime must be one of {list(REGIMES)}, got "
-                         f"{regime!r}.")
+    check_choice(regime, "regime", "regime_point", tuple(REGIMES))
     check_int(size, "size", "regime_point", 1)
     S = population.n_features
     lam = population.eigenvalues

@@ -89,9 +89,7 @@ def get_schedule(name: str | Schedule) -> Schedule:
     """
     if isinstance(name, Schedule):
         return name
-    if name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}.")
-    return SCHEDULES[name]
+    return SCHEDULES[check_choice(name, "schedule", "get_schedule", sorted(SCHEDULES))]
 
 
 @dataclass(frozen=True)
