@@ -140,7 +140,7 @@ def test_task_threads_are_the_workers(client):
 
 def test_input_errors(client, tmp_path):
     X = duplicate_data()
-    with pytest.raises(ValueError, match="'k' parameter of knn"):
+    with pytest.raises(ValueError, match="knn: k must be"):
         sharded_knn(X, 420, client=client)
     with pytest.raises(TypeError, match="distributed.Client"):
         sharded_knn(X, 3, client="tcp://localhost:8786")
@@ -153,7 +153,7 @@ def test_input_errors(client, tmp_path):
     bad = X.copy()
     bad[250, 3] = np.nan
     np.save(tmp_path / "bad.npy", bad)
-    with pytest.raises(ValueError, match=r"X\[200:300\] contains NaN.*row 50"):
+    with pytest.raises(ValueError, match=r"X\[200:300\] must be finite.*row 50"):
         sharded_knn(str(tmp_path / "bad.npy"), 3, client=client, shard_rows=100)
 
 
@@ -182,3 +182,19 @@ def test_worker_killed_mid_search_gives_the_full_result(client, tmp_path):
         os.kill(pids[victim], signal.SIGKILL)
         assert not search.done()  # killed mid-computation
         assert_same(search.result(timeout=120), ref)
+
+
+def test_command_line_on_a_running_scheduler(client, capsys, tmp_path):
+    from idest.cli import main
+    from idest.neighbors import dask_client
+
+    X = duplicate_data(6)
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "nn.npz"
+    assert main(["knn", str(tmp_path / "x.npy"), "-k", "4", "--output", str(out),
+                 "--scheduler", client.scheduler.address]) == 0
+    assert "dashboard" in capsys.readouterr().out
+    saved, ref = np.load(out), idest.knn(X, 4)
+    np.testing.assert_array_equal(saved["indices"], ref.indices)
+    with pytest.raises(ValueError, match="not both"), dask_client("tcp://x:1", 2):
+        pass

@@ -23,12 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", help="write distances and indices to this .npz")
     p.add_argument("--n-samples", type=int, default=20_000, help="size of the default data")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--scheduler", help="run on this Dask scheduler (tcp://host:8786)")
+    p.add_argument("--workers", type=int, help="run on a local Dask cluster of N processes")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from idest import knn
     from idest.datasets import linear_gaussian
+    from idest.neighbors import dask_client
 
     if args.file:
         X = load_vectors(args.file)
@@ -37,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
         X = linear_gaussian(args.n_samples, 5, 64, noise=0.01, dtype=np.float32,
                             random_state=args.seed)
         source = f"linear_gaussian(n={args.n_samples}, d=5, D=64, seed={args.seed})"
-    t0 = time.perf_counter()
-    nn = knn(X, args.k, backend=args.backend)
-    elapsed = time.perf_counter() - t0
+    with dask_client(args.scheduler, args.workers) as client:  # None: in process
+        t0 = time.perf_counter()
+        nn = knn(X, args.k, backend=args.backend, client=client)
+        elapsed = time.perf_counter() - t0
     r1 = nn.distances[:, 0]
     print(f"data      : {source}  shape={X.shape} dtype={X.dtype}")
     print(f"k-NN      : k={args.k} backend={nn.backend} in {elapsed:.2f} s "

@@ -28,8 +28,10 @@ core on the client (exact zeros cannot hide this: ``sqrt(x) == 0`` only for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -446,3 +448,49 @@ def knn_on_client(X: Any, k: int, client: Any, reference: Any | None, backend: s
         raise ValueError(f"knn: with a client the search runs the compiled core; backend must "
                          f"be 'auto' or 'cpp', got {backend!r}. Drop backend= or client=.")
     return sharded_knn(X, k, client=client, reference=reference, n_jobs=n_jobs)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | None = None, workers: int | None = None,
+                echo: Any = print) -> Iterator[Any]:
+    """A Dask client for a command line: an existing cluster, a local one, or None.
+
+    Parameters
+    ----------
+    scheduler : str, optional
+        Address of a running scheduler (``tcp://host:8786``); the cluster is
+        left running.
+    workers : int, optional
+        Start a ``LocalCluster`` of this many one-thread worker processes,
+        closed on exit.
+    echo : callable, default=print
+        Receives one line naming the dashboard's address.
+
+    Yields
+    ------
+    distributed.Client or None
+        None when neither argument is given (the in-process default).
+
+    Examples
+    --------
+    >>> with dask_client() as client:
+    ...     print(client)
+    None
+    """
+    if scheduler is not None and workers is not None:
+        raise ValueError("dask_client: give scheduler (an existing cluster) or workers (a "
+                         f"local one), not both; got {scheduler!r} and {workers!r}.")
+    if scheduler is None and workers is None:
+        yield None
+        return
+    distributed = _require_distributed("dask_client")
+    with contextlib.ExitStack() as stack:
+        if scheduler is not None:
+            client = stack.enter_context(distributed.Client(scheduler))
+        else:
+            workers = check_int(workers, "workers", "dask_client", 1)
+            cluster = stack.enter_context(distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True))
+            client = stack.enter_context(distributed.Client(cluster))
+        echo(f"dask      : {len(client.nthreads())} worker(s), dashboard {client.dashboard_link}")
+        yield client
