@@ -161,23 +161,22 @@ _WORKER_LOCKS_GUARD = threading.Lock()
 
 
 def _task_threads(n_jobs: int | None) -> tuple[int, Any]:
-    """Threads for one task and a lock that keeps it alone on its worker.
+    """Threads for one task (default: its worker's) and the lock that keeps it alone there.
 
-    With ``n_jobs=None`` a task uses every thread of its worker, so tasks of
-    one worker run one at a time (a worker of T threads would otherwise run T
-    tasks of T threads each).
+    A task uses ``n_jobs`` threads (default: every thread of its worker), so the
+    tasks of one worker run one at a time: a worker of T threads would otherwise
+    run T tasks of T threads each, and BLAS limits (process-wide) and Numba's
+    thread pools would be shared by concurrent tasks.
     """
-    if n_jobs is not None:
-        return n_jobs, _NoLock()
     try:
         from distributed import get_worker
 
         worker = get_worker()
     except (ImportError, ValueError):  # run outside a worker (a test, a local scheduler)
-        return default_n_jobs(), _NoLock()
+        return n_jobs or default_n_jobs(), _NoLock()
     with _WORKER_LOCKS_GUARD:
         lock = _WORKER_LOCKS.setdefault(worker.id, threading.Lock())
-    return int(worker.state.nthreads), lock
+    return n_jobs or int(worker.state.nthreads), lock
 
 
 class _NoLock:
@@ -373,8 +372,9 @@ def sharded_knn(
         worker thread, at most 65,536 rows. A task holds two blocks of
         ``shard_rows`` rows; see ``docs/distributed.md`` for the memory formula.
     n_jobs : int, optional
-        Threads per task. Default: the worker's thread count, with one task
-        at a time per worker (compiled core, Numba and BLAS scoped to the task).
+        Threads per task (compiled core, Numba and BLAS, scoped to the task).
+        Default: the worker's thread count. A worker runs one search task at a
+        time.
 
     Returns
     -------
