@@ -9,7 +9,9 @@ session: in-process ``idest.knn`` on every core, then ``sharded_knn`` on a
 ``LocalCluster`` of 2 worker processes x 1 thread and of 1 worker x 1 thread
 (the same shards for both). The results must be identical (checked, bit for
 bit). The machine is shared: the load average is recorded before and after
-each run; compare ratios, not absolute times.
+each run; compare ratios, not absolute times. The peer, before and after:
+the throughput of two one-thread SGEMM processes over one (2.0 on two free
+cores); the 2-over-1-worker ratio cannot exceed what the machine gives it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,29 @@ def timed(run) -> tuple[float, object, float, float]:
     return time.perf_counter() - start, out, before, load()
 
 
+def sgemm_seconds(repeats: int = 20) -> float:
+    """Seconds for ``repeats`` single-threaded 2048 x 768 x 2048 SGEMMs."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).normal(size=(2048, 768)).astype(np.float32)
+    with threadpool_limits(limits=1):
+        a @ a.T
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ a.T
+        return time.perf_counter() - start
+
+
+def two_process_speedup() -> float:
+    """The peer: throughput of two one-thread SGEMM processes over one (2.0 on 2 free cores)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        one = pool.submit(sgemm_seconds).result()
+        both = [pool.submit(sgemm_seconds) for _ in range(2)]
+        return 2 * one / max(f.result() for f in both)
+
+
 def on_cluster(path: str, k: int, n_workers: int, shard_rows: int, repeats: int):
     with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                       dashboard_address=None) as cluster, Client(cluster) as client:
@@ -70,10 +95,12 @@ def main() -> None:
         path = os.path.join(tmp, "x.npy")
         np.save(path, X)
         idest.knn(X[:2000], args.k, progress=False)  # load the core
+        peer_before = two_process_speedup()
         inproc = [timed(lambda: idest.knn(X, args.k, progress=False))
                   for _ in range(args.repeats)]
         two = on_cluster(path, args.k, 2, shard_rows, args.repeats)
         one = on_cluster(path, args.k, 1, shard_rows, args.repeats)
+        peer_after = two_process_speedup()
     ref = inproc[0][1]
     identical = all(
         np.array_equal(r[1].indices, ref.indices)
@@ -88,6 +115,8 @@ def main() -> None:
         "speedup_2_workers_over_1": med["workers_1x1"] / med["workers_2x1"],
         "2_workers_over_in_process": med["workers_2x1"] / med["in_process"],
         "identical": identical,
+        "peer_two_process_sgemm_speedup_before_after": [round(peer_before, 2),
+                                                         round(peer_after, 2)],
         "load_average_before_after": {
             name: [[round(r[2], 2), round(r[3], 2)] for r in runs]
             for name, runs in (("in_process", inproc), ("workers_2x1", two),
