@@ -17,6 +17,7 @@ from scaling.teacher_student._student import (
     BIAS_STD,
     make_student,
     parameter_count,
+    student_seed,
     student_widths,
 )
 from scaling.teacher_student._sweep import (
@@ -37,18 +38,26 @@ from scaling.teacher_student._teacher import (
     vetting_score,
 )
 from scaling.teacher_student._train import (
+    CONVERGENCE_TOLERANCE,
+    CONVERGENCE_WINDOW,
+    DTYPES,
+    ENGINES,
     SCHEDULES,
+    ActivationID,
     Phase,
     Schedule,
     StudentResult,
     activation_dimension,
+    convergence,
+    curve_steps,
     final_hidden_activations,
     get_schedule,
-    student_seed,
     train_students,
 )
 
 __all__ = [
+    "ActivationID", "CONVERGENCE_TOLERANCE", "CONVERGENCE_WINDOW", "DTYPES", "ENGINES",
+    "convergence", "curve_steps",
     "BIAS_STD", "FeatureSummary", "LOSSES", "LatentGaussianTeacher", "Phase", "ProductTeacher",
     "RandomTeacher", "SCHEDULES", "Schedule", "StudentResult", "SweepConfig", "SweepOutcome",
     "TeacherStudentSummary", "VARIANTS", "activation_dimension", "final_hidden_activations",
