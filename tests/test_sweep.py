@@ -46,7 +46,7 @@ def test_sweep_writes_every_run_once(serial):
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_path):
-    # an interruption after 5 runs: the CSV holds one whole (k, seed) unit and part of another
+    # 5 runs done: part of the first k's unit (e.g. a sweep that later added runs)
     partial = tmp_path / "partial.csv"
     with partial.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -62,8 +62,20 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_pat
     assert again.trained == () and len(again.rows) == len(CONFIG.runs())
 
 
+def test_a_last_line_cut_by_a_crash_is_dropped_and_its_run_retrained(serial, tmp_path):
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(serial.path.read_bytes()[:-40])
+    with pytest.warns(RuntimeWarning, match="incomplete"):
+        assert len(read_results(cut)) == len(serial.rows) - 1
+    with pytest.warns(RuntimeWarning, match="incomplete"):
+        resumed = run_sweep(CONFIG, cut, n_jobs=1, progress=False)
+    assert resumed.trained == (run_key(serial.rows[-1]),)
+    assert _table(resumed.rows) == _table(serial.rows)
+    assert cut.read_bytes().endswith(b"\n")
+
+
 def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
-    """Two worker processes, one (k, seed) unit each, reproduce the serial rows exactly."""
+    """Two worker processes, one k each, reproduce the serial rows exactly."""
     config = dataclasses.replace(CONFIG, features=(2, 3), seeds=(1,))
     parallel = run_sweep(config, tmp_path / "parallel.csv", n_jobs=2, progress=False)
     wanted = set(config.runs())

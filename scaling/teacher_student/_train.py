@@ -234,7 +234,8 @@ class StudentResult:
     after the last step; ``cross_entropy`` and ``teacher_entropy`` are nan unless
     ``loss_name="kl"``. ``curve_steps``/``curve_losses`` hold the same held-out loss at
     log-spaced steps (:func:`curve_steps`), for :func:`convergence`. The ID fields are those
-    of :class:`ActivationID` (``id_note`` its ``note``), measured on ``n_id`` fresh inputs (nan when ``n_id=0``).
+    of :class:`ActivationID` (``id_note`` its ``note``), measured on ``n_id`` fresh inputs
+    (nan when ``n_id=0``).
     ``seed`` is the student's run (its initialisation, :func:`student_seed`); ``seconds``
     and ``cpu_seconds`` are the wall and CPU time of the whole call that trained it with
     the other students of its stream.
