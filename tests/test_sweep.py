@@ -7,11 +7,16 @@ import pytest
 
 pytest.importorskip("torch", reason="the sweep trains torch students")
 
-from scaling.teacher_student._report import summarize, write_report  # noqa: E402
+from scaling.teacher_student._report import (  # noqa: E402
+    report_markdown,
+    summarize,
+    write_report,
+)
 from scaling.teacher_student._sweep import (  # noqa: E402
     COLUMNS,
     TIMING_COLUMNS,
     SweepConfig,
+    format_curve,
     read_results,
     run_key,
     run_sweep,
@@ -97,8 +102,9 @@ def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
     text = path.read_text()
     assert "| 4/α against measured ID |" in text and "Target" in text
     assert "SHORTENED" in text and "test-sweep" in text
+    assert "## Convergence" in text
     for name in ("fig5_loss_vs_n.png", "fig6_4alpha_vs_dimension.png", "fig2_nmax_vs_id.png",
-                 "fig3_id_vs_n.png"):
+                 "fig3_id_vs_n.png", "fig_loss_vs_steps.png"):
         assert (tmp_path / name).stat().st_size > 1000
         assert name in text
 
@@ -108,3 +114,23 @@ def test_bad_sweep_configuration_raises():
         SweepConfig(features=(2, 2))
     with pytest.raises(ValueError, match="Unknown schedule"):
         SweepConfig(schedule="forever")
+
+
+def test_only_converged_students_are_fitted_and_the_others_are_named(serial, tmp_path):
+    rows = [dict(r) for r in read_results(serial.path)]
+    for r in rows:  # the rule decides from the curve: make width 32 still falling by 20 %
+        T = int(r["steps"])
+        start = T - -(-T // 10)
+        falling = ((r["features"], r["width"], r["seed"]) == ("2", "32", "1")
+                   or (r["features"], r["width"]) == ("4", "16"))
+        r["loss_curve"] = format_curve([0, start, T], [1.0, 1.25 * float(r["loss"]) if falling
+                                                       else float(r["loss"]), float(r["loss"])])
+    summary = summarize(rows, n_bootstrap=20)
+    by_k = {s.features: s for s in summary.per_feature}
+    assert sorted(by_k) == [2, 3]
+    assert summary.not_fitted == ((4, "2 of 3 sizes converged, the fit needs 3"),)
+    assert by_k[2].n_runs == 6 and by_k[2].n_fitted == 5 and by_k[2].unconverged_widths == (32,)
+    assert by_k[3].n_fitted == 6 and by_k[3].unconverged_widths == ()
+    text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
+    assert "| 2 | 32 | 1 | 20.0% |" in text and "| 4 | 16 | 2 | 20.0%, 20.0% |" in text
+    assert "k = 4 is not fitted" in text and "| 2 | 6 (5) |" in text
