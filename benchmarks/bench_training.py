@@ -41,6 +41,7 @@ from scaling.teacher_student import (
     get_schedule,
     random_teacher,
     student_widths,
+    train_students,
 )
 from scaling.teacher_student._engines import BatchedEngine, LockstepEngine, StudentSpec
 
@@ -142,13 +143,53 @@ def project(result: dict, student_engine: str) -> dict:
             "cpu_hours_grid_k2_to_8": {key: v * len(K_GRID) for key, v in hours_k.items()}}
 
 
+def precision(k: int, schedule: str) -> dict:
+    """float32 against float64 students: the same 21 students, stream and initialisation,
+    trained in both arithmetics; the relative change of every final held-out loss, beside
+    the spread between the runs of one width (what the fits average over)."""
+    teacher = random_teacher(k, variant="authors")
+    students = [(w, DEPTH, r) for r in RUNS for w in student_widths(7)]
+    losses = {}
+    for dtype in ("float32", "float64"):
+        results = train_students(teacher, students, schedule=schedule, dtype=dtype,
+                                 n_id=0, progress=False)
+        losses[dtype] = [r.loss for r in results]
+    l32, l64 = np.array(losses["float32"]), np.array(losses["float64"])
+    change = l32 / l64 - 1
+    by_width = l64.reshape(len(RUNS), -1)
+    return {"k": k, "schedule": schedule, "students": [list(s) for s in students],
+            "loss_float32": l32.tolist(), "loss_float64": l64.tolist(),
+            "relative_change": change.tolist(),
+            "max_abs_relative_change": float(np.abs(change).max()),
+            "median_abs_relative_change": float(np.median(np.abs(change))),
+            "smallest_loss_float64": float(l64.min()),
+            "run_spread_float64": (by_width.std(axis=0) / by_width.mean(axis=0)).tolist()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", default=None, help="write the JSON here")
     parser.add_argument("-k", "--k", type=int, default=5, help="teacher features (default 5)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per peer")
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
+    parser.add_argument("--precision", metavar="SCHEDULE", default=None,
+                        help="instead: train k's 21 students in float32 and in float64 with "
+                        "this schedule and compare their final losses")
     args = parser.parse_args(argv)
+    if args.precision:
+        with limit_threads(1):
+            found = precision(args.k, args.precision)
+        found.update(command=" ".join(["python", *sys.argv]), cpu=_cpu(),
+                     started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        text = json.dumps(found, indent=1)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        print(json.dumps({key: found[key] for key in ("k", "schedule",
+                                                       "max_abs_relative_change",
+                                                       "median_abs_relative_change",
+                                                       "smallest_loss_float64")}))
+        return 0
     steps_at = {200: 4, 1000: 2, 4000: 1} if args.quick else {200: 20, 1000: 6, 4000: 2}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with limit_threads(1):

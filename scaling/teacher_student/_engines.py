@@ -155,15 +155,15 @@ class _Group:
         """Outputs (or final-hidden activations) of shape (students, rows, features)."""
         import torch
 
-        h = x
+        h = x.expand(len(self.widths), *x.shape)  # every student reads the same batch
         n_layers = len(self.weights)
         for layer in range(n_layers - 1 if hidden else n_layers):
             W, b = self.weights[layer], self.biases[layer]
             if self.weight_masks:
                 W, b = W * self.weight_masks[layer], b * self.bias_masks[layer]
-            h = torch.matmul(h, W) + b
+            h = torch.baddbmm(b, h, W)  # b + h @ W, one pass
             if layer < n_layers - 1:
-                h = torch.relu(h)
+                h = h.relu_()
         return h
 
 
