@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        "median_abs_relative_change",
                                                        "smallest_loss_float64")}))
         return 0
-    steps_at = {200: 4, 1000: 2, 4000: 1} if args.quick else {200: 20, 1000: 6, 4000: 2}
+    steps_at = {200: 4, 1000: 2, 4000: 1} if args.quick else {200: 40, 1000: 10, 4000: 3}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with limit_threads(1):
         result = measure(args.k, args.rounds, steps_at)

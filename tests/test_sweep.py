@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import subprocess
 
 import pytest
 
@@ -17,6 +18,7 @@ from scaling.teacher_student._sweep import (  # noqa: E402
     TIMING_COLUMNS,
     SweepConfig,
     format_curve,
+    git_commit,
     read_results,
     run_key,
     run_sweep,
@@ -134,3 +136,22 @@ def test_only_converged_students_are_fitted_and_the_others_are_named(serial, tmp
     text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
     assert "| 2 | 32 | 1 | 20.0% |" in text and "| 4 | 16 | 2 | 20.0%, 20.0% |" in text
     assert "k = 4 is not fitted" in text and "| 2 | 6 (5) |" in text
+
+
+def test_each_finished_unit_can_be_committed_to_git(tmp_path, monkeypatch):
+    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(name, "pytest")
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(name, "pytest@example.invalid")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    config = dataclasses.replace(
+        CONFIG, features=(2, 3), widths=(8, 12, 16), seeds=(0,), n_id=0,
+        schedule=Schedule("test-commit", (Phase(5, 50, 0.01),), shortened=True))
+    run_sweep(config, tmp_path / "results.csv", n_jobs=1, progress=False, on_unit=git_commit)
+    log = subprocess.run(["git", "-C", str(tmp_path), "log", "--format=%s"], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    assert log == ["teacher/student sweep: k=3 finished (3 runs, schedule test-commit)",
+                   "teacher/student sweep: k=2 finished (3 runs, schedule test-commit)"]
+    shown = subprocess.run(["git", "-C", str(tmp_path), "show", "HEAD:results.csv"],
+                           check=True, capture_output=True, text=True).stdout
+    assert shown == (tmp_path / "results.csv").read_text()

@@ -24,6 +24,7 @@ from scaling.teacher_student._sweep import (
     SweepConfig,
     SweepOutcome,
     format_curve,
+    git_commit,
     parse_curve,
     read_results,
     run_sweep,
@@ -59,7 +60,7 @@ from scaling.teacher_student._train import (
 
 __all__ = [
     "ActivationID", "CONVERGENCE_TOLERANCE", "CONVERGENCE_WINDOW", "DTYPES", "ENGINES",
-    "convergence", "curve_steps", "format_curve", "parse_curve",
+    "convergence", "curve_steps", "format_curve", "git_commit", "parse_curve",
     "BIAS_STD", "FeatureSummary", "LOSSES", "LatentGaussianTeacher", "Phase", "ProductTeacher",
     "RandomTeacher", "SCHEDULES", "Schedule", "StudentResult", "SweepConfig", "SweepOutcome",
     "TeacherStudentSummary", "VARIANTS", "activation_dimension", "final_hidden_activations",

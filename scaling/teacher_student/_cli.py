@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the students' arithmetic (default float32)")
     p.add_argument("--jobs", type=int, default=None,
                    help="worker processes, one k each (default: the cores available)")
+    p.add_argument("--commit", action="store_true",
+                   help="git-commit results.csv after every finished k (so that a stopped run "
+                   "continues from the repository)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from an existing results.csv without training")
     p.set_defaults(func=run)
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
                                      n_widths=args.n_widths, depths=args.depths,
                                      seeds=args.seeds, variant=args.variant,
                                      dtype=args.dtype)
-        path = reproduce(config, args.out, n_jobs=args.jobs, command=command)
+        path = reproduce(config, args.out, n_jobs=args.jobs, command=command,
+                         commit=args.commit)
     print(f"report    : {path or 'not written yet (fewer than 2 values of k)'}")
     return 0

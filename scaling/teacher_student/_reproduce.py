@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from scaling.teacher_student._student import student_widths
-from scaling.teacher_student._sweep import SweepConfig, run_sweep
+from scaling.teacher_student._sweep import SweepConfig, git_commit, run_sweep
 
 #: Schedules offered by the reproduction: the CPU cut (default) and the paper's Table 1.
 REPRODUCTION_SCHEDULES = {"cpu": "cpu-short16-random", "paper": "paper-random"}
@@ -44,12 +44,13 @@ def reproduction_config(
 
 def reproduce(
     config: SweepConfig, out_dir: str | Path, *, n_jobs: int | None = None,
-    progress: bool | None = True, command: str = "idest reproduce",
+    progress: bool | None = True, command: str = "idest reproduce", commit: bool = False,
 ) -> Path | None:
     """Run (or resume) the sweep into ``out_dir/results.csv`` and write the report there.
 
     Returns the path of the markdown report (``out_dir/README.md``), or None while the CSV
-    holds fewer than 2 values of k (the report regresses across k).
+    holds fewer than 2 values of k (the report regresses across k). ``commit=True`` commits
+    the CSV to its git repository after every finished k (:func:`git_commit`).
 
     Examples
     --------
@@ -60,7 +61,8 @@ def reproduce(
     from scaling.teacher_student._report import write_report
 
     out = Path(out_dir)
-    outcome = run_sweep(config, out / "results.csv", n_jobs=n_jobs, progress=progress)
+    outcome = run_sweep(config, out / "results.csv", n_jobs=n_jobs, progress=progress,
+                        on_unit=git_commit if commit else None)
     print(f"sweep: {len(outcome.trained)} run(s) trained now, {outcome.n_previous} resumed "
           f"from {outcome.path}, {outcome.seconds:.0f} s", file=sys.stderr)
     ks = sorted({int(r["features"]) for r in outcome.rows})

@@ -18,9 +18,10 @@ import dataclasses
 import io
 import multiprocessing
 import os
+import subprocess
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -223,6 +224,7 @@ def run_sweep(
     *,
     n_jobs: int | None = None,
     progress: bool | None = None,
+    on_unit: Callable[[Path, list[dict[str, str]]], None] | None = None,
 ) -> SweepOutcome:
     """Run every run of ``config`` that ``path`` does not hold yet, appending as units finish.
 
@@ -237,6 +239,9 @@ def run_sweep(
         this process may use (``os.sched_getaffinity``). 1 trains in this process.
     progress : bool, optional
         Show a bar over runs (default: on a terminal).
+    on_unit : callable, optional
+        Called as ``on_unit(path, rows)`` after each finished unit's rows are on disk
+        (e.g. to commit the CSV, :func:`scaling.teacher_student.git_commit`).
 
     Examples
     --------
@@ -268,6 +273,8 @@ def run_sweep(
         def finish(rows: list[dict[str, str]]) -> None:
             _append(path, rows)
             trained.extend(run_key(r) for r in rows)
+            if on_unit is not None:
+                on_unit(path, rows)
             if bar is not None:
                 bar.update(len(rows))
 
@@ -288,3 +295,16 @@ def run_sweep(
                     raise
     return SweepOutcome(path, read_results(path), len(previous), tuple(trained),
                         time.perf_counter() - start)
+
+
+def git_commit(path: Path, rows: list[dict[str, str]]) -> None:
+    """Commit the CSV at ``path`` (only that file) in its git repository, naming the unit.
+
+    Meant as ``run_sweep(..., on_unit=git_commit)``: a sweep that runs for hours leaves
+    every finished unit in the repository, so another machine or session can continue it.
+    """
+    ks = sorted({r["features"] for r in rows})
+    message = (f"teacher/student sweep: k={','.join(ks)} finished ({len(rows)} runs, "
+               f"schedule {rows[0]['schedule']})")
+    for args in (["add", "--", path.name], ["commit", "-q", "-m", message, "--", path.name]):
+        subprocess.run(["git", "-C", str(path.parent), *args], check=True)
