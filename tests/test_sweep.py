@@ -81,6 +81,7 @@ def test_a_last_line_cut_by_a_crash_is_dropped_and_its_run_retrained(serial, tmp
     assert cut.read_bytes().endswith(b"\n")
 
 
+@pytest.mark.slow
 def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     """Two worker processes, one k each, reproduce the serial rows exactly."""
     config = dataclasses.replace(CONFIG, features=(2, 3), seeds=(1,))
@@ -95,6 +96,7 @@ def test_resuming_with_another_configuration_is_refused(serial):
         run_sweep(other, serial.path, n_jobs=1, progress=False)
 
 
+@pytest.mark.slow
 def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
     summary = summarize(read_results(serial.path), n_bootstrap=50)
     assert [s.features for s in summary.per_feature] == [2, 3, 4]
