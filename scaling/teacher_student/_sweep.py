@@ -302,6 +302,12 @@ def git_commit(path: Path, rows: list[dict[str, str]]) -> None:
 
     Meant as ``run_sweep(..., on_unit=git_commit)``: a sweep that runs for hours leaves
     every finished unit in the repository, so another machine or session can continue it.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import SweepConfig, git_commit, run_sweep
+    >>> run_sweep(SweepConfig(schedule="paper-random"), "reports/ts/results.csv",
+    ...           on_unit=git_commit)  # doctest: +SKIP
     """
     ks = sorted({r["features"] for r in rows})
     message = (f"teacher/student sweep: k={','.join(ks)} finished ({len(rows)} runs, "
