@@ -150,27 +150,33 @@ def project(result: dict) -> dict:
                                             for e, h in hours_k.items()}}
 
 
-def precision(k: int, schedule: str) -> dict:
-    """float32 against float64 students: the same 21 students, stream and initialisation,
-    trained in both arithmetics; the relative change of every final held-out loss, beside
-    the spread between the runs of one width (what the fits average over)."""
+def precision(k: int, schedule: str, variants: list[str]) -> dict:
+    """Final held-out losses of k's 21 students (same initialisation and stream) trained by
+    each variant ``"<engine>-<dtype>"``, e.g. batched-float32 and batched-float64 (does the
+    arithmetic change a loss?) or lockstep-float64 (how far do losses move when only the
+    float64 summation order changes: the floor of any such comparison)."""
     teacher = random_teacher(k, variant="authors")
     students = [(w, DEPTH, r) for r in RUNS for w in student_widths(7)]
     losses = {}
-    for dtype in ("float32", "float64"):
+    for variant in variants:
+        engine, dtype = variant.rsplit("-", 1)
         results = train_students(teacher, students, schedule=schedule, dtype=dtype,
-                                 n_id=0, progress=False)
-        losses[dtype] = [r.loss for r in results]
-    l32, l64 = np.array(losses["float32"]), np.array(losses["float64"])
-    change = l32 / l64 - 1
-    by_width = l64.reshape(len(RUNS), -1)
-    return {"k": k, "schedule": schedule, "students": [list(s) for s in students],
-            "loss_float32": l32.tolist(), "loss_float64": l64.tolist(),
-            "relative_change": change.tolist(),
+                                 engine=engine, n_id=0, progress=False)
+        losses[variant] = [r.loss for r in results]
+    return {"k": k, "schedule": schedule, "teacher_variant": "authors",
+            "students": [list(s) for s in students], "losses": losses}
+
+
+def compare(losses: dict[str, list[float]], a: str, b: str) -> dict:
+    """Relative change of every loss from variant ``b`` to ``a``, and the run spread of b."""
+    la, lb = np.array(losses[a]), np.array(losses[b])
+    change = la / lb - 1
+    by_width = lb.reshape(len(RUNS), -1)
+    return {"pair": f"{a} / {b} - 1", "relative_change": change.tolist(),
             "max_abs_relative_change": float(np.abs(change).max()),
             "median_abs_relative_change": float(np.median(np.abs(change))),
-            "smallest_loss_float64": float(l64.min()),
-            "run_spread_float64": (by_width.std(axis=0) / by_width.mean(axis=0)).tolist()}
+            "smallest_loss": float(lb.min()),
+            "run_spread_by_width": (by_width.std(axis=0) / by_width.mean(axis=0)).tolist()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,22 +186,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per peer")
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     parser.add_argument("--precision", metavar="SCHEDULE", default=None,
-                        help="instead: train k's 21 students in float32 and in float64 with "
-                        "this schedule and compare their final losses")
+                        help="instead: train k's 21 students with this schedule by every "
+                        "--variants and compare their final losses")
+    parser.add_argument("--variants", nargs="+",
+                        default=["batched-float32", "batched-float64", "lockstep-float64"],
+                        help="<engine>-<dtype> trainings for --precision")
     args = parser.parse_args(argv)
     if args.precision:
+        started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with limit_threads(1):
-            found = precision(args.k, args.precision)
-        found.update(command=" ".join(["python", *sys.argv]), cpu=_cpu(),
-                     started_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        text = json.dumps(found, indent=1)
+            found = precision(args.k, args.precision, args.variants)
+        pairs = [(v, "batched-float64") for v in args.variants if v != "batched-float64"]
+        found.update(command=" ".join(["python", *sys.argv]), cpu=_cpu(), started_utc=started,
+                     comparisons=[compare(found["losses"], a, b) for a, b in pairs
+                                  if b in found["losses"]])
         if args.out:
             with open(args.out, "w") as f:
-                f.write(text + "\n")
-        print(json.dumps({key: found[key] for key in ("k", "schedule",
-                                                       "max_abs_relative_change",
-                                                       "median_abs_relative_change",
-                                                       "smallest_loss_float64")}))
+                f.write(json.dumps(found, indent=1) + "\n")
+        print(json.dumps([{key: c[key] for key in ("pair", "max_abs_relative_change",
+                                                    "median_abs_relative_change",
+                                                    "smallest_loss")}
+                          for c in found["comparisons"]], indent=1))
         return 0
     steps_at = {200: 4, 1000: 2, 4000: 1} if args.quick else {200: 40, 1000: 10, 4000: 3}
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

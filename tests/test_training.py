@@ -18,6 +18,16 @@ from scaling.teacher_student._train import (  # noqa: E402
     train_students,
 )
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny students train fastest on one thread (more spin on a busy machine)."""
+    from idest.utils import limit_threads
+
+    with limit_threads(1):
+        yield
+
+
 TINY = Schedule("test-tiny", (Phase(150, 100, 0.01), Phase(30, 400, 0.001)), shortened=True)
 UNTRAINED = Schedule("test-untrained", (Phase(0, 100, 0.01),), shortened=True)
 
