@@ -361,27 +361,26 @@ def _convergence_lines(rows: Sequence[dict[str, str]],
                        summary: TeacherStudentSummary) -> list[str]:
     """The convergence section: the rule, and per k which sizes had not converged."""
     status = [row_convergence(r) for r in rows]
-    unknown = sum(ok is None for ok, _ in status)
+    counts = {value: sum(ok is value for ok, _ in status) for value in (True, False, None)}
     lines = ["", "## Convergence", "",
              f"Rule: a student has converged when its held-out loss fell by less than "
              f"{CONVERGENCE_TOLERANCE:.0%} over its last {CONVERGENCE_WINDOW:.0%} of steps "
              f"(loss at step T − ⌈0.1·T⌉ against step T). Only converged students are "
-             f"fitted. {sum(ok is True for ok, _ in status)} of {len(rows)} runs converged"
-             + (f"; {unknown} have no recorded curve (fitted, convergence unknown)."
-                if unknown else "."), "",
-             "| k | width | runs not converged | improvement over the last 10 % (per run) |",
-             "|---|---|---|---|"]
+             f"fitted. Of {len(rows)} runs, {counts[True]} converged and {counts[False]} did "
+             f"not" + (f"; {counts[None]} have no recorded curve (written before curves were "
+                       f"recorded: fitted, convergence unknown)" if counts[None] else "") + "."]
     by_unit: dict[tuple[int, int, int], list[float]] = {}
     for r, (ok, improvement) in zip(rows, status, strict=True):
         if ok is False:
             key = (int(r["features"]), int(r["width"]), int(r["depth"]))
             by_unit.setdefault(key, []).append(improvement)
+    if by_unit:
+        lines += ["", "| k | width | runs not converged | improvement over the last 10 % "
+                  "(per run) |", "|---|---|---|---|"]
     for (k, width, depth), gains in sorted(by_unit.items()):
         shape = f"{width}" if depth == 2 else f"{width} (depth {depth})"
         lines.append(f"| {k} | {shape} | {len(gains)} | "
                      f"{', '.join(f'{g:.1%}' for g in gains)} |")
-    if not by_unit:
-        lines.append("| — | — | 0 | every run converged |")
     for k, reason in summary.not_fitted:
         lines.append(f"\nk = {k} is not fitted: {reason}.")
     return lines
