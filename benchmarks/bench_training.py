@@ -10,7 +10,8 @@ size the peers run in interleaved rounds (so that the load of a shared machine h
 alike) and the medians are reported:
 
 * ``teacher``: drawing the batch and the teacher's float32 labels (paid once per k);
-* ``lockstep-float32``: the path before this benchmark, one module and one Adam per student;
+* ``lockstep-float32``: the path before this benchmark, one module and one Adam per student
+  (``lockstep-float64``: the same in float64, the arithmetic the precision check requires);
 * ``batched-float32`` / ``batched-float64``: all students as stacked tensors, one group per
   width (``padding="none"``); ``batched-padded-float32``: one group, widths padded to 106.
 
@@ -85,6 +86,7 @@ def _engines(specs, n_inputs):
     common = {"loss_name": "kl", "power": 2.0, "bias_std": 0.5}
     return {
         "lockstep-float32": LockstepEngine(specs, n_inputs, 2, dtype="float32", **common),
+        "lockstep-float64": LockstepEngine(specs, n_inputs, 2, dtype="float64", **common),
         "batched-float32": BatchedEngine(specs, n_inputs, 2, dtype="float32", **common),
         "batched-float64": BatchedEngine(specs, n_inputs, 2, dtype="float64", **common),
         "batched-padded-float32": BatchedEngine(specs, n_inputs, 2, dtype="float32",
@@ -126,9 +128,9 @@ def measure(k: int, rounds: int, steps_at: dict[int, int]) -> dict:
             "seconds_per_step_all": times,
             "student_samples_per_second": {name: len(specs) * batch / s
                                            for name, s in medians.items() if name != "teacher"},
-            "speedup_vs_lockstep": {name: medians["lockstep-float32"] / s
+            "speedup_vs_lockstep": {name: medians[f"lockstep-{name.rsplit('-', 1)[1]}"] / s
                                     for name, s in medians.items()
-                                    if name not in ("teacher", "lockstep-float32")},
+                                    if name.startswith("batched")},
         }
     return {"k": k, "students": len(specs), "widths": student_widths(7), "runs": list(RUNS),
             "depth": DEPTH, "per_batch": per_batch}
@@ -146,8 +148,8 @@ def project(result: dict) -> dict:
                            for p in schedule.phases) / 3600 for engine in engines}
     return {"schedule": schedule.name, "cpu_hours_per_k": hours_k,
             "cpu_hours_grid_k2_to_8": {e: h * len(K_GRID) for e, h in hours_k.items()},
-            "speedup_vs_lockstep_float32": {e: hours_k["lockstep-float32"] / h
-                                            for e, h in hours_k.items()}}
+            "speedup_vs_lockstep_same_dtype": {
+                e: hours_k[f"lockstep-{e.rsplit('-', 1)[1]}"] / h for e, h in hours_k.items()}}
 
 
 def precision(k: int, schedule: str, variants: list[str]) -> dict:

@@ -25,7 +25,7 @@ REPRODUCTION_SCHEDULES = {"cpu": "cpu-short16-random", "paper": "paper-random"}
 
 def reproduction_config(
     schedule: str = "cpu", *, features=tuple(range(2, 9)), n_widths: int = 6,
-    depths=(2,), seeds=(0, 1), variant: str = "clean", dtype: str = "float32",
+    depths=(2,), seeds=(0, 1), variant: str = "clean", dtype: str = "float64",
 ) -> SweepConfig:
     """The sweep of the reproduction; ``schedule`` is "cpu" or "paper" (or a schedule name).
 

@@ -95,7 +95,7 @@ class SweepConfig:
     bias_std: float = BIAS_STD
     n_eval: int = 10_000
     n_id: int = 12_000
-    dtype: str = "float32"
+    dtype: str = "float64"
     stream_seed: int = 0
     n_curve: int = 24
 
