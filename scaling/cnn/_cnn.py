@@ -580,7 +580,7 @@ def digits_demo(
     epochs: int = 25,
     patience: int | None = 4,
     num_threads: int | None = 1,
-    progress: bool | None = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Offline width sweep of the MNIST network of Table 3 on scikit-learn's digits.
 
@@ -684,19 +684,26 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    import argparse
+    from idest.cli import Parser
 
-    parser = argparse.ArgumentParser(prog="python -m scaling.cnn",
-                                     description="Offline CNN width sweep on sklearn digits.")
-    parser.add_argument("--out", default="digits_cnn", help="output directory")
-    parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = Parser(prog="python -m scaling.cnn",
+                    description="Offline CNN width sweep on sklearn digits.")
+    parser.add_out("digits_cnn", "output folder (results.csv, the fit, figures, summary)")
+    parser.add_argument("--widths", type=parser.number(int, 1), nargs="+", default=[1, 2, 4, 8],
+                        help="channel widths n of the MNIST network")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help="seeds of the runs at each width")
+    parser.add_argument("--epochs", type=parser.number(int, 1), default=25,
+                        help="most epochs per run")
+    parser.add_argument("--patience", type=parser.number(int, 1), default=4,
+                        help="epochs without a better test loss before a run stops")
+    parser.add_argument("--jobs", type=parser.number(int, 1), default=1,
+                        help="torch threads of each run")
+    parser.add_quiet()
     args = parser.parse_args(argv)
     result = digits_demo(args.out, widths=args.widths, seeds=args.seeds, epochs=args.epochs,
-                         patience=args.patience, num_threads=args.threads)
+                         patience=args.patience, num_threads=args.jobs,
+                         progress=False if args.quiet else None)
     print(result["paths"]["md"].read_text())
     print("written:", ", ".join(str(p) for p in result["paths"].values()))
     return 0

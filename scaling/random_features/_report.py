@@ -673,27 +673,30 @@ def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``idest regimes`` and ``python -m scaling.random_features``."""
-    parser.add_argument("--out", default="reports/regimes",
-                        help="directory for the figures, tables and README.md")
+    parser.add_argument("-o", "--out", default="reports/regimes", metavar="PATH",
+                        help="output folder for the figures, tables and README.md")
     parser.add_argument("--cache-dir", default=None,
                         help=f"finished points, kept for resuming (default {_cache_dir()})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sweeps (a smoke run of ~20 s); the figures are not meaningful")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (they are only drawn on a terminal)")
 
 
 def run(args: argparse.Namespace, command: str) -> int:
     """Run the report from parsed arguments."""
     config = default_config(quick=args.quick)
     run_report(args.out, config=config, cache_dir=args.cache_dir,
-               progress=False if args.no_progress else None,
+               progress=False if args.quiet else None,
                command=command + (" --quick" if args.quick else ""))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scaling.random_features``."""
-    parser = argparse.ArgumentParser(prog="python -m scaling.random_features",
-                                     description=__doc__.splitlines()[0])
+    from idest.cli import Parser
+
+    parser = Parser(prog="python -m scaling.random_features",
+                    description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv), "python -m scaling.random_features")
