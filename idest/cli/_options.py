@@ -12,10 +12,11 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from idest.scan import DEFAULT_N_BOOTSTRAP
+
 #: Bootstrap resamples of every command that computes intervals (``idest estimate``,
-#: ``idest scan``, ``idest demo``, ``idest fit``). Enough for a stable 95 % percentile
-#: interval; for the estimators, its cost is a few percent of the k-NN search it reuses.
-DEFAULT_BOOTSTRAP = 200
+#: ``idest scan``, ``idest demo``, ``idest fit``): the default of the layer scan.
+DEFAULT_BOOTSTRAP = DEFAULT_N_BOOTSTRAP
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -78,7 +79,7 @@ class Parser(argparse.ArgumentParser):
     >>> p.add_out("out.json", "a JSON file"); p.add_bootstrap(); p.add_seed(); p.add_quiet()
     >>> args = p.parse_args(["-o", "x.json", "--quiet"])
     >>> args.out, args.bootstrap, args.seed, progress(args)
-    ('x.json', 200, 0, False)
+    ('x.json', 100, 0, False)
     """
 
     number = staticmethod(number)

@@ -96,20 +96,29 @@ def _sequences(args: argparse.Namespace, tokenizer, out: Path):
     return seqs
 
 
+def _cell(row: dict) -> str:
+    """``id [ci_low, ci_high]``, or the ID alone when no interval was computed."""
+    if row.get("ci_low") is None or row.get("ci_high") is None:
+        return f"{row['id']:.2f}"
+    return f"{row['id']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+
+
 def _summary(rows: list[dict]) -> list[str]:
-    """One line per site: the ID of every estimator."""
+    """One line per site: the ID of every estimator, with its interval."""
     columns = list(dict.fromkeys((r["estimator"], r["k"]) for r in rows if r["estimator"]))
     width = max(len(r["site"]) for r in rows)
-    head = "".join(f"{f'{m} k={k}':>14}" for m, k in columns)
+    cells = {(r["site"], r["estimator"], r["k"]): _cell(r) for r in rows if r["id"] is not None}
+    cell = max([len(f"{m} k={k}") for m, k in columns] + [len(c) for c in cells.values()]) + 2
+    head = "".join(f"{f'{m} k={k}':>{cell}}" for m, k in columns)
     lines = [f"{'site':<{width}}  layer{head}  {'n':>6}  {'dup':>5}"]
     for site in dict.fromkeys(r["site"] for r in rows):
         mine = [r for r in rows if r["site"] == site]
-        ids = {(r["estimator"], r["k"]): r["id"] for r in mine}
-        cells = "".join(f"{ids[c]:14.2f}" if ids.get(c) is not None else f"{'-':>14}"
-                        for c in columns)
-        line = (f"{site:<{width}}  {mine[0]['layer']:>5}{cells}  {mine[0]['n_points']:>6}"
+        line = "".join(f"{cells.get((site, *c), '-'):>{cell}}" for c in columns)
+        line = (f"{site:<{width}}  {mine[0]['layer']:>5}{line}  {mine[0]['n_points']:>6}"
                 f"  {mine[0]['n_duplicates_dropped'] or 0:>5}")
         lines.append(line + (f"  ({mine[0]['note']})" if mine[0]["note"] else ""))
+    if any(r.get("ci_low") is not None for r in rows):
+        lines.append("ID [95% bootstrap interval over the sequences]")
     return lines
 
 

@@ -623,37 +623,42 @@ def digits_demo(
     paths = {"csv": out / "digits_sweep.csv", "json": out / "digits_sweep.json",
              "png": out / "digits_sweep.png", "md": out / "digits_sweep.md"}
     paths["json"].write_text(json.dumps({"fit": fit.to_dict(), "rows": rows}, indent=2) + "\n")
-    _digits_plot(rows, fit, paths["png"])
+    _digits_plot(rows, fit, d_pred, paths["png"])
     paths["md"].write_text(_digits_summary(rows, fit, d_pred, epochs, patience))
     return {"rows": rows, "fit": fit, "d_pred": d_pred, "paths": paths}
 
 
-def _digits_plot(rows: list[dict[str, Any]], fit: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _digits_plot(rows: list[dict[str, Any]], fit: Any, d_pred: Any, path: Path) -> None:
+    from matplotlib.figure import Figure
 
     from scaling.fit import plot_fit
 
     N = np.array([r["n_params"] for r in rows], dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
     plot_fit(left, N, [r["loss"] for r in rows], fit, label="test loss")
     left.plot(N, [r["train_loss"] for r in rows], "x", color="grey", label="train loss")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     left.set_title("digits (8×8 → 28×28), MNIST net of Table 3")
-    ids = [r["id_twonn"] for r in rows if r["id_twonn"] != ""]
-    if ids:
-        right.plot([r["n_params"] for r in rows if r["id_twonn"] != ""], ids, "o")
+    measured = [r for r in rows if r["id_twonn"] != ""]
+    if measured:
+        right.plot([r["n_params"] for r in measured], [r["id_twonn"] for r in measured], "o",
+                   label="TwoNN ID of each run")
         right.set_xscale("log")
         right.set_xlabel("parameters N")
-        right.set_ylabel("TwoNN ID of the Dense-32 layer")
-        if fit.alpha > 0:
-            right.axhline(4 / fit.alpha, ls="--", color="C1", label="4/α")
-            right.legend(fontsize=7)
-    fig.tight_layout()
+        right.set_ylabel("dimension")
+        if d_pred is not None:
+            low, high = d_pred.interval
+            top = max(right.get_ylim()[1], d_pred.dimension) * 1.3
+            right.axhline(d_pred.dimension, ls="--", color="C1", label="4/α")
+            if np.isfinite(low):  # an open upper end is cut at the axis and said so
+                right.axhspan(low, min(high, top), color="C1", alpha=0.2,
+                              label=f"4/α 95% interval [{low:.1f}, "
+                              f"{'∞' if np.isinf(high) else f'{high:.1f}'}]"
+                              + (" (open above)" if high > top else ""))
+            right.set_ylim(0, top)
+        right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: int,

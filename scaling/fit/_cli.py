@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from scaling.fit._plot import plot_dimension_comparison, plot_fit
 from scaling.fit._power_law import (
     FIGURE2_THRESHOLD,
+    DimensionComparison,
     compare_alpha_to_dimension,
     fit_offset_power_law,
     fit_power_law,
@@ -214,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
     }
     output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     plot = stem.parent / f"{stem.name}.png"
-    _plot(results, N_all, L_all, plot, title=Path(path).name)
+    _plot(results, N_all, L_all, plot, Path(path).name, comparison, args.dimension_column or "")
     print(f"written: {output}, {plot}")
     return 0
 
@@ -258,22 +260,34 @@ def _print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
           "* = extrapolated from the fit")
 
 
-def _plot(results: list[dict[str, Any]], N: np.ndarray, L: np.ndarray, path: Path,
-          title: str) -> None:
-    import matplotlib
+def figure(results: list[dict[str, Any]], N: np.ndarray, L: np.ndarray, title: str,
+           comparison: DimensionComparison | None = None, dimension_name: str = "") -> Any:
+    """L(N) with every group's fit; beside it, with a comparison, 2p/α against the dimension."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scaling.fit._plot import plot_fit
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(results)))
+    fig = Figure(figsize=(12.5 if comparison else 7.5, 5))
+    axes = fig.subplots(1, 2 if comparison else 1, squeeze=False)[0]
+    colors = colormaps["viridis"](np.linspace(0, 0.9, len(results)))
     for r, color in zip(results, colors, strict=True):
-        plot_fit(ax, N[r["rows"]], L[r["rows"]], r["fit"], groups=r["groups"], label=r["label"],
-                 color=color)
-    ax.set_title(f"{title}: L(N), fits over their windows (dotted: N_max)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        plot_fit(axes[0], N[r["rows"]], L[r["rows"]], r["fit"], groups=r["groups"],
+                 label=r["label"], color=color)
+    axes[0].set_title("L(N), fits over their windows (dotted: N_max)", fontsize=10)
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    if comparison is not None:
+        usable = [r for r in results if r["d_pred"] is not None]  # alpha > 0
+        plot_dimension_comparison(axes[1], [r["d_pred"] for r in usable],
+                                  [r["measured_dimension"] for r in usable], comparison,
+                                  xlabel=f"measured {dimension_name}",
+                                  labels=[r["label"] for r in usable])
+        axes[1].set_title("predicted against measured dimension", fontsize=10)
+        axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                       frameon=False)
+    fig.suptitle(title)
+    return fig
+
+
+def _plot(results: list[dict[str, Any]], N: np.ndarray, L: np.ndarray, path: Path,
+          title: str, comparison: DimensionComparison | None, dimension_name: str) -> None:
+    figure(results, N, L, title, comparison, dimension_name).savefig(
+        path, dpi=120, bbox_inches="tight")
