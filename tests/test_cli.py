@@ -98,7 +98,7 @@ def tiny_gpt2(monkeypatch):
     model = transformers.GPT2Model(transformers.GPT2Config(
         n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=100, bos_token_id=0,
         eos_token_id=0)).eval()
-    monkeypatch.setattr(importlib.import_module("idest.capture"), "load_pretrained",
+    monkeypatch.setattr(importlib.import_module("idest.activations"), "load_pretrained",
                         lambda *a, **k: (model, None))
     return model
 
@@ -122,7 +122,7 @@ def test_scan_names_the_closest_sites(tiny_gpt2, tmp_path, capsys):
 def test_tokenizer_beside_the_model(tmp_path, capsys):
     """--tokenizer PATH: weights in one folder, the tokenizer in another."""
     pytest.importorskip("transformers")
-    from idest.capture import minilm_path
+    from idest.activations import minilm_path
 
     try:
         source = minilm_path()

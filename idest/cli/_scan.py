@@ -53,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
 
 
 def _tokens(text: str) -> str:
-    """``--tokens``: 'auto' or a reduction :meth:`idest.capture.Reduction.parse` accepts."""
-    from idest.capture import Reduction
+    """``--tokens``: 'auto' or a reduction :meth:`idest.activations.Reduction.parse` accepts."""
+    from idest.activations import Reduction
 
     if text != "auto":
         try:
@@ -77,7 +77,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _sequences(args: argparse.Namespace, tokenizer, out: Path):
     """The token sequences of this scan, cached in ``out`` so a resumed scan skips tokenising."""
-    from idest.capture import TokenSequences, read_texts, stdlib_docstrings, token_sequences
+    from idest.activations import TokenSequences, read_texts, stdlib_docstrings, token_sequences
 
     meta = {"model": str(args.model), "text": str(args.text), "seq_len": args.seq_len,
             "n_sequences": args.n_sequences, "seed": args.seed}
@@ -128,7 +128,7 @@ def _check_sites(model, patterns: list[str], name: str) -> None:
     import fnmatch
     import re
 
-    from idest.capture import list_sites
+    from idest.activations import list_sites
 
     available = list_sites(model)
     generic = list(dict.fromkeys(re.sub(r"\.\d+(?=\.|$)", ".*", n) for n in available))
@@ -155,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from idest.capture import Reduction, list_sites, load_pretrained
+    from idest.activations import Reduction, list_sites, load_pretrained
     from idest.scan import default_sites, layer_scan
 
     t0 = time.perf_counter()
