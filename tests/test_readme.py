@@ -1,4 +1,5 @@
-"""Every Python and shell block of the README runs as written.
+"""Every Python and shell block of the README (and of the docs/ pages it moved its long
+sections to) runs as written.
 
 A block preceded by ``<!-- skip-test: reason -->`` is skipped for that reason;
 one preceded by ``<!-- slow -->`` is marked slow. Each block runs in a fresh
@@ -18,6 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+#: The long forms of README sections, held to the same rule.
+DOCS = [ROOT / "docs" / "capture.md", ROOT / "docs" / "scaling.md"]
 
 #: A fenced block, with the HTML comment on the line before it if there is one.
 BLOCK = re.compile(r"(?:<!--(?P<mark>[^\n]*?)-->\n)?^```(?P<lang>[\w-]*)\n(?P<code>.*?)^```$",
@@ -37,12 +40,12 @@ def _blocks(path: Path) -> list:
             marks.append(pytest.mark.skip(reason=mark.removeprefix("skip-test:").strip()))
         elif mark == "slow":
             marks.append(pytest.mark.slow)
-        params.append(pytest.param(match["lang"], match["code"], mark, line,
+        params.append(pytest.param(match["lang"], match["code"], mark, f"{path.name}:{line}",
                                    id=f"{path.name}:{line}", marks=marks))
     return params
 
 
-BLOCKS = _blocks(README)
+BLOCKS = [block for path in [README, *DOCS] for block in _blocks(path)]
 
 
 def test_the_readme_has_blocks_and_every_mark_is_known():
@@ -51,7 +54,7 @@ def test_the_readme_has_blocks_and_every_mark_is_known():
         lang, _, mark, line = param.values
         assert mark in ("", "slow") or (mark.startswith("skip-test:") and
                                         len(mark.removeprefix("skip-test:").strip()) > 10), \
-            f"README.md:{line}: unknown mark or a skip without its reason: {mark!r}"
+            f"{line}: unknown mark or a skip without its reason: {mark!r}"
 
 
 def test_quickstart_is_ten_lines_or_fewer():
@@ -78,9 +81,9 @@ def shell_path(tmp_path_factory) -> str:
 def test_block_runs(lang, code, mark, line, tmp_path, monkeypatch, shell_path):
     monkeypatch.chdir(tmp_path)
     if lang == "python":
-        exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "__readme__"})
+        exec(compile(code, line, "exec"), {"__name__": "__readme__"})
         return
     env = {**os.environ, "PATH": shell_path, "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"README.md:{line} failed:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, f"{line} failed:\n{done.stdout}\n{done.stderr}"
