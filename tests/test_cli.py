@@ -135,3 +135,13 @@ def test_tokenizer_beside_the_model(tmp_path, capsys):
     assert main(["scan", "--model", str(weights), "--tokenizer", str(source),
                  "--list-sites"]) == 0
     assert "hidden_states.6" in capsys.readouterr().out.split()
+
+
+def test_the_docstring_corpus_shows_progress(capsys):
+    """The ~10 s parse before a scan draws a bar (on a terminal, or when asked)."""
+    from idest.activations import stdlib_docstrings
+
+    stdlib_docstrings(["json"], topics=False, progress=True)
+    assert "read docstrings" in capsys.readouterr().err
+    stdlib_docstrings(["json"], topics=False, progress=False)
+    assert capsys.readouterr().err == ""
