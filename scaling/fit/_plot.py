@@ -56,7 +56,7 @@ def plot_fit(ax: Any, N: Any, L: Any, fit: PowerLawFit, *, groups: Any = None,
     ax.plot(N, L, ".", color=color, alpha=0.3, ms=3)
     inside = np.geomspace(fit.n_min, fit.n_max, 100)
     everywhere = np.geomspace(N.min(), N.max(), 100)
-    low, high = fit.alpha_interval
+    low, high = fit.interval
     text = f"α={fit.alpha:.3f}" if np.isnan(low) else f"α={fit.alpha:.3f} [{low:.3f}, {high:.3f}]"
     if fit.loss_floor > 0:
         text += f", L∞={fit.loss_floor:.3g}"
@@ -166,12 +166,12 @@ def plot_dimension_comparison(ax: Any, predictions: Any, measured: Any,
     ax.plot(line, line, "k--", lw=0.8, label=f"{scale} = dimension")
     if comparison is not None:
         mx, my = float(np.mean(comparison.measured)), float(np.mean(comparison.predicted))
-        ends = [my + s * (line - mx) for s in comparison.slope_interval]
+        ends = [my + s * (line - mx) for s in comparison.interval]
         ax.fill_between(line, np.minimum(*ends), np.maximum(*ends), color="C1", alpha=0.2,
                         label="slope interval")
         ax.plot(line, comparison.slope * line + comparison.intercept, color="C1",
-                label=f"fit: slope {comparison.slope:.2f} [{comparison.slope_interval[0]:.2f}, "
-                f"{comparison.slope_interval[1]:.2f}], r = {comparison.correlation:.2f}")
+                label=f"fit: slope {comparison.slope:.2f} [{comparison.interval[0]:.2f}, "
+                f"{comparison.interval[1]:.2f}], r = {comparison.correlation:.2f}")
     for xi, yi, text in zip(measured, y, labels or [], strict=False):
         ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(-12, 6), fontsize=7)
     ax.set_ylim(min(0.0, ax.get_ylim()[0]), top)  # the band never stretches the axis

@@ -190,7 +190,7 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
         sub = _rows_of(rows, s.features)
         ax.scatter(_column(sub, "n_params"), _column(sub, "loss"), s=10, color=c, alpha=0.6)
         grid = np.geomspace(s.fit.n_min, s.fit.n_max, 20)
-        low, high = s.fit.alpha_interval
+        low, high = s.fit.interval
         ax.plot(grid, s.fit.predict(grid), color=c,
                 label=f"k={s.features}: α={s.fit.alpha:.2f} [{low:.2f}, {high:.2f}]")
     ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="test loss",
@@ -259,7 +259,7 @@ def _prediction(p: DimensionPrediction | None) -> str:
 def _comparison_line(name: str, c: DimensionComparison | None) -> str:
     if c is None:
         return f"| 4/α against {name} | fewer than 3 values of k with α > 0: no regression |"
-    return (f"| 4/α against {name} | {c.slope:.2f} ({_interval(c.slope_interval)}) | "
+    return (f"| 4/α against {name} | {c.slope:.2f} ({_interval(c.interval)}) | "
             f"{c.intercept:.2f} | {c.slope_through_origin:.2f} | {c.correlation:.3f} | "
             f"{c.n_points} |")
 
@@ -304,7 +304,7 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
                  f"{s.n_max.n_max:.3g}{' (extrap.)' if s.n_max.extrapolated else ''}")
         lines.append(
             f"| {s.features} | {s.n_runs} | {f.n_min:.0f}–{f.n_max:.0f}{cut} | "
-            f"{f.alpha:.3f} ({_interval(f.alpha_interval, 3)}) | "
+            f"{f.alpha:.3f} ({_interval(f.interval, 3)}) | "
             f"{_prediction(s.prediction)} | "
             f"{s.id_twonn:.2f} ± {s.id_twonn_std:.2f} | {s.id_mle:.2f} | {n_max} |")
     lines += [
