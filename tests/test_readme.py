@@ -69,11 +69,12 @@ def test_quickstart_is_ten_lines_or_fewer():
 def shell_path(tmp_path_factory) -> str:
     """A PATH whose ``idest`` and ``python`` are those of this interpreter."""
     bin_dir = tmp_path_factory.mktemp("bin")
-    (bin_dir / "python").symlink_to(sys.executable)
-    idest = bin_dir / "idest"
-    idest.write_text(f"#!{sys.executable}\nimport sys\nfrom idest.cli import main\n"
-                     "sys.exit(main())\n")
-    idest.chmod(0o755)
+    scripts = {"python": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
+               "idest": f"#!{sys.executable}\nimport sys\nfrom idest.cli import main\n"
+                        "sys.exit(main())\n"}
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
     return f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
