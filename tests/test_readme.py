@@ -88,3 +88,18 @@ def test_block_runs(lang, code, mark, line, tmp_path, monkeypatch, shell_path):
     done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{line} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def test_the_architecture_map_names_every_room():
+    """The README's map and the import contract of tests/test_architecture.py agree."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("architecture", ROOT / "tests" /
+                                                  "test_architecture.py")
+    contract = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(contract)
+    text = README.read_text()
+    start = text.index("## Architecture")
+    section = text[start:text.index("\n## ", start + 3)]
+    assert all(f"`{room}`" in section for room in contract.ALLOWED), \
+        [room for room in contract.ALLOWED if f"`{room}`" not in section]
