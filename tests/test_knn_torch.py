@@ -394,3 +394,35 @@ def test_cuda_duplicates_and_large_k():
     nn = idest.knn(torch.from_numpy(X).cuda(), 2000)
     assert nn.n_fallback_rows >= 3000
     assert_same_as_cpp(nn, X, 2000)
+
+
+# --------------------------------------------------------- capture kept on the device ---
+
+def tiny_net_and_batches():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 16))
+    return net, [torch.rand(250, 3) for _ in range(2)]
+
+
+def test_capture_keeps_rows_on_the_model_device():
+    net, batches = tiny_net_and_batches()
+    kept = idest.capture(net, batches, ["0", "2"], reduce="flatten", keep_on_device=True)
+    host = idest.capture(net, batches, ["0", "2"], reduce="flatten")
+    for name in ("0", "2"):
+        assert isinstance(kept[name], torch.Tensor) and kept[name].dtype == torch.float32
+        assert kept[name].device == next(net.parameters()).device
+        np.testing.assert_array_equal(kept[name].numpy(), host[name])
+    with pytest.raises(ValueError, match="keep_on_device=True .* out_dir"):
+        idest.capture(net, batches, ["0"], out_dir="unused", keep_on_device=True)
+
+
+def test_layer_scan_kept_on_device_gives_the_same_table(tmp_path):
+    import idest.scan
+
+    net, batches = tiny_net_and_batches()
+    kwargs = {"reduce": "flatten", "mle_k": 10}
+    kept = idest.scan.layer_scan(net, batches, ["0", "2"], tmp_path / "kept",
+                                 keep_on_device=True, **kwargs)
+    streamed = idest.scan.layer_scan(net, batches, ["0", "2"], tmp_path / "disk", **kwargs)
+    assert kept.rows == streamed.rows
+    assert not list((tmp_path / "kept" / "activations").glob("*.npy"))
