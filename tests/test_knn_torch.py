@@ -363,6 +363,7 @@ def test_budget_and_block_rows():
     assert _torch._rows_within(1000, 300, 10) == 3
     assert _torch._rows_within(10, 300, 10) == 1  # never zero rows
     assert _torch._rows_within(10**9, 300, 10) == 10
+    assert _torch._rows_within(10**12, 1, 10**6, 2**21) == _torch.MAX_ELEMENTS // 2**21
 
 
 # -------------------------------------------------------------------------- CUDA ---

@@ -59,6 +59,10 @@ CUDA_MEMORY_FRACTION = 0.5
 #: Reference rows per tile (its columns): wide tiles keep the list merges rare.
 TILE_COLUMNS = {"cuda": 65_536, "cpu": 8_192}
 
+#: Elements of one temporary tensor at most (tiles, gathered candidates, differences):
+#: some kernels index with 32-bit integers.
+MAX_ELEMENTS = 2**31 - 1
+
 #: Bytes of device memory per tile entry: the float32 tile plus what
 #: ``torch.topk`` may allocate (values and int64 indices of a sort).
 _BYTES_PER_TILE_ENTRY = 16
@@ -183,9 +187,12 @@ def _budget(device: Any, torch: Any) -> int:
     return int(CUDA_MEMORY_FRACTION * (free + cached))
 
 
-def _rows_within(budget: int, bytes_per_row: float, n_rows: int) -> int:
-    """Rows of a block that fit ``budget`` (at least one, at most ``n_rows``)."""
-    return int(max(1, min(n_rows, budget // max(1.0, bytes_per_row))))
+def _rows_within(budget: int, bytes_per_row: float, n_rows: int, elements_per_row: int = 1
+                 ) -> int:
+    """Rows of a block that fit ``budget`` and :data:`MAX_ELEMENTS` (at least one, at most
+    ``n_rows``)."""
+    fit = min(budget // max(1.0, bytes_per_row), MAX_ELEMENTS // max(1, elements_per_row))
+    return int(max(1, min(n_rows, fit)))
 
 
 def _centring(Q: Any, R: Any, self_search: bool, rows: int, torch: Any):
@@ -265,7 +272,7 @@ def _rescore(Q: Any, R: Any, cand: Any, k: int, budget: int, torch: Any):
     ids = torch.sort(cand, dim=1).values
     m, width = ids.shape
     per_row = width * R.shape[1] * (8.0 + R.element_size()) * 1.5
-    step = _rows_within(budget, per_row, m)
+    step = _rows_within(budget, per_row, m, width * R.shape[1])
     d2 = torch.empty((m, width), dtype=torch.float64, device=Q.device)
     for start in range(0, m, step):
         rows = R[ids[start : start + step]].to(torch.float64)  # (rows, width, D), a new tensor
@@ -279,14 +286,15 @@ def _exhaustive(Q: Any, R: Any, rows: Any, k: int, self_search: bool, budget: in
     """The k nearest neighbours of the query rows ``rows`` (indices into ``Q``, and into
     ``R`` in a self search) by a float64 scan of every point."""
     n_ref, dim = R.shape
-    step = _rows_within(budget, n_ref * 8.0 * 4, rows.shape[0])
+    step = _rows_within(budget, n_ref * 8.0 * 4, rows.shape[0], n_ref)
     out_d2, out_i = [], []
     ids = torch.arange(n_ref, device=R.device).expand(step, n_ref)
     for start in range(0, rows.shape[0], step):
         these = rows[start : start + step]
         x = Q[these].to(torch.float64).unsqueeze(1)
         d2 = torch.empty((these.shape[0], n_ref), dtype=torch.float64, device=R.device)
-        block = _rows_within(budget, these.shape[0] * dim * 8.0 * 2, n_ref)
+        block = _rows_within(budget, these.shape[0] * dim * 8.0 * 2, n_ref,
+                             these.shape[0] * dim)
         for r0 in range(0, n_ref, block):
             diff = R[r0 : r0 + block].to(torch.float64).unsqueeze(0) - x
             d2[:, r0 : r0 + diff.shape[1]] = diff.square_().sum(dim=2)
@@ -315,7 +323,7 @@ def search(Q: Any, R: Any | None, k: int, progress: bool | None = None):
     device = Q.device
     with ieee_float32_matmul(), torch.no_grad():
         budget = _budget(device, torch)
-        rows = _rows_within(budget, dim * 8.0 * 4, max(n, n_ref))
+        rows = _rows_within(budget, dim * 8.0 * 4, max(n, n_ref), dim)
         mean, scale, sq_norm = _centring(Q, ref, self_search, rows, torch)
         Qs, q_norms = _scaled_copy(Q, mean, scale, rows, torch)
         Rs, r_norms = (Qs, q_norms) if self_search else _scaled_copy(ref, mean, scale, rows, torch)
@@ -323,7 +331,7 @@ def search(Q: Any, R: Any | None, k: int, progress: bool | None = None):
         columns = min(n_ref, TILE_COLUMNS.get(device.type, TILE_COLUMNS["cpu"]),
                       max(1, budget // (_BYTES_PER_TILE_ENTRY * 64)))
         per_row = columns * _BYTES_PER_TILE_ENTRY + width * 48.0
-        block = _rows_within(budget, per_row, n)
+        block = _rows_within(budget, per_row, n, columns)
         distances = torch.empty((n, k), dtype=torch.float64, device=device)
         indices = torch.empty((n, k), dtype=torch.int64, device=device)
         n_fallback = 0
