@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="activation capture needs torch")
 transformers = pytest.importorskip("transformers", reason="the GPT-2 tests need transformers")
 
-from idest.capture import Reduction, capture, hooks, list_sites, resolve_sites  # noqa: E402
+from idest.activations import Reduction, capture, hooks, list_sites, resolve_sites  # noqa: E402
 
 N_LAYER, WIDTH, VOCAB = 3, 32, 97
 
@@ -212,7 +212,7 @@ def test_depth_metadata(gpt2):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("middle", "must be one of"), ("position", "needs position"), ("last:3", "Only 'position'"),
+    ("middle", "must be one of"), ("position", "needs position"), ("last:3", "only 'position'"),
     ("position:x", "position:<int>")])
 def test_bad_reductions(spec, message):
     with pytest.raises(ValueError, match=message):

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from idest.utils.validation import check_array, check_int
+from idest.utils.validation import check_array, check_choice, check_int, invalid
 
 Backend = Literal["auto", "cpp", "numba", "tree", "torch"]
 BACKENDS = ("cpp", "numba", "tree")
@@ -132,6 +132,17 @@ def is_device_tensor(A: Any) -> bool:
     return isinstance(A, torch.Tensor) and A.device.type != "cpu"
 
 
+def check_k(k: Any, n_reference: int, self_search: bool) -> int:
+    """``k`` as an int in [1, available points], or knn's ValueError."""
+    check_int(k, "k", "knn", 1)
+    available = n_reference - (1 if self_search else 0)
+    if k > available:
+        what = "n_samples - 1" if self_search else "n_reference"
+        raise invalid("knn", "k", f"at most {what} = {available}", f"k={k}",
+                      "Use a smaller k or more points.")
+    return int(k)
+
+
 def choose_backend(n_reference: int, dim: int) -> str:
     """The backend ``backend="auto"`` picks for a reference set of this shape.
 
@@ -210,31 +221,20 @@ def knn(
 
         return knn_numpy(X, k, reference, device, progress)
     if device is not None:
-        raise ValueError(f"knn: device is used only by backend='torch'; got device={device!r} "
-                         f"with backend={backend!r}. Pass backend='torch' or drop device.")
+        raise invalid("knn", "device", "None unless backend='torch'",
+                      f"device={device!r} with backend={backend!r}",
+                      "Pass backend='torch' or leave device out.")
     X = check_array(X, name="X", caller="knn")
     self_search = reference is None
     R = X if self_search else check_array(reference, name="reference", caller="knn")
     if not self_search:
         if R.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"knn: X has {X.shape[1]} features but reference has {R.shape[1]}; "
-                "they must match."
-            )
+            raise invalid("knn", "reference", f"an array with the {X.shape[1]} features of X",
+                          f"{R.shape[1]} features", "Pass vectors of the same space.")
         if R.dtype != X.dtype:  # compute in the wider type
             X, R = X.astype(np.float64, copy=False), R.astype(np.float64, copy=False)
-    available = R.shape[0] - (1 if self_search else 0)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"knn: k must be an integer >= 1, got {k!r}.")
-    if k > available:
-        what = "n_samples - 1" if self_search else "n_reference"
-        raise ValueError(
-            f"knn: k={k} neighbours requested but only {available} other point(s) exist "
-            f"(k must be <= {what}); use a smaller k or more points."
-        )
-    if backend not in ("auto", *BACKENDS):
-        raise ValueError(f"knn: backend must be one of 'auto', {', '.join(map(repr, BACKENDS))}, "
-                         f"'torch'; got {backend!r}.")
+    check_k(k, R.shape[0], self_search)
+    check_choice(backend, "backend", "knn", ("auto", *BACKENDS, "torch"))
     n_jobs = default_n_jobs() if n_jobs is None else check_int(n_jobs, "n_jobs", "knn", 1)
     name = choose_backend(R.shape[0], R.shape[1]) if backend == "auto" else backend
 

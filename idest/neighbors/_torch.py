@@ -46,9 +46,9 @@ from typing import Any
 import numpy as np
 
 from idest.neighbors._backends import certified_lower_bound, n_candidates
-from idest.neighbors._knn import Neighbors, is_device_tensor
+from idest.neighbors._knn import Neighbors, check_k, is_device_tensor
 from idest.utils.progress import progress_bar
-from idest.utils.validation import check_array, check_int
+from idest.utils.validation import check_array, invalid
 
 #: Working memory of one call on CPU torch (tiles, lists, re-scoring), bytes.
 CPU_BUDGET_BYTES = 256 * 2**20
@@ -134,21 +134,22 @@ def _device_tensor(A: Any, name: str, torch: Any) -> Any:
     """
     A = A.detach()
     if A.is_complex():
-        raise ValueError(f"knn: Complex data not supported in {name}; pass real values.")
+        raise invalid("knn", name, "real numbers", f"complex dtype {A.dtype}",
+                      f"Pass {name}.real or {name}.abs().")
     if A.ndim != 2:
-        raise ValueError(f"knn: expected a 2-D array for {name}, got {A.ndim}-D with shape "
-                         f"{tuple(A.shape)}.")
+        raise invalid("knn", name, "a 2-D array (n_samples, n_features)",
+                      f"{A.ndim}-D with shape {tuple(A.shape)}")
     if A.numel() == 0:
-        raise ValueError(f"knn: {name} is empty (shape={tuple(A.shape)}) while at least one "
-                         "sample and one feature are required.")
+        raise invalid("knn", name, "non-empty (at least 1 sample and 1 feature)",
+                      f"an empty tensor of shape {tuple(A.shape)}")
     if A.dtype not in (torch.float32, torch.float64):
         A = A.float() if A.is_floating_point() else A.double()
     ok = torch.isfinite(A).all(dim=1)
     if not bool(ok.all()):
         row = int(torch.argmin(ok.to(torch.uint8)))
         kind = "NaN (nan)" if bool(torch.isnan(A[row]).any()) else "infinity (inf)"
-        raise ValueError(f"knn: {name} contains {kind}, first in row {row}; "
-                         "remove or impute non-finite values first.")
+        raise invalid("knn", name, "finite", f"{kind}, first in row {row}",
+                      "Remove or impute non-finite values first.")
     return A
 
 
@@ -174,8 +175,8 @@ def _resolve_device(device: Any, X: Any, reference: Any, torch: Any) -> Any:
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"knn: device must name a torch device such as 'cuda', 'cuda:1' or "
-                         f"'cpu'; got {device!r} ({exc}).") from exc
+        raise invalid("knn", "device", "a torch device such as 'cuda', 'cuda:1' or 'cpu'",
+                      f"{device!r} ({exc})") from exc
 
 
 def _budget(device: Any, torch: Any) -> int:
@@ -425,13 +426,12 @@ def torch_knn(
 def _neighbors(Q: Any, R: Any, self_search: bool, k: int, progress: bool | None, torch: Any):
     """Shared checks and the search; returns (Neighbors of tensors, R)."""
     if R.shape[1] != Q.shape[1]:
-        raise ValueError(f"knn: X has {Q.shape[1]} features but reference has {R.shape[1]}; "
-                         "they must match.")
+        raise invalid("knn", "reference", f"an array with the {Q.shape[1]} features of X",
+                      f"{R.shape[1]} features", "Pass vectors of the same space.")
     if R.dtype != Q.dtype:  # compute in the wider type
         Q, R = Q.to(torch.float64), R.to(torch.float64)
-    available = R.shape[0] - (1 if self_search else 0)
-    check_int(k, "k", "knn", 1, available)
-    dist, idx, n_fallback = search(Q, None if self_search else R, int(k), progress)
+    k = check_k(k, R.shape[0], self_search)
+    dist, idx, n_fallback = search(Q, None if self_search else R, k, progress)
     return Neighbors(dist, idx, self_search, "torch", n_fallback, R), R
 
 

@@ -28,11 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from idest.capture._hooks import hooks
-from idest.capture._reductions import Reduction
-from idest.capture._sites import Site, SiteSpec, _check_module, resolve_sites
-from idest.capture._storage import _Checkpoint, _Sink
-from idest.utils import progress_bar
+from idest.activations._hooks import hooks
+from idest.activations._reductions import Reduction
+from idest.activations._sites import Site, SiteSpec, _check_module, resolve_sites
+from idest.activations._storage import _Checkpoint, _Sink
+from idest.utils import check_int, invalid, progress_bar
 
 
 def _to_device(value: Any, device: Any) -> Any:
@@ -143,11 +143,11 @@ def capture(
     import torch
 
     _check_module(model)
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}.")
+    check_int(chunk_rows, "chunk_rows", "capture", 1)
     if keep_on_device and out_dir is not None:
-        raise ValueError("capture: keep_on_device=True keeps the rows on the device, out_dir "
-                         f"streams them to disk; got both (out_dir={str(out_dir)!r}). Pass one.")
+        raise invalid("capture", "out_dir", "None with keep_on_device=True (rows kept on the "
+                      "device are not streamed to disk)", repr(str(out_dir)),
+                      "Pass keep_on_device=True or out_dir, not both.")
     resolved = resolve_sites(model, sites)
     reductions = per_site(resolved, reduce)
     out = Path(out_dir) if out_dir is not None else None
