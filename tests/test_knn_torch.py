@@ -221,6 +221,17 @@ def test_tensor_dtypes_upcast_as_on_the_cpu_path(small_tiles, dtype):
     assert_same_as_cpp(nn, X.float() if dtype == "bfloat16" else X, 6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_input_is_never_modified(small_tiles, dtype):
+    X = DATASETS["clustered"](300, 9, dtype)
+    before = X.copy()
+    tensor = torch.from_numpy(X.copy())
+    torch_search(X, 5)
+    torch_knn(tensor, 5, device="cpu")
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_array_equal(tensor.numpy(), before)
+
+
 def test_numpy_float16_input():
     X = random_data(400, 12, np.float16)
     nn = torch_search(X, 5)
