@@ -151,7 +151,7 @@ def test_bad_input_is_a_clear_value_error():
         regime_point(pop, "variance_D", 40)
     with pytest.raises(ValueError, match="kind must be one of"):
         FeatureSource("mnist", 2)
-    with pytest.raises(ValueError, match="alpha_K must be positive"):
+    with pytest.raises(ValueError, match="power_law_population: alpha_K must be a finite"):
         power_law_population(10, 0.0)
 
 
@@ -161,7 +161,7 @@ def test_idest_regimes_quick_writes_figures_and_summary(tmp_path):
 
     out = tmp_path / "report"
     assert main(["regimes", "--quick", "--out", str(out), "--cache-dir",
-                 str(tmp_path / "cache"), "--no-progress"]) == 0
+                 str(tmp_path / "cache"), "--quiet"]) == 0
     for name in ("regimes.png", "duality.png", "solvable.png", "points.csv", "fits.json"):
         assert (out / name).stat().st_size > 0
     summary = (out / "README.md").read_text()

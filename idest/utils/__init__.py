@@ -12,12 +12,15 @@ from idest.utils.threads import limit_threads
 from idest.utils.validation import (
     check_array,
     check_choice,
+    check_confidence,
     check_finite,
     check_fraction,
     check_int,
+    check_positive,
     check_random_state,
+    invalid,
 )
 
-__all__ = ["atomic_write", "check_array", "check_choice", "check_finite", "check_fraction",
-           "check_int", "check_random_state", "limit_threads", "progress_bar", "read_json",
-           "row_blocks", "write_json"]
+__all__ = ["atomic_write", "check_array", "check_choice", "check_confidence", "check_finite",
+           "check_fraction", "check_int", "check_positive", "check_random_state", "invalid",
+           "limit_threads", "progress_bar", "read_json", "row_blocks", "write_json"]

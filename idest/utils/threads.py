@@ -16,16 +16,17 @@ from idest.utils.validation import check_int
 
 
 @contextlib.contextmanager
-def limit_threads(n_threads: int | None) -> Iterator[None]:
-    """Run the block with at most ``n_threads`` BLAS/OpenMP threads and torch intra-op threads.
+def limit_threads(n_jobs: int | None) -> Iterator[None]:
+    """Run the block with at most ``n_jobs`` BLAS/OpenMP threads and torch intra-op threads.
 
     The native pools (OpenBLAS, MKL, BLIS, OpenMP) are limited through threadpoolctl;
     torch's intra-op pool through ``torch.set_num_threads``, and only if torch is already
-    imported (this function never imports it). Both are restored on exit.
+    imported when the block starts (this function never imports it: import torch first if
+    the block will use it). Both are restored on exit.
 
     Parameters
     ----------
-    n_threads : int or None
+    n_jobs : int or None
         The limit, at least 1; None leaves every pool as it is (a no-op block).
 
     Examples
@@ -39,18 +40,18 @@ def limit_threads(n_threads: int | None) -> Iterator[None]:
     >>> [p["num_threads"] for p in threadpool_info()] == before
     True
     """
-    if n_threads is None:
+    if n_jobs is None:
         yield
         return
-    n_threads = check_int(n_threads, "n_threads", "limit_threads", 1)
+    n_jobs = check_int(n_jobs, "n_jobs", "limit_threads", 1)
     from threadpoolctl import threadpool_limits
 
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
     try:
         if torch is not None:
-            torch.set_num_threads(n_threads)
-        with threadpool_limits(n_threads):
+            torch.set_num_threads(n_jobs)
+        with threadpool_limits(n_jobs):
             yield
     finally:
         if torch is not None:

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from idest.utils import check_int, limit_threads, progress_bar
+from idest.utils import check_choice, check_int, check_positive, limit_threads, progress_bar
 from scaling.teacher_student import activation_dimension
 
 ImageSet = tuple[np.ndarray, np.ndarray]
@@ -251,7 +251,7 @@ def train_cnn(
     patience: int | None = None,
     train_eval_samples: int = 10_000,
     seed: int = 0,
-    num_threads: int | None = None,
+    n_jobs: int | None = None,
     progress: bool | None = None,
 ) -> CNNTraining:
     """Train with Adam and early stopping on the test loss (Sharma & Kaplan A.4).
@@ -282,7 +282,7 @@ def train_cnn(
         Training images used to measure the training loss.
     seed : int, default=0
         Seed of the batch order.
-    num_threads : int, optional
+    n_jobs : int, optional
         torch threads while training (restored after); None leaves torch's setting.
         On a shared, busy machine 1 thread is often many times faster than 2.
     progress : bool, optional
@@ -307,13 +307,12 @@ def train_cnn(
     batch_size = check_int(batch_size, "batch_size", caller, 1)
     if patience is not None:
         patience = check_int(patience, "patience", caller, 1)
-    if not lr > 0:
-        raise ValueError(f"{caller}: lr must be positive, got {lr!r}.")
+    check_positive(lr, "lr", caller)
     x_train, y_train = _tensors(train, model, "train", caller)
     x_test, y_test = _tensors(test, model, "test", caller)
-    if num_threads is not None:
-        num_threads = check_int(num_threads, "num_threads", caller, 1)
-    with limit_threads(num_threads):
+    if n_jobs is not None:
+        n_jobs = check_int(n_jobs, "n_jobs", caller, 1)
+    with limit_threads(n_jobs):
         return _train(model, (x_train, y_train), (x_test, y_test), epochs, batch_size, lr,
                       patience, train_eval_samples, seed, progress)
 
@@ -431,7 +430,7 @@ def width_sweep(
     measure_id: bool = True,
     id_samples: int = 5000,
     results: str | Path | None = None,
-    num_threads: int | None = None,
+    n_jobs: int | None = None,
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train one network per (width, seed) and return the tidy table of L(N).
@@ -456,7 +455,7 @@ def width_sweep(
     id_samples : int, default=5000
     results : str or Path, optional
         CSV to append to and resume from.
-    num_threads : int, optional
+    n_jobs : int, optional
         torch threads while training (see :func:`train_cnn`).
     progress : bool, optional
         A progress bar over runs.
@@ -481,8 +480,7 @@ def width_sweep(
     [(1, 1534), (2, 2724)]
     """
     caller = "width_sweep"
-    if family not in FAMILIES:
-        raise ValueError(f"{caller}: family must be one of {sorted(FAMILIES)}, got {family!r}.")
+    check_choice(family, "family", caller, sorted(FAMILIES))
     widths = [check_int(n, "widths", caller, 1) for n in widths]
     seeds = [check_int(s, "seeds", caller, 0) for s in seeds]
     if not widths or not seeds:
@@ -498,7 +496,7 @@ def width_sweep(
             model = FAMILIES[family](n)
             outcome = train_cnn(model, train, test, epochs=epochs, batch_size=batch_size,
                                 lr=lr, patience=patience, seed=seed,
-                                num_threads=num_threads, progress=False)
+                                n_jobs=n_jobs, progress=False)
             row: dict[str, Any] = {
                 "family": family, "n": n, "n_params": n_params(model), "seed": seed,
                 "loss": outcome.test_loss, "train_loss": outcome.train_loss,
@@ -554,8 +552,8 @@ def digits_demo(
     seeds: Sequence[int] = (0, 1),
     epochs: int = 25,
     patience: int | None = 4,
-    num_threads: int | None = 1,
-    progress: bool | None = True,
+    n_jobs: int | None = 1,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Offline width sweep of the MNIST network of Table 3 on scikit-learn's digits.
 
@@ -591,44 +589,49 @@ def digits_demo(
                                                         stratify=labels, random_state=0)
     rows = width_sweep("mnist", widths, (x_train, y_train), (x_test, y_test), seeds=seeds,
                        epochs=epochs, patience=patience, results=out / "digits_sweep.csv",
-                       num_threads=num_threads, progress=progress)
+                       n_jobs=n_jobs, progress=progress)
     N = [r["n_params"] for r in rows]
     fit = fit_power_law(N, [r["loss"] for r in rows], seeds=[r["seed"] for r in rows])
     d_pred = predicted_dimension(fit) if fit.alpha > 0 else None
     paths = {"csv": out / "digits_sweep.csv", "json": out / "digits_sweep.json",
              "png": out / "digits_sweep.png", "md": out / "digits_sweep.md"}
     paths["json"].write_text(json.dumps({"fit": fit.to_dict(), "rows": rows}, indent=2) + "\n")
-    _digits_plot(rows, fit, paths["png"])
+    _digits_plot(rows, fit, d_pred, paths["png"])
     paths["md"].write_text(_digits_summary(rows, fit, d_pred, epochs, patience))
     return {"rows": rows, "fit": fit, "d_pred": d_pred, "paths": paths}
 
 
-def _digits_plot(rows: list[dict[str, Any]], fit: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _digits_plot(rows: list[dict[str, Any]], fit: Any, d_pred: Any, path: Path) -> None:
+    from matplotlib.figure import Figure
 
     from scaling.fit import plot_fit
 
     N = np.array([r["n_params"] for r in rows], dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
     plot_fit(left, N, [r["loss"] for r in rows], fit, label="test loss")
     left.plot(N, [r["train_loss"] for r in rows], "x", color="grey", label="train loss")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     left.set_title("digits (8×8 → 28×28), MNIST net of Table 3")
-    ids = [r["id_twonn"] for r in rows if r["id_twonn"] != ""]
-    if ids:
-        right.plot([r["n_params"] for r in rows if r["id_twonn"] != ""], ids, "o")
+    measured = [r for r in rows if r["id_twonn"] != ""]
+    if measured:
+        right.plot([r["n_params"] for r in measured], [r["id_twonn"] for r in measured], "o",
+                   label="TwoNN ID of each run")
         right.set_xscale("log")
         right.set_xlabel("parameters N")
-        right.set_ylabel("TwoNN ID of the Dense-32 layer")
-        if fit.alpha > 0:
-            right.axhline(4 / fit.alpha, ls="--", color="C1", label="4/α")
-            right.legend(fontsize=7)
-    fig.tight_layout()
+        right.set_ylabel("dimension")
+        if d_pred is not None:
+            low, high = d_pred.interval
+            top = max(right.get_ylim()[1], d_pred.dimension) * 1.3
+            right.axhline(d_pred.dimension, ls="--", color="C1", label="4/α")
+            if np.isfinite(low):  # an open upper end is cut at the axis and said so
+                right.axhspan(low, min(high, top), color="C1", alpha=0.2,
+                              label=f"4/α 95% interval [{low:.1f}, "
+                              f"{'∞' if np.isinf(high) else f'{high:.1f}'}]"
+                              + (" (open above)" if high > top else ""))
+            right.set_ylim(0, top)
+        right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: int,
@@ -648,7 +651,7 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
         lines.append(f"| {r['n']} | {r['n_params']} | {r['seed']} | {r['loss']:.4f} | "
                      f"{r['train_loss']:.4f} | {r['test_accuracy']:.3f} | {r['best_epoch']} | "
                      f"{ids[0]} | {ids[1]} |")
-    low, high = fit.alpha_interval
+    low, high = fit.interval
     lines += ["", f"Power-law fit ({fit.window} window, N {fit.n_min:.0f}–{fit.n_max:.0f}, "
               f"{fit.n_points} sizes): α = {fit.alpha:.3f} [{low:.3f}, {high:.3f}] "
               f"({fit.interval_method})."]
@@ -659,19 +662,26 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    import argparse
+    from idest.cli import Parser
 
-    parser = argparse.ArgumentParser(prog="python -m scaling.cnn",
-                                     description="Offline CNN width sweep on sklearn digits.")
-    parser.add_argument("--out", default="digits_cnn", help="output directory")
-    parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = Parser(prog="python -m scaling.cnn",
+                    description="Offline CNN width sweep on sklearn digits.")
+    parser.add_out("digits_cnn", "output folder (results.csv, the fit, figures, summary)")
+    parser.add_argument("--widths", type=parser.number(int, 1), nargs="+", default=[1, 2, 4, 8],
+                        help="channel widths n of the MNIST network")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help="seeds of the runs at each width")
+    parser.add_argument("--epochs", type=parser.number(int, 1), default=25,
+                        help="most epochs per run")
+    parser.add_argument("--patience", type=parser.number(int, 1), default=4,
+                        help="epochs without a better test loss before a run stops")
+    parser.add_argument("--jobs", type=parser.number(int, 1), default=1,
+                        help="torch threads of each run")
+    parser.add_quiet()
     args = parser.parse_args(argv)
     result = digits_demo(args.out, widths=args.widths, seeds=args.seeds, epochs=args.epochs,
-                         patience=args.patience, num_threads=args.threads)
+                         patience=args.patience, n_jobs=args.jobs,
+                         progress=False if args.quiet else None)
     print(result["paths"]["md"].read_text())
     print("written:", ", ".join(str(p) for p in result["paths"].values()))
     return 0

@@ -20,12 +20,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="cpu",
                    help="'cpu' (Table 1 cut 16-fold, default), 'paper' (Table 1 in full) "
                    "or a schedule name from scaling.teacher_student.SCHEDULES")
-    p.add_argument("--out", default="idest-output/teacher_student",
-                   help="directory for results.csv, README.md and the figures")
+    p.add_out("idest-output/teacher_student",
+              "output folder for results.csv, README.md and the figures")
     p.add_argument("--features", type=int, nargs="+", default=list(range(2, 9)),
-                   help="numbers of teacher features k (default 2..8)")
+                   help="numbers of teacher features k")
     p.add_argument("--n-widths", type=int, default=6,
-                   help="student widths n = floor(22*1.3^i), i < this (default 6)")
+                   help="student widths n = floor(22*1.3^i), i < this")
     p.add_argument("--depths", type=int, nargs="+", default=[2],
                    help="hidden layers of the students (the paper uses 2 3 4)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
@@ -35,13 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
                    help="the students' arithmetic (default float64: float32 moved final "
                    "losses by up to 22 %%, benchmarks/results/training_precision.json)")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="worker processes, one k each (default: the cores available)")
+    p.add_jobs("worker processes, one k each")
     p.add_argument("--commit", action="store_true",
                    help="git-commit results.csv after every finished k (so that a stopped run "
                    "continues from the repository)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from an existing results.csv without training")
+    p.add_quiet()
     p.set_defaults(func=run)
 
 
@@ -61,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
                                      seeds=args.seeds, variant=args.variant,
                                      dtype=args.dtype)
         path = reproduce(config, args.out, n_jobs=args.jobs, command=command,
-                         commit=args.commit)
+                         progress=False if args.quiet else None, commit=args.commit)
     print(f"report    : {path or 'not written yet (fewer than 2 values of k)'}")
     return 0

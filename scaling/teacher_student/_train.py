@@ -15,6 +15,7 @@ torch is imported inside the functions, so ``import scaling`` stays torch-free.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import math
 import time
 import warnings
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from idest.utils import check_choice, check_int, limit_threads, progress_bar
+from idest.utils import check_choice, check_int, invalid, limit_threads, progress_bar
 from scaling.teacher_student._engines import (
     PADDINGS,
     BatchedEngine,
@@ -31,6 +32,7 @@ from scaling.teacher_student._engines import (
     StudentSpec,
 )
 from scaling.teacher_student._student import BIAS_STD, parameter_count
+from scaling.teacher_student._teacher import LOSSES
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,6 @@ SCHEDULES: dict[str, Schedule] = {
     )
 }
 
-LOSSES = ("kl", "mse", "power")
-
 
 def get_schedule(name: str | Schedule) -> Schedule:
     """The named schedule (see :data:`SCHEDULES`), or ``name`` itself if already one.
@@ -99,9 +99,7 @@ def get_schedule(name: str | Schedule) -> Schedule:
     """
     if isinstance(name, Schedule):
         return name
-    if name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}.")
-    return SCHEDULES[name]
+    return SCHEDULES[check_choice(name, "schedule", "get_schedule", sorted(SCHEDULES))]
 
 
 #: Student arithmetic offered by :func:`train_students`.
@@ -333,7 +331,7 @@ def train_students(
     n_eval: int = 10_000,
     n_id: int = 12_000,
     n_curve: int = 24,
-    n_threads: int = 1,
+    n_jobs: int = 1,
     progress: bool | None = None,
 ) -> list[StudentResult]:
     """Train many students on one online stream: the teacher labels each batch once.
@@ -372,7 +370,7 @@ def train_students(
         Inputs used for the ID; 0 skips the ID (reported as nan).
     n_curve : int, default=24
         About how many log-spaced steps record the held-out loss.
-    n_threads : int, default=1
+    n_jobs : int, default=1
         torch and BLAS threads while training (:func:`idest.utils.limit_threads`).
 
     Returns
@@ -389,22 +387,24 @@ def train_students(
     ([1014, 1014], True)
     """
     caller = "train_students"
-    check_choice(caller, "loss", loss, LOSSES)
+    check_choice(loss, "loss", caller, LOSSES)
     if loss == "kl" and teacher.n_outputs != 2:
-        raise ValueError(f"{caller}: loss='kl' needs a two-logit (cross-entropy) teacher, got "
-                         f"{teacher.n_outputs} output(s); use loss='mse' or a CE teacher.")
+        raise invalid(caller, "teacher", "a two-logit teacher for loss='kl'",
+                      f"{teacher.n_outputs} output(s)",
+                      "Use loss='mse' or a teacher built with loss='kl'.")
     if not students:
-        raise ValueError(f"{caller}: expected at least one (width, depth), got none.")
-    check_choice(caller, "dtype", dtype, DTYPES)
-    check_choice(caller, "engine", engine, ENGINES)
-    check_choice(caller, "padding", padding, PADDINGS)
+        raise invalid(caller, "students", "at least one (width, depth)", "none")
+    check_choice(dtype, "dtype", caller, DTYPES)
+    check_choice(engine, "engine", caller, ENGINES)
+    check_choice(padding, "padding", caller, PADDINGS)
     check_int(n_eval, "n_eval", caller, 1)
     n_id = check_int(n_id, "n_id", caller, 0)
     n_curve = check_int(n_curve, "n_curve", caller, 2)
     specs = _specs(students, seed, caller)
     sched = get_schedule(schedule)
     p = 2.0 if loss == "mse" else float(power)
-    with limit_threads(check_int(n_threads, "n_threads", caller, 1)):
+    importlib.import_module("torch")  # before the limit: limit_threads limits loaded pools
+    with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
         return _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, padding,
                       n_eval, n_id, n_curve, progress)
 
