@@ -26,6 +26,6 @@ def test_none_leaves_every_pool_alone_and_bad_counts_are_refused():
     with limit_threads(None):
         assert (torch.get_num_threads(), _blas_threads()) == before
     for bad in (0, 1.5, "2"):
-        with pytest.raises(ValueError, match="n_jobs.*limit_threads"):
+        with pytest.raises(ValueError, match="limit_threads: n_jobs must be"):
             with limit_threads(bad):
                 pass
