@@ -426,8 +426,8 @@ def gride(
         Fewest consecutive agreeing scales that make a plateau.
     discard : {"none", "dadapy"}, default="none"
         "none": every μ enters the likelihood (the paper's estimator; at
-        n1 = 1, n2 = 2 it equals ``twonn(fit_method="mle",
-        discard_fraction=0)``). "dadapy": at each scale drop μ >= q50 +
+        n1 = 1, n2 = 2 it is TwoNN's unbiased Pareto MLE (N − 1) / Σ log μ
+        with no μ discarded). "dadapy": at each scale drop μ >= q50 +
         20 (q95 − q50), the rule DADApy applies before its fit, to compare
         with numbers computed by DADApy.
     n_bootstrap : int, default=0
@@ -460,10 +460,10 @@ def gride(
     from the data (``duplicates``); DADApy clips 1 − μ^(−d) at 2e-7, idest uses
     the exact limits at μ = 1; DADApy bisects on d in [0.001, 1000], idest
     brackets without an upper bound; DADApy's error uses N instead of N − 1 in
-    J; its scale distance is the mean of (r_{n1} + r_{n2}) / 2, idest's the
-    mean r_{n2}. The standard error and the bootstrap both treat the μ_i as
-    independent; neighbourhoods overlap more at large n1, so both understate
-    the spread there.
+    J and counts the μ its filter dropped; its scale distance is the mean of
+    (r_{n1} + r_{n2}) / 2, idest's the mean r_{n2}. The standard error and
+    the bootstrap both treat the μ_i as independent; neighbourhoods overlap
+    more at large n1, so both understate the spread there.
 
     Examples
     --------
