@@ -274,3 +274,57 @@ def test_each_scale_agrees_with_dadapy(precomputed):
     kept_all = _gride(nn, range_max=256)  # the paper's estimator keeps every μ
     assert kept_all.dimensions[0] < r.dimensions[0]
     np.testing.assert_allclose(kept_all.dimensions[3:], ids[3:], rtol=1e-3)
+
+
+# ------------------------------------------------------------------------ CLI and layer scan
+
+def test_estimate_command_prints_the_curve_and_the_plateau(tmp_path, capsys):
+    from idest.cli._main import main
+
+    X = hypercube(1500, 3, random_state=0)
+    path = tmp_path / "x.npy"
+    np.save(path, np.vstack([X, X[:10]]))
+    out_json = tmp_path / "g.json"
+    assert main(["estimate", str(path), "--method", "gride", "--range-max", "32",
+                 "--bootstrap", "0", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "1500 used, 10 duplicate(s) dropped" in out
+    assert "95% interval (Fisher)" in out and "plateau   : n2 " in out
+    table = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
+    assert [row[:2] for row in table] == [["1", "2"], ["2", "4"], ["4", "8"], ["8", "16"],
+                                          ["16", "32"]]
+    saved = json.loads(out_json.read_text())["results"][0]
+    assert saved["method"] == "gride" and saved["n2"] == [2, 4, 8, 16, 32]
+    assert main(["estimate", str(path), "--method", "gride", "--range-max", "4",
+                 "--bootstrap", "0"]) == 0
+    assert "plateau   : none found" in capsys.readouterr().out
+
+
+def test_layer_scan_adds_the_gride_plateau_and_figure(tmp_path):
+    torch = pytest.importorskip("torch", reason="the layer scan needs torch")
+    from idest.scan import COLUMNS, layer_scan, plot_gride_scan
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 16))
+    batches = [torch.rand(400, 3) for _ in range(2)]
+    result = layer_scan(net, batches, ["0", "2"], tmp_path, reduce="flatten", mle_k=10,
+                        gride_range_max=64)
+    rows = [r for r in result.rows if r["estimator"] == "gride"]
+    assert len(rows) == 2 and list(rows[0]) == list(COLUMNS)
+    for r in rows:
+        assert r["k"] == 64 and r["id"] == pytest.approx(3, rel=0.15)
+        assert r["n2_low"] < r["n2_high"] and r["ci_low"] <= r["id"] <= r["ci_high"]
+    assert all(r["n2_low"] is None for r in result.rows if r["estimator"] != "gride")
+    twonn = [r["id"] for r in result.rows if r["estimator"] == "twonn"]
+    without = layer_scan(net, batches, ["0", "2"], tmp_path / "plain", reduce="flatten", mle_k=10)
+    assert [r["id"] for r in without.rows if r["estimator"] == "twonn"] == twonn
+    assert without.gride_plot is None
+    assert result.gride_plot.exists() and result.gride_plot.stat().st_size > 0
+    again = layer_scan(net, batches, ["0", "2"], tmp_path, reduce="flatten", mle_k=10,
+                       gride_range_max=64)
+    assert again.n_sites_reused == 2 and again.rows == result.rows
+    assert again.gride_plot.exists()
+    flat = json.loads(json.dumps({"a": idest.gride(hypercube(300, 2, random_state=0), 4,
+                                                    plateau_min_scales=2).to_dict()}))
+    flat["a"]["plateau_range"] = None
+    assert plot_gride_scan(flat, tmp_path / "none.png").exists()

@@ -19,12 +19,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bootstrap error bars. Exact duplicate rows are removed first (reported).",
     )
     p.add_argument("file", help=".npy, .npz or .csv of vectors (one per row)")
-    p.add_argument("--method", default="all", choices=["all", "twonn", "knn_cdf", "mle"],
-                   help="estimator(s) to run (default all)")
+    p.add_argument("--method", default="all", choices=["all", "twonn", "knn_cdf", "mle", "gride"],
+                   help="estimator(s) to run (default all); gride: the ID at every scale "
+                   "n2 = 2, 4, ..., --range-max and its plateau")
     p.add_argument("--k", type=int, nargs="+", metavar="K",
                    help="k of the k-NN CDF (default 2 3 4), or of the MLE with --method mle "
                    "(one k, or two for a range k1 k2; default 20)")
     p.add_argument("--mle-k", type=int, default=20, help="k of the MLE with --method all")
+    p.add_argument("--range-max", type=int, default=64,
+                   help="largest neighbour order n2 of --method gride (default 64)")
     p.add_argument("--bootstrap", type=int, default=200,
                    help="bootstrap resamples for the error bars (default 200, 0 for none)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
@@ -59,10 +62,48 @@ def _interval(r) -> str:
     return "" if r.ci_low is None else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
 
 
+def _run_gride(X, args: argparse.Namespace) -> int:
+    """``--method gride``: the ID-vs-scale table and the plateau (or that there is none)."""
+    import idest
+    from idest.estimators import DuplicatesWarning, NoPlateauWarning
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted below
+        warnings.simplefilter("ignore", category=NoPlateauWarning)  # printed below
+        r = idest.gride(X, args.range_max, n_bootstrap=args.bootstrap, random_state=args.seed,
+                        duplicates=args.duplicates, merge_tolerance=args.merge_tolerance,
+                        progress=False if args.no_progress else None)
+    elapsed = time.perf_counter() - t0
+    print(f"data      : {args.file}  shape={X.shape} dtype={X.dtype}")
+    print(f"points    : {r.n_points} used, {r.n_duplicates_dropped} duplicate(s) dropped, "
+          f"{r.n_near_duplicates_merged} near-duplicate(s) merged")
+    kind = "bootstrap" if r.n_bootstrap else "Fisher"
+    print(f"{'n1':>5} {'n2':>5} {'mean r_n2':>10} {'dimension':>10} "
+          f"{f'{r.confidence:.0%} interval ({kind})':>26} {'std':>7}")
+    for (n1, n2, dist), d, (lo, hi), se in zip(r.scales, r.dimensions, r.intervals,
+                                                r.std_errors, strict=True):
+        print(f"{n1:>5} {n2:>5} {dist:>10.4g} {d:>10.3f} {f'[{lo:.3f}, {hi:.3f}]':>26} {se:>7.3f}")
+    if r.plateau_found:
+        print(f"plateau   : n2 {r.plateau_range[0]}..{r.plateau_range[1]}: dimension "
+              f"{r.dimension:.3f} [{r.interval[0]:.3f}, {r.interval[1]:.3f}] ({r.plateau_rule})")
+    else:
+        print(f"plateau   : none found ({r.plateau_rule}); read the curve above")
+    print(f"time      : {elapsed:.2f} s ({args.bootstrap} bootstrap resamples, seed {args.seed})")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"file": str(args.file), "shape": list(X.shape), "seconds": elapsed,
+                       "results": [r.to_dict()]}, fh, indent=2)
+        print(f"written   : {args.json}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from idest.estimators import DuplicatesWarning
 
     X = load_vectors(args.file)
+    if args.method == "gride":
+        return _run_gride(X, args)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted in the table

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
     p.add_argument("--ks", type=int, nargs="+", default=[2, 3, 4],
                    help="k of the k-NN CDF estimates, 2 being TwoNN (default 2 3 4)")
     p.add_argument("--mle-k", type=int, default=20, help="neighbours of the MLE (default 20)")
+    p.add_argument("--gride", type=int, metavar="RANGE_MAX",
+                   help="also GRIDE across scales up to n2 = RANGE_MAX (e.g. 256): the plateau "
+                   "ID per site in the table and scan_gride.png (default: off)")
     p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for intervals")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
@@ -128,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
     result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
                         n_samples=len(seqs), ks=args.ks, mle_k=args.mle_k,
                         bootstrap=args.bootstrap, random_state=args.seed,
+                        gride_range_max=args.gride,
                         inputs_id={"model": str(args.model), "text": str(args.text),
                                    "seq_len": args.seq_len, "n_sequences": len(seqs),
                                    "seed": args.seed},
@@ -140,4 +144,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"time      : {time.perf_counter() - t0:.1f} s{reused}")
     print(f"table     : {result.csv}\n            {result.json}")
     print(f"plot      : {result.plot}")
+    if result.gride_plot:
+        print(f"            {result.gride_plot}")
     return 0
