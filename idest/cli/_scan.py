@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _sequences(args: argparse.Namespace, tokenizer, out: Path):
     """The token sequences of this scan, cached in ``out`` so a resumed scan skips tokenising."""
-    from idest.capture import TokenSequences, read_texts, stdlib_docstrings, token_sequences
+    from idest.activations import TokenSequences, read_texts, stdlib_docstrings, token_sequences
 
     meta = {"model": str(args.model), "text": str(args.text), "seq_len": args.seq_len,
             "n_sequences": args.n_sequences, "seed": args.seed}
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from idest.capture import Reduction, list_sites, load_pretrained
+    from idest.activations import Reduction, list_sites, load_pretrained
     from idest.scan import default_sites, layer_scan
 
     t0 = time.perf_counter()
