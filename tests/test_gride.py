@@ -245,7 +245,7 @@ def _manifold(n=2000, seed=0):
     return X
 
 
-@pytest.mark.parametrize("precomputed", [False, True])
+@pytest.mark.parametrize("precomputed", [pytest.param(False, marks=pytest.mark.slow), True])
 def test_each_scale_agrees_with_dadapy(precomputed):
     dadapy = pytest.importorskip("dadapy", reason="install the test extra")
     X = _manifold()
@@ -300,6 +300,7 @@ def test_estimate_command_prints_the_curve_and_the_plateau(tmp_path, capsys):
     assert "plateau   : none found" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_layer_scan_adds_the_gride_plateau_and_figure(tmp_path):
     torch = pytest.importorskip("torch", reason="the layer scan needs torch")
     from idest.scan import COLUMNS, layer_scan, plot_gride_scan
