@@ -329,3 +329,12 @@ def test_layer_scan_adds_the_gride_plateau_and_figure(tmp_path):
                                                     plateau_min_scales=2).to_dict()}))
     flat["a"]["plateau_range"] = None
     assert plot_gride_scan(flat, tmp_path / "none.png").exists()
+
+
+def test_degenerate_bootstrap_gives_no_interval_not_a_zero_width_one():
+    from idest.estimators._gride import _percentile_interval
+
+    assert np.isnan(_percentile_interval(np.full(20, 3.0), 0.95)).all()
+    assert np.isnan(_percentile_interval(np.array([3.0, np.nan]), 0.95)).all()
+    low, high = _percentile_interval(np.arange(101.0), 0.9)
+    assert (low, high) == (5.0, 95.0)

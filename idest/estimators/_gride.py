@@ -207,7 +207,8 @@ class GRIDEResult:
         Standard error from the observed Fisher information, 1/√J(d̂).
     intervals : ndarray of shape (n_scales, 2)
         ``confidence`` interval at each scale: d̂ ± z·std_error (Wald) without
-        bootstrap, the percentile bootstrap interval with it.
+        bootstrap, the percentile bootstrap interval with it ((nan, nan) when
+        fewer than two finite resampled estimates differ).
     confidence : float
         Level of the intervals.
     n_bootstrap : int
@@ -310,6 +311,10 @@ def _dadapy_keep(mu: np.ndarray) -> np.ndarray:
 
 
 def _percentile_interval(estimates: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Percentile interval of the finite estimates; (nan, nan) unless two of them differ."""
+    estimates = estimates[np.isfinite(estimates)]
+    if estimates.size < 2 or estimates.min() == estimates.max():
+        return np.nan, np.nan
     tail = (1 - confidence) / 2
     low, high = np.quantile(estimates, [tail, 1 - tail])
     return float(low), float(high)
@@ -343,9 +348,9 @@ def gride_estimate(
                     [gride_mle(x, a, b, np.bincount(row, minlength=x.size), d)[0]
                      for row in draws]),
                 log_mu.size, options)
-            estimates = estimates[np.isfinite(estimates)]
             interval = _percentile_interval(estimates, options.confidence)
-            boot_ses.append(float(estimates.std(ddof=1)) if estimates.size > 1 else np.nan)
+            finite = estimates[np.isfinite(estimates)]
+            boot_ses.append(float(finite.std(ddof=1)) if finite.size > 1 else np.nan)
         dims.append(d)
         ses.append(se)
         intervals.append(interval)
