@@ -85,6 +85,8 @@ def run_side(side: str, n: int, dim: int, seed: int, range_max: int, timeout: fl
 
 def machine() -> dict:
     """CPU model and flags summary, and the BLAS kernels numpy/scipy load."""
+    import scipy.linalg  # noqa: F401  (load every BLAS the two sides use, then list them)
+    import sklearn.metrics  # noqa: F401
     from threadpoolctl import threadpool_info
 
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
@@ -92,8 +94,8 @@ def machine() -> dict:
                   if line.startswith("Model name")), platform.processor())
     flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
     simd = [f for f in ("avx2", "avx512f", "fma") if f" {f}" in flags]
-    blas = [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-            for info in threadpool_info()]
+    blas = [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
+                                      "filepath")} for info in threadpool_info()]
     return {"cpu": model, "simd": simd, "cores": mp.cpu_count(), "blas": blas}
 
 
