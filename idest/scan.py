@@ -354,7 +354,8 @@ def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *
                     title: str | None = None) -> Path:
     """GRIDE's ID against scale, one curve per site, with intervals and each plateau marked.
 
-    x: the scale's mean distance to the n2-th neighbour (log axis); colour:
+    x: the scale, n2 (log axis; the mean distance to the n2-th neighbour is
+    in each curve's ``distances``); colour:
     the site's position in ``curves`` (dark to light: first to last layer);
     the plateau scales of each site are drawn with filled markers.
 
@@ -384,7 +385,7 @@ def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *
     cmap = plt.get_cmap("viridis")
     for i, (site, c) in enumerate(curves.items()):
         color = cmap(i / max(1, len(curves) - 1))
-        x, y = np.asarray(c["distances"]), np.asarray(c["dimensions"])
+        x, y = np.asarray(c["n2"]), np.asarray(c["dimensions"])
         err = np.abs(np.asarray(c["intervals"]).T - y)
         ax.errorbar(x, y, yerr=err, color=color, marker="o", ms=3, mfc="white", lw=1, capsize=2,
                     label=site)
@@ -392,8 +393,8 @@ def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *
             on = (np.asarray(c["n2"]) >= c["plateau_range"][0]) & \
                  (np.asarray(c["n2"]) <= c["plateau_range"][1])
             ax.plot(x[on], y[on], "o", color=color, ms=5)
-    ax.set_xscale("log")
-    ax.set_xlabel("scale: mean distance to the n2-th neighbour")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("scale: neighbour order n2 (n1 = n2/2)")
     ax.set_ylabel("GRIDE intrinsic dimension")
     ax.grid(alpha=0.3)
     if curves:
