@@ -71,6 +71,7 @@ def test_ties_enter_through_their_limit_and_all_ties_have_no_root():
     tiny[:20] = 1e-13
     np.testing.assert_allclose(gride_mle(x, 4, 8), gride_mle(tiny, 4, 8), rtol=1e-8)
     assert np.isnan(gride_mle(np.zeros(50), 4, 8)).all()
+    assert np.isnan(gride_mle(np.array([0.5]), 1, 2)).all()  # one point: no root, no hang
     grid = np.stack(np.meshgrid(np.arange(20.0), np.arange(20.0)), -1).reshape(-1, 2)
     with pytest.raises(ValueError, match=re.escape("μ = r_2/r_1 equals 1 for every point")):
         idest.gride(grid, range_max=2)

@@ -51,8 +51,8 @@ from idest.utils.validation import check_choice, check_int
 
 Discard = Literal["none", "dadapy"]
 
-#: Largest dimension the bracket search will consider before giving up.
-_MAX_DIMENSION = 1e9
+#: The bracket search gives up (nan) outside [_MIN_DIMENSION, _MAX_DIMENSION].
+_MIN_DIMENSION, _MAX_DIMENSION = 1e-9, 1e9
 
 
 class NoPlateauWarning(UserWarning):
@@ -111,7 +111,8 @@ def gride_mle(log_mu: np.ndarray, n1: int, n2: int, counts: np.ndarray | None = 
     -------
     dimension, std_error : float
         The root of the score S(d) (``scipy.optimize.brentq``) and
-        1/√J(d̂). Both nan when every weighted μ equals 1 (no finite root).
+        1/√J(d̂). Both nan when the score has no root in [1e-9, 1e9] (every
+        weighted μ equal to 1, or a single point at n2 = n1 + 1).
 
     Examples
     --------
@@ -127,8 +128,10 @@ def gride_mle(log_mu: np.ndarray, n1: int, n2: int, counts: np.ndarray | None = 
         return np.nan, np.nan
     args = (log_mu, counts, n1, n2)
     low = high = start
-    while _score(low, *args) <= 0:  # S decreases and S(0+) = +inf
+    while _score(low, *args) <= 0:  # S decreases and S(0+) = +inf (unless N = 1, n2 = n1 + 1)
         low /= 2
+        if low < _MIN_DIMENSION:
+            return np.nan, np.nan
     while _score(high, *args) >= 0:  # S(inf) = -n1 Σ x < 0
         high *= 2
         if high > _MAX_DIMENSION:
