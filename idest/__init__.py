@@ -9,12 +9,12 @@ from idest.activations import Reduction, capture, hooks, list_sites, resolve_sit
 from idest.estimators import (
     GRIDE,
     KNNCDF,
+    MLE,
     CDFFit,
     DuplicatesWarning,
     GRIDEResult,
     IDCurve,
     IDResult,
-    LevinaBickel,
     TwoNN,
     cdf_fit_data,
     estimate_all,
@@ -27,11 +27,11 @@ from idest.estimators import (
 )
 from idest.neighbors import Neighbors, knn
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Neighbors", "knn", "__version__",
            "twonn", "knn_cdf", "mle", "gride", "estimate_all", "cdf_fit_data", "id_vs_k",
-           "id_vs_n_points", "TwoNN", "KNNCDF", "LevinaBickel", "GRIDE", "IDResult", "GRIDEResult",
+           "id_vs_n_points", "TwoNN", "KNNCDF", "MLE", "GRIDE", "IDResult", "GRIDEResult",
            "IDCurve", "CDFFit",
            "DuplicatesWarning",
            "capture", "list_sites", "resolve_sites", "hooks", "Reduction"]

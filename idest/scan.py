@@ -102,7 +102,13 @@ def default_sites(model: Any) -> tuple[str, ...]:
                      "name them (module paths or patterns, see idest.list_sites(model)).")
 
 
-def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: int,
+def _flat_interval(interval: tuple[float, float]) -> dict[str, float | None]:
+    """The ``ci_low``/``ci_high`` columns of an estimate's interval (None when it has none)."""
+    low, high = interval
+    return {"ci_low": None if np.isnan(low) else low, "ci_high": None if np.isnan(high) else high}
+
+
+def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap: int,
                random_state: int | None, gride_range_max: int | None = None
                ) -> tuple[list[dict], dict | None]:
     """The table rows of one site: every estimator of :func:`idest.estimate_all`, and GRIDE's
@@ -119,20 +125,20 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: 
             if gride_range_max:  # one search for every estimator
                 n2_max = 1 << (int(gride_range_max).bit_length() - 1)
                 X = knn(X, min(max(n2_max, *ks, mle_k), X.shape[0] - 1), progress=False)
-            results = estimate_all(X, ks=ks, mle_k=mle_k, bootstrap=bootstrap,
+            results = estimate_all(X, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
                                    random_state=random_state, duplicates="drop", progress=False)
     except ValueError as exc:
         return [_row({**base, **failed, "note": str(exc)})], None
     rows = [_row({**base, "estimator": r.method, "k": r.k, "id": r.dimension,
-                  "ci_low": r.ci_low, "ci_high": r.ci_high, "n_points": r.n_points,
+                  **_flat_interval(r.interval), "n_points": r.n_points,
                   "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""}) for r in results]
     if gride_range_max:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DuplicatesWarning)
                 warnings.simplefilter("ignore", NoPlateauWarning)  # a row that says so
-                g = gride(X, gride_range_max, n_bootstrap=bootstrap, random_state=random_state,
-                          progress=False)
+                g = gride(X, gride_range_max, n_bootstrap=n_bootstrap,
+                          random_state=random_state, progress=False)
         except ValueError as exc:
             rows.append(_row({**base, **failed, "estimator": "gride", "note": str(exc)}))
         else:
@@ -140,11 +146,10 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: 
             found = g.plateau_range or (None, None)
             rows.append(_row({
                 **base, "estimator": "gride", "k": int(g.n2[-1]),
-                "id": g.dimension if g.plateau_found else None,
-                "ci_low": g.interval[0] if g.plateau_found else None,
-                "ci_high": g.interval[1] if g.plateau_found else None, "n_points": g.n_points,
-                "n_duplicates_dropped": g.n_duplicates_dropped, "n2_low": found[0],
-                "n2_high": found[1], "note": "" if g.plateau_found else "no plateau"}))
+                "id": g.dimension if g.plateau_found else None, **_flat_interval(g.interval),
+                "n_points": g.n_points, "n_duplicates_dropped": g.n_duplicates_dropped,
+                "n2_low": found[0], "n2_high": found[1],
+                "note": "" if g.plateau_found else "no plateau"}))
     return rows, curve
 
 
@@ -162,8 +167,8 @@ def layer_scan(
     n_samples: int | None = None,
     ks: Sequence[int] = (2, 3, 4),
     mle_k: int = 20,
-    bootstrap: int = 0,
-    random_state: int | None = 0,
+    n_bootstrap: int = 0,
+    random_state: int | np.random.Generator | None = 0,
     gride_range_max: int | None = None,
     inputs_id: Any = None,
     title: str | None = None,
@@ -185,9 +190,10 @@ def layer_scan(
         Per-site reduction to vectors (the paper: the last token).
     n_samples : int, optional
         Number of input samples (sizes the activation files up front).
-    ks, mle_k, bootstrap, random_state
+    ks, mle_k, n_bootstrap, random_state
         Passed to :func:`idest.estimate_all` (k-NN CDF ks with k = 2 = TwoNN,
-        MLE k, bootstrap resamples over points and their seed).
+        MLE k, bootstrap resamples over points and their seed). A Generator
+        is turned into one int seed first, recorded with the results.
     gride_range_max : int, optional
         Also run :func:`idest.gride` up to n2 = ``gride_range_max`` on the same
         neighbour search: one table row per site with the plateau ID, its
@@ -228,7 +234,9 @@ def layer_scan(
     capture_keys = {s.name: json.loads(json.dumps(
         {"model": model_id, "inputs": inputs_id, "module": s.module, "input": s.capture_input,
          "reduce": repr(reductions[s.name])}, default=str)) for s in resolved}
-    estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "bootstrap": bootstrap,
+    if isinstance(random_state, np.random.Generator):  # a seed that the key can record
+        random_state = int(random_state.integers(2**63 - 1))
+    estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "n_bootstrap": n_bootstrap,
                     "random_state": random_state, "duplicates": "drop"}
     if gride_range_max:
         estimate_key["gride_range_max"] = int(gride_range_max)
@@ -266,7 +274,7 @@ def layer_scan(
             if s.name not in arrays:  # never ran in the forward pass (capture warned)
                 continue
             rows[s.name], curve = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
-                                             bootstrap=bootstrap, random_state=random_state,
+                                             n_bootstrap=n_bootstrap, random_state=random_state,
                                              gride_range_max=gride_range_max)
             if curve is not None:
                 curves[s.name] = curve

@@ -117,6 +117,9 @@ def test_bootstrap_is_reproducible_and_seeded():
     c = _gride(nn, range_max=4, n_bootstrap=50, random_state=8)
     np.testing.assert_array_equal(a.intervals, b.intervals)
     assert not np.array_equal(a.intervals, c.intervals)
+    g1, g2 = (_gride(nn, range_max=4, n_bootstrap=50, random_state=np.random.default_rng(5))
+              for _ in range(2))
+    np.testing.assert_array_equal(g1.intervals, g2.intervals)  # a Generator seeds it too
 
 
 # --------------------------------------------------------------------------- plateau rule
@@ -190,15 +193,16 @@ def test_range_max_not_a_power_of_two_stops_below_it():
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
-    ({"range_max": 1}, "'range_max' parameter of gride must be an int in the range [2, inf)"),
-    ({"range_max": 2.0}, "'range_max' parameter of gride must be an int"),
+    ({"range_max": 1}, "gride: range_max must be an int in [2, inf); got 1."),
+    ({"range_max": 2.0}, "gride: range_max must be an int in [2, inf); got 2.0."),
     ({"range_max": 512}, "found 300 sample(s) while k=512 needs at least 513"),
-    ({"discard": "tail"}, "gride: discard must be one of 'none', 'dadapy'; got 'tail'"),
+    ({"discard": "tail"}, "gride: discard must be one of 'none', 'dadapy'; got 'tail'."),
+    ({"random_state": -3}, "gride: random_state must be"),
     ({"plateau_rtol": 1.5}, "gride: plateau_rtol must be a number in [0, 1)"),
-    ({"plateau_min_scales": 0}, "'plateau_min_scales' parameter of gride"),
+    ({"plateau_min_scales": 0}, "gride: plateau_min_scales must be an int in [1, inf)"),
     ({"plateau_range": (3, 8)}, "plateau_range must be a pair (n2_low, n2_high)"),
     ({"plateau_range": (8, 4)}, "plateau_range must be a pair (n2_low, n2_high)"),
-    ({"n_bootstrap": -1}, "gride"),
+    ({"n_bootstrap": -1}, "gride: n_bootstrap must be an int in [0, inf); got -1."),
     ({"confidence": 1.0}, "gride: confidence must be a number in (0, 1)"),
 ])
 def test_bad_inputs_raise_one_sentence(kwargs, message):

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
           f"at {' '.join(sites)}")
     result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
                         n_samples=len(seqs), ks=args.ks, mle_k=args.mle_k,
-                        bootstrap=args.bootstrap, random_state=args.seed,
+                        n_bootstrap=args.bootstrap, random_state=args.seed,
                         gride_range_max=args.gride,
                         inputs_id={"model": str(args.model), "text": str(args.text),
                                    "seq_len": args.seq_len, "n_sequences": len(seqs),

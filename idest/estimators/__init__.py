@@ -15,10 +15,10 @@ from idest.estimators._combined import estimate_all
 from idest.estimators._diagnostics import id_vs_k, id_vs_n_points
 from idest.estimators._duplicates import DuplicatesWarning
 from idest.estimators._gride import GRIDE, GRIDEResult, NoPlateauWarning, find_plateau, gride
-from idest.estimators._mle import LevinaBickel, mle
+from idest.estimators._mle import MLE, mle
 from idest.estimators._results import CDFFit, IDCurve, IDResult
 from idest.estimators._twonn import KNNCDF, TwoNN, cdf_fit_data, knn_cdf, twonn
 
 __all__ = ["CDFFit", "DuplicatesWarning", "GRIDE", "GRIDEResult", "IDCurve", "IDResult", "KNNCDF",
-           "LevinaBickel", "NoPlateauWarning", "TwoNN", "cdf_fit_data", "estimate_all",
-           "find_plateau", "gride", "id_vs_k", "id_vs_n_points", "knn_cdf", "mle", "twonn"]
+           "MLE", "NoPlateauWarning", "TwoNN", "cdf_fit_data", "estimate_all", "find_plateau",
+           "gride", "id_vs_k", "id_vs_n_points", "knn_cdf", "mle", "twonn"]

@@ -22,7 +22,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from idest.neighbors import Neighbors, knn
-from idest.utils.validation import check_array
+from idest.utils.validation import check_array, check_choice, check_positive
 
 DuplicatePolicy = Literal["drop", "raise"]
 
@@ -117,11 +117,9 @@ def prepare_neighbors(
     >>> p.n_duplicates_dropped, p.neighbors.n_queries
     (10, 100)
     """
-    if duplicates not in ("drop", "raise"):
-        raise ValueError(f"{caller}: duplicates must be 'drop' or 'raise', got {duplicates!r}.")
-    if merge_tolerance is not None and not (np.isscalar(merge_tolerance) and merge_tolerance > 0):
-        raise ValueError(f"{caller}: merge_tolerance must be a positive number (a fraction of "
-                         f"the median nearest-neighbour distance), got {merge_tolerance!r}.")
+    check_choice(duplicates, "duplicates", caller, ("drop", "raise"))
+    if merge_tolerance is not None:
+        check_positive(merge_tolerance, "merge_tolerance", caller)
     if isinstance(X_or_neighbors, Neighbors):
         nn = X_or_neighbors
         check_neighbors(nn, k, caller)

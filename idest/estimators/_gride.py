@@ -47,7 +47,7 @@ from sklearn.base import BaseEstimator
 
 from idest.estimators._bootstrap import BootstrapOptions, bootstrap_estimates, check_bootstrap
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
-from idest.utils.validation import check_choice, check_int
+from idest.utils.validation import check_choice, check_fraction, check_int, invalid
 
 Discard = Literal["none", "dadapy"]
 
@@ -301,9 +301,9 @@ def _check_plateau_range(plateau_range: Any, n2: np.ndarray, caller: str) -> tup
     valid = ", ".join(str(int(v)) for v in n2)
     if (not isinstance(plateau_range, Sequence) or len(plateau_range) != 2
             or any(v not in n2 for v in plateau_range) or plateau_range[0] > plateau_range[1]):
-        raise ValueError(f"{caller}: plateau_range must be a pair (n2_low, n2_high), "
-                         f"n2_low <= n2_high, of computed n2 values ({valid}); "
-                         f"got {plateau_range!r}. Pick two of those values or pass None.")
+        raise invalid(caller, "plateau_range", "a pair (n2_low, n2_high), n2_low <= n2_high, "
+                      f"of computed n2 values ({valid})", repr(plateau_range),
+                      "Pick two of those values or pass None.")
     return int(np.searchsorted(n2, plateau_range[0])), int(np.searchsorted(n2, plateau_range[1]))
 
 
@@ -345,7 +345,7 @@ def gride_estimate(
                              "dimension at this scale is undefined; use a smaller range_max "
                              "or perturb the data.")
         interval = (d - z * se, d + z * se)
-        if options.n_resamples:
+        if options.n_bootstrap:
             estimates = bootstrap_estimates(
                 lambda draws, x=log_mu, a=int(a), b=int(b), d=d: np.array(
                     [gride_mle(x, a, b, np.bincount(row, minlength=x.size), d)[0]
@@ -382,12 +382,12 @@ def gride_estimate(
     return GRIDEResult(
         n1=n1, n2=n2, distances=dist[:, n2 - 1].mean(axis=0), dimensions=dims_a,
         std_errors=np.array(ses), intervals=intervals_a, confidence=options.confidence,
-        n_bootstrap=options.n_resamples, dimension=dimension, interval=interval,
+        n_bootstrap=options.n_bootstrap, dimension=dimension, interval=interval,
         plateau_range=plateau, plateau_rule=rule, n_points=prepared.neighbors.n_queries,
         n_used=np.array(n_used, dtype=np.int64),
         n_duplicates_dropped=prepared.n_duplicates_dropped,
         n_near_duplicates_merged=prepared.n_near_duplicates_merged, discard=discard,
-        bootstrap_std_errors=np.array(boot_ses) if options.n_resamples else None,
+        bootstrap_std_errors=np.array(boot_ses) if options.n_bootstrap else None,
     )
 
 
@@ -401,7 +401,7 @@ def gride(
     discard: Discard = "none",
     n_bootstrap: int = 0,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
     duplicates: DuplicatePolicy = "drop",
     merge_tolerance: float | None = None,
     progress: bool | None = None,
@@ -441,11 +441,11 @@ def gride(
     n_bootstrap : int, default=0
         Resamples of the points per scale for percentile intervals (0: Wald
         intervals from the Fisher information). Every scale sees the same
-        resamples when ``random_state`` is an int.
+        resamples.
     confidence : float, default=0.95
         Level of the intervals.
-    random_state : int or None, default=0
-        Seed of the bootstrap.
+    random_state : int, numpy.random.Generator or None, default=0
+        Seed of the bootstrap (a Generator or None gives one seed drawn from it).
     duplicates : {"drop", "raise"}, default="drop"
         Exact duplicates: keep one copy of each (warning), or raise.
     merge_tolerance : float, optional
@@ -483,22 +483,25 @@ def gride(
     """
     caller = "gride"
     range_max = check_int(range_max, "range_max", caller, 2)
-    check_choice(caller, "discard", discard, ("none", "dadapy"))
-    if isinstance(plateau_rtol, bool) or not isinstance(plateau_rtol, float | int) \
-            or not 0 <= plateau_rtol < 1:
-        raise ValueError(f"{caller}: plateau_rtol must be a number in [0, 1), e.g. 0.05; "
-                         f"got {plateau_rtol!r}.")
+    check_choice(discard, "discard", caller, ("none", "dadapy"))
+    plateau_rtol = check_fraction(plateau_rtol, "plateau_rtol", caller)
     plateau_min_scales = check_int(plateau_min_scales, "plateau_min_scales", caller, 1)
     options = check_bootstrap(caller, n_bootstrap, confidence, random_state, progress)
     n2_max = 1 << (range_max.bit_length() - 1)
     prepared = prepare_neighbors(X_or_neighbors, n2_max, caller=caller, duplicates=duplicates,
                                  merge_tolerance=merge_tolerance, progress=progress)
-    return gride_estimate(prepared, n2_max, discard, options, plateau_range, float(plateau_rtol),
+    return gride_estimate(prepared, n2_max, discard, options, plateau_range, plateau_rtol,
                           plateau_min_scales, caller)
 
 
 class GRIDE(BaseEstimator):
     """GRIDE across scales as a scikit-learn style estimator (see :func:`gride`).
+
+    Parameters
+    ----------
+    range_max, plateau_range, plateau_rtol, plateau_min_scales, discard, n_bootstrap, \
+confidence, random_state, duplicates, merge_tolerance, progress
+        As in :func:`gride`, in the same order.
 
     Attributes
     ----------
@@ -525,7 +528,8 @@ class GRIDE(BaseEstimator):
     def __init__(self, *, range_max: int = 64, plateau_range: tuple[int, int] | None = None,
                  plateau_rtol: float = 0.05, plateau_min_scales: int = 3,
                  discard: Discard = "none", n_bootstrap: int = 0, confidence: float = 0.95,
-                 random_state: int | None = 0, duplicates: DuplicatePolicy = "drop",
+                 random_state: int | np.random.Generator | None = 0,
+                 duplicates: DuplicatePolicy = "drop",
                  merge_tolerance: float | None = None, progress: bool | None = None):
         self.range_max = range_max
         self.plateau_range = plateau_range

@@ -11,12 +11,15 @@ from idest.utils.store import atomic_write, read_json, write_json
 from idest.utils.validation import (
     check_array,
     check_choice,
+    check_confidence,
     check_finite,
     check_fraction,
     check_int,
+    check_positive,
     check_random_state,
+    invalid,
 )
 
-__all__ = ["atomic_write", "check_array", "check_choice", "check_finite", "check_fraction",
-           "check_int", "check_random_state", "progress_bar", "read_json", "row_blocks",
-           "write_json"]
+__all__ = ["atomic_write", "check_array", "check_choice", "check_confidence", "check_finite",
+           "check_fraction", "check_int", "check_positive", "check_random_state", "invalid",
+           "progress_bar", "read_json", "row_blocks", "write_json"]
