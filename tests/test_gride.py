@@ -178,7 +178,7 @@ def test_result_object_and_estimator_class():
     payload = json.loads(json.dumps(r.to_dict()))
     assert payload["method"] == "gride" and payload["n2"] == [2, 4, 8, 16]
     assert payload["plateau_range"] == list(r.plateau_range)
-    est = idest.GRIDE(range_max=16).fit(X)
+    est = idest.GRIDE(16).fit(X)
     assert est.dimension_ == r.dimension and est.n_features_in_ == 3
     np.testing.assert_array_equal(est.dimensions_, r.dimensions)
     from sklearn.base import clone

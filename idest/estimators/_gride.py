@@ -520,12 +520,12 @@ confidence, random_state, duplicates, merge_tolerance, progress
     --------
     >>> from idest import GRIDE
     >>> from idest.datasets import hypercube
-    >>> est = GRIDE(range_max=32).fit(hypercube(4000, 3, random_state=0))
+    >>> est = GRIDE(32).fit(hypercube(4000, 3, random_state=0))
     >>> round(est.dimension_, 1), est.dimensions_.shape
     (2.9, (5,))
     """
 
-    def __init__(self, *, range_max: int = 64, plateau_range: tuple[int, int] | None = None,
+    def __init__(self, range_max: int = 64, *, plateau_range: tuple[int, int] | None = None,
                  plateau_rtol: float = 0.05, plateau_min_scales: int = 3,
                  discard: Discard = "none", n_bootstrap: int = 0, confidence: float = 0.95,
                  random_state: int | np.random.Generator | None = 0,
