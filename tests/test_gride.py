@@ -343,3 +343,17 @@ def test_degenerate_bootstrap_gives_no_interval_not_a_zero_width_one():
     assert np.isnan(_percentile_interval(np.array([3.0, np.nan]), 0.95)).all()
     low, high = _percentile_interval(np.arange(101.0), 0.9)
     assert (low, high) == pytest.approx((5.0, 95.0))
+
+
+def test_a_few_tight_clusters_make_a_dip_that_dadapy_discard_removes():
+    rng = np.random.default_rng(0)
+    clean = hypercube(3000, 3, random_state=0)
+    centres = clean[:15]
+    clusters = np.repeat(centres, 3, axis=0) + 1e-6 * rng.normal(size=(45, 3))
+    X = np.vstack([clean, clusters])  # 15 groups of 4 near-identical points
+    kept, filtered = (_gride(X, range_max=16, discard=rule) for rule in ("none", "dadapy"))
+    reference = _gride(clean, range_max=16)
+    # scale (2, 4): r_2, r_3 inside the cluster, r_4 outside: huge μ for its 60 points
+    assert kept.dimensions[1] < 0.8 * reference.dimensions[1]
+    assert filtered.n_used[1] <= kept.n_points - 45
+    assert filtered.dimensions[1] == pytest.approx(reference.dimensions[1], rel=0.05)

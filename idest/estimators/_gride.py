@@ -437,7 +437,10 @@ def gride(
         n1 = 1, n2 = 2 it is TwoNN's unbiased Pareto MLE (N − 1) / Σ log μ
         with no μ discarded). "dadapy": at each scale drop μ >= q50 +
         20 (q95 − q50), the rule DADApy applies before its fit, to compare
-        with numbers computed by DADApy.
+        with numbers computed by DADApy. Small clusters of near-identical
+        points (repeated text in activation data) give a few very large μ at
+        the scale of the cluster size, and they can dominate that scale's
+        likelihood: a dip in the curve there; "dadapy" removes them.
     n_bootstrap : int, default=0
         Resamples of the points per scale for percentile intervals (0: Wald
         intervals from the Fisher information). Every scale sees the same
