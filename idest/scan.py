@@ -119,13 +119,16 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap
     failed = {"estimator": None, "k": None, "id": None, "ci_low": None, "ci_high": None,
               "n_points": int(X.shape[0]), "n_duplicates_dropped": None}
     curve = None
+    data = X
     try:
+        k = max(2, *ks, mle_k)
+        if gride_range_max:  # one search for every estimator, GRIDE's largest n2 included
+            k = min(max(k, 1 << (int(gride_range_max).bit_length() - 1)), int(X.shape[0]) - 1)
+        if gride_range_max or not isinstance(X, np.ndarray):  # a tensor: searched on its device
+            data = knn(X, k, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DuplicatesWarning)  # counted in the table instead
-            if gride_range_max:  # one search for every estimator
-                n2_max = 1 << (int(gride_range_max).bit_length() - 1)
-                X = knn(X, min(max(n2_max, *ks, mle_k), X.shape[0] - 1), progress=False)
-            results = estimate_all(X, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
+            results = estimate_all(data, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
                                    random_state=random_state, duplicates="drop", progress=False)
     except ValueError as exc:
         return [_row({**base, **failed, "note": str(exc)})], None
@@ -137,7 +140,7 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DuplicatesWarning)
                 warnings.simplefilter("ignore", NoPlateauWarning)  # a row that says so
-                g = gride(X, gride_range_max, n_bootstrap=n_bootstrap,
+                g = gride(data, gride_range_max, n_bootstrap=n_bootstrap,
                           random_state=random_state, progress=False)
         except ValueError as exc:
             rows.append(_row({**base, **failed, "estimator": "gride", "note": str(exc)}))
@@ -173,6 +176,7 @@ def layer_scan(
     inputs_id: Any = None,
     title: str | None = None,
     progress: bool | None = None,
+    keep_on_device: bool = False,
 ) -> ScanResult:
     """Intrinsic dimension of every site of a model: capture, estimate, table, figure.
 
@@ -207,6 +211,11 @@ def layer_scan(
         Title of the figure.
     progress : bool or None, default=None
         Progress bars for the capture and the estimates (None: on a terminal).
+    keep_on_device : bool, default=False
+        Keep the captured rows on the model's device (a GPU) and search them
+        there (:func:`idest.capture`'s option of that name): no activation
+        files, so an interrupted scan captures again the sites it had not
+        estimated. By default they stream to ``out_dir/activations``.
 
     Returns
     -------
@@ -261,11 +270,13 @@ def layer_scan(
     if missing:
         captured = capture(model, batches, missing, reduce={s.name: reductions[s.name]
                                                             for s in missing},
-                           out_dir=out / "activations", n_samples=n_samples,
-                           chunk_rows=CHECKPOINT_ROWS,
-                           resume_key=[capture_keys[s.name] for s in missing], progress=progress)
+                           out_dir=None if keep_on_device else out / "activations",
+                           n_samples=n_samples, chunk_rows=CHECKPOINT_ROWS,
+                           resume_key=None if keep_on_device else [capture_keys[s.name]
+                                                                   for s in missing],
+                           progress=progress, keep_on_device=keep_on_device)
         for s in missing:
-            if s.name in captured:
+            if s.name in captured and not keep_on_device:
                 write_json(out / "activations" / f"{s.name}.done.json", capture_keys[s.name])
         arrays.update(captured)
 
