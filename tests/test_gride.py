@@ -291,7 +291,7 @@ def test_estimate_command_prints_the_curve_and_the_plateau(tmp_path, capsys):
     np.save(path, np.vstack([X, X[:10]]))
     out_json = tmp_path / "g.json"
     assert main(["estimate", str(path), "--method", "gride", "--range-max", "32",
-                 "--bootstrap", "0", "--json", str(out_json)]) == 0
+                 "--bootstrap", "0", "-o", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "1500 used, 10 duplicate(s) dropped" in out
     assert "95% interval (Fisher)" in out and "plateau   : n2 " in out
