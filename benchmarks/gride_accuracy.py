@@ -103,12 +103,10 @@ def main() -> None:
 
 
 def _figure(results, path: Path) -> None:
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(results), figsize=(2.6 * len(results), 2.8), sharey=False)
+    fig = Figure(figsize=(2.6 * len(results), 2.8))
+    axes = fig.subplots(1, len(results))
     for ax, (name, d, _, r) in zip(axes, results, strict=True):
         err = np.abs(r.intervals.T - r.dimensions)
         ax.errorbar(r.n2, r.dimensions, yerr=err, marker="o", ms=3, lw=1, capsize=2)
@@ -124,7 +122,6 @@ def _figure(results, path: Path) -> None:
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -435,13 +435,12 @@ def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *
     >>> os.path.getsize(plot_gride_scan(curves, os.path.join(tempfile.mkdtemp(), "g.png"))) > 0
     True
     """
-    import matplotlib
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    cmap = plt.get_cmap("viridis")
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    cmap = colormaps["viridis"]
     for i, (site, c) in enumerate(curves.items()):
         color = cmap(i / max(1, len(curves) - 1))
         x, y = np.asarray(c["n2"]), np.asarray(c["dimensions"])
@@ -459,8 +458,6 @@ def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *
     if curves:
         ax.legend(fontsize=6, ncol=2 if len(curves) > 8 else 1)
     ax.set_title(title or "ID against scale (filled: plateau)", fontsize=9)
-    fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     return path
