@@ -6,52 +6,96 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace idest {
 
-// The `width` smallest approximate squared distances offered to each query
-// row, sorted ascending (ties keep the earlier arrival). `worst[row]` is the
-// threshold a point must beat to enter: the list's last entry once it is full,
-// +inf before. The threshold only falls, so every point outside a full list was
-// at least as far as its final entry (the certificate's premise).
+// For each query row, the `width` smallest approximate squared distances
+// offered to it, and a threshold `worst[row]` that a point must beat (strictly)
+// to be offered at all. The threshold only falls, and every point that leaves
+// a list leaves with a distance >= the threshold set at that moment, so every
+// point outside the final list was at least as far as the final threshold
+// (the certificate's premise); after finish(), that threshold is the largest
+// kept distance.
+//
+// Two layouts, chosen by width:
+// - small widths (k around 10): a sorted insertion list; the threshold is its
+//   last entry once full and tightens at every insertion. O(width) per
+//   insertion, which is cheap at this size and keeps the threshold tight.
+// - larger widths: an unsorted buffer of `capacity` = width + width / 2
+//   entries, compacted to its `width` smallest by partial selection
+//   (std::nth_element) when it fills; the threshold is then the width-th
+//   smallest. Each compaction costs O(capacity) and frees width / 2 slots: O(1)
+//   amortised per insertion, where the sorted list costs O(k) (quadratic in k
+//   over a row's life).
 class CandidateLists {
   public:
+    // Largest width kept as a sorted list (measured: see the README's k-NN notes).
+    static constexpr int kSortedMaxWidth = 32;
+
     const int width;
     std::vector<float> worst;
 
-    CandidateLists(int64_t n_rows, int w)
+    // Reference indices are kept as int32 (8-byte entries): n_ref < 2^31.
+    CandidateLists(int64_t n_rows, int w, int64_t n_ref)
         : width(w),
           worst(n_rows, std::numeric_limits<float>::infinity()),
-          dist_(size_t(n_rows) * w),
-          idx_(size_t(n_rows) * w),
-          count_(n_rows, 0) {}
-
-    void insert(int64_t row, float d, int64_t j) {
-        float* cd = dist_.data() + row * width;
-        int64_t* ci = idx_.data() + row * width;
-        const int n = std::min(count_[row], width - 1);  // a full list drops its last entry
-        int pos = 0;  // entries <= d: ties keep the earlier arrival
-        for (int i = 0; i < n; ++i) pos += cd[i] <= d;
-        std::memmove(cd + pos + 1, cd + pos, size_t(n - pos) * sizeof(float));
-        std::memmove(ci + pos + 1, ci + pos, size_t(n - pos) * sizeof(int64_t));
-        cd[pos] = d;
-        ci[pos] = j;
-        count_[row] = n + 1;
-        if (count_[row] == width) worst[row] = cd[width - 1];
+          sorted_(w <= kSortedMaxWidth),
+          capacity_(sorted_ ? w : w + std::max(w / 2, 16)),
+          entries_(size_t(n_rows) * capacity_),
+          count_(n_rows, 0) {
+        if (n_ref > std::numeric_limits<int32_t>::max())
+            throw std::length_error("the k-NN core handles at most 2^31 - 1 reference points");
     }
 
-    // Copies the row's indices to out[0..width), -1 past its entries, and
-    // returns how many entries it holds (width when full).
-    int finish(int64_t row, int64_t* out) const {
+    // Offers (d, j) to `row`; the caller has checked d < worst[row].
+    void insert(int64_t row, float d, int64_t j) {
+        Entry* e = entries_.data() + size_t(row) * capacity_;
+        int& n = count_[row];
+        if (!sorted_) {
+            e[n++] = Entry{d, int32_t(j)};
+            if (n == capacity_) compact(row);
+            return;
+        }
+        n = std::min(n, width - 1);  // a full list drops its last entry
+        int pos = 0;  // entries <= d: ties keep the earlier arrival
+        for (int i = 0; i < n; ++i) pos += e[i].d <= d;
+        std::memmove(e + pos + 1, e + pos, size_t(n - pos) * sizeof(Entry));
+        e[pos] = Entry{d, int32_t(j)};
+        if (++n == width) worst[row] = e[width - 1].d;
+    }
+
+    // Reduces the row to its `width` smallest entries, copies their indices to
+    // out[0..width), -1 past its entries, and returns how many it holds. A row
+    // that holds `width` entries and has a finite worst[row] certifies that
+    // every other point was offered at a distance >= worst[row]; a finite
+    // threshold is missing only where an approximation was not finite.
+    int finish(int64_t row, int64_t* out) {
+        Entry* e = entries_.data() + size_t(row) * capacity_;
+        if (!sorted_ && count_[row] > width) compact(row);
         const int n = count_[row];
-        for (int j = 0; j < width; ++j) out[j] = j < n ? idx_[size_t(row) * width + j] : -1;
+        for (int j = 0; j < width; ++j) out[j] = j < n ? e[j].j : -1;
         return n;
     }
 
   private:
-    std::vector<float> dist_;
-    std::vector<int64_t> idx_;
+    struct Entry {
+        float d;
+        int32_t j;
+    };
+
+    void compact(int64_t row) {
+        Entry* e = entries_.data() + size_t(row) * capacity_;
+        std::nth_element(e, e + width - 1, e + count_[row],
+                         [](const Entry& x, const Entry& y) { return x.d < y.d; });
+        worst[row] = e[width - 1].d;  // the largest kept; every dropped entry is >= it
+        count_[row] = width;
+    }
+
+    const bool sorted_;
+    const int capacity_;
+    std::vector<Entry> entries_;
     std::vector<int> count_;
 };
 
