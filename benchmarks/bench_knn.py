@@ -23,7 +23,7 @@ import pytest
 from conftest import make_data, scaled
 
 import idest
-from idest._knn_backends import columns_without_self
+from idest.neighbors._backends import columns_without_self
 
 K = 10
 CASES = [(20_000, 20), (100_000, 20), (50_000, 768)]
@@ -100,7 +100,7 @@ def accuracy(X: np.ndarray, dist: np.ndarray, idx: np.ndarray, n_rows: int = 500
 
 
 @pytest.mark.parametrize("library", list(PEERS))
-@pytest.mark.parametrize("case", CASES, ids=[f"N{n}-D{d}" for n, d in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_knn(benchmark, quick, library, case):
     n, dim = scaled(case[0], quick), case[1]
     if (library, dim) in QUICK_ONLY and not quick:

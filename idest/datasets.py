@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from idest._validation import check_int
 from idest.neighbors import Neighbors
+from idest.utils.validation import check_int
 
 
 def hypercube(n_samples: int, intrinsic_dim: int, *, dtype: type = np.float64,

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from idest.cli import main
+from idest.cli._main import main
 from idest.datasets import hypercube
 
 
@@ -14,14 +14,14 @@ def test_estimate_prints_a_table_and_writes_json(tmp_path, capsys):
     np.save(path, np.vstack([X, X[:30]]))
     out_json = tmp_path / "r.json"
     assert main(["estimate", str(path), "--bootstrap", "30", "--seed", "1",
-                 "--json", str(out_json)]) == 0
+                 "--out", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "1500 used, 30 duplicate(s) dropped" in out
     for name in ("twonn", "knn_cdf", "mle"):
         assert name in out
     saved = json.loads(out_json.read_text())
     assert [r["method"] for r in saved["results"]] == ["twonn", "knn_cdf", "knn_cdf", "mle"]
-    assert all(r["ci_low"] < r["dimension"] < r["ci_high"] for r in saved["results"])
+    assert all(r["interval"][0] < r["dimension"] < r["interval"][1] for r in saved["results"])
 
 
 def test_estimate_single_methods(tmp_path, capsys):
@@ -30,7 +30,7 @@ def test_estimate_single_methods(tmp_path, capsys):
     assert main(["estimate", str(path), "--method", "mle", "--k", "5", "10",
                  "--bootstrap", "0"]) == 0
     assert "k 5..10" in capsys.readouterr().out
-    assert main(["estimate", str(path), "--method", "knn_cdf", "--k", "3", "5"]) == 0
+    assert main(["estimate", str(path), "--method", "knn_cdf", "--ks", "3", "5"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("knn_cdf")]
     assert len(lines) == 2
 

@@ -9,10 +9,10 @@ import pickle
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="scaling.cnn needs torch")
+torch = pytest.importorskip("torch", reason="scaling.cnn._cnn needs torch")
 
 from scaling import cnn  # noqa: E402
-from scaling.datasets_io import (  # noqa: E402
+from scaling.cnn._datasets import (  # noqa: E402
     load_digits_images,
     read_cifar10,
     read_idx,
@@ -154,13 +154,13 @@ def test_tiny_training_reduces_loss_and_restores_the_best_epoch(digits):
     torch.manual_seed(0)
     model = cnn.mnist_cnn(4)
     threads = torch.get_num_threads()
-    result = cnn.train_cnn(model, train, test, epochs=4, num_threads=1, progress=False)
+    result = cnn.train_cnn(model, train, test, epochs=4, n_jobs=1, progress=False)
     assert torch.get_num_threads() == threads  # restored after training
     history = np.array(result.history)
     assert result.test_loss < 0.8 * np.log(10)  # well below chance, ln 10
     assert result.test_loss == history[:, 2].min()
     assert result.best_epoch == 1 + int(history[:, 2].argmin())
-    loss, accuracy = cnn._evaluate(model, *cnn._tensors(test, model, "test", "t"), 256)
+    loss, accuracy = cnn._cnn._evaluate(model, *cnn._cnn._tensors(test, model, "test", "t"), 256)
     assert loss == pytest.approx(result.test_loss, rel=1e-5)  # the best weights are back
     assert accuracy == pytest.approx(result.test_accuracy)
 
@@ -169,11 +169,11 @@ def test_width_sweep_resumes_and_measures_the_hidden_layer_id(digits, tmp_path):
     train, test = digits
     table = tmp_path / "sweep.csv"
     first = cnn.width_sweep("mnist", [2], train, test, seeds=[0], epochs=2, results=table,
-                            id_samples=300, num_threads=1, progress=False)
+                            id_samples=300, n_jobs=1, progress=False)
     assert len(first) == 1 and 1.0 < first[0]["id_twonn"] < 32
     assert first[0]["id_points"] > 100
     rows = cnn.width_sweep("mnist", [2, 3], train, test, seeds=[0], epochs=1, results=table,
-                           measure_id=False, num_threads=1, progress=False)
+                           measure_id=False, n_jobs=1, progress=False)
     with open(table, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 2  # width 2 was not trained again
     assert [r["n"] for r in rows] == [2, 3]
@@ -192,5 +192,5 @@ def test_bad_input_raises_value_error(digits):
         cnn.train_cnn(cnn.mnist_cnn(1), (images, labels[:-1]), test, epochs=1)
     with pytest.raises(ValueError, match="family must be one of"):
         cnn.width_sweep("imagenet", [1], (images, labels), test)
-    with pytest.raises(ValueError, match="'n' parameter"):
+    with pytest.raises(ValueError, match=r"cifar10_cnn: n must be an int in \[1, inf\); got 0\."):
         cnn.cifar10_cnn(0)

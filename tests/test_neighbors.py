@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import idest
-from idest._knn_backends import n_candidates
-from idest._validation import check_array
-from idest.neighbors import BACKENDS, Neighbors, choose_backend
+from idest.neighbors._backends import n_candidates
+from idest.neighbors._knn import BACKENDS, Neighbors, choose_backend
+from idest.utils.validation import check_array
 
 
 def reference_knn(X: np.ndarray, k: int, R: np.ndarray | None = None):
@@ -236,13 +236,13 @@ def test_neighbors_head_and_unpacking():
     assert small.k == 3 and small.n_queries == 200
     dist, idx = nn
     assert dist is nn.distances and idx is nn.indices
-    with pytest.raises(ValueError, match="'k' parameter of Neighbors.head"):
+    with pytest.raises(ValueError, match=r"Neighbors.head: k must be an int in \[1, 10\]"):
         nn.head(11)
 
 
 def test_sparse_input_is_refused():
     sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(ValueError, match="sparse input is not supported"):
+    with pytest.raises(ValueError, match="X must be a dense array; got a sparse matrix"):
         idest.knn(sparse.random(20, 5, density=0.5, format="csr"), 2)
 
 
@@ -260,15 +260,15 @@ def test_integer_input_is_converted():
 @pytest.mark.parametrize(
     ("X", "k", "message"),
     [
-        (np.zeros(10), 1, "expected a 2-D array"),
-        (np.zeros((2, 3, 4)), 1, "expected a 2-D array"),
-        (np.zeros((0, 3)), 1, r"found 0 sample\(s\)"),
-        (np.zeros((3, 0)), 1, r"found 0 feature\(s\)"),
-        (np.zeros((5, 3)), 5, "k=5 neighbours requested but only 4"),
-        (np.zeros((5, 3)), 0, "k must be an integer >= 1"),
-        (np.zeros((5, 3)), 2.5, "k must be an integer >= 1"),
-        (np.array([["a", "b"], ["c", "d"]]), 1, "must hold real numbers"),
-        (np.array([[1 + 2j, 0], [0, 1]]), 1, "Complex data not supported"),
+        (np.zeros(10), 1, "knn: X must be a 2-D array"),
+        (np.zeros((2, 3, 4)), 1, "knn: X must be a 2-D array"),
+        (np.zeros((0, 3)), 1, r"non-empty \(at least 1 sample\)"),
+        (np.zeros((3, 0)), 1, r"non-empty \(at least 1 feature\)"),
+        (np.zeros((5, 3)), 5, "knn: k must be at most n_samples - 1 = 4; got k=5"),
+        (np.zeros((5, 3)), 0, r"knn: k must be an int in \[1, inf\); got 0\."),
+        (np.zeros((5, 3)), 2.5, r"knn: k must be an int in \[1, inf\); got 2.5\."),
+        (np.array([["a", "b"], ["c", "d"]]), 1, "knn: X must be real numbers"),
+        (np.array([[1 + 2j, 0], [0, 1]]), 1, "knn: X must be real numbers; got complex"),
         (np.array([[object(), 1]] * 3, dtype=object), 1, "cannot be converted to float"),
     ],
 )
@@ -288,11 +288,11 @@ def test_non_finite_input_names_first_bad_row(bad):
 
 def test_bad_arguments():
     X = random_data(50, 4, np.float32)
-    with pytest.raises(ValueError, match="backend must be one of"):
+    with pytest.raises(ValueError, match="knn: backend must be one of 'auto', 'cpp'"):
         idest.knn(X, 3, backend="faiss")
-    with pytest.raises(ValueError, match="3 features but reference has 4"):
+    with pytest.raises(ValueError, match="the 3 features of X; got 4 features"):
         idest.knn(X[:, :3], 3, reference=X)
-    with pytest.raises(ValueError, match="'n_jobs' parameter of knn"):
+    with pytest.raises(ValueError, match=r"knn: n_jobs must be an int in \[1, inf\)"):
         idest.knn(X, 3, n_jobs=0)
 
 
@@ -326,8 +326,8 @@ KERNELS = ["sgemm", "fused-avx2", "fused-avx512"]
 
 def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64):
     """The compiled core with a chosen tile kernel; small blocks make many tiles."""
-    from idest import _core
-    from idest._knn_backends import _sgemm_capsule
+    from idest.neighbors import _core
+    from idest.neighbors._backends import _sgemm_capsule
 
     progress = np.zeros(2, dtype=np.int64)
     try:
@@ -382,13 +382,13 @@ def test_core_refuses_bad_arguments_itself():
 
 
 def test_cli_knn(tmp_path, capsys):
-    from idest.cli import main
+    from idest.cli._main import main
 
     X = random_data(300, 12, np.float32)
     path = tmp_path / "x.npy"
     np.save(path, X)
     out = tmp_path / "nn.npz"
-    assert main(["knn", str(path), "-k", "4", "--output", str(out)]) == 0
+    assert main(["knn", str(path), "-k", "4", "--out", str(out)]) == 0
     saved = np.load(out)
     assert_matches_reference(Neighbors(saved["distances"], saved["indices"]), X, 4)
     assert "backend=cpp" in capsys.readouterr().out

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-import scaling.regimes as regimes
-from scaling.random_features import (
+import scaling.random_features._regimes as regimes
+from scaling.random_features._features import (
     RandomReLUFeatures,
     feature_population,
     gaussian_projection,
@@ -13,7 +13,7 @@ from scaling.random_features import (
     power_law_population,
     sampled_test_loss,
 )
-from scaling.regimes import (
+from scaling.random_features._regimes import (
     FeatureSource,
     SweepCache,
     duality_check,
@@ -22,7 +22,7 @@ from scaling.regimes import (
     regime_point,
     sweep_regime,
 )
-from scaling.replica import replica_kappa, replica_loss
+from scaling.random_features._replica import replica_kappa, replica_loss
 
 ALPHA_K = 1.0
 SOURCE = FeatureSource("power_law", ALPHA_K, n_features=1024)
@@ -66,6 +66,7 @@ def test_infinite_data_is_the_limit_of_large_datasets():
     assert big == pytest.approx(infinite_data_loss(pop.eigenvalues, R), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_resolution_limited_exponents_match_the_constructed_spectrum():
     sample = power_law_population(1024, ALPHA_K).sample(8192, 0)
     estimated = [feature_population(sample[i::2]).eigenvalues for i in range(2)]
@@ -150,16 +151,17 @@ def test_bad_input_is_a_clear_value_error():
         regime_point(pop, "variance_D", 40)
     with pytest.raises(ValueError, match="kind must be one of"):
         FeatureSource("mnist", 2)
-    with pytest.raises(ValueError, match="alpha_K must be positive"):
+    with pytest.raises(ValueError, match="power_law_population: alpha_K must be a finite"):
         power_law_population(10, 0.0)
 
 
+@pytest.mark.slow
 def test_idest_regimes_quick_writes_figures_and_summary(tmp_path):
-    from idest.cli import main
+    from idest.cli._main import main
 
     out = tmp_path / "report"
     assert main(["regimes", "--quick", "--out", str(out), "--cache-dir",
-                 str(tmp_path / "cache"), "--no-progress"]) == 0
+                 str(tmp_path / "cache"), "--quiet"]) == 0
     for name in ("regimes.png", "duality.png", "solvable.png", "points.csv", "fits.json"):
         assert (out / name).stat().st_size > 0
     summary = (out / "README.md").read_text()

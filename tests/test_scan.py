@@ -12,12 +12,12 @@ torch = pytest.importorskip("torch", reason="the layer scan needs torch")
 transformers = pytest.importorskip("transformers", reason="the scan tests need transformers")
 
 import idest.scan  # noqa: E402
-from idest.cli import main  # noqa: E402
+from idest.activations._text import TokenSequences, read_texts, stdlib_docstrings, token_sequences  # noqa: E402
+from idest.cli._main import main  # noqa: E402
 from idest.scan import COLUMNS, GPT2_PAPER_SITES, layer_scan, plot_scan  # noqa: E402
-from idest.text import TokenSequences, read_texts, stdlib_docstrings, token_sequences  # noqa: E402
 
 try:
-    from idest.text import minilm_path
+    from idest.activations._text import minilm_path
 
     MINILM = minilm_path()
 except ValueError:
@@ -170,13 +170,14 @@ class TestMiniLM:
         with pytest.raises(ValueError, match="No files matching"):
             read_texts(tmp_path, pattern="*.md")
 
+    @pytest.mark.slow
     def test_real_scan_from_the_command_line(self, tmp_path, capsys):
         corpus = tmp_path / "stdlib.txt"
         corpus.write_text("\n\n".join(stdlib_docstrings(["argparse", "email", "json", "logging"],
                                                         topics=False)))
         out = tmp_path / "scan"
         argv = ["scan", "--text", str(corpus), "--n-sequences", "300", "--seq-len", "32",
-                "--batch-size", "50", "--out", str(out), "--no-progress"]
+                "--batch-size", "50", "--out", str(out), "--quiet"]
         assert main(argv) == 0
         printed = capsys.readouterr().out
         assert str(out / "scan.csv") in printed and str(out / "scan.png") in printed
@@ -190,9 +191,9 @@ class TestMiniLM:
         assert "7 site(s) reused" in capsys.readouterr().out
 
     def test_demo_is_a_scan_with_small_defaults(self):
-        from idest import _cli_scan
-        from idest.cli import build_parser
+        from idest.cli import _scan
+        from idest.cli._main import build_parser
 
         args = build_parser().parse_args(["demo"])
-        assert args.func is _cli_scan.run and args.model == "all-MiniLM-L6-v2"
+        assert args.func is _scan.run and args.model == "all-MiniLM-L6-v2"
         assert args.n_sequences * args.seq_len <= 64_000

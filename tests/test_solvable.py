@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import scaling.solvable as solvable
-from scaling.fit import fit_power_law
-from scaling.regimes import SweepCache
-from scaling.solvable import SolvableRow, solvable_loss, solvable_sweep
+import scaling.random_features._solvable as solvable
+from scaling.fit._power_law import fit_power_law
+from scaling.random_features._regimes import SweepCache
+from scaling.random_features._solvable import SolvableRow, solvable_loss, solvable_sweep
 
 
 def _fit(sweep, losses, window):

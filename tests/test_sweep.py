@@ -7,8 +7,8 @@ import pytest
 
 pytest.importorskip("torch", reason="the sweep trains torch students")
 
-from scaling.report import summarize, write_report  # noqa: E402
-from scaling.sweep import (  # noqa: E402
+from scaling.teacher_student._report import summarize, write_report  # noqa: E402
+from scaling.teacher_student._sweep import (  # noqa: E402
     COLUMNS,
     TIMING_COLUMNS,
     SweepConfig,
@@ -16,7 +16,7 @@ from scaling.sweep import (  # noqa: E402
     run_key,
     run_sweep,
 )
-from scaling.train import Phase, Schedule  # noqa: E402
+from scaling.teacher_student._train import Phase, Schedule  # noqa: E402
 
 TINY = Schedule("test-sweep", (Phase(60, 100, 0.01), Phase(10, 400, 0.001)), shortened=True)
 CONFIG = SweepConfig(features=(2, 3, 4), widths=(8, 16, 32), depths=(2,), seeds=(0, 1),
@@ -62,6 +62,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_pat
     assert again.trained == () and len(again.rows) == len(CONFIG.runs())
 
 
+@pytest.mark.slow
 def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     """Two worker processes, one (k, seed) unit each, reproduce the serial rows exactly."""
     config = dataclasses.replace(CONFIG, features=(2, 3), seeds=(1,))
@@ -76,6 +77,7 @@ def test_resuming_with_another_configuration_is_refused(serial):
         run_sweep(other, serial.path, n_jobs=1, progress=False)
 
 
+@pytest.mark.slow
 def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
     summary = summarize(read_results(serial.path), n_bootstrap=50)
     assert [s.features for s in summary.per_feature] == [2, 3, 4]
@@ -94,5 +96,5 @@ def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
 def test_bad_sweep_configuration_raises():
     with pytest.raises(ValueError, match="features"):
         SweepConfig(features=(2, 2))
-    with pytest.raises(ValueError, match="Unknown schedule"):
+    with pytest.raises(ValueError, match="get_schedule: schedule must be one of"):
         SweepConfig(schedule="forever")

@@ -7,9 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch")
 
-from scaling.student import make_student, parameter_count, student_widths  # noqa: E402
-from scaling.teacher import latent_gaussian_teacher, random_teacher  # noqa: E402
-from scaling.train import (  # noqa: E402
+from scaling.teacher_student._student import make_student, parameter_count, student_widths  # noqa: E402
+from scaling.teacher_student._teacher import latent_gaussian_teacher, random_teacher  # noqa: E402
+from scaling.teacher_student._train import (  # noqa: E402
     SCHEDULES,
     Phase,
     Schedule,
@@ -47,7 +47,7 @@ def test_schedules_follow_table_1_and_shortened_ones_say_so():
     assert not paper.shortened
     for name, schedule in SCHEDULES.items():
         assert schedule.shortened == (not name.startswith("paper")), name
-    with pytest.raises(ValueError, match="Unknown schedule"):
+    with pytest.raises(ValueError, match="get_schedule: schedule must be one of"):
         get_schedule("forever")
 
 

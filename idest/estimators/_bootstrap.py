@@ -1,0 +1,119 @@
+"""Plumbing shared by the estimators: option checks, the bootstrap, result assembly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from idest.estimators._duplicates import PreparedNeighbors
+from idest.estimators._results import NO_INTERVAL, IDResult
+from idest.utils.progress import progress_bar
+from idest.utils.validation import check_confidence, check_int, check_random_state
+
+#: Bootstrap draws generated at once (rows x points), to bound memory.
+_DRAWS_PER_BATCH = 1 << 22
+
+
+@dataclass(frozen=True)
+class BootstrapOptions:
+    """How to bootstrap: resamples, interval level, seed, progress bar.
+
+    ``seed`` is an int: every estimate made with the same options draws the
+    same resamples (one k-NN search, several estimators, one set of draws).
+    """
+
+    n_bootstrap: int = 0
+    confidence: float = 0.95
+    seed: int = 0
+    progress: bool | None = None
+
+
+def check_bootstrap(caller: str, n_bootstrap: Any, confidence: Any, random_state: Any,
+                    progress: bool | None) -> BootstrapOptions:
+    """Validated bootstrap options (ValueError in one sentence otherwise).
+
+    An int ``random_state`` is the seed itself (the same draws as before for
+    the same int); a Generator or None gives one seed drawn from it.
+    """
+    n = check_int(n_bootstrap, "n_bootstrap", caller, 0)
+    confidence = check_confidence(confidence, "confidence", caller)
+    rng = check_random_state(random_state, caller)
+    is_int = isinstance(random_state, int | np.integer) and not isinstance(random_state, bool)
+    seed = int(random_state) if is_int else int(rng.integers(np.iinfo(np.int64).max))
+    return BootstrapOptions(n, confidence, seed, progress)
+
+
+def bootstrap_estimates(statistic: Callable[[np.ndarray], np.ndarray], n_points: int,
+                        options: BootstrapOptions) -> np.ndarray:
+    """The statistic of ``options.n_bootstrap`` resamples of the points (with replacement).
+
+    ``statistic`` maps a (batch, n_points) array of drawn point indices to one
+    estimate per row (a Numba kernel of ``idest/estimators/_kernels.py``).
+    """
+    rng = np.random.default_rng(options.seed)
+    batch = max(1, _DRAWS_PER_BATCH // n_points)
+    out = np.empty(options.n_bootstrap)
+    with progress_bar(options.progress, total=options.n_bootstrap, desc="bootstrap",
+                      unit="resample", work=100.0 * options.n_bootstrap * n_points) as bar:
+        for start in range(0, options.n_bootstrap, batch):
+            stop = min(start + batch, options.n_bootstrap)
+            out[start:stop] = statistic(rng.integers(0, n_points, size=(stop - start, n_points)))
+            if bar is not None:
+                bar.update(stop - start)
+    return out
+
+
+def make_result(
+    method: str, k: int, dimension: float, prepared: PreparedNeighbors, variant: str,
+    options: BootstrapOptions, statistic: Callable[[np.ndarray], np.ndarray],
+    local_dimensions: np.ndarray | None = None,
+) -> IDResult:
+    """Assemble an IDResult, with a percentile bootstrap interval when asked for.
+
+    The interval and standard error need at least two finite resampled
+    estimates that differ; otherwise they stay (nan, nan) and None.
+    """
+    n = prepared.neighbors.n_queries
+    interval, std = NO_INTERVAL, None
+    if options.n_bootstrap:
+        estimates = bootstrap_estimates(statistic, n, options)
+        estimates = estimates[np.isfinite(estimates)]
+        if estimates.size > 1 and estimates.min() < estimates.max():
+            tail = (1 - options.confidence) / 2
+            low, high = np.quantile(estimates, [tail, 1 - tail])
+            interval, std = (float(low), float(high)), float(estimates.std(ddof=1))
+    return IDResult(
+        method=method, k=k, dimension=float(dimension), interval=interval,
+        confidence=options.confidence, n_points=n,
+        n_duplicates_dropped=prepared.n_duplicates_dropped,
+        n_near_duplicates_merged=prepared.n_near_duplicates_merged, variant=variant,
+        std_error=std, n_bootstrap=options.n_bootstrap, local_dimensions=local_dimensions,
+    )
+
+
+class ResultEstimatorMixin:
+    """Stores an :class:`IDResult` as scikit-learn style fitted attributes."""
+
+    def _estimate(self, function: Callable[..., IDResult], X: Any) -> IDResult:
+        """``function(X, **params)``, its errors naming this class instead of the function."""
+        try:
+            return function(X, **self.get_params())  # type: ignore[attr-defined]
+        except ValueError as exc:
+            prefix = f"{function.__name__}: "
+            if not str(exc).startswith(prefix):
+                raise
+            raise ValueError(f"{type(self).__name__}: {str(exc)[len(prefix):]}") from exc
+
+    def _store(self, result: IDResult, X: Any) -> None:
+        data = getattr(X, "data", X)
+        shape = np.shape(data) if data is not None else ()
+        if len(shape) == 2:
+            self.n_features_in_ = int(shape[1])
+        self.result_ = result
+        self.dimension_ = result.dimension
+        self.interval_ = result.interval
+        self.n_points_ = result.n_points
+        self.n_duplicates_dropped_ = result.n_duplicates_dropped

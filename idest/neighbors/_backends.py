@@ -1,0 +1,159 @@
+"""The three k-NN backends behind :func:`idest.knn`, one contract.
+
+Each takes a validated query array, the reference array (None: search the
+queries against themselves, excluding each point) and returns
+``(distances float64 (n, k), indices int64 (n, k), n_fallback_rows)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+
+import numpy as np
+from scipy.spatial import cKDTree
+from threadpoolctl import ThreadpoolController
+
+from idest.utils.blocks import row_blocks
+from idest.utils.progress import progress_bar
+
+#: Candidates kept beyond k by the float32 pass: at least this many, and k / 16
+#: at large k. The certificate, not this margin, guarantees exactness; the
+#: margin only makes fallbacks rare. A relative margin of 1/16 leaves a gap
+#: between the k-th and the last candidate far wider than float32 round-off
+#: (no fallback rows at 10,000 x 256, k = 1,000 and 4,000), where k / 4 made
+#: the re-scoring (one float64 distance per candidate) 18 % dearer.
+CANDIDATE_MARGIN = 8
+
+#: Rows per tile side of the SGEMM pass: a 1024 x 1024 float32 tile (4 MB) stays
+#: in cache for the selection scans, and SGEMM is already near its peak at that
+#: size for D >= 64.
+BLOCK_ROWS = 1024
+
+
+def n_candidates(k: int) -> int:
+    """Candidates per row for the approximate pass."""
+    return k + max(CANDIDATE_MARGIN, k // 16)
+
+
+def certified_lower_bound(worst, sq_norm, scale: float, dim: int):
+    """Lower bound on the exact squared distance of every point outside a candidate list.
+
+    The certificate of ``cpp/knn.cpp`` (``certified_lower_bound``, where the
+    argument is written out), elementwise on float64 numpy arrays or torch
+    tensors: ``worst`` is the largest float32 approximation left in the list
+    (every point outside it had one at least as large), ``sq_norm`` the
+    query's unscaled squared distance from the mean, ``scale`` the power of two
+    applied before rounding to float32. With c = (2D + 32) 2^-24 the bound is
+    (worst - 3 c s^2 |x|^2 - D 2^-120) / ((1 + 2 c) s^2).
+    """
+    c = (2.0 * dim + 32.0) * 2.0**-24
+    s2 = scale * scale
+    return (worst - 3.0 * c * sq_norm * s2 - dim * 2.0**-120) / (1.0 + 2.0 * c) / s2
+
+
+def _sgemm_capsule():
+    """SciPy's BLAS SGEMM, borrowed through its Cython API (no link-time BLAS)."""
+    from scipy.linalg import cython_blas
+
+    return cython_blas.__pyx_capi__["sgemm"]
+
+
+@functools.cache
+def _blas_controller() -> ThreadpoolController:
+    """Inspecting the loaded BLAS libraries takes tens of ms: do it once."""
+    return ThreadpoolController()
+
+
+def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: bool | None):
+    """The compiled core; see ``cpp/knn.hpp``."""
+    from idest.neighbors import _core
+
+    counter = np.zeros(2, dtype=np.int64)
+    out: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            # each worker thread calls a single-threaded SGEMM on its own tile
+            with _blas_controller().limit(limits=1, user_api="blas"):
+                out["result"] = _core.knn(X, R, k, n_candidates(k), n_jobs, BLOCK_ROWS,
+                                          _sgemm_capsule(), counter)
+        except BaseException as exc:  # re-raised in the caller's thread
+            out["error"] = exc
+
+    n_ref = X.shape[0] if R is None else R.shape[0]
+    flops = 2.0 * X.shape[0] * n_ref * X.shape[1] * (0.5 if R is None else 1.0)
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    with progress_bar(progress, total=None, desc="knn", unit="tile", work=flops) as bar:
+        while thread.is_alive():
+            thread.join(0.2)
+            if bar is not None and counter[1] > 0:
+                bar.total = int(counter[1])
+                bar.n = int(counter[0])
+                bar.refresh()
+    if "error" in out:
+        raise out["error"]  # type: ignore[misc]
+    return out["result"]
+
+
+def columns_without_self(idx: np.ndarray) -> np.ndarray:
+    """Column positions that drop each row's own index from a (n, m) self-search.
+
+    Row i's own index is not always first (its exact duplicates tie with it);
+    rows that do not hold it lose their last column instead. Returns (n, m - 1).
+    """
+    is_self = idx == np.arange(idx.shape[0])[:, None]
+    return np.argsort(is_self, axis=1, kind="stable")[:, :-1]
+
+
+def _pca_rotation(R: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and principal axes (columns, by decreasing variance) of R in float64."""
+    mean = R.mean(axis=0, dtype=np.float64)
+    cov = np.zeros((R.shape[1], R.shape[1]))
+    for _, block in row_blocks(R, np.float64):
+        block = block - mean  # never in place: block may be a view of the input
+        cov += block.T @ block
+    _, vecs = np.linalg.eigh(cov)
+    return mean, vecs[:, ::-1]
+
+
+def _rotate(A: np.ndarray, mean: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    out = np.empty(A.shape, dtype=np.float64)
+    for start, block in row_blocks(A, np.float64):
+        out[start : start + block.shape[0]] = (block - mean) @ axes
+    return out
+
+
+def tree_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: bool | None):
+    """SciPy's cKDTree on PCA-rotated coordinates, then exact re-scoring."""
+    from idest.neighbors import _core
+
+    self_search = R is None
+    ref = X if self_search else R
+    mean, axes = _pca_rotation(ref)
+    ref_rot = _rotate(ref, mean, axes)
+    query_rot = ref_rot if self_search else _rotate(X, mean, axes)
+    tree = cKDTree(ref_rot, leafsize=16, balanced_tree=False, compact_nodes=False)
+    m = min(n_candidates(k) + (1 if self_search else 0), ref.shape[0])
+    dist, idx = tree.query(query_rot, k=m, workers=n_jobs)
+    dist = np.reshape(dist, (X.shape[0], m))
+    idx = np.reshape(idx, (X.shape[0], m)).astype(np.int64)
+    if self_search:
+        idx = np.take_along_axis(idx, columns_without_self(idx), axis=1)
+    # Points the tree did not return are at rotated distance >= its last one;
+    # the rotation perturbs squared distances by at most c |x|^2 in float64.
+    if m == ref.shape[0]:
+        bound = np.full(X.shape[0], np.inf)
+    else:
+        c = (2.0 * X.shape[1] + 32.0) * 2.0**-53
+        sq_norm = np.einsum("ij,ij->i", query_rot, query_rot)
+        bound = (dist[:, -1] ** 2 - 3.0 * c * sq_norm) / (1.0 + 2.0 * c)
+    return _core.refine(X, R, k, idx, bound, n_jobs)
+
+
+def numba_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: bool | None):
+    """Numba kernels around numpy's SGEMM; see ``idest/neighbors/_numba.py``."""
+    from idest.neighbors import _numba
+
+    return _numba.knn(X, R, k, n_candidates(k), n_jobs, progress)

@@ -1,0 +1,366 @@
+"""The teacher/student report: L(N) fits per k, 4/α against ID and k, N_max, ID against N.
+
+Reproduces the analysis of Sharma & Kaplan figures 2, 3, 5 and 6 from a sweep CSV
+(:mod:`scaling.teacher_student`): one power-law fit per number of features k (the circle window of
+A.1, the lower envelope when several depths share a size, a bootstrap over seeds), the
+predicted dimension 4/α (2p/α for |Δ|^p), the measured ID of the students' final hidden
+layer, and the regression of 4/α on the measured ID and on k.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from scaling.fit import (
+    FIGURE2_THRESHOLD,
+    DimensionComparison,
+    DimensionPrediction,
+    PowerLawFit,
+    ThresholdCrossing,
+    compare_alpha_to_dimension,
+    fit_power_law,
+    lower_envelope,
+    n_max_at_threshold,
+    plot_dimension_comparison,
+    predicted_dimension,
+)
+
+#: The issue's target for 4/α regressed on the measured ID across k.
+TARGET_SLOPE = (0.7, 1.4)
+TARGET_CORRELATION = 0.9
+
+
+@dataclass(frozen=True)
+class FeatureSummary:
+    """The fit and the measured dimensions for one number of features k.
+
+    ``id_twonn``/``id_mle`` are the mean final-layer IDs of the runs inside the fitted
+    window (on the lower envelope when several depths were trained), ``id_twonn_std``
+    their standard deviation. ``prediction`` (4/α) is None when the loss did not
+    decrease with N (α <= 0).
+    """
+
+    features: int
+    fit: PowerLawFit
+    prediction: DimensionPrediction | None
+    id_twonn: float
+    id_twonn_std: float
+    id_mle: float
+    n_max: ThresholdCrossing | None
+    n_runs: int
+    largest_n: float
+
+
+@dataclass(frozen=True)
+class TeacherStudentSummary:
+    """Every k's summary and the regressions of 4/α on the measured ID and on k."""
+
+    per_feature: tuple[FeatureSummary, ...]
+    versus_id: DimensionComparison | None
+    versus_features: DimensionComparison | None
+    threshold: float
+
+    @property
+    def target_reached(self) -> bool:
+        """Slope of 4/α on ID within 0.7–1.4 and correlation above 0.9."""
+        low, high = TARGET_SLOPE
+        v = self.versus_id
+        return v is not None and low <= v.slope <= high and v.correlation > TARGET_CORRELATION
+
+
+def _column(rows: Sequence[dict[str, str]], name: str, kind=float) -> np.ndarray:
+    return np.array([kind(r[name]) for r in rows])
+
+
+def summarize_feature(
+    rows: Sequence[dict[str, str]], *, window="circle", n_bootstrap: int = 1000,
+    threshold: float = FIGURE2_THRESHOLD,
+) -> FeatureSummary:
+    """Fit L(N) and average the ID for the runs of one k (Sharma & Kaplan 3.1, A.1).
+
+    Examples
+    --------
+    >>> rows = [{"features": "3", "n_params": str(n), "loss": str(n ** -0.8), "seed": "0",
+    ...          "depth": "2", "id_twonn": "2.9", "id_mle": "3.1", "power": "2.0"}
+    ...         for n in (1000, 2000, 4000, 8000)]
+    >>> s = summarize_feature(rows, window="all")
+    >>> round(s.prediction.dimension, 3), s.id_twonn
+    (5.0, 2.9)
+    """
+    N, L = _column(rows, "n_params"), _column(rows, "loss")
+    seeds, depths = _column(rows, "seed", int), _column(rows, "depth", int)
+    groups = depths if len(set(depths)) > 1 else None
+    fit = fit_power_law(N, L, window=window, seeds=seeds, groups=groups,
+                        n_bootstrap=n_bootstrap, random_state=0)
+    on_envelope = lower_envelope(N, L, groups=groups) if groups is not None else np.ones(N.size,
+                                                                                         bool)
+    inside = on_envelope & (N >= fit.n_min) & (N <= fit.n_max)
+    ids = _column(rows, "id_twonn")[inside]
+    try:
+        n_max = n_max_at_threshold(N[on_envelope], L[on_envelope], threshold, fit=fit)
+    except ValueError:  # the fitted curve never reaches the threshold
+        n_max = None
+    return FeatureSummary(
+        features=int(rows[0]["features"]), fit=fit,
+        prediction=(predicted_dimension(fit, loss_exponent=float(rows[0]["power"]))
+                    if fit.alpha > 0 else None),
+        id_twonn=float(ids.mean()), id_twonn_std=float(ids.std()),
+        id_mle=float(_column(rows, "id_mle")[inside].mean()), n_max=n_max,
+        n_runs=len(rows), largest_n=float(N.max()))
+
+
+def loss_threshold(losses: Sequence[float]) -> float:
+    """The loss level for N_max (figure 2): the paper's 6e-3 when the measured losses
+    straddle it, else their geometric mean, so that N_max is read off inside the data.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student._report import loss_threshold
+    >>> loss_threshold([1e-2, 1e-3]), round(loss_threshold([1e-6, 1e-4]), 12)
+    (0.006, 1e-05)
+    """
+    losses = np.asarray(losses, dtype=float)
+    if losses.min() <= FIGURE2_THRESHOLD <= losses.max():
+        return FIGURE2_THRESHOLD
+    return float(np.exp(np.log(losses).mean()))
+
+
+def summarize(
+    rows: Sequence[dict[str, str]], *, window="circle", n_bootstrap: int = 1000,
+) -> TeacherStudentSummary:
+    """Summaries per k and the 4/α regressions (figure 6) for the rows of a sweep CSV.
+
+    N_max is read at :func:`loss_threshold` of all the losses.
+    """
+    threshold = loss_threshold(_column(rows, "loss"))
+    by_k: dict[int, list[dict[str, str]]] = {}
+    for row in rows:
+        by_k.setdefault(int(row["features"]), []).append(row)
+    if len(by_k) < 2:
+        raise ValueError(f"summarize: expected runs for at least 2 values of k, got "
+                         f"{sorted(by_k)}; sweep more features.")
+    per = tuple(summarize_feature(by_k[k], window=window, n_bootstrap=n_bootstrap,
+                                  threshold=threshold) for k in sorted(by_k))
+    p = float(rows[0]["power"])
+    usable = [s for s in per if s.prediction is not None]
+    if len(usable) < 3:  # a regression with a slope interval needs 3 points
+        return TeacherStudentSummary(per, None, None, threshold)
+    alphas = [s.fit for s in usable]
+    return TeacherStudentSummary(
+        per, compare_alpha_to_dimension(alphas, [s.id_twonn for s in usable], loss_exponent=p),
+        compare_alpha_to_dimension(alphas, [s.features for s in usable], loss_exponent=p),
+        threshold)
+
+
+# ----------------------------------------------------------------------------- figures
+
+
+def _rows_of(rows: Sequence[dict[str, str]], features: int) -> list[dict[str, str]]:
+    return [r for r in rows if int(r["features"]) == features]
+
+
+def _save(fig, out_dir: Path, name: str) -> str:
+    """Save the :class:`matplotlib.figure.Figure` ``fig`` as ``out_dir/name`` (PNG)."""
+    fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
+    return name
+
+
+def _legend_outside(ax, **kwargs) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, **kwargs)
+
+
+def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
+             out_dir: Path) -> dict[str, str]:
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    per = summary.per_feature
+    colors = colormaps["viridis"](np.linspace(0, 0.95, len(per)))
+    names = {}
+
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    for s, c in zip(per, colors, strict=True):
+        sub = _rows_of(rows, s.features)
+        ax.scatter(_column(sub, "n_params"), _column(sub, "loss"), s=10, color=c, alpha=0.6)
+        grid = np.geomspace(s.fit.n_min, s.fit.n_max, 20)
+        low, high = s.fit.interval
+        ax.plot(grid, s.fit.predict(grid), color=c,
+                label=f"k={s.features}: α={s.fit.alpha:.2f} [{low:.2f}, {high:.2f}]")
+    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="test loss",
+           title="L(N) per number of features k (fits over the circle window)")
+    _legend_outside(ax)
+    names["loss"] = _save(fig, out_dir, "fig5_loss_vs_n.png")
+
+    usable = [s for s in per if s.prediction is not None]
+    fig = Figure(figsize=(12, 4.8))
+    axes = fig.subplots(1, 2, sharey=True)  # the same quantity, 4/α, on both
+    labels = [f"k={s.features}" for s in usable]
+    for ax, x, comp, label in (
+        (axes[0], [s.id_twonn for s in usable], summary.versus_id, "measured ID (TwoNN)"),
+        (axes[1], [s.features for s in usable], summary.versus_features,
+         "number of features k"),
+    ):
+        plot_dimension_comparison(ax, [s.prediction for s in usable], x, comp, xlabel=label,
+                                  labels=labels)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    fig.suptitle("Predicted dimension from the scaling exponent (figure 6); ▲: interval "
+                 "open above")
+    names["alpha"] = _save(fig, out_dir, "fig6_4alpha_vs_dimension.png")
+
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.subplots()
+    for s in per:
+        if s.n_max is not None:
+            ax.scatter(s.id_twonn, s.n_max.n_max, color="C0",
+                       marker="o" if not s.n_max.extrapolated else "^")
+            ax.annotate(f"k={s.features}", (s.id_twonn, s.n_max.n_max), fontsize=7)
+    ax.set(yscale="log", xlabel="measured ID (TwoNN)",
+           ylabel=f"N where L = {summary.threshold:.3g} (triangles: extrapolated)",
+           title="N_max against d (figure 2)")
+    names["nmax"] = _save(fig, out_dir, "fig2_nmax_vs_id.png")
+
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
+    for s, c in zip(per, colors, strict=True):
+        sub = _rows_of(rows, s.features)
+        n, ids = _column(sub, "n_params"), _column(sub, "id_twonn")
+        sizes = np.unique(n)
+        groups = [ids[n == size] for size in sizes]
+        mean = np.array([g.mean() for g in groups])
+        spread = np.array([[m - g.min(), g.max() - m] for g, m in zip(groups, mean, strict=True)])
+        ax.errorbar(sizes, mean, yerr=spread.T, fmt="o-", ms=4, lw=1, capsize=2, color=c,
+                    label=f"k={s.features}")
+    ax.set(xscale="log", xlabel="parameters N",
+           ylabel="final-layer ID (TwoNN): mean, bars min–max over runs",
+           title="ID of the students' final hidden layer against N (figure 3)")
+    _legend_outside(ax)
+    names["id"] = _save(fig, out_dir, "fig3_id_vs_n.png")
+    return names
+
+
+# ---------------------------------------------------------------------------- markdown
+
+
+def _interval(values: tuple[float, float], digits: int = 2) -> str:
+    return "–".join("nan" if not math.isfinite(v) else f"{v:.{digits}f}" for v in values)
+
+
+def _prediction(p: DimensionPrediction | None) -> str:
+    return "— (α <= 0)" if p is None else f"{p.dimension:.2f} ({_interval(p.interval)})"
+
+
+def _comparison_line(name: str, c: DimensionComparison | None) -> str:
+    if c is None:
+        return f"| 4/α against {name} | fewer than 3 values of k with α > 0: no regression |"
+    return (f"| 4/α against {name} | {c.slope:.2f} ({_interval(c.interval)}) | "
+            f"{c.intercept:.2f} | {c.slope_through_origin:.2f} | {c.correlation:.3f} | "
+            f"{c.n_points} |")
+
+
+def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary, *,
+                    figures: dict[str, str], title: str, command: str) -> str:
+    """The markdown summary: configuration, the per-k table, the regressions, the verdict."""
+    first = rows[0]
+    widths = sorted({int(r["width"]) for r in rows})
+    depths = sorted({int(r["depth"]) for r in rows})
+    seeds = sorted({int(r["seed"]) for r in rows})
+    units = {(r["features"], r["seed"], r["finished_utc"]):
+             (float(r["seconds"]), float(r["cpu_seconds"])) for r in rows}
+    wall, cpu = (sum(t) / 3600 for t in zip(*units.values(), strict=True))
+    shortened = first["shortened"] == "True"
+    threshold_origin = ("the paper's 6e-3" if summary.threshold == FIGURE2_THRESHOLD else
+                        "the geometric mean of all losses: 6e-3 lies outside the measured range")
+    lines = [
+        f"# {title}", "",
+        f"Produced by `{command}` from {len(rows)} runs (results.csv beside this file).", "",
+        "## Configuration", "",
+        f"* schedule: `{first['schedule']}` ({first['steps']} Adam steps, {first['samples']} "
+        f"fresh samples per student){' — SHORTENED for CPU, not the paper schedule' if shortened else ' — the paper schedule (Table 1)'}",  # noqa: E501
+        f"* loss: {first['loss_name']} (p = {first['power']}); teacher: "
+        f"{re.sub(r' k=[0-9]+', '', first['teacher'])}, the inputs beyond k zeroed",
+        f"* variant: {first['variant']} (authors = student sees all 20 inputs, "
+        f"clean = only the k active ones)",
+        f"* widths {widths}, hidden layers {depths}, seeds {seeds}; held-out loss on "
+        f"{first['n_eval']} fresh inputs; ID (TwoNN, 10 % tail discarded; MLE k=20) of the "
+        f"final hidden layer on {first['n_id']} fresh inputs",
+        f"* time summed over the (k, seed) units (each trains its students in lockstep): "
+        f"{cpu:.2f} CPU hours, {wall:.2f} wall hours of worker time on a shared machine", "",
+        "## Per number of features", "",
+        "| k | runs | fitted window N | α (95 %) | 4/α (95 %) | ID TwoNN (± sd) | ID MLE "
+        f"| N at L = {summary.threshold:.3g} |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summary.per_feature:
+        f = s.fit
+        cut = "" if f.n_max >= s.largest_n else " (cut)"
+        n_max = ("—" if s.n_max is None else
+                 f"{s.n_max.n_max:.3g}{' (extrap.)' if s.n_max.extrapolated else ''}")
+        lines.append(
+            f"| {s.features} | {s.n_runs} | {f.n_min:.0f}–{f.n_max:.0f}{cut} | "
+            f"{f.alpha:.3f} ({_interval(f.interval, 3)}) | "
+            f"{_prediction(s.prediction)} | "
+            f"{s.id_twonn:.2f} ± {s.id_twonn_std:.2f} | {s.id_mle:.2f} | {n_max} |")
+    lines += [
+        "", "(cut): the circle window of A.1 ended before the largest student, i.e. L(N) bends "
+        f"away from the power law there. N_max is read at the loss threshold "
+        f"{summary.threshold:.3g} ({threshold_origin}); (extrap.) marks a value solved from "
+        f"the fitted power law.", "",
+        "## 4/α against the measured dimension (figure 6)", "",
+        "| regression | slope (95 %) | intercept | slope through 0 | Pearson r | points |",
+        "|---|---|---|---|---|---|",
+        _comparison_line("measured ID", summary.versus_id),
+        _comparison_line("number of features k", summary.versus_features), "",
+        "## Verdict", "",
+    ]
+    v = summary.versus_id
+    target = (f"slope of 4/α on the measured ID within {TARGET_SLOPE[0]}–{TARGET_SLOPE[1]} "
+              f"and correlation above {TARGET_CORRELATION}")
+    measured = ("no regression possible" if v is None else
+                f"measured slope {v.slope:.2f}, correlation {v.correlation:.3f}")
+    lines.append(f"**Target {'REACHED' if summary.target_reached else 'NOT reached'}** "
+                 f"({target}): {measured}.")
+    lines += ["", "## Figures", ""]
+    captions = {"loss": "L(N) per k with the power-law fits (figure 5)",
+                "alpha": "4/α against measured ID and against k (figure 6)",
+                "nmax": "N_max at the loss threshold against ID (figure 2)",
+                "id": "final-layer ID against N (figure 3)"}
+    lines += [f"![{captions[k]}]({name})  \n{captions[k]}\n" for k, name in figures.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(
+    results: str | Path, out_dir: str | Path | None = None, *,
+    title: str | None = None,
+    command: str = "scaling.teacher_student.write_report", window="circle", n_bootstrap: int = 1000,
+) -> Path:
+    """Write README.md and the figures for a sweep CSV; returns the markdown path.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import write_report
+    >>> write_report("reports/teacher_student/results.csv", "/tmp/ts")  # doctest: +SKIP
+    PosixPath('/tmp/ts/README.md')
+    """
+    from scaling.teacher_student._sweep import read_results
+
+    results = Path(results)
+    rows = read_results(results)
+    if not rows:
+        raise ValueError(f"write_report: {results} holds no runs; run a sweep into it first.")
+    out = Path(out_dir) if out_dir is not None else results.parent
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(rows, window=window, n_bootstrap=n_bootstrap)
+    title = title or ("Teacher/student: 4/α against the intrinsic dimension "
+                      f"(schedule {rows[0]['schedule']})")
+    figures = _figures(rows, summary, out)
+    path = out / "README.md"
+    path.write_text(report_markdown(rows, summary, figures=figures, title=title,
+                                    command=command))
+    return path

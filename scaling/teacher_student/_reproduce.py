@@ -1,0 +1,62 @@
+"""The CPU reproduction of 4/α ≈ d with random teachers (Sharma & Kaplan 3.1, figures 2, 3, 5, 6).
+
+One call (or ``idest reproduce``) runs the sweep, resumable, and writes the report. The
+default is sized for a 2-core machine (about half an hour): k = 2..8, six widths
+n = ⌊22·1.3^i⌋, two-hidden-layer students, two seeds, and Table 1's random-teacher
+schedule cut 16-fold (``cpu-short16-random``). ``schedule="paper"`` runs Table 1 in full.
+
+Run ``python -m scaling.teacher_student --help`` or ``idest reproduce --help``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from scaling.teacher_student._student import student_widths
+from scaling.teacher_student._sweep import SweepConfig, run_sweep
+
+#: Schedules offered by the reproduction: the CPU cut (default) and the paper's Table 1.
+REPRODUCTION_SCHEDULES = {"cpu": "cpu-short16-random", "paper": "paper-random"}
+
+
+def reproduction_config(
+    schedule: str = "cpu", *, features=tuple(range(2, 9)), n_widths: int = 6,
+    depths=(2,), seeds=(0, 1), variant: str = "clean",
+) -> SweepConfig:
+    """The sweep of the reproduction; ``schedule`` is "cpu" or "paper" (or a schedule name).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import reproduction_config
+    >>> cfg = reproduction_config()
+    >>> cfg.schedule, cfg.features, cfg.widths, len(cfg.runs())
+    ('cpu-short16-random', (2, 3, 4, 5, 6, 7, 8), (22, 28, 37, 48, 62, 81), 84)
+    """
+    return SweepConfig(features=tuple(features), widths=tuple(student_widths(n_widths)),
+                       depths=tuple(depths), seeds=tuple(seeds),
+                       schedule=REPRODUCTION_SCHEDULES.get(schedule, schedule),
+                       variant=variant)
+
+
+def reproduce(
+    config: SweepConfig, out_dir: str | Path, *, n_jobs: int | None = None,
+    progress: bool | None = True, command: str = "idest reproduce",
+) -> Path:
+    """Run (or resume) the sweep into ``out_dir/results.csv`` and write the report there.
+
+    Returns the path of the markdown report (``out_dir/README.md``).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import reproduce, reproduction_config
+    >>> reproduce(reproduction_config(), "idest-output/ts")  # doctest: +SKIP
+    PosixPath('idest-output/ts/README.md')
+    """
+    from scaling.teacher_student._report import write_report
+
+    out = Path(out_dir)
+    outcome = run_sweep(config, out / "results.csv", n_jobs=n_jobs, progress=progress)
+    print(f"sweep: {len(outcome.trained)} run(s) trained now, {outcome.n_previous} resumed "
+          f"from {outcome.path}, {outcome.seconds:.0f} s", file=sys.stderr)
+    return write_report(outcome.path, out, command=command)

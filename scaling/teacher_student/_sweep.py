@@ -1,0 +1,233 @@
+"""Teacher/student sweeps: features k × widths × depths × seeds, in parallel, resumable.
+
+The unit of parallel work is one (k, seed) pair: its students train in lockstep on one
+online stream (:func:`scaling.teacher_student.train_students`), so the teacher's labels are computed
+once per batch for all of them. Each finished unit appends its rows to the CSV at once;
+rerunning the same sweep on the same CSV skips every run already there, so an interrupted
+sweep resumes where it stopped. A run's numbers depend only on (k, width, depth, seed), so
+a resumed sweep gives the same table as an uninterrupted one (timings aside).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import dataclasses
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from idest.utils import progress_bar
+from scaling.teacher_student._student import BIAS_STD, student_widths
+from scaling.teacher_student._teacher import random_teacher
+from scaling.teacher_student._train import StudentResult, get_schedule, train_students
+
+#: Columns that identify a run; the remaining ones are its measurements.
+KEY = ("features", "width", "depth", "seed")
+#: Columns that must agree between a sweep and the CSV it resumes.
+CONFIG_COLUMNS = ("schedule", "loss_name", "power", "variant", "teacher_seed", "n_eval", "n_id")
+COLUMNS = (*KEY, *(f.name for f in dataclasses.fields(StudentResult)
+                   if f.name not in ("width", "depth", "seed")),
+           "variant", "teacher_seed", "n_eval", "n_id", "teacher", "finished_utc")
+#: Columns that legitimately differ between two runs of the same sweep.
+TIMING_COLUMNS = ("seconds", "cpu_seconds", "finished_utc")
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to train: random teachers with k in ``features`` (one teacher, Sharma & Kaplan
+    3.1: the same weights with the inputs beyond k zeroed), students of every width and
+    depth, ``seeds`` independent trials (stream and initialisation) of each.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import SweepConfig
+    >>> cfg = SweepConfig(features=(2, 3), widths=(22, 28), depths=(2,), seeds=(0,))
+    >>> len(cfg.runs())
+    4
+    """
+
+    features: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
+    widths: tuple[int, ...] = field(default_factory=lambda: tuple(student_widths(6)))
+    depths: tuple[int, ...] = (2,)
+    seeds: tuple[int, ...] = (0, 1)
+    schedule: str = "cpu-short16-random"
+    loss: str = "kl"
+    power: float = 2.0
+    variant: str = "authors"
+    teacher_seed: int = 0
+    bias_std: float = BIAS_STD
+    n_eval: int = 10_000
+    n_id: int = 12_000
+
+    def __post_init__(self) -> None:
+        get_schedule(self.schedule)
+        for name in ("features", "widths", "depths", "seeds"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"SweepConfig: {name} must be a non-empty sequence without "
+                                 f"repeats, got {values!r}.")
+
+    def teacher(self, k: int):
+        """The random teacher for k features (same weights for every k)."""
+        return random_teacher(k, loss=self.loss, variant=self.variant,
+                              random_state=self.teacher_seed)
+
+    def runs(self) -> list[tuple[int, int, int, int]]:
+        """Every (features, width, depth, seed) of the sweep, seed by seed, so that a
+        sweep stopped early has covered every k with the first seeds."""
+        return [(k, w, d, s) for s in self.seeds for k in self.features
+                for w in self.widths for d in self.depths]
+
+    def config_values(self) -> dict[str, str]:
+        """The CSV values of :data:`CONFIG_COLUMNS` for this sweep."""
+        power = 2.0 if self.loss == "mse" else float(self.power)
+        values = {"schedule": get_schedule(self.schedule).name, "loss_name": self.loss,
+                  "power": power, "variant": self.variant, "teacher_seed": self.teacher_seed,
+                  "n_eval": self.n_eval, "n_id": self.n_id}
+        return {k: str(v) for k, v in values.items()}
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """A finished (or resumed) sweep: the CSV, every row in it, and what this call trained."""
+
+    path: Path
+    rows: list[dict[str, str]]
+    n_previous: int
+    trained: tuple[tuple[int, int, int, int], ...]
+    seconds: float
+
+
+def read_results(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a sweep CSV as dicts of strings (empty if the file does not exist)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
+    """(features, width, depth, seed) of a CSV row."""
+    return tuple(int(row[c]) for c in KEY)  # type: ignore[return-value]
+
+
+def _check_compatible(rows: list[dict[str, str]], config: SweepConfig, path: Path) -> None:
+    expected = config.config_values()
+    for row in rows:
+        for column, value in expected.items():
+            if row.get(column) != value:
+                raise ValueError(
+                    f"{path} holds runs with {column}={row.get(column)!r} but this sweep has "
+                    f"{column}={value!r}; resume with the same configuration or use a new file.")
+
+
+def _worker_init() -> None:
+    """One Numba thread per worker (training already uses one): the pool is the parallelism."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def _train_unit(config: SweepConfig, k: int, seed: int,
+                students: Sequence[tuple[int, int]]) -> list[dict[str, str]]:
+    """Train the missing students of one (k, seed) and return their CSV rows."""
+    teacher = config.teacher(k)
+    results = train_students(teacher, students, seed=seed, schedule=config.schedule,
+                             loss=config.loss, power=config.power, bias_std=config.bias_std,
+                             n_eval=config.n_eval, n_id=config.n_id, progress=False)
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows = []
+    for res in results:
+        row = {"features": k, **dataclasses.asdict(res), **config.config_values(),
+               "teacher": teacher.description, "finished_utc": finished}
+        rows.append({c: str(row[c]) for c in COLUMNS})
+    return rows
+
+
+def _append(path: Path, rows: list[dict[str, str]]) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def run_sweep(
+    config: SweepConfig,
+    path: str | Path,
+    *,
+    n_jobs: int | None = None,
+    progress: bool | None = None,
+) -> SweepOutcome:
+    """Run every run of ``config`` that ``path`` does not hold yet, appending as units finish.
+
+    Parameters
+    ----------
+    config : SweepConfig
+    path : str or Path
+        The results CSV; created if missing, resumed if present (its runs must come
+        from the same configuration, else ValueError).
+    n_jobs : int, optional
+        Worker processes (each with one torch/BLAS thread); default: the cores this
+        process may use (``os.sched_getaffinity``). 1 trains in this process.
+    progress : bool, optional
+        Show a bar over runs (default: on a terminal).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from scaling.teacher_student import SweepConfig, run_sweep
+    >>> cfg = SweepConfig(features=(2,), widths=(8, 12), seeds=(0,), schedule="smoke",
+    ...                   n_eval=200, n_id=0)
+    >>> out = run_sweep(cfg, pathlib.Path(tempfile.mkdtemp()) / "r.csv", n_jobs=1,
+    ...                 progress=False)
+    >>> len(out.rows), len(out.trained)
+    (2, 2)
+    """
+    path = Path(path)
+    previous = read_results(path)
+    _check_compatible(previous, config, path)
+    done = {run_key(r) for r in previous}
+    units: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for k, w, d, s in config.runs():
+        if (k, w, d, s) not in done:
+            units.setdefault((k, s), []).append((w, d))
+    if n_jobs is None:
+        n_jobs = len(os.sched_getaffinity(0))
+    n_jobs = max(1, min(n_jobs, len(units) or 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    trained: list[tuple[int, int, int, int]] = []
+    total = sum(len(v) for v in units.values())
+    with progress_bar(progress, total=total, desc="sweep", unit="run") as bar:
+        def finish(rows: list[dict[str, str]]) -> None:
+            _append(path, rows)
+            trained.extend(run_key(r) for r in rows)
+            if bar is not None:
+                bar.update(len(rows))
+
+        if n_jobs == 1:
+            for (k, s), students in units.items():
+                finish(_train_unit(config, k, s, students))
+        else:
+            context = multiprocessing.get_context("spawn")
+            with cf.ProcessPoolExecutor(n_jobs, mp_context=context,
+                                        initializer=_worker_init) as pool:
+                futures = [pool.submit(_train_unit, config, k, s, students)
+                           for (k, s), students in units.items()]
+                try:
+                    for future in cf.as_completed(futures):
+                        finish(future.result())
+                except BaseException:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+    return SweepOutcome(path, read_results(path), len(previous), tuple(trained),
+                        time.perf_counter() - start)
