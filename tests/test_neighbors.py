@@ -471,3 +471,15 @@ def test_duplicate_groups_tied_at_one_distance_interleave_by_index():
     np.testing.assert_array_equal(nn.indices[0], [1, 2, 3, 4])
     np.testing.assert_array_equal(nn.indices[1], [5, 9, 0, 4])
     assert_equal_neighbors(nn, *reference_knn(X, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_all_rows_identical(dtype):
+    """One distinct row: nothing to search, every answer is the lowest other copies."""
+    X = np.zeros((30, 4), dtype=dtype)
+    X[7, 1] = -0.0  # equal to 0.0: the same group
+    nn = core_knn(X, 29)
+    assert_equal_neighbors(nn, *reference_knn(X, 29))
+    np.testing.assert_array_equal(nn.indices[0], np.arange(1, 30))
+    Q = np.vstack([X[:3], np.ones((2, 4), dtype=dtype)])
+    assert_equal_neighbors(core_knn(Q, 30, X), *reference_knn(Q, 30, X))
