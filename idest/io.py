@@ -12,8 +12,9 @@ def load_vectors(path: str | Path, *, key: str | None = None) -> np.ndarray:
 
     ``.npy`` files are memory-mapped (never read whole into memory); ``.npz``
     takes the array ``key`` (default: the only or the first array); ``.csv``
-    is read with numpy (comma-separated, a non-numeric first line is taken as
-    a header).
+    (comma-separated) and ``.txt`` (whitespace-separated, or comma-separated if
+    its first line has commas) are read with numpy, a non-numeric first line
+    being taken as a header.
 
     Examples
     --------
@@ -22,6 +23,10 @@ def load_vectors(path: str | Path, *, key: str | None = None) -> np.ndarray:
     >>> np.save(path, np.zeros((3, 2)))
     >>> load_vectors(path).shape
     (3, 2)
+    >>> txt = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> np.savetxt(txt, np.ones((4, 3)))                     # numpy's default: spaces
+    >>> load_vectors(txt).shape
+    (4, 3)
     """
     path = Path(path)
     if not path.exists():
@@ -41,10 +46,12 @@ def load_vectors(path: str | Path, *, key: str | None = None) -> np.ndarray:
     if suffix in (".csv", ".txt"):
         with open(path) as fh:
             first = fh.readline()
+        # commas separate the values of a .csv, and of a .txt that has them; otherwise whitespace
+        delimiter = "," if suffix == ".csv" or "," in first else None
         try:
-            [float(v) for v in first.strip().split(",") if v.strip()]
+            [float(v) for v in first.split(delimiter) if v.strip()]
             skip = 0
         except ValueError:
             skip = 1
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-    raise ValueError(f"unsupported file type '{suffix}' for {path}: use .npy, .npz or .csv.")
+        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
+    raise ValueError(f"unsupported file type '{suffix}' for {path}: use .npy, .npz, .csv or .txt.")

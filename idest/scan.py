@@ -3,7 +3,8 @@
 Sharma & Kaplan (2020), section 3.4 and figure 10: capture activation vectors
 at every site in one pass over the inputs (:func:`idest.capture`), then, per
 site, one k-NN search shared by TwoNN and the k-NN CDF estimates (k = 2, 3, 4;
-eq. 2.7–2.8) and the Levina–Bickel MLE (B.12) through :func:`idest.estimate_all`.
+eq. 2.7–2.8) and the Levina–Bickel MLE (B.12) through :func:`idest.estimate_all`,
+and on request GRIDE across scales (:func:`idest.gride`) from the same search.
 
 Layout of ``out_dir``::
 
@@ -11,6 +12,7 @@ Layout of ``out_dir``::
     activations/{site}.done.json  written once that site's file is complete
     results/{site}.json           the site's rows, with the settings that produced them
     scan.csv, scan.json, scan.png the table and the figure
+    scan_gride.png                with GRIDE: ID against scale, one curve per site
 
 An interrupted scan resumes: sites with results made under the same settings
 are not estimated again, sites whose activation files are complete are not
@@ -39,12 +41,19 @@ from idest.activations import (
     per_site,
     resolve_sites,
 )
-from idest.estimators import DuplicatesWarning, estimate_all
+from idest.estimators import DuplicatesWarning, NoPlateauWarning, estimate_all, gride
+from idest.neighbors import knn
 from idest.utils import progress_bar, read_json, write_json
 
 #: Columns of the scan table, in order.
 COLUMNS = ("site", "kind", "layer", "relative_depth", "estimator", "k", "id", "ci_low",
-           "ci_high", "n_points", "n_duplicates_dropped", "ambient_dim", "note")
+           "ci_high", "n_points", "n_duplicates_dropped", "ambient_dim", "note", "n2_low",
+           "n2_high")
+
+#: Bootstrap resamples of a scan (and of every ``idest`` command) unless told otherwise: for
+#: the four estimators of a site with N = 10,000 vectors of D = 384 they add 7 % to the k-NN
+#: search the estimators share (README, "Measured"); more resamples give smoother ends.
+DEFAULT_N_BOOTSTRAP = 100
 
 #: Rows per site between two checkpoints of an interrupted capture.
 CHECKPOINT_ROWS = 1024
@@ -67,6 +76,8 @@ class ScanResult:
         Where the table and the figure were written.
     n_sites_reused : int
         Sites whose results were found in ``out_dir`` and not recomputed.
+    gride_plot : Path or None
+        The ID-against-scale figure, when GRIDE ran.
     """
 
     rows: list[dict]
@@ -74,6 +85,7 @@ class ScanResult:
     json: Path
     plot: Path
     n_sites_reused: int
+    gride_plot: Path | None = None
 
 
 def default_sites(model: Any) -> tuple[str, ...]:
@@ -102,24 +114,55 @@ def _flat_interval(interval: tuple[float, float]) -> dict[str, float | None]:
 
 
 def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap: int,
-               random_state: int | None) -> list[dict]:
-    """The table rows of one site: every estimator of :func:`idest.estimate_all`."""
+               random_state: int | None, gride_range_max: int | None = None
+               ) -> tuple[list[dict], dict | None]:
+    """The table rows of one site: every estimator of :func:`idest.estimate_all`, and GRIDE's
+    plateau when ``gride_range_max`` is set (with its curve, ``GRIDEResult.to_dict()``)."""
     base = {"site": site.name, "kind": site.kind, "layer": site.layer,
-            "relative_depth": site.relative_depth, "ambient_dim": int(X.shape[1])}
+            "relative_depth": site.relative_depth, "ambient_dim": int(X.shape[1]),
+            "n2_low": None, "n2_high": None}
+    failed = {"estimator": None, "k": None, "id": None, "ci_low": None, "ci_high": None,
+              "n_points": int(X.shape[0]), "n_duplicates_dropped": None}
+    curve = None
+    data = X
     try:
+        k = max(2, *ks, mle_k)
+        if gride_range_max:  # one search for every estimator, GRIDE's largest n2 included
+            k = min(max(k, 1 << (int(gride_range_max).bit_length() - 1)), int(X.shape[0]) - 1)
+        if gride_range_max or not isinstance(X, np.ndarray):  # a tensor: searched on its device
+            data = knn(X, k, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DuplicatesWarning)  # counted in the table instead
-            results = estimate_all(X, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
+            results = estimate_all(data, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
                                    random_state=random_state, duplicates="drop", progress=False)
     except ValueError as exc:
-        rows = [{**base, "estimator": None, "k": None, "id": None, "ci_low": None,
-                 "ci_high": None, "n_points": int(X.shape[0]), "n_duplicates_dropped": None,
-                 "note": str(exc)}]
-    else:
-        rows = [{**base, "estimator": r.method, "k": r.k, "id": r.dimension,
-                 **_flat_interval(r.interval), "n_points": r.n_points,
-                 "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""} for r in results]
-    return [{column: row[column] for column in COLUMNS} for row in rows]
+        return [_row({**base, **failed, "note": str(exc)})], None
+    rows = [_row({**base, "estimator": r.method, "k": r.k, "id": r.dimension,
+                  **_flat_interval(r.interval), "n_points": r.n_points,
+                  "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""}) for r in results]
+    if gride_range_max:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DuplicatesWarning)
+                warnings.simplefilter("ignore", NoPlateauWarning)  # a row that says so
+                g = gride(data, gride_range_max, n_bootstrap=n_bootstrap,
+                          random_state=random_state, progress=False)
+        except ValueError as exc:
+            rows.append(_row({**base, **failed, "estimator": "gride", "note": str(exc)}))
+        else:
+            curve = g.to_dict()
+            found = g.plateau_range or (None, None)
+            rows.append(_row({
+                **base, "estimator": "gride", "k": int(g.n2[-1]),
+                "id": g.dimension if g.plateau_found else None, **_flat_interval(g.interval),
+                "n_points": g.n_points, "n_duplicates_dropped": g.n_duplicates_dropped,
+                "n2_low": found[0], "n2_high": found[1],
+                "note": "" if g.plateau_found else "no plateau"}))
+    return rows, curve
+
+
+def _row(row: dict) -> dict:
+    return {column: row[column] for column in COLUMNS}
 
 
 def layer_scan(
@@ -132,11 +175,13 @@ def layer_scan(
     n_samples: int | None = None,
     ks: Sequence[int] = (2, 3, 4),
     mle_k: int = 20,
-    n_bootstrap: int = 0,
+    n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
     random_state: int | np.random.Generator | None = 0,
+    gride_range_max: int | None = None,
     inputs_id: Any = None,
     title: str | None = None,
     progress: bool | None = None,
+    keep_on_device: bool = False,
 ) -> ScanResult:
     """Intrinsic dimension of every site of a model: capture, estimate, table, figure.
 
@@ -156,8 +201,14 @@ def layer_scan(
         Number of input samples (sizes the activation files up front).
     ks, mle_k, n_bootstrap, random_state
         Passed to :func:`idest.estimate_all` (k-NN CDF ks with k = 2 = TwoNN,
-        MLE k, bootstrap resamples over points and their seed). A Generator
-        is turned into one int seed first, recorded with the results.
+        MLE k, bootstrap resamples over points, :data:`DEFAULT_N_BOOTSTRAP` by
+        default, 0 for none, and their seed). A Generator is turned into one
+        int seed first, recorded with the results.
+    gride_range_max : int, optional
+        Also run :func:`idest.gride` up to n2 = ``gride_range_max`` on the same
+        neighbour search: one table row per site with the plateau ID, its
+        interval and n2 range (``id`` None and the note "no plateau" when
+        there is none), and the figure ``scan_gride.png``.
     inputs_id : JSON-serialisable, optional
         Anything that identifies the inputs (model name, text, sequence
         length...). Stored results are reused only when it, the model's class
@@ -166,6 +217,11 @@ def layer_scan(
         Title of the figure.
     progress : bool or None, default=None
         Progress bars for the capture and the estimates (None: on a terminal).
+    keep_on_device : bool, default=False
+        Keep the captured rows on the model's device (a GPU) and search them
+        there (:func:`idest.capture`'s option of that name): no activation
+        files, so an interrupted scan captures again the sites it had not
+        estimated. By default they stream to ``out_dir/activations``.
 
     Returns
     -------
@@ -197,12 +253,17 @@ def layer_scan(
         random_state = int(random_state.integers(2**63 - 1))
     estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "n_bootstrap": n_bootstrap,
                     "random_state": random_state, "duplicates": "drop"}
+    if gride_range_max:
+        estimate_key["gride_range_max"] = int(gride_range_max)
 
     rows: dict[str, list[dict]] = {}
+    curves: dict[str, dict] = {}
     for s in resolved:
         stored = read_json(out / "results" / f"{s.name}.json")
         if stored and stored.get("key") == {**capture_keys[s.name], **estimate_key}:
             rows[s.name] = stored["rows"]
+            if stored.get("gride"):
+                curves[s.name] = stored["gride"]
     n_reused = len(rows)
     todo = [s for s in resolved if s.name not in rows]
 
@@ -215,11 +276,13 @@ def layer_scan(
     if missing:
         captured = capture(model, batches, missing, reduce={s.name: reductions[s.name]
                                                             for s in missing},
-                           out_dir=out / "activations", n_samples=n_samples,
-                           chunk_rows=CHECKPOINT_ROWS,
-                           resume_key=[capture_keys[s.name] for s in missing], progress=progress)
+                           out_dir=None if keep_on_device else out / "activations",
+                           n_samples=n_samples, chunk_rows=CHECKPOINT_ROWS,
+                           resume_key=None if keep_on_device else [capture_keys[s.name]
+                                                                   for s in missing],
+                           progress=progress, keep_on_device=keep_on_device)
         for s in missing:
-            if s.name in captured:
+            if s.name in captured and not keep_on_device:
                 write_json(out / "activations" / f"{s.name}.done.json", capture_keys[s.name])
         arrays.update(captured)
 
@@ -227,10 +290,14 @@ def layer_scan(
         for s in todo:
             if s.name not in arrays:  # never ran in the forward pass (capture warned)
                 continue
-            rows[s.name] = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
-                                      n_bootstrap=n_bootstrap, random_state=random_state)
+            rows[s.name], curve = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
+                                             n_bootstrap=n_bootstrap, random_state=random_state,
+                                             gride_range_max=gride_range_max)
+            if curve is not None:
+                curves[s.name] = curve
             write_json(out / "results" / f"{s.name}.json",
-                        {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name]})
+                       {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name],
+                        "gride": curve})
             if bar is not None:
                 bar.update(1)
 
@@ -242,17 +309,92 @@ def layer_scan(
         writer.writerows(table)
     write_json(paths[1], table, indent=1)
     plot_scan(table, paths[2], title=title)
-    return ScanResult(table, *paths, n_sites_reused=n_reused)
+    gride_plot = None
+    if gride_range_max:
+        gride_plot = plot_gride_scan({s.name: curves[s.name] for s in resolved if s.name in curves},
+                                     out / "scan_gride.png", title=title)
+    return ScanResult(table, *paths, n_sites_reused=n_reused, gride_plot=gride_plot)
 
 
-def plot_scan(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None
-              ) -> Path:
-    """ID against layer in the style of Sharma & Kaplan figure 10.
+#: Display names of the estimators in figures.
+ESTIMATOR_NAMES = {"twonn": "TwoNN", "knn_cdf": "k-NN CDF", "mle": "MLE"}
+
+
+def _series_label(kind: str, estimator: str, k: int, n_kinds: int) -> str:
+    name = ESTIMATOR_NAMES.get(estimator, estimator)
+    name = name if estimator == "twonn" else f"{name} k={k}"
+    return name if n_kinds == 1 else f"{kind}, {name}"
+
+
+def scan_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None,
+                xlabel: str = "layer") -> Any:
+    """The figure of :func:`plot_scan` as a :class:`matplotlib.figure.Figure` (no backend).
+
+    Examples
+    --------
+    >>> rows = [{"kind": "hidden_states", "layer": i, "estimator": e, "k": k, "id": 10.0 + i,
+    ...          "ci_low": 9.0 + i, "ci_high": 11.0 + i}
+    ...         for i in range(3) for e, k in (("twonn", 2), ("knn_cdf", 3), ("mle", 20))]
+    >>> fig = scan_figure(rows)
+    >>> [len(ax.containers) for ax in fig.axes], fig.axes[0].get_legend_handles_labels()[1]
+    ([2, 1], ['TwoNN', 'k-NN CDF k=3'])
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    valid = [r for r in rows if r.get("id") is not None]
+    kinds = list(dict.fromkeys(r["kind"] for r in valid))
+    palette = colormaps["tab10"]
+    markers = "os^Dvp*"
+    fig = Figure(figsize=(12, 4.6))
+    axes = fig.subplots(1, 2, sharey=True)  # both panels show the same quantity
+    for ax, family, label in ((axes[0], ("twonn", "knn_cdf"), "nearest neighbours"),
+                              (axes[1], ("mle",), "MLE")):
+        lines = sorted({(r["kind"], r["estimator"], r["k"]) for r in valid
+                        if r["estimator"] in family}, key=lambda t: (kinds.index(t[0]), t[2]))
+        ks = sorted({t[2] for t in lines})
+        xs = sorted({r["layer"] for r in valid if r["estimator"] in family})
+        gap = float(np.min(np.diff(xs))) if len(xs) > 1 else 1.0
+        step = 0.5 * gap / max(len(lines), 1)  # dodge: the series of one x side by side
+        for i, (kind, estimator, k) in enumerate(lines):
+            pts = sorted((r["layer"], r["id"], r["ci_low"], r["ci_high"]) for r in valid
+                         if (r["kind"], r["estimator"], r["k"]) == (kind, estimator, k))
+            x = np.array([p[0] for p in pts], float) + (i - (len(lines) - 1) / 2) * step
+            y = np.array([p[1] for p in pts])
+            err = None
+            if all(p[2] is not None and p[3] is not None for p in pts):
+                err = np.clip([[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], 0, None)
+            color = palette(kinds.index(kind) % 10) if len(kinds) > 1 else \
+                palette(ks.index(k) % 10)
+            ax.errorbar(x, y, yerr=err, color=color, marker=markers[ks.index(k) % len(markers)],
+                        ls=("-", "--", ":", "-.")[ks.index(k) % 4], ms=4, lw=1.2, capsize=2,
+                        label=_series_label(kind, estimator, k, len(kinds)))
+        if xs:
+            ax.set_xticks(xs if len(xs) <= 16 else xs[:: -(-len(xs) // 16)])
+        ax.set_xlabel(xlabel)
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        if lines:  # below the axes, never over the data
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16),
+                      ncol=min(len(lines), 3), frameon=False)
+    axes[0].set_ylabel("intrinsic dimension" + (" (95% interval)" if any(
+        r.get("ci_low") is not None for r in valid) else ""))
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_scan(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str | None = None,
+              xlabel: str = "layer") -> Path:
+    """ID against layer in the style of Sharma & Kaplan figure 10, saved to ``path``.
 
     Left panel: the nearest-neighbour estimates (TwoNN and the k-NN CDF for
-    each k); right panel: the MLE. One line per site kind and estimator
-    (colour: the site kind, or k when there is one kind; marker and dashes:
-    k), with bootstrap intervals as error bars when present.
+    each k); right panel: the MLE, on the same y scale. One line per site kind
+    and estimator (colour: the site kind, or k when there is one kind; marker
+    and dashes: k), with bootstrap intervals as error bars when present, the
+    estimators of one layer drawn side by side so that their bars do not
+    overlap. ``xlabel`` names the x values (``"token position"`` for rows
+    whose ``layer`` holds positions).
 
     Examples
     --------
@@ -262,43 +404,60 @@ def plot_scan(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str
     >>> os.path.getsize(plot_scan(rows, os.path.join(tempfile.mkdtemp(), "f.png"))) > 0
     True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    valid = [r for r in rows if r.get("id") is not None]
-    kinds = list(dict.fromkeys(r["kind"] for r in valid))
-    colors = {kind: plt.get_cmap("tab10")(i % 10) for i, kind in enumerate(kinds)}
-    markers = "os^Dvp*"
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), squeeze=True)
-    for ax, family, label in ((axes[0], ("twonn", "knn_cdf"), "nearest neighbours"),
-                              (axes[1], ("mle",), "MLE")):
-        lines = sorted({(r["kind"], r["estimator"], r["k"]) for r in valid
-                        if r["estimator"] in family}, key=lambda t: (kinds.index(t[0]), t[2]))
-        ks = sorted({t[2] for t in lines})
-        for kind, estimator, k in lines:
-            pts = sorted((r["layer"], r["id"], r["ci_low"], r["ci_high"]) for r in valid
-                         if (r["kind"], r["estimator"], r["k"]) == (kind, estimator, k))
-            x, y = np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
-            err = None
-            if all(p[2] is not None for p in pts):
-                err = np.array([[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]])
-            color = colors[kind] if len(kinds) > 1 else plt.get_cmap("tab10")(ks.index(k) % 10)
-            ax.errorbar(x, y, yerr=err, color=color, marker=markers[ks.index(k) % len(markers)],
-                        ls=("-", "--", ":", "-.")[ks.index(k) % 4], ms=4, lw=1.2, capsize=2,
-                        label=f"{kind}, {estimator} k={k}")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_xlabel("layer")
-        ax.set_ylabel("intrinsic dimension")
-        ax.set_title(label)
-        ax.grid(alpha=0.3)
-        if lines:
-            ax.legend(fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    scan_figure(rows, title=title, xlabel=xlabel).savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *,
+                    title: str | None = None) -> Path:
+    """GRIDE's ID against scale, one curve per site, with intervals and each plateau marked.
+
+    x: the scale, n2 (log axis; the mean distance to the n2-th neighbour is
+    in each curve's ``distances``); colour:
+    the site's position in ``curves`` (dark to light: first to last layer);
+    the plateau scales of each site are drawn with filled markers.
+
+    Parameters
+    ----------
+    curves : mapping of str to dict
+        Site name to :meth:`idest.GRIDEResult.to_dict` output.
+    path : str or Path
+        Where the PNG goes.
+    title : str, optional
+
+    Examples
+    --------
+    >>> import tempfile, os, warnings, idest
+    >>> from idest.datasets import hypercube
+    >>> curves = {f"layer {d}": idest.gride(hypercube(500, d, random_state=0), 16).to_dict()
+    ...           for d in (2, 4)}
+    >>> os.path.getsize(plot_gride_scan(curves, os.path.join(tempfile.mkdtemp(), "g.png"))) > 0
+    True
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    cmap = colormaps["viridis"]
+    for i, (site, c) in enumerate(curves.items()):
+        color = cmap(i / max(1, len(curves) - 1))
+        x, y = np.asarray(c["n2"]), np.asarray(c["dimensions"])
+        err = np.abs(np.asarray(c["intervals"]).T - y)
+        ax.errorbar(x, y, yerr=err, color=color, marker="o", ms=3, mfc="white", lw=1, capsize=2,
+                    label=site)
+        if c["plateau_range"] is not None:
+            on = (np.asarray(c["n2"]) >= c["plateau_range"][0]) & \
+                 (np.asarray(c["n2"]) <= c["plateau_range"][1])
+            ax.plot(x[on], y[on], "o", color=color, ms=5)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("scale: neighbour order n2 (n1 = n2/2)")
+    ax.set_ylabel("GRIDE intrinsic dimension")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=6, ncol=2 if len(curves) > 8 else 1)
+    ax.set_title(title or "ID against scale (filled: plateau)", fontsize=9)
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     return path

@@ -1,5 +1,5 @@
 """Plumbing shared by every stage of idest and by ``scaling``: input validation,
-progress bars, row blocks of large arrays.
+progress bars, row blocks of large arrays, a scoped thread limit.
 
 These are public names: ``scaling`` and user code import them from here, never
 from the modules below.
@@ -8,6 +8,7 @@ from the modules below.
 from idest.utils.blocks import row_blocks
 from idest.utils.progress import progress_bar
 from idest.utils.store import atomic_write, read_json, write_json
+from idest.utils.threads import limit_threads
 from idest.utils.validation import (
     check_array,
     check_choice,
@@ -22,4 +23,4 @@ from idest.utils.validation import (
 
 __all__ = ["atomic_write", "check_array", "check_choice", "check_confidence", "check_finite",
            "check_fraction", "check_int", "check_positive", "check_random_state", "invalid",
-           "progress_bar", "read_json", "row_blocks", "write_json"]
+           "limit_threads", "progress_bar", "read_json", "row_blocks", "write_json"]

@@ -27,13 +27,11 @@ This module needs torch; ``import scaling`` does not import it.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import time
-import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,7 +40,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from idest.utils import check_choice, check_int, check_positive, progress_bar
+from idest.utils import check_choice, check_int, check_positive, limit_threads, progress_bar
+from scaling.teacher_student import activation_dimension
 
 ImageSet = tuple[np.ndarray, np.ndarray]
 """(images of shape (n, height, width, channels), uint8 or float in [0, 1]; int labels (n,))."""
@@ -311,20 +310,11 @@ def train_cnn(
     check_positive(lr, "lr", caller)
     x_train, y_train = _tensors(train, model, "train", caller)
     x_test, y_test = _tensors(test, model, "test", caller)
-    with _torch_threads(n_jobs):
+    if n_jobs is not None:
+        n_jobs = check_int(n_jobs, "n_jobs", caller, 1)
+    with limit_threads(n_jobs):
         return _train(model, (x_train, y_train), (x_test, y_test), epochs, batch_size, lr,
                       patience, train_eval_samples, seed, progress)
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(check_int(count, "n_jobs", "train_cnn", 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
@@ -413,24 +403,9 @@ _SWEEP_COLUMNS = ["family", "n", "n_params", "seed", "loss", "train_loss", "test
                   "id_duplicates_dropped", "note"]
 
 
-def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float]:
-    """TwoNN and Levina–Bickel MLE of the last hidden layer (idest.estimate_all)."""
-    import idest
-
-    activations = hidden_activations(model, images)
-    with warnings.catch_warnings():
-        # ReLU units that are off for many inputs give exact duplicates; they are
-        # dropped (idest's policy) and their number is recorded in the table.
-        warnings.simplefilter("ignore", idest.DuplicatesWarning)
-        try:
-            results = idest.estimate_all(activations, ks=(2,), mle_k=20, progress=False)
-        except ValueError as exc:  # e.g. a dead layer: every activation is zero
-            distinct = len(np.unique(activations, axis=0))
-            return {"note": f"no ID: {distinct} distinct activation vector(s) ({exc})"}
-    by_method = {r.method: r for r in results}
-    return {"id_twonn": by_method["twonn"].dimension, "id_mle": by_method["mle"].dimension,
-            "id_points": by_method["twonn"].n_points,
-            "id_duplicates_dropped": by_method["twonn"].n_duplicates_dropped}
+def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float | int | str]:
+    """TwoNN and Levina–Bickel MLE of the last hidden layer, as CSV columns."""
+    return activation_dimension(hidden_activations(model, images)).to_dict()
 
 
 def _finished_runs(path: Path | None, family: str) -> list[dict[str, Any]]:
@@ -578,7 +553,7 @@ def digits_demo(
     epochs: int = 25,
     patience: int | None = 4,
     n_jobs: int | None = 1,
-    progress: bool | None = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Offline width sweep of the MNIST network of Table 3 on scikit-learn's digits.
 
@@ -621,37 +596,42 @@ def digits_demo(
     paths = {"csv": out / "digits_sweep.csv", "json": out / "digits_sweep.json",
              "png": out / "digits_sweep.png", "md": out / "digits_sweep.md"}
     paths["json"].write_text(json.dumps({"fit": fit.to_dict(), "rows": rows}, indent=2) + "\n")
-    _digits_plot(rows, fit, paths["png"])
+    _digits_plot(rows, fit, d_pred, paths["png"])
     paths["md"].write_text(_digits_summary(rows, fit, d_pred, epochs, patience))
     return {"rows": rows, "fit": fit, "d_pred": d_pred, "paths": paths}
 
 
-def _digits_plot(rows: list[dict[str, Any]], fit: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _digits_plot(rows: list[dict[str, Any]], fit: Any, d_pred: Any, path: Path) -> None:
+    from matplotlib.figure import Figure
 
     from scaling.fit import plot_fit
 
     N = np.array([r["n_params"] for r in rows], dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
     plot_fit(left, N, [r["loss"] for r in rows], fit, label="test loss")
     left.plot(N, [r["train_loss"] for r in rows], "x", color="grey", label="train loss")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     left.set_title("digits (8×8 → 28×28), MNIST net of Table 3")
-    ids = [r["id_twonn"] for r in rows if r["id_twonn"] != ""]
-    if ids:
-        right.plot([r["n_params"] for r in rows if r["id_twonn"] != ""], ids, "o")
+    measured = [r for r in rows if r["id_twonn"] != ""]
+    if measured:
+        right.plot([r["n_params"] for r in measured], [r["id_twonn"] for r in measured], "o",
+                   label="TwoNN ID of each run")
         right.set_xscale("log")
         right.set_xlabel("parameters N")
-        right.set_ylabel("TwoNN ID of the Dense-32 layer")
-        if fit.alpha > 0:
-            right.axhline(4 / fit.alpha, ls="--", color="C1", label="4/α")
-            right.legend(fontsize=7)
-    fig.tight_layout()
+        right.set_ylabel("dimension")
+        if d_pred is not None:
+            low, high = d_pred.interval
+            top = max(right.get_ylim()[1], d_pred.dimension) * 1.3
+            right.axhline(d_pred.dimension, ls="--", color="C1", label="4/α")
+            if np.isfinite(low):  # an open upper end is cut at the axis and said so
+                right.axhspan(low, min(high, top), color="C1", alpha=0.2,
+                              label=f"4/α 95% interval [{low:.1f}, "
+                              f"{'∞' if np.isinf(high) else f'{high:.1f}'}]"
+                              + (" (open above)" if high > top else ""))
+            right.set_ylim(0, top)
+        right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: int,
@@ -682,19 +662,26 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    import argparse
+    from idest.cli import Parser
 
-    parser = argparse.ArgumentParser(prog="python -m scaling.cnn",
-                                     description="Offline CNN width sweep on sklearn digits.")
-    parser.add_argument("--out", default="digits_cnn", help="output directory")
-    parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = Parser(prog="python -m scaling.cnn",
+                    description="Offline CNN width sweep on sklearn digits.")
+    parser.add_out("digits_cnn", "output folder (results.csv, the fit, figures, summary)")
+    parser.add_argument("--widths", type=parser.number(int, 1), nargs="+", default=[1, 2, 4, 8],
+                        help="channel widths n of the MNIST network")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help="seeds of the runs at each width")
+    parser.add_argument("--epochs", type=parser.number(int, 1), default=25,
+                        help="most epochs per run")
+    parser.add_argument("--patience", type=parser.number(int, 1), default=4,
+                        help="epochs without a better test loss before a run stops")
+    parser.add_argument("--jobs", type=parser.number(int, 1), default=1,
+                        help="torch threads of each run")
+    parser.add_quiet()
     args = parser.parse_args(argv)
     result = digits_demo(args.out, widths=args.widths, seeds=args.seeds, epochs=args.epochs,
-                         patience=args.patience, n_jobs=args.threads)
+                         patience=args.patience, n_jobs=args.jobs,
+                         progress=False if args.quiet else None)
     print(result["paths"]["md"].read_text())
     print("written:", ", ".join(str(p) for p in result["paths"].values()))
     return 0
