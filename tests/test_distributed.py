@@ -191,7 +191,7 @@ def test_command_line_on_a_running_scheduler(client, capsys, tmp_path):
     X = duplicate_data(6)
     np.save(tmp_path / "x.npy", X)
     out = tmp_path / "nn.npz"
-    assert main(["knn", str(tmp_path / "x.npy"), "-k", "4", "--output", str(out),
+    assert main(["knn", str(tmp_path / "x.npy"), "-k", "4", "--out", str(out),
                  "--scheduler", client.scheduler.address]) == 0
     assert "dashboard" in capsys.readouterr().out
     saved, ref = np.load(out), idest.knn(X, 4)
