@@ -212,7 +212,11 @@ def knn(
     search computed from direct differences (not from the expansion
     ``|x|^2 - 2x.y + |y|^2``), so they are never negative or nan, and exact
     duplicates give exactly 0.0. Neighbours are those of that exhaustive
-    search, with equal distances ordered by the lower index.
+    search, ordered by exact float64 squared distance and, where those are
+    equal, by the lower index. The reported distance is the square root of
+    that squared distance: two squared distances one ulp apart can round to
+    the same reported distance, and then keep their squared-distance order
+    (every backend, the Dask one included, gives the same order).
 
     Examples
     --------
