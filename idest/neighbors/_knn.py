@@ -117,7 +117,12 @@ class Neighbors:
 
 
 def default_n_jobs() -> int:
-    """Number of cores this process may use."""
+    """Number of cores this process may use.
+
+    Examples
+    --------
+    >>> default_n_jobs() >= 1
+    True"""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
