@@ -16,8 +16,8 @@ import numpy as np
 from numba import njit, prange
 from threadpoolctl import threadpool_limits
 
-from idest.neighbors._backends import n_candidates
-from idest.neighbors._numba import _insert
+from idest.neighbors._backends import certified_lower_bound, n_candidates
+from idest.neighbors._numba import _finish, _insert
 
 #: Side of the float32 tiles (a 2048 x 2048 tile is 16 MB).
 TILE_ROWS = 2048
@@ -29,7 +29,7 @@ _CHUNK = 16
 
 
 @njit(parallel=True, cache=True)
-def _scan_rows(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
+def _scan_rows(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst, width):
     """Tile g = -2 A B^T updates the lists of A's rows a0.. with B's columns b0..."""
     n = g.shape[1]
     for r in prange(g.shape[0]):
@@ -43,11 +43,11 @@ def _scan_rows(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
                 for c in range(c0, min(n, c0 + _CHUNK)):
                     d = a_norms[r] + b_norms[c] + g[r, c]
                     if d < worst[row]:
-                        _insert(cand_d, cand_i, count, worst, row, d, b0 + c)
+                        _insert(cand_d, cand_i, count, worst, row, d, b0 + c, width)
 
 
 @njit(parallel=True, cache=True)
-def _scan_columns(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
+def _scan_columns(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst, width):
     """The same tile updates the lists of B's rows b0.. with A's rows a0..
 
     Threads take stripes of columns (each B row's list has one writer) and walk
@@ -66,12 +66,12 @@ def _scan_columns(g, a_norms, b_norms, a0, b0, cand_d, cand_i, count, worst):
                     for c in range(c0, min(end, c0 + _CHUNK)):
                         d = a_norms[r] + b_norms[c] + g[r, c]
                         if d < worst[b0 + c]:
-                            _insert(cand_d, cand_i, count, worst, b0 + c, d, a0 + r)
+                            _insert(cand_d, cand_i, count, worst, b0 + c, d, a0 + r, width)
 
 
 @njit(cache=True)
-def _scan_both(g, a_norms, b_norms, a0, b0, a_d, a_i, a_count, a_worst, b_d, b_i, b_count,
-               b_worst):
+def _scan_both(g, a_norms, b_norms, a0, b0, a_d, a_i, a_count, a_worst, a_width, b_d, b_i,
+               b_count, b_worst, b_width):
     """One thread: both updates of ``_scan_rows`` and ``_scan_columns`` in one pass over g."""
     n = g.shape[1]
     for r in range(g.shape[0]):
@@ -86,36 +86,37 @@ def _scan_both(g, a_norms, b_norms, a0, b0, a_d, a_i, a_count, a_worst, b_d, b_i
                 for c in range(c0, min(n, c0 + _CHUNK)):
                     d = a_norms[r] + b_norms[c] + g[r, c]
                     if d < a_worst[row]:
-                        _insert(a_d, a_i, a_count, a_worst, row, d, b0 + c)
+                        _insert(a_d, a_i, a_count, a_worst, row, d, b0 + c, a_width)
                     if d < b_worst[b0 + c]:
-                        _insert(b_d, b_i, b_count, b_worst, b0 + c, d, a0 + r)
+                        _insert(b_d, b_i, b_count, b_worst, b0 + c, d, a0 + r, b_width)
 
 
 class _Lists:
-    """Float32 candidate lists of n rows (the layout of ``_numba.knn``)."""
+    """Float32 candidate buffers of n rows, ``width`` kept (the layout of ``_numba.knn``)."""
 
     def __init__(self, n: int, width: int, dim: int) -> None:
         self.dim = dim
-        self.d = np.full((n, width), np.inf, dtype=np.float32)
-        self.i = np.full((n, width), -1, dtype=np.int64)
+        self.width = width
+        capacity = width + max(width // 2, 16)
+        self.d = np.full((n, capacity), np.inf, dtype=np.float32)
+        self.i = np.full((n, capacity), -1, dtype=np.int64)
         self.count = np.zeros(n, dtype=np.int64)
         self.worst = np.full(n, np.inf, dtype=np.float32)
 
-    def arrays(self) -> tuple[np.ndarray, ...]:
-        return self.d, self.i, self.count, self.worst
+    def arrays(self) -> tuple:
+        return self.d, self.i, self.count, self.worst, self.width
+
+    def candidates(self) -> np.ndarray:
+        """Each row's ``width`` candidate indices (the buffers reduced first)."""
+        _finish(self.d, self.i, self.count, self.worst, self.width)
+        return np.ascontiguousarray(self.i[:, : self.width])
 
     def lower_bound(self, sq_norm: np.ndarray, scale: float, available: int) -> np.ndarray:
-        """Certified lower bound on the true squared distance of every non-candidate.
-
-        The argument of ``certified_lower_bound`` in ``cpp/knn.cpp``: with
-        c = (2D + 32) 2^-24, |approx - true| <= c (|x|^2 + |y|^2) on the scaled
-        data, hence true >= (worst - 3 c |x|^2) / (1 + 2 c).
-        """
-        c = (2.0 * self.dim + 32.0) * 2.0**-24
-        s2 = scale * scale
-        bound = ((self.worst.astype(np.float64) - 3.0 * c * sq_norm * s2
-                  - self.dim * 2.0**-120) / (1.0 + 2.0 * c) / s2)
-        width = self.d.shape[1]
+        """Certified lower bound on the true squared distance of every non-candidate
+        (``certified_lower_bound``, the argument of ``cpp/knn.cpp``); after
+        :meth:`candidates`."""
+        bound = certified_lower_bound(self.worst.astype(np.float64), sq_norm, scale, self.dim)
+        width = self.width
         bound[self.count < width] = -np.inf  # met a non-finite value: certify nothing
         if width == available:
             bound[self.count == width] = np.inf  # every point is a candidate
@@ -196,6 +197,9 @@ def pair_knn(A: np.ndarray, B: np.ndarray, k: int, n_jobs: int):
                     _scan_columns(g, a_n, b_n, a0, b0, *b_lists.arrays())
     finally:
         numba.set_num_threads(previous)
-    return tuple(
-        _core.refine(Q, R, kk, lists.i, lists.lower_bound(sq, scale, R.shape[0]), n_jobs)
-        for Q, R, lists, sq, kk in ((A, B, a_lists, a_sq, ka), (B, A, b_lists, b_sq, kb)))
+    out = []
+    for Q, R, lists, sq, kk in ((A, B, a_lists, a_sq, ka), (B, A, b_lists, b_sq, kb)):
+        cand = lists.candidates()
+        out.append(_core.refine(Q, R, kk, cand, lists.lower_bound(sq, scale, R.shape[0]),
+                                n_jobs))
+    return tuple(out)
