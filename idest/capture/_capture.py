@@ -34,7 +34,7 @@ from idest.capture._hooks import hooks
 from idest.capture._reductions import Reduction
 from idest.capture._sites import Site, SiteSpec, _check_module, resolve_sites
 from idest.capture._storage import _Checkpoint, _Sink
-from idest.utils import progress_bar
+from idest.utils import content_hash, progress_bar
 
 
 def _to_device(value: Any, device: Any) -> Any:
@@ -113,8 +113,9 @@ def capture(
         With ``out_dir``: make the capture resumable. Every ``chunk_rows``
         rows the files are flushed and the number of batches done is saved
         in ``out_dir/capture-state.json`` with this key; a later call with
-        the same key, sites and reductions skips those batches (they must
-        come in the same order) and appends to the files.
+        the same key, sites, reductions and model weights (a SHA-256 of its
+        ``state_dict``) skips those batches (they must come in the same order)
+        and appends to the files; anything else starts over.
     progress : bool or None, default=None
         A progress bar over batches (None: on a terminal only).
 
@@ -154,7 +155,9 @@ def capture(
 
     sinks = {s.name: _Sink(out / f"{s.name}.npy" if out else None, chunk_rows, expected_rows)
              for s in resolved}
-    checkpoint = (_Checkpoint(out / "capture-state.json", resume_key, reductions, sinks)
+    checkpoint = (_Checkpoint(out / "capture-state.json",
+                              {"id": resume_key, "weights": content_hash(model)}, reductions,
+                              sinks)
                   if out is not None and resume_key is not None else None)
     skip = checkpoint.restore(first_size) if checkpoint else 0
     mask: list[Any] = [None]

@@ -6,9 +6,12 @@ import argparse
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from idest.utils import atomic_write, content_hash
 
 
 def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
@@ -57,23 +60,33 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sequences(args: argparse.Namespace, tokenizer, out: Path):
-    """The token sequences of this scan, cached in ``out`` so a resumed scan skips tokenising."""
-    from idest.capture import TokenSequences, read_texts, stdlib_docstrings, token_sequences
+    """The token sequences of this scan, cached in ``out`` so a resumed scan skips tokenising.
 
-    meta = {"model": str(args.model), "text": str(args.text), "seq_len": args.seq_len,
-            "n_sequences": args.n_sequences, "seed": args.seed}
+    The cache is keyed by the text's content and the tokenizer's vocabulary (not by
+    their names), so an edited text or another tokenizer is tokenised again.
+    """
+    from idest.capture import TokenSequences, read_texts, stdlib_docstrings, token_sequences
+    documents = read_texts(args.text) if args.text else stdlib_docstrings()
+    meta = {"text": content_hash(documents), "tokenizer": content_hash(tokenizer.get_vocab()),
+            "seq_len": args.seq_len, "n_sequences": args.n_sequences, "seed": args.seed}
     cache = out / "sequences.npz"
     if cache.exists():
-        with np.load(cache) as saved:
-            if json.loads(str(saved["meta"])) == meta:
-                return TokenSequences(saved["input_ids"], int(saved["stride"]),
-                                      int(saved["n_corpus_tokens"]))
-    documents = read_texts(args.text) if args.text else stdlib_docstrings()
+        try:
+            with np.load(cache) as saved:
+                if json.loads(str(saved["meta"])) == meta:
+                    return TokenSequences(saved["input_ids"], int(saved["stride"]),
+                                          int(saved["n_corpus_tokens"]))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            print(f"note      : {cache} is damaged; tokenising again")
+        else:
+            print("note      : the text or the tokenizer changed since the last run in "
+                  f"{out}; tokenising again")
     seqs = token_sequences(documents, tokenizer, args.seq_len, n_sequences=args.n_sequences,
                            random_state=args.seed)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, input_ids=seqs.input_ids, stride=seqs.stride,
-             n_corpus_tokens=seqs.n_corpus_tokens, meta=json.dumps(meta))
+    with atomic_write(cache, "wb") as handle:  # an interrupted write leaves the old file
+        np.savez(handle, input_ids=seqs.input_ids, stride=seqs.stride,
+                 n_corpus_tokens=seqs.n_corpus_tokens, meta=json.dumps(meta))
     return seqs
 
 
@@ -128,9 +141,7 @@ def run(args: argparse.Namespace) -> int:
     result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
                         n_samples=len(seqs), ks=args.ks, mle_k=args.mle_k,
                         bootstrap=args.bootstrap, random_state=args.seed,
-                        inputs_id={"model": str(args.model), "text": str(args.text),
-                                   "seq_len": args.seq_len, "n_sequences": len(seqs),
-                                   "seed": args.seed},
+                        inputs_id={"sequences": content_hash(seqs.input_ids)},
                         title=f"{args.model}: {len(seqs)} sequences of {args.seq_len} tokens, "
                         f"{tokens} token vectors",
                         progress=False if args.no_progress else None)

@@ -11,7 +11,6 @@ a resumed sweep gives the same table as an uninterrupted one (timings aside).
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
 import dataclasses
 import multiprocessing
 import os
@@ -20,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from idest.utils import progress_bar
+from idest.utils import RecordStore, exit_with_parent, progress_bar
 from scaling.teacher_student._student import BIAS_STD, student_widths
 from scaling.teacher_student._teacher import random_teacher
 from scaling.teacher_student._train import StudentResult, get_schedule, train_students
@@ -102,13 +101,18 @@ class SweepOutcome:
     seconds: float
 
 
+def _store(path: str | Path) -> RecordStore:
+    """The sweep's resumable CSV (a cut last row is dropped and retrained, never merged)."""
+    return RecordStore(path, COLUMNS, KEY, parsers=dict.fromkeys(KEY, int), owner="run_sweep")
+
+
 def read_results(path: str | Path) -> list[dict[str, str]]:
-    """The rows of a sweep CSV as dicts of strings (empty if the file does not exist)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+    """The rows of a sweep CSV as dicts of strings (empty if the file does not exist).
+
+    A row cut short by an interruption is removed from the file with a warning
+    (:class:`idest.utils.RecordStore`), so that its run is trained again.
+    """
+    return _store(path).read()
 
 
 def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
@@ -127,9 +131,11 @@ def _check_compatible(rows: list[dict[str, str]], config: SweepConfig, path: Pat
 
 
 def _worker_init() -> None:
-    """One Numba thread per worker (training already uses one): the pool is the parallelism."""
+    """One Numba thread per worker (training already uses one): the pool is the parallelism.
+    The worker exits when the sweep's process dies, however it dies (no orphans)."""
     import numba
 
+    exit_with_parent()
     numba.set_num_threads(1)
 
 
@@ -147,17 +153,6 @@ def _train_unit(config: SweepConfig, k: int, seed: int,
                "teacher": teacher.description, "finished_utc": finished}
         rows.append({c: str(row[c]) for c in COLUMNS})
     return rows
-
-
-def _append(path: Path, rows: list[dict[str, str]]) -> None:
-    new = not path.exists() or path.stat().st_size == 0
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def run_sweep(
@@ -193,7 +188,8 @@ def run_sweep(
     (2, 2)
     """
     path = Path(path)
-    previous = read_results(path)
+    store = _store(path)
+    previous = store.read()
     _check_compatible(previous, config, path)
     done = {run_key(r) for r in previous}
     units: dict[tuple[int, int], list[tuple[int, int]]] = {}
@@ -209,7 +205,7 @@ def run_sweep(
     total = sum(len(v) for v in units.values())
     with progress_bar(progress, total=total, desc="sweep", unit="run") as bar:
         def finish(rows: list[dict[str, str]]) -> None:
-            _append(path, rows)
+            store.append(rows)
             trained.extend(run_key(r) for r in rows)
             if bar is not None:
                 bar.update(len(rows))
