@@ -108,9 +108,11 @@ def twonn(
     random_state : int or None, default=0
         Seed of the bootstrap.
     duplicates : {"drop", "raise"}, default="drop"
-        Exact duplicates: keep one copy of each (warning), or raise.
+        Duplicates (exact, or closer than the precision of the input's dtype: 4 machine
+        epsilons of their norm): keep one copy of each (warning), or raise.
     merge_tolerance : float, optional
-        Merge points closer than this fraction of the median r_1.
+        Merge points closer than this fraction of the median distance to the second
+        nearest neighbour (see :func:`idest.twonn`'s notes on duplicates).
     progress : bool, optional
         Progress bars (k-NN search, bootstrap).
 

@@ -218,5 +218,42 @@ def knn(
 
     run = {"cpp": _backends.cpp_knn, "numba": _backends.numba_knn,
            "tree": _backends.tree_knn}[name]
-    dist, idx, n_fallback = run(X, None if self_search else R, int(k), n_jobs, progress)
+    Xs, Rs, unit = power_of_two_scaled(X, R)
+    dist, idx, n_fallback = run(Xs, None if self_search else Rs, int(k), n_jobs, progress)
+    if unit != 1.0:
+        dist = dist * unit  # exact: a power of two
+        if not np.isfinite(dist).all():
+            raise ValueError("knn: some distances exceed the float64 range (about 1.8e308); "
+                             "divide the data by a constant first.")
     return Neighbors(dist, idx, self_search, name, int(n_fallback), R)
+
+
+#: float64 data whose largest magnitude lies outside [2^-SAFE_EXPONENT, 2^SAFE_EXPONENT]
+#: are rescaled before the search: their squares, or their float32 candidates, would
+#: overflow or lose every digit in the subnormal range.
+SAFE_EXPONENT = 40
+
+
+def power_of_two_scaled(X: np.ndarray, R: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """``X`` and ``R`` divided by one power of two 2^e so that their largest magnitude is in
+    [0.5, 1), when that magnitude is outside the safe range, and the factor 2^e by which
+    the distances of the scaled data give those of the data (1.0 when nothing is done).
+
+    Multiplying by a power of two is exact (barring results below 2^-1022, far below
+    the largest point), so the scaled search is the exact search of the same points.
+
+    >>> import numpy as np
+    >>> X = np.array([[3e200, 0.0], [0.0, 4e200]])
+    >>> Xs, _, unit = power_of_two_scaled(X, X)
+    >>> float(np.abs(Xs).max()) < 1, bool(Xs[0, 0] * unit == X[0, 0])
+    (True, True)
+    """
+    if X.dtype != np.float64 and R.dtype != np.float64:
+        return X, R, 1.0  # float32 values, and their squares, fit in the float64 arithmetic
+    top = max(float(np.max(X)), -float(np.min(X)), float(np.max(R)), -float(np.min(R)))
+    if top == 0 or 2.0 ** -SAFE_EXPONENT <= top <= 2.0 ** SAFE_EXPONENT:
+        return X, R, 1.0
+    exponent = int(np.frexp(top)[1])
+    factor = np.ldexp(1.0, -exponent)
+    Xs = X * factor
+    return Xs, (Xs if R is X else R * factor), float(np.ldexp(1.0, exponent))

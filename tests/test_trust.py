@@ -1,0 +1,127 @@
+"""Regressions of issue 10 (trust): each test replays one failure of the hostile-user run."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import idest
+from idest.estimators import DuplicatesWarning
+
+ESTIMATORS = {
+    "twonn": lambda X, **kw: idest.twonn(X, **kw),
+    "knn_cdf": lambda X, **kw: idest.knn_cdf(X, ks=[3], **kw)[0],
+    "mle": lambda X, **kw: idest.mle(X, **kw),
+}
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    """4000 float32 points on a 5-dimensional subspace of R^20."""
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(4000, 5)) @ rng.normal(size=(5, 20))).astype(np.float32)
+
+
+def one_ulp_twins(X, fraction, rng, every_coordinate=False):
+    m = int(round(fraction * len(X)))
+    twins = X[:m].copy()
+    if every_coordinate:
+        twins = np.nextafter(twins, np.float32(np.inf))
+    else:
+        cols = rng.integers(0, X.shape[1], m)
+        twins[np.arange(m), cols] = np.nextafter(twins[np.arange(m), cols], np.float32(np.inf))
+    return np.vstack([X, twins]), m
+
+
+# ----------------------------------------------------------------- 2. near-duplicates
+
+
+@pytest.mark.parametrize("fraction", [0.01, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("name", list(ESTIMATORS))
+def test_one_ulp_float32_twins_are_duplicates_at_that_precision(cloud, fraction, name):
+    rng = np.random.default_rng(1)
+    estimate = ESTIMATORS[name]
+    reference = estimate(cloud).dimension
+    Y, m = one_ulp_twins(cloud, fraction, rng, every_coordinate=fraction == 0.5)
+    with pytest.warns(DuplicatesWarning, match=f"removed 0 exact duplicate.* and {m} point"):
+        result = estimate(Y)
+    assert result.dimension == pytest.approx(reference, rel=0.01)
+    assert result.n_duplicates_dropped == m and result.n_points == len(cloud)
+
+
+def test_twins_are_found_at_the_precision_of_the_input_dtype():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(1500, 6))
+    # float64 twins one float64 ulp away
+    with pytest.warns(DuplicatesWarning, match="150 point.* float64 input"):
+        idest.twonn(np.vstack([X, np.nextafter(X[:150], np.inf)]))
+    # float16 twins one float16 ulp away, given as float16 (judged at float16 precision)
+    H = X.astype(np.float16)
+    twins = np.nextafter(H[:150], np.float16(np.inf))
+    with pytest.warns(DuplicatesWarning, match="150 point.* float16 input"):
+        idest.twonn(np.vstack([H, twins]))
+    # the same values upcast to float32 are ~8000 float32 ulps apart: distinct points
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert idest.twonn(np.vstack([H, twins]).astype(np.float32)).n_duplicates_dropped == 0
+    # integers are exact: only exact copies are duplicates
+    counts = rng.integers(0, 1000, size=(800, 4))
+    r = idest.twonn(counts)
+    assert r.n_duplicates_dropped == 0
+
+
+def test_duplicates_raise_counts_the_precision_twins(cloud):
+    Y, m = one_ulp_twins(cloud[:500], 0.1, np.random.default_rng(3))
+    with pytest.raises(ValueError, match=f"0 point.* exact duplicate.* and {2 * m} a neighbour "
+                                         "closer than the input's precision"):
+        idest.twonn(Y, duplicates="raise")
+
+
+def test_merge_tolerance_does_not_collapse_when_every_point_is_twinned(cloud):
+    """Twins far above the precision (1e-4 relative) at every point: the tolerance is
+    relative to the second neighbour, so merge_tolerance=0.01 merges all of them."""
+    X = cloud.astype(np.float64)
+    rng = np.random.default_rng(4)
+    twins = X + 1e-4 * np.linalg.norm(X, axis=1, keepdims=True) * rng.normal(
+        size=X.shape) / np.sqrt(X.shape[1])
+    with pytest.warns(DuplicatesWarning, match=f"merged {len(X)} near-duplicate"):
+        r = idest.twonn(np.vstack([X, twins]), merge_tolerance=0.01)
+    assert r.dimension == pytest.approx(idest.twonn(X).dimension, rel=1e-12)
+    assert r.n_near_duplicates_merged == len(X)
+
+
+@pytest.mark.parametrize("bad", [0, -1, np.nan, np.inf, "0.1", [0.1]])
+def test_merge_tolerance_must_be_a_positive_finite_number(cloud, bad):
+    with pytest.raises(ValueError, match="merge_tolerance must be a positive number"):
+        idest.twonn(cloud[:100], merge_tolerance=bad)
+
+
+# ----------------------------------------------------------------- 6. extreme scales
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-200, 1e-150, 1e150, 1e200, 1e300])
+@pytest.mark.parametrize("backend", ["cpp", "numba", "tree"])
+def test_knn_is_exact_at_extreme_float64_scales(scale, backend):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 7))
+    reference = idest.knn(X, 4, backend=backend)
+    scaled = X * scale
+    nn = idest.knn(scaled, 4, backend=backend)
+    assert np.isfinite(nn.distances).all() and (nn.distances > 0).all()
+    np.testing.assert_array_equal(nn.indices, reference.indices)
+    np.testing.assert_allclose(nn.distances, reference.distances * scale, rtol=1e-13)
+    assert nn.data is scaled  # the caller's data, not a rescaled copy
+    # separate reference set, mixed with float32 queries
+    other = idest.knn(X[:50].astype(np.float32) * np.float32(min(scale, 1e30)),
+                      2, reference=scaled, backend=backend)
+    assert np.isfinite(other.distances).all()
+
+
+@pytest.mark.parametrize("scale", [1e-200, 1e200])
+def test_estimators_do_not_see_extreme_scales(cloud, scale):
+    X = cloud.astype(np.float64)
+    for name, estimate in ESTIMATORS.items():
+        assert estimate(X * scale).dimension == pytest.approx(estimate(X).dimension,
+                                                               rel=1e-9), name
