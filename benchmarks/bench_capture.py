@@ -31,7 +31,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import idest  # noqa: E402
-from idest.capture._sites import _transformer_sites  # noqa: E402
+from idest.activations._sites import _transformer_sites  # noqa: E402
 
 ROUNDS = 5
 

@@ -5,7 +5,7 @@ synthetic manifolds of known dimension (:mod:`idest.datasets`) and activation
 capture from PyTorch models.
 """
 
-from idest.capture import Reduction, capture, hooks, list_sites, resolve_sites
+from idest.activations import Reduction, capture, hooks, list_sites, resolve_sites
 from idest.estimators import (
     KNNCDF,
     CDFFit,

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 import idest.estimators as estimators
-from idest.capture import (
+from idest.activations import (
     LAYOUTS,
     Reduction,
     Site,
@@ -79,7 +79,7 @@ class ScanResult:
 
 def default_sites(model: Any) -> tuple[str, ...]:
     """The sites scanned when none are named: the paper's for GPT-2 (:data:`GPT2_PAPER_SITES`),
-    every hidden state (``hidden_states.*``) for the encoders of :data:`idest.capture.LAYOUTS`.
+    every hidden state (``hidden_states.*``) for the encoders of :data:`idest.activations.LAYOUTS`.
 
     Examples
     --------

@@ -32,7 +32,7 @@ from idest.scan import GPT2_PAPER_SITES, plot_scan
 
 def position_scan(args: argparse.Namespace) -> int:
     """ID of the final layer at fixed token positions of distinct sequences (figure 11, right)."""
-    from idest.capture._text import load_pretrained, read_texts, stdlib_docstrings, token_sequences
+    from idest.activations import load_pretrained, read_texts, stdlib_docstrings, token_sequences
 
     model, tokenizer = load_pretrained(args.model, download=args.download)
     documents = read_texts(args.text) if args.text else stdlib_docstrings()

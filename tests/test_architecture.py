@@ -23,9 +23,9 @@ ALLOWED = {
     "idest.datasets": {"idest.utils", "idest.neighbors"},
     "idest.io": {"idest.utils"},
     "idest.estimators": {"idest.utils", "idest.neighbors"},
-    "idest.capture": {"idest.utils"},
-    "idest.scan": {"idest.utils", "idest.neighbors", "idest.estimators", "idest.capture"},
-    "idest.cli": {"idest.utils", "idest.neighbors", "idest.estimators", "idest.capture",
+    "idest.activations": {"idest.utils"},
+    "idest.scan": {"idest.utils", "idest.neighbors", "idest.estimators", "idest.activations"},
+    "idest.cli": {"idest.utils", "idest.neighbors", "idest.estimators", "idest.activations",
                   "idest.scan", "idest.io", "idest.datasets", "idest"},
     "scaling.fit": set(),
 }
@@ -98,7 +98,7 @@ def test_import_contract(path: Path) -> None:
             problems.append(f"{where}: imports private names {private} from {module}")
         if me.startswith("scaling") and module.startswith("idest") and module not in (
                 "idest", "idest.utils", "idest.neighbors", "idest.estimators",
-                "idest.capture", "idest.datasets", "idest.io", "idest.scan", "idest.cli"):
+                "idest.activations", "idest.datasets", "idest.io", "idest.scan", "idest.cli"):
             problems.append(f"{where}: scaling imports {module}, not a public idest package")
         stage, target = _stage(me), _stage(module)
         if stage in ALLOWED and target != stage and module.startswith(("idest", "scaling.fit")):

@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="activation capture needs torch")
 transformers = pytest.importorskip("transformers", reason="the GPT-2 tests need transformers")
 
-from idest.capture import Reduction, capture, hooks, list_sites, resolve_sites  # noqa: E402
+from idest.activations import Reduction, capture, hooks, list_sites, resolve_sites  # noqa: E402
 
 N_LAYER, WIDTH, VOCAB = 3, 32, 97
 

@@ -51,6 +51,7 @@ def test_mle_local_values_aggregations_and_range(law10):
     assert ranged.k == 8 and "5..8" in ranged.variant
 
 
+@pytest.mark.slow
 def test_bootstrap_interval_covers_d_in_at_least_90_percent_of_seeds():
     covered = 0
     for seed in range(100):

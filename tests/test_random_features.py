@@ -66,6 +66,7 @@ def test_infinite_data_is_the_limit_of_large_datasets():
     assert big == pytest.approx(infinite_data_loss(pop.eigenvalues, R), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_resolution_limited_exponents_match_the_constructed_spectrum():
     sample = power_law_population(1024, ALPHA_K).sample(8192, 0)
     estimated = [feature_population(sample[i::2]).eigenvalues for i in range(2)]
@@ -154,6 +155,7 @@ def test_bad_input_is_a_clear_value_error():
         power_law_population(10, 0.0)
 
 
+@pytest.mark.slow
 def test_idest_regimes_quick_writes_figures_and_summary(tmp_path):
     from idest.cli._main import main
 

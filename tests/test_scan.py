@@ -12,12 +12,12 @@ torch = pytest.importorskip("torch", reason="the layer scan needs torch")
 transformers = pytest.importorskip("transformers", reason="the scan tests need transformers")
 
 import idest.scan  # noqa: E402
-from idest.capture._text import TokenSequences, read_texts, stdlib_docstrings, token_sequences  # noqa: E402
+from idest.activations._text import TokenSequences, read_texts, stdlib_docstrings, token_sequences  # noqa: E402
 from idest.cli._main import main  # noqa: E402
 from idest.scan import COLUMNS, GPT2_PAPER_SITES, layer_scan, plot_scan  # noqa: E402
 
 try:
-    from idest.capture._text import minilm_path
+    from idest.activations._text import minilm_path
 
     MINILM = minilm_path()
 except ValueError:
@@ -171,6 +171,7 @@ class TestMiniLM:
         with pytest.raises(ValueError, match="No files matching"):
             read_texts(tmp_path, pattern="*.md")
 
+    @pytest.mark.slow
     def test_real_scan_from_the_command_line(self, tmp_path, capsys):
         corpus = tmp_path / "stdlib.txt"
         corpus.write_text("\n\n".join(stdlib_docstrings(["argparse", "email", "json", "logging"],

@@ -62,6 +62,7 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_pat
     assert again.trained == () and len(again.rows) == len(CONFIG.runs())
 
 
+@pytest.mark.slow
 def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     """Two worker processes, one (k, seed) unit each, reproduce the serial rows exactly."""
     config = dataclasses.replace(CONFIG, features=(2, 3), seeds=(1,))
@@ -76,6 +77,7 @@ def test_resuming_with_another_configuration_is_refused(serial):
         run_sweep(other, serial.path, n_jobs=1, progress=False)
 
 
+@pytest.mark.slow
 def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
     summary = summarize(read_results(serial.path), n_bootstrap=50)
     assert [s.features for s in summary.per_feature] == [2, 3, 4]

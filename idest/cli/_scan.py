@@ -65,7 +65,8 @@ def _sequences(args: argparse.Namespace, tokenizer, out: Path):
     The cache is keyed by the text's content and the tokenizer's vocabulary (not by
     their names), so an edited text or another tokenizer is tokenised again.
     """
-    from idest.capture import TokenSequences, read_texts, stdlib_docstrings, token_sequences
+    from idest.activations import TokenSequences, read_texts, stdlib_docstrings, token_sequences
+
     documents = read_texts(args.text) if args.text else stdlib_docstrings()
     meta = {"text": content_hash(documents), "tokenizer": content_hash(tokenizer.get_vocab()),
             "seq_len": args.seq_len, "n_sequences": args.n_sequences, "seed": args.seed}
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    from idest.capture import Reduction, list_sites, load_pretrained
+    from idest.activations import Reduction, list_sites, load_pretrained
     from idest.scan import default_sites, layer_scan
 
     t0 = time.perf_counter()

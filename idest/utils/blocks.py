@@ -6,12 +6,13 @@ from collections.abc import Iterator
 
 import numpy as np
 
-#: Rows per block: 65,536 rows of 768 float64 values are 400 MB at most.
-BLOCK_ROWS = 65_536
+#: Rows per block of a large array read into memory (not the k-NN tile side):
+#: 65,536 rows of 768 float64 values are 400 MB at most.
+MEMORY_BLOCK_ROWS = 65_536
 
 
 def row_blocks(
-    A: np.ndarray, dtype: type | None = None, rows: int = BLOCK_ROWS
+    A: np.ndarray, dtype: type | None = None, rows: int = MEMORY_BLOCK_ROWS
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, A[start:start + rows])`` as in-memory arrays of ``dtype``."""
     for start in range(0, A.shape[0], rows):

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.capture._reductions import Reduction
+from idest.activations._reductions import Reduction
 from idest.utils import read_json, write_json
 
 

@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from idest.capture._sites import Site, SiteSpec, resolve_sites
+from idest.activations._sites import Site, SiteSpec, resolve_sites
 
 
 def _first_tensor(value: Any, site: str) -> Any:

@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from idest.capture._hooks import hooks
-from idest.capture._reductions import Reduction
-from idest.capture._sites import Site, SiteSpec, _check_module, resolve_sites
-from idest.capture._storage import _Checkpoint, _Sink
+from idest.activations._hooks import hooks
+from idest.activations._reductions import Reduction
+from idest.activations._sites import Site, SiteSpec, _check_module, resolve_sites
+from idest.activations._storage import _Checkpoint, _Sink
 from idest.utils import content_hash, progress_bar
 
 

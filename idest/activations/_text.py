@@ -98,9 +98,9 @@ def read_texts(path: str | Path, *, pattern: str = "*.txt") -> list[str]:
 
     Examples
     --------
-    >>> import tempfile, os
+    >>> import tempfile, pathlib
     >>> folder = tempfile.mkdtemp()
-    >>> _ = open(os.path.join(folder, "a.txt"), "w").write("Some text.")
+    >>> _ = pathlib.Path(folder, "a.txt").write_text("Some text.")
     >>> read_texts(folder)
     ['Some text.']
     """
@@ -197,7 +197,7 @@ def token_sequences(documents: Iterable[str], tokenizer: Any, seq_len: int, *,
     Examples
     --------
     >>> from transformers import AutoTokenizer
-    >>> from idest.capture import minilm_path
+    >>> from idest.activations import minilm_path
     >>> tok = AutoTokenizer.from_pretrained(minilm_path())
     >>> seqs = token_sequences(stdlib_docstrings(["json"]), tok, 16, n_sequences=10)
     >>> seqs.input_ids.shape, seqs.input_ids[0, 0] == tok.cls_token_id

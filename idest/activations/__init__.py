@@ -2,11 +2,11 @@
 and the token sequences that feed language models.
 """
 
-from idest.capture._capture import capture, per_site
-from idest.capture._hooks import hooks
-from idest.capture._reductions import Reduction
-from idest.capture._sites import LAYOUTS, Site, SiteSpec, list_sites, resolve_sites
-from idest.capture._text import (
+from idest.activations._capture import capture, per_site
+from idest.activations._hooks import hooks
+from idest.activations._reductions import Reduction
+from idest.activations._sites import LAYOUTS, Site, SiteSpec, list_sites, resolve_sites
+from idest.activations._text import (
     MINILM_NAMES,
     TokenSequences,
     load_pretrained,
