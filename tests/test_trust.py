@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -125,3 +126,137 @@ def test_estimators_do_not_see_extreme_scales(cloud, scale):
     for name, estimate in ESTIMATORS.items():
         assert estimate(X * scale).dimension == pytest.approx(estimate(X).dimension,
                                                                rel=1e-9), name
+
+
+# ----------------------------------------------------------------- 7. edge cases
+
+
+def test_one_bootstrap_resample_is_refused(cloud):
+    for estimate in ESTIMATORS.values():
+        with pytest.raises(ValueError, match="bootstrap must be 0 .*or at least 2 resamples"):
+            estimate(cloud[:200], bootstrap=1)
+
+
+def test_fitter_edge_cases_give_clear_errors():
+    from scaling.fit import circle_window, fit_offset_power_law, fit_power_law
+
+    N = np.repeat(np.logspace(3, 6, 6), 3)
+    L = 3 * N ** -0.5 * np.random.default_rng(0).lognormal(0, 0.02, N.size)
+    seeds = np.tile([0, 1, 2], 6)
+    with pytest.raises(ValueError, match="n_bootstrap must be 0 .*or an int >= 2"):
+        fit_power_law(N, L, seeds=seeds, n_bootstrap=1)
+    fit = fit_power_law(N, L, seeds=seeds, n_bootstrap=50)  # every size has three runs
+    assert "bootstrap over runs" in fit.interval_method
+    with pytest.raises(ValueError, match="grid_size must be an int >= 3"):
+        fit_offset_power_law(N, L, seeds=seeds, grid_size=0)
+    with pytest.raises(ValueError, match="at least 3 sizes"):
+        circle_window([1e3, 1e4], [0.5, 0.2])
+    with pytest.raises(ValueError, match="finite and positive"):
+        circle_window([1e3, 1e4, 1e5, 1e6], [0.5, 0.2, -0.1, 0.05])
+
+
+@pytest.mark.parametrize("batch", [None, [], 3.0, "text"])
+def test_capture_refuses_batches_that_are_not_tensors(batch):
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="capture: a batch must be a tensor"):
+        idest.capture(torch.nn.Sequential(torch.nn.Linear(3, 4)), [batch], ["0"])
+
+
+# ----------------------------------------------------------------- 8. tokenizers
+
+
+class OneIdTokenizer:
+    """What a checkpoint folder without vocabulary files loads: every word is one id."""
+
+    eos_token_id = None
+
+    def __call__(self, texts, add_special_tokens=True, verbose=False):
+        if isinstance(texts, str):
+            return {"input_ids": [100]}
+        return {"input_ids": [[100] * len(t.split()) for t in texts]}
+
+
+def test_a_tokenizer_without_vocabulary_is_an_error():
+    from idest.activations import token_sequences
+
+    with pytest.raises(ValueError, match=r"1 distinct token id\(s\) \(\[100\]\).*tokenizer.json, "
+                                         "vocab.txt"):
+        token_sequences(["some words here"] * 50, OneIdTokenizer(), 8)
+
+
+def test_a_checkpoint_folder_without_tokenizer_files_is_an_error(tmp_path):
+    pytest.importorskip("transformers")
+    from idest.activations import load_pretrained, minilm_path
+
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).symlink_to(minilm_path() / name)
+    with pytest.raises(ValueError, match="has no tokenizer files: expected one of "
+                                         "tokenizer.json, vocab.txt, vocab.json \\+ merges.txt"):
+        load_pretrained(tmp_path)
+    (tmp_path / "vocab.json").write_text("{}")
+    with pytest.raises(ValueError, match="it has vocab.json but no merges.txt"):
+        load_pretrained(tmp_path)
+
+
+# ----------------------------------------------------------------- 5. the command line
+
+
+def write_bad_files(folder):
+    """Every kind of unreadable vector file, with the words its error must contain."""
+    good = folder / "good.npy"
+    np.save(good, np.random.default_rng(0).normal(size=(50, 3)))
+    raw = good.read_bytes()
+    files = {
+        "empty.npy": (b"", "is empty"),
+        "truncated.npy": (raw[:-24], "is truncated"),
+        "text.npy": (b"1,2\n3,4\n", "is not a .npy file"),
+        "binary.csv": (raw, "is not a text CSV file.*rename it to .npy"),
+        "ragged.csv": (b"1,2\n3\n", "not a numeric CSV table"),
+        "words.csv": (b"a,b\nx,y\n", "not a numeric CSV table"),
+        "bad.npz": (b"PK\x03\x04 not a zip", "is not a readable .npz"),
+        "empty.csv": (b"", "is empty"),
+        "one_dim.npy": (None, r"shape \(5,\); expected a non-empty 2-D"),
+        "strings.npy": (None, "dtype <U1, not numbers"),
+        "objects.npy": (None, "holds Python objects"),
+        "suffix.dat": (b"1,2\n", "unsupported suffix"),
+    }
+    for name, (content, _) in files.items():
+        if content is not None:
+            (folder / name).write_bytes(content)
+    np.save(folder / "one_dim.npy", np.arange(5.0))
+    np.save(folder / "strings.npy", np.array([["a", "b"]]))
+    np.save(folder / "objects.npy", np.array([{}], dtype=object), allow_pickle=True)
+    return {name: expected for name, (_, expected) in files.items()}
+
+
+@pytest.mark.parametrize("command", ["knn", "estimate"])
+def test_cli_bad_files_are_one_line_errors(tmp_path, capsys, command):
+    from idest.cli import main
+
+    for name, expected in write_bad_files(tmp_path).items():
+        assert main([command, str(tmp_path / name)]) == 2, name
+        err = capsys.readouterr().err
+        assert err.startswith(f"idest {command}: error: {tmp_path / name}")
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+        assert re.search(expected, err), (name, err)
+    assert main([command, str(tmp_path / "missing.npy")]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_turns_every_user_error_type_into_one_line(capsys, monkeypatch):
+    from idest.cli import _main
+
+    for exc in (ValueError("bad value"), TypeError("bad type"), OSError("disk full"),
+                KeyError("Site 'x' matches nothing")):
+        def fail(args, exc=exc):
+            raise exc
+
+        parser = _main.build_parser()
+        monkeypatch.setattr(_main, "build_parser", lambda parser=parser: parser)
+        args = parser.parse_args(["knn", "x.npy"])
+        monkeypatch.setattr(parser, "parse_args", lambda argv, args=args: args)
+        args.func = fail
+        assert _main.main(["knn", "x.npy"]) == 2
+        err = capsys.readouterr().err
+        assert err == f"idest knn: error: {exc.args[0]}\n"

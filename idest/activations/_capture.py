@@ -57,7 +57,12 @@ def _prepare(batch: Any, device: Any) -> tuple[tuple, dict, Any, int]:
             raise ValueError("A batch mapping must hold at least one tensor (e.g. input_ids); "
                              f"got keys {sorted(kwargs)}.")
         return (), kwargs, kwargs.get("attention_mask"), int(sized[0].shape[0])
-    x = _to_device(batch[0] if isinstance(batch, (tuple, list)) else batch, device)
+    x = _to_device(batch[0] if isinstance(batch, (tuple, list)) and batch else batch, device)
+    if not hasattr(x, "shape") or len(x.shape) == 0:
+        raise TypeError(f"capture: a batch must be a tensor, a (inputs, ...) tuple or list, or a "
+                        f"mapping of keyword tensors; got {type(batch).__name__} holding "
+                        f"{type(x).__name__}. Pass batches of tensors with a leading batch "
+                        "dimension.")
     return (x,), {}, None, int(x.shape[0])
 
 

@@ -31,6 +31,10 @@ def check_bootstrap(caller: str, bootstrap: Any, confidence: Any, random_state: 
                     progress: bool | None) -> BootstrapOptions:
     """Validated bootstrap options (ValueError in one sentence otherwise)."""
     n = check_int(bootstrap, "bootstrap", caller, 0)
+    if n == 1:
+        raise ValueError(f"{caller}: bootstrap must be 0 (no interval) or at least 2 resamples "
+                         "(one resample has no spread: its interval would have zero width); "
+                         "got 1.")
     if not (isinstance(confidence, float | int) and 0 < confidence < 1):
         raise ValueError(f"{caller}: confidence must be a number in (0, 1), e.g. 0.95; "
                          f"got {confidence!r}.")

@@ -238,9 +238,18 @@ def circle_window(N: Any, L: Any) -> int:
     >>> circle_window(N, L)
     6
     """
-    order = np.argsort(np.asarray(N, dtype=float))
-    x = np.log(np.asarray(N, dtype=float)[order])
-    y = np.log(np.asarray(L, dtype=float)[order])
+    N, L = np.asarray(N, dtype=float), np.asarray(L, dtype=float)
+    if N.ndim != 1 or N.shape != L.shape or N.size < 3:
+        raise ValueError(f"circle_window: needs N and L of one shape with at least 3 sizes (a "
+                         f"circle through fewer is undefined), got shapes {N.shape} and "
+                         f"{L.shape}; fit window='all' instead.")
+    if not (np.all(np.isfinite(N) & (N > 0)) and np.all(np.isfinite(L) & (L > 0))):
+        raise ValueError("circle_window: N and L must be finite and positive (the window is "
+                         "found on log N, log L); subtract less of a loss floor or drop the "
+                         "non-positive points.")
+    order = np.argsort(N)
+    x = np.log(N[order])
+    y = np.log(L[order])
     radii = [circle_radius(x[:n], y[:n]) for n in range(3, x.size + 1)]
     best = max(range(len(radii)), key=lambda i: (radii[i], i))
     return best + 3
@@ -295,9 +304,9 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
 
 def _check_fit_options(n_bootstrap: int, confidence: float, caller: str) -> None:
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) \
-            or n_bootstrap < 0:
-        raise ValueError(f"{caller}: n_bootstrap must be a non-negative int, got "
-                         f"{n_bootstrap!r}.")
+            or n_bootstrap < 0 or n_bootstrap == 1:
+        raise ValueError(f"{caller}: n_bootstrap must be 0 (no interval) or an int >= 2 "
+                         f"(resamples), got {n_bootstrap!r}.")
     if not 0 < confidence < 1:
         raise ValueError(f"{caller}: confidence must lie in (0, 1), got {confidence!r}.")
 
@@ -670,6 +679,10 @@ def fit_offset_power_law(
                          f"{alpha_bounds!r}.")
     if huber_delta is not None and not huber_delta > 0:
         raise ValueError(f"{caller}: huber_delta must be positive or None, got {huber_delta!r}.")
+    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)) \
+            or grid_size < 3:
+        raise ValueError(f"{caller}: grid_size must be an int >= 3 (values of log alpha per "
+                         f"refinement round), got {grid_size!r}.")
     runs, window_name = _windowed_runs(N, L, window, seeds, groups, n_bootstrap, confidence,
                                        caller)
     alpha, floor, coef = (float(v[0]) for v in _fit_offset(
