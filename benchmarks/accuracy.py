@@ -31,9 +31,9 @@ def row(X: np.ndarray, bootstrap: int, seed: int) -> list[str]:
     import skdim
 
     nn = idest.knn(X, k=20)
-    two = idest.twonn(nn, bootstrap=bootstrap, random_state=seed)
-    ours = [f"{two.dimension:.2f} [{two.ci_low:.2f}, {two.ci_high:.2f}]",
-            f"{idest.knn_cdf(nn, ks=(3,))[0].dimension:.2f}",
+    two = idest.twonn(nn, n_bootstrap=bootstrap, random_state=seed)
+    ours = [f"{two.dimension:.2f} [{two.interval[0]:.2f}, {two.interval[1]:.2f}]",
+            f"{idest.knn_cdf(nn, k=3).dimension:.2f}",
             f"{idest.mle(nn, k=20).dimension:.2f}",
             f"{idest.mle(nn, k=20, aggregation='mackay_ghahramani').dimension:.2f}"]
     dada = dadapy.Data(coordinates=X, maxk=3, verbose=False)

@@ -8,11 +8,11 @@ capture from PyTorch models.
 from idest.activations import Reduction, capture, hooks, list_sites, resolve_sites
 from idest.estimators import (
     KNNCDF,
+    MLE,
     CDFFit,
     DuplicatesWarning,
     IDCurve,
     IDResult,
-    LevinaBickel,
     TwoNN,
     cdf_fit_data,
     estimate_all,
@@ -24,10 +24,10 @@ from idest.estimators import (
 )
 from idest.neighbors import Neighbors, knn
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Neighbors", "knn", "__version__",
            "twonn", "knn_cdf", "mle", "estimate_all", "cdf_fit_data", "id_vs_k", "id_vs_n_points",
-           "TwoNN", "KNNCDF", "LevinaBickel", "IDResult", "IDCurve", "CDFFit",
+           "TwoNN", "KNNCDF", "MLE", "IDResult", "IDCurve", "CDFFit",
            "DuplicatesWarning",
            "capture", "list_sites", "resolve_sites", "hooks", "Reduction"]

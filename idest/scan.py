@@ -96,7 +96,13 @@ def default_sites(model: Any) -> tuple[str, ...]:
                      "name them (module paths or patterns, see idest.list_sites(model)).")
 
 
-def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: int,
+def _flat_interval(interval: tuple[float, float]) -> dict[str, float | None]:
+    """The ``ci_low``/``ci_high`` columns of an estimate's interval (None when it has none)."""
+    low, high = interval
+    return {"ci_low": None if np.isnan(low) else low, "ci_high": None if np.isnan(high) else high}
+
+
+def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap: int,
                random_state: int | None) -> list[dict]:
     """The table rows of one site: every estimator of :func:`idest.estimate_all`."""
     base = {"site": site.name, "kind": site.kind, "layer": site.layer,
@@ -104,30 +110,32 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, bootstrap: 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DuplicatesWarning)  # counted in the table instead
-            results = estimate_all(X, ks=ks, mle_k=mle_k, bootstrap=bootstrap,
+            results = estimate_all(X, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
                                    random_state=random_state, duplicates="drop", progress=False)
     except ValueError as exc:
         rows = [{**base, "estimator": None, "k": None, "id": None, "ci_low": None,
                  "ci_high": None, "n_points": int(X.shape[0]), "n_duplicates_dropped": None,
                  "note": str(exc)}]
     else:
-        rows = [{**base, "estimator": r.method, "k": r.k, "id": r.dimension, "ci_low": r.ci_low,
-                 "ci_high": r.ci_high, "n_points": r.n_points,
+        rows = [{**base, "estimator": r.method, "k": r.k, "id": r.dimension,
+                 **_flat_interval(r.interval), "n_points": r.n_points,
                  "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""} for r in results]
     return [{column: row[column] for column in COLUMNS} for row in rows]
 
 
-def _check_settings(ks: Sequence[int], mle_k: int, bootstrap: int,
+def _check_settings(ks: Sequence[int], mle_k: int, n_bootstrap: int,
                     random_state: int | None) -> None:
     """Refuse bad estimator settings before the (long) capture: a dry run of
     :func:`idest.estimate_all` on a few random points raises what the real run would."""
     ints = [k for k in (*ks, mle_k) if isinstance(k, int | np.integer)]
     n_points = min(max(ints, default=2) + 3, 10_000)
-    light = 2 if isinstance(bootstrap, int | np.integer) and bootstrap > 2 else bootstrap
+    light = 2 if isinstance(n_bootstrap, int | np.integer) and n_bootstrap > 2 else n_bootstrap
+    if isinstance(random_state, np.random.Generator):  # valid; do not draw from the caller's
+        random_state = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         estimators.estimate_all(np.random.default_rng(0).normal(size=(n_points, 3)), ks=ks,
-                                mle_k=mle_k, bootstrap=light, random_state=random_state,
+                                mle_k=mle_k, n_bootstrap=light, random_state=random_state,
                                 progress=False)
 
 
@@ -157,8 +165,8 @@ def layer_scan(
     n_samples: int | None = None,
     ks: Sequence[int] = (2, 3, 4),
     mle_k: int = 20,
-    bootstrap: int = 0,
-    random_state: int | None = 0,
+    n_bootstrap: int = 0,
+    random_state: int | np.random.Generator | None = 0,
     inputs_id: Any = None,
     title: str | None = None,
     progress: bool | None = None,
@@ -179,9 +187,10 @@ def layer_scan(
         Per-site reduction to vectors (the paper: the last token).
     n_samples : int, optional
         Number of input samples (sizes the activation files up front).
-    ks, mle_k, bootstrap, random_state
+    ks, mle_k, n_bootstrap, random_state
         Passed to :func:`idest.estimate_all` (k-NN CDF ks with k = 2 = TwoNN,
-        MLE k, bootstrap resamples over points and their seed).
+        MLE k, bootstrap resamples over points and their seed). A Generator
+        is turned into one int seed first, recorded with the results.
     inputs_id : JSON-serialisable, optional
         Something that identifies the inputs' content (e.g. a hash of the token
         ids: :func:`idest.utils.content_hash`). By default the batches are
@@ -214,7 +223,7 @@ def layer_scan(
     out = Path(out_dir)
     resolved = resolve_sites(model, sites)
     reductions = per_site(resolved, reduce)
-    _check_settings(ks, mle_k, bootstrap, random_state)
+    _check_settings(ks, mle_k, n_bootstrap, random_state)
     (out / "activations").mkdir(parents=True, exist_ok=True)
     (out / "results").mkdir(exist_ok=True)
     if inputs_id is None:  # the batches themselves identify the inputs
@@ -227,7 +236,9 @@ def layer_scan(
     capture_keys = {s.name: json.loads(json.dumps(
         {"model": model_id, "inputs": inputs_id, "module": s.module, "input": s.capture_input,
          "reduce": repr(reductions[s.name])}, default=str)) for s in resolved}
-    estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "bootstrap": bootstrap,
+    if isinstance(random_state, np.random.Generator):  # a seed that the key can record
+        random_state = int(random_state.integers(2**63 - 1))
+    estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "n_bootstrap": n_bootstrap,
                     "random_state": random_state, "duplicates": "drop"}
 
     rows: dict[str, list[dict]] = {}
@@ -268,7 +279,7 @@ def layer_scan(
             if s.name not in arrays:  # never ran in the forward pass (capture warned)
                 continue
             rows[s.name] = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
-                                      bootstrap=bootstrap, random_state=random_state)
+                                      n_bootstrap=n_bootstrap, random_state=random_state)
             write_json(out / "results" / f"{s.name}.json",
                         {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name]})
             if bar is not None:

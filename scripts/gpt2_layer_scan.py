@@ -49,8 +49,10 @@ def position_scan(args: argparse.Namespace) -> int:
     for p in args.positions:
         for r in idest.estimate_all(by_position[:, p], mle_k=args.mle_k, progress=False):
             rows.append({"site": "ln_final", "kind": "ln_final", "layer": p,
-                         "estimator": r.method, "k": r.k, "id": r.dimension, "ci_low": r.ci_low,
-                         "ci_high": r.ci_high, "n_points": r.n_points,
+                         "estimator": r.method, "k": r.k, "id": r.dimension,
+                         "ci_low": r.interval[0] if r.n_bootstrap else None,
+                         "ci_high": r.interval[1] if r.n_bootstrap else None,
+                         "n_points": r.n_points,
                          "n_duplicates_dropped": r.n_duplicates_dropped})
     with open(out / "positions.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))

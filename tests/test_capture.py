@@ -216,7 +216,7 @@ def test_depth_metadata(gpt2):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("middle", "must be one of"), ("position", "needs position"), ("last:3", "Only 'position'"),
+    ("middle", "must be one of"), ("position", "needs position"), ("last:3", "only 'position'"),
     ("position:x", "position:<int>")])
 def test_bad_reductions(spec, message):
     with pytest.raises(ValueError, match=message):

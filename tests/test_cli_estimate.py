@@ -21,7 +21,7 @@ def test_estimate_prints_a_table_and_writes_json(tmp_path, capsys):
         assert name in out
     saved = json.loads(out_json.read_text())
     assert [r["method"] for r in saved["results"]] == ["twonn", "knn_cdf", "knn_cdf", "mle"]
-    assert all(r["ci_low"] < r["dimension"] < r["ci_high"] for r in saved["results"])
+    assert all(r["interval"][0] < r["dimension"] < r["interval"][1] for r in saved["results"])
 
 
 def test_estimate_single_methods(tmp_path, capsys):

@@ -154,7 +154,7 @@ def test_tiny_training_reduces_loss_and_restores_the_best_epoch(digits):
     torch.manual_seed(0)
     model = cnn.mnist_cnn(4)
     threads = torch.get_num_threads()
-    result = cnn.train_cnn(model, train, test, epochs=4, num_threads=1, progress=False)
+    result = cnn.train_cnn(model, train, test, epochs=4, n_jobs=1, progress=False)
     assert torch.get_num_threads() == threads  # restored after training
     history = np.array(result.history)
     assert result.test_loss < 0.8 * np.log(10)  # well below chance, ln 10
@@ -169,11 +169,11 @@ def test_width_sweep_resumes_and_measures_the_hidden_layer_id(digits, tmp_path):
     train, test = digits
     table = tmp_path / "sweep.csv"
     first = cnn.width_sweep("mnist", [2], train, test, seeds=[0], epochs=2, results=table,
-                            id_samples=300, num_threads=1, progress=False)
+                            id_samples=300, n_jobs=1, progress=False)
     assert len(first) == 1 and 1.0 < first[0]["id_twonn"] < 32
     assert first[0]["id_points"] > 100
     rows = cnn.width_sweep("mnist", [2, 3], train, test, seeds=[0], epochs=2, results=table,
-                           id_samples=300, num_threads=1, progress=False)
+                           id_samples=300, n_jobs=1, progress=False)
     with open(table, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 2  # width 2 was not trained again
     assert [r["n"] for r in rows] == [2, 3]
@@ -183,7 +183,7 @@ def test_width_sweep_resumes_and_measures_the_hidden_layer_id(digits, tmp_path):
     # Other settings are other runs: nothing stored under the old ones is reused.
     with pytest.warns(UserWarning, match="2 mnist run.* made with other settings"):
         other = cnn.width_sweep("mnist", [2], train, test, seeds=[0], epochs=1, results=table,
-                                measure_id=False, num_threads=1, progress=False)
+                                measure_id=False, n_jobs=1, progress=False)
     assert other[0]["id_twonn"] == "" and other[0]["config"] != first[0]["config"]
     with open(table, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 3
@@ -199,5 +199,5 @@ def test_bad_input_raises_value_error(digits):
         cnn.train_cnn(cnn.mnist_cnn(1), (images, labels[:-1]), test, epochs=1)
     with pytest.raises(ValueError, match="family must be one of"):
         cnn.width_sweep("imagenet", [1], (images, labels), test)
-    with pytest.raises(ValueError, match="'n' parameter"):
+    with pytest.raises(ValueError, match=r"cifar10_cnn: n must be an int in \[1, inf\); got 0\."):
         cnn.cifar10_cnn(0)

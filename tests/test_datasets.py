@@ -41,11 +41,11 @@ def test_poisson_neighbors_follow_the_twonn_and_knn_laws():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: hypercube(0, 2), "'n_samples' parameter of hypercube"),
-    (lambda: torus(10, 0), "'intrinsic_dim' parameter of torus"),
-    (lambda: sphere(10, 1.5), "'intrinsic_dim' parameter of sphere"),
-    (lambda: poisson_neighbors(10, 2, k=0), "'k' parameter of poisson_neighbors"),
-    (lambda: swiss_roll(-1), "'n_samples' parameter of swiss_roll"),
+    (lambda: hypercube(0, 2), r"hypercube: n_samples must be an int in \[1, inf\); got 0\."),
+    (lambda: torus(10, 0), "torus: intrinsic_dim must be an int"),
+    (lambda: sphere(10, 1.5), "sphere: intrinsic_dim must be an int"),
+    (lambda: poisson_neighbors(10, 2, k=0), "poisson_neighbors: k must be an int"),
+    (lambda: swiss_roll(-1), "swiss_roll: n_samples must be an int"),
 ])
 def test_bad_arguments(call, message):
     with pytest.raises(ValueError, match=message):

@@ -1,5 +1,8 @@
 """The estimators: exact-law recovery, bootstrap coverage, agreement with the peers, manifolds."""
 
+import inspect
+import json
+
 import numpy as np
 import pytest
 
@@ -21,7 +24,7 @@ def test_twonn_recovers_d_on_the_exact_law(law10):
 
 
 def test_knn_cdf_recovers_d_for_every_k(law10):
-    results = idest.knn_cdf(law10, ks=(2, 3, 4, 10))
+    results = [idest.knn_cdf(law10, k) for k in (2, 3, 4, 10)]
     assert [r.k for r in results] == [2, 3, 4, 10]
     for r in results:
         assert r.method == "knn_cdf"
@@ -29,7 +32,7 @@ def test_knn_cdf_recovers_d_for_every_k(law10):
 
 
 def test_knn_cdf_at_k2_is_twonn(law10):
-    assert idest.knn_cdf(law10, ks=(2,))[0].dimension == idest.twonn(law10).dimension
+    assert idest.knn_cdf(law10, k=2).dimension == idest.twonn(law10).dimension
 
 
 def test_unbiased_mle_recovers_d_and_biased_is_its_rescaling(law10):
@@ -55,19 +58,56 @@ def test_mle_local_values_aggregations_and_range(law10):
 def test_bootstrap_interval_covers_d_in_at_least_90_percent_of_seeds():
     covered = 0
     for seed in range(100):
-        r = idest.twonn(poisson_neighbors(10_000, 10, random_state=seed), bootstrap=200,
+        r = idest.twonn(poisson_neighbors(10_000, 10, random_state=seed), n_bootstrap=200,
                         random_state=seed)
-        covered += r.ci_low <= 10 <= r.ci_high
+        covered += r.interval[0] <= 10 <= r.interval[1]
     assert covered >= 90
 
 
 def test_bootstrap_is_seeded_and_brackets_the_estimate(law10):
-    a = idest.mle(law10, k=10, bootstrap=50, random_state=3)
-    b = idest.mle(law10, k=10, bootstrap=50, random_state=3)
-    c = idest.mle(law10, k=10, bootstrap=50, random_state=4)
-    assert (a.ci_low, a.ci_high) == (b.ci_low, b.ci_high) != (c.ci_low, c.ci_high)
-    assert a.ci_low < a.dimension < a.ci_high and a.std_error > 0 and a.n_bootstrap == 50
-    assert idest.twonn(law10).ci_low is None
+    a = idest.mle(law10, k=10, n_bootstrap=50, random_state=3)
+    b = idest.mle(law10, k=10, n_bootstrap=50, random_state=3)
+    c = idest.mle(law10, k=10, n_bootstrap=50, random_state=4)
+    assert a.interval == b.interval != c.interval
+    low, high = a.interval
+    assert low < a.dimension < high and a.std_error > 0 and a.n_bootstrap == 50
+    assert a.confidence == 0.95
+    none = idest.twonn(law10)
+    assert np.isnan(none.interval).all() and none.std_error is None and none.n_bootstrap == 0
+
+
+def test_random_state_takes_an_int_a_generator_or_none(law10):
+    by_int = idest.twonn(law10, n_bootstrap=20, random_state=7)
+    assert by_int.interval == idest.twonn(law10, n_bootstrap=20, random_state=7).interval
+    same = [idest.twonn(law10, n_bootstrap=20, random_state=np.random.default_rng(5)).interval
+            for _ in range(2)]
+    assert same[0] == same[1]  # equal Generators give equal draws
+    rng = np.random.default_rng(5)
+    first = idest.twonn(law10, n_bootstrap=20, random_state=rng).interval
+    assert first == same[0]
+    assert idest.twonn(law10, n_bootstrap=20, random_state=rng).interval != first  # rng advanced
+    assert np.isfinite(idest.twonn(law10, n_bootstrap=20, random_state=None).interval).all()
+
+
+def test_one_draw_per_call_even_from_a_generator():
+    X = hypercube(1500, 4, random_state=2)
+    results = idest.estimate_all(X, ks=(2, 3), mle_k=None, n_bootstrap=20,
+                                 random_state=np.random.default_rng(0))
+    assert results[0].interval != results[1].interval  # different statistics...
+    twice = idest.estimate_all(X, ks=(2, 3), mle_k=None, n_bootstrap=20,
+                               random_state=np.random.default_rng(0))
+    assert [r.interval for r in twice] == [r.interval for r in results]  # ...same resamples
+
+
+def test_to_dict_is_json_ready(law10):
+    r = idest.twonn(law10, n_bootstrap=10)
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["interval"] == list(r.interval) and d["n_bootstrap"] == 10
+    assert d["confidence"] == 0.95 and "local_dimensions" not in d
+    curve = idest.id_vs_k(law10, ks=(2, 3))
+    assert json.loads(json.dumps(curve.to_dict()))["values"] == [2, 3]
+    fit = idest.cdf_fit_data(law10, k=3)
+    assert len(fit.to_dict()["log_mu"]) == fit.log_mu.size
 
 
 def test_cdf_fit_data_is_the_fitted_line(law10):
@@ -75,19 +115,30 @@ def test_cdf_fit_data_is_the_fitted_line(law10):
     slope = (fit.log_mu @ fit.target) / (fit.log_mu @ fit.log_mu)
     assert fit.dimension == pytest.approx(slope, rel=1e-12)
     assert fit.log_mu.size == 9000 and np.all(np.diff(fit.log_mu) >= 0)
-    assert fit.dimension == idest.knn_cdf(law10, ks=(3,))[0].dimension
+    assert fit.dimension == idest.knn_cdf(law10, k=3).dimension
+    assert np.isnan(fit.interval).all()
+    booted = idest.cdf_fit_data(law10, k=3, n_bootstrap=20, random_state=1)
+    assert booted.interval == idest.knn_cdf(law10, k=3, n_bootstrap=20, random_state=1).interval
 
 
 def test_estimate_all_matches_the_individual_estimators():
     X = hypercube(1500, 4, random_state=2)
-    results = idest.estimate_all(X, ks=(2, 3, 5), mle_k=(10, 12), bootstrap=20)
+    results = idest.estimate_all(X, ks=(2, 3, 5), mle_k=(10, 12), n_bootstrap=20)
     assert [(r.method, r.k) for r in results] == [("twonn", 2), ("knn_cdf", 3), ("knn_cdf", 5),
                                                    ("mle", 12)]
     assert results[0].dimension == idest.twonn(X).dimension
-    assert results[2].dimension == idest.knn_cdf(X, ks=(5,))[0].dimension
+    assert results[2].dimension == idest.knn_cdf(X, k=5).dimension
     assert results[3].dimension == idest.mle(X, k=(10, 12)).dimension
-    assert all(r.ci_low < r.dimension < r.ci_high for r in results)
+    assert all(r.interval[0] < r.dimension < r.interval[1] for r in results)
     assert [r.method for r in idest.estimate_all(X, ks=(3,), mle_k=None)] == ["twonn", "knn_cdf"]
+
+
+@pytest.mark.parametrize("function, cls", [(idest.twonn, idest.TwoNN),
+                                           (idest.knn_cdf, idest.KNNCDF), (idest.mle, idest.MLE)])
+def test_function_and_class_take_the_same_arguments_in_the_same_order(function, cls):
+    def params(f, skip):
+        return [(p.name, p.default) for p in list(inspect.signature(f).parameters.values())[skip:]]
+    assert params(function, 1) == params(cls.__init__, 1)  # without X / self
 
 
 def test_estimators_accept_precomputed_neighbors():
@@ -99,12 +150,12 @@ def test_estimators_accept_precomputed_neighbors():
 
 def test_estimator_classes_store_the_function_results():
     X = hypercube(1000, 3, random_state=0)
-    est = idest.TwoNN(bootstrap=10, random_state=1)
-    assert est.fit(X) is est and est.get_params()["bootstrap"] == 10
+    est = idest.TwoNN(n_bootstrap=10, random_state=1)
+    assert est.fit(X) is est and est.get_params()["n_bootstrap"] == 10
     assert est.dimension_ == idest.twonn(X).dimension and est.n_features_in_ == 3
-    assert est.ci_low_ == idest.twonn(X, bootstrap=10, random_state=1).ci_low
-    assert idest.KNNCDF(k=4).fit(X).dimension_ == idest.knn_cdf(X, ks=(4,))[0].dimension
-    lb = idest.LevinaBickel(k=10, aggregation="mackay_ghahramani").fit(X)
+    assert est.interval_ == idest.twonn(X, n_bootstrap=10, random_state=1).interval
+    assert idest.KNNCDF(4).fit(X).dimension_ == idest.knn_cdf(X, 4).dimension
+    lb = idest.MLE(10, aggregation="mackay_ghahramani").fit(X)
     assert lb.dimension_ == idest.mle(X, k=10, aggregation="mackay_ghahramani").dimension
     assert lb.local_dimensions_.shape == (1000,) and lb.n_points_ == 1000
 
@@ -132,7 +183,7 @@ def test_id_vs_k_and_id_vs_n_points():
 def test_known_dimension_manifolds(make, d, low, high):
     X = make(3000, d, random_state=1)
     nn = idest.knn(X, k=20)
-    for r in [*idest.knn_cdf(nn, ks=(2, 3, 4)), idest.mle(nn, k=20, unbiased=True)]:
+    for r in [*(idest.knn_cdf(nn, k) for k in (2, 3, 4)), idest.mle(nn, k=20, unbiased=True)]:
         assert low < r.dimension < high, r
 
 
@@ -146,6 +197,6 @@ def test_no_nan_or_inf_on_float32_benchmark_like_data():
     X = linear_gaussian(3000, 8, 64, noise=0.01, dtype=np.float32, random_state=0)
     X[::7] = X[1::7][: X[::7].shape[0]]  # many duplicated rows
     with pytest.warns(idest.DuplicatesWarning):
-        results = idest.estimate_all(X, bootstrap=20)
+        results = idest.estimate_all(X, n_bootstrap=20)
     for r in results:
-        assert np.isfinite([r.dimension, r.ci_low, r.ci_high, r.std_error]).all()
+        assert np.isfinite([r.dimension, *r.interval, r.std_error]).all()

@@ -233,13 +233,13 @@ def test_neighbors_head_and_unpacking():
     assert small.k == 3 and small.n_queries == 200
     dist, idx = nn
     assert dist is nn.distances and idx is nn.indices
-    with pytest.raises(ValueError, match="'k' parameter of Neighbors.head"):
+    with pytest.raises(ValueError, match=r"Neighbors.head: k must be an int in \[1, 10\]"):
         nn.head(11)
 
 
 def test_sparse_input_is_refused():
     sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(ValueError, match="sparse input is not supported"):
+    with pytest.raises(ValueError, match="X must be a dense array; got a sparse matrix"):
         idest.knn(sparse.random(20, 5, density=0.5, format="csr"), 2)
 
 
@@ -257,15 +257,15 @@ def test_integer_input_is_converted():
 @pytest.mark.parametrize(
     ("X", "k", "message"),
     [
-        (np.zeros(10), 1, "expected a 2-D array"),
-        (np.zeros((2, 3, 4)), 1, "expected a 2-D array"),
-        (np.zeros((0, 3)), 1, r"found 0 sample\(s\)"),
-        (np.zeros((3, 0)), 1, r"found 0 feature\(s\)"),
-        (np.zeros((5, 3)), 5, "k=5 neighbours requested but only 4"),
-        (np.zeros((5, 3)), 0, "k must be an integer >= 1"),
-        (np.zeros((5, 3)), 2.5, "k must be an integer >= 1"),
-        (np.array([["a", "b"], ["c", "d"]]), 1, "must hold real numbers"),
-        (np.array([[1 + 2j, 0], [0, 1]]), 1, "Complex data not supported"),
+        (np.zeros(10), 1, "knn: X must be a 2-D array"),
+        (np.zeros((2, 3, 4)), 1, "knn: X must be a 2-D array"),
+        (np.zeros((0, 3)), 1, r"non-empty \(at least 1 sample\)"),
+        (np.zeros((3, 0)), 1, r"non-empty \(at least 1 feature\)"),
+        (np.zeros((5, 3)), 5, "knn: k must be at most n_samples - 1 = 4; got k=5"),
+        (np.zeros((5, 3)), 0, r"knn: k must be an int in \[1, inf\); got 0\."),
+        (np.zeros((5, 3)), 2.5, r"knn: k must be an int in \[1, inf\); got 2.5\."),
+        (np.array([["a", "b"], ["c", "d"]]), 1, "knn: X must be real numbers"),
+        (np.array([[1 + 2j, 0], [0, 1]]), 1, "knn: X must be real numbers; got complex"),
         (np.array([[object(), 1]] * 3, dtype=object), 1, "cannot be converted to float"),
     ],
 )
@@ -285,11 +285,11 @@ def test_non_finite_input_names_first_bad_row(bad):
 
 def test_bad_arguments():
     X = random_data(50, 4, np.float32)
-    with pytest.raises(ValueError, match="backend must be one of"):
+    with pytest.raises(ValueError, match="knn: backend must be one of 'auto', 'cpp'"):
         idest.knn(X, 3, backend="faiss")
-    with pytest.raises(ValueError, match="3 features but reference has 4"):
+    with pytest.raises(ValueError, match="the 3 features of X; got 4 features"):
         idest.knn(X[:, :3], 3, reference=X)
-    with pytest.raises(ValueError, match="'n_jobs' parameter of knn"):
+    with pytest.raises(ValueError, match=r"knn: n_jobs must be an int in \[1, inf\)"):
         idest.knn(X, 3, n_jobs=0)
 
 

@@ -151,7 +151,7 @@ def test_bad_input_is_a_clear_value_error():
         regime_point(pop, "variance_D", 40)
     with pytest.raises(ValueError, match="kind must be one of"):
         FeatureSource("mnist", 2)
-    with pytest.raises(ValueError, match="alpha_K must be positive"):
+    with pytest.raises(ValueError, match="power_law_population: alpha_K must be a finite"):
         power_law_population(10, 0.0)
 
 

@@ -35,7 +35,7 @@ def test_power_law_recovers_alpha_and_interval_contains_it():
     N, L, seeds = sweep(lambda n: 2.0 * n**-0.35)
     fit = scaling.fit_power_law(N, L, seeds=seeds)
     assert fit.alpha == pytest.approx(0.35, abs=0.01)
-    low, high = fit.alpha_interval
+    low, high = fit.interval
     assert low < fit.alpha < high and abs(fit.alpha - 0.35) < 2 * (high - low)  # coverage: below
     assert fit.coefficient == pytest.approx(2.0, rel=0.15)
     assert fit.n_points == SIZES.size and fit.n_runs == N.size
@@ -84,7 +84,7 @@ def test_bootstrap_interval_covers_the_truth_at_the_stated_rate():
                         seed=t)
         fit = scaling.fit_power_law(N, L, window="all", confidence=confidence, n_bootstrap=400,
                                     random_state=t)
-        hits += fit.alpha_interval[0] <= alpha <= fit.alpha_interval[1]
+        hits += fit.interval[0] <= alpha <= fit.interval[1]
     low, high = stats.binom.interval(0.998, trials, confidence)
     assert low <= hits <= high, f"{hits}/{trials} intervals covered alpha"
 
@@ -94,7 +94,7 @@ def test_t_interval_when_sizes_have_single_runs_covers_at_the_stated_rate():
     for t in range(trials):
         N, L, _ = sweep(lambda n: n**-0.4, n_seeds=1, noise=0.1, seed=1000 + t)
         fit = scaling.fit_power_law(N, L, window="all", confidence=0.9)
-        hits += fit.alpha_interval[0] <= 0.4 <= fit.alpha_interval[1]
+        hits += fit.interval[0] <= 0.4 <= fit.interval[1]
     assert fit.interval_method.startswith("t interval")
     low, high = stats.binom.interval(0.998, trials, 0.9)
     assert low <= hits <= high
@@ -105,7 +105,7 @@ def test_offset_form_recovers_floor_and_alpha():
     fit = scaling.fit_offset_power_law(N, L, seeds=seeds, n_bootstrap=100)
     assert fit.alpha == pytest.approx(0.5, abs=0.04)
     assert fit.loss_floor == pytest.approx(0.02, rel=0.1)
-    assert fit.alpha_interval[0] < 0.5 < fit.alpha_interval[1]
+    assert fit.interval[0] < 0.5 < fit.interval[1]
     assert fit.at_bound == ()
     assert fit.predict(1e12) == pytest.approx(fit.loss_floor, rel=1e-3)
 
@@ -168,14 +168,14 @@ def test_predicted_dimension_and_comparison():
     fit = scaling.fit_power_law(N, L, seeds=seeds)
     d = scaling.predicted_dimension(fit)
     assert d.dimension == pytest.approx(4 / fit.alpha)
-    assert d.interval == pytest.approx((4 / fit.alpha_interval[1], 4 / fit.alpha_interval[0]))
+    assert d.interval == pytest.approx((4 / fit.interval[1], 4 / fit.interval[0]))
     assert scaling.predicted_dimension(fit, loss_exponent=1).dimension == pytest.approx(d.dimension
                                                                                          / 2)
     rng = np.random.default_rng(0)
     ids = np.array([2.0, 3.0, 4.5, 6.0, 8.0])
     alphas = 4 / ids * np.exp(rng.normal(0, 0.03, ids.size))
     cmp = scaling.compare_alpha_to_dimension(alphas, ids)
-    assert cmp.slope_interval[0] < 1.0 < cmp.slope_interval[1]
+    assert cmp.interval[0] < 1.0 < cmp.interval[1]
     assert cmp.correlation > 0.99 and cmp.slope_through_origin == pytest.approx(1.0, abs=0.05)
 
 
@@ -196,12 +196,12 @@ def test_circle_radius():
         ([1e2, 1e3, 1e4], [0.1, np.nan, 0.01], {}, "finite and positive"),
         ([1e2, 1e3], [0.1, 0.05], {}, "3 or more distinct sizes"),
         ([1e2, 1e2, 1e3, 1e3], [0.1, 0.1, 0.05, 0.04], {}, "3 or more distinct sizes"),
-        ([1e2, 1e3, 1e4], [0.1, 0.05], {}, "same length"),
+        ([1e2, 1e3, 1e4], [0.1, 0.05], {}, r"L must be as long as N \(3\); got 2 values"),
         ([[1e2, 1e3, 1e4]], [[0.1, 0.05, 0.01]], {}, "1-D"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"window": "best"}, "window must be"),
-        ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"window": (1e3, 1e4)}, "widen it"),
+        ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"window": (1e3, 1e4)}, "Widen it"),
         ([1e2, 1e2, 1e3, 1e4], [0.1, 0.2, 0.05, 0.01], {"seeds": [0, 0, 0, 0]},
-         "appears more than once"),
+         "more than once"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"seeds": [0, 1]}, "one label per run"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"n_bootstrap": -1}, "n_bootstrap"),
         ([1e2, 1e3, 1e4], [0.1, 0.05, 0.01], {"confidence": 95}, "confidence"),
@@ -220,7 +220,7 @@ def test_bad_input_of_the_other_fitters():
         scaling.fit_offset_power_law(N, L, huber_delta=0.0)
     with pytest.raises(ValueError, match="finite and positive"):
         scaling.fit_offset_power_law(N, [0.1, -0.05, 0.01])
-    with pytest.raises(ValueError, match="threshold must be positive"):
+    with pytest.raises(ValueError, match="threshold must be a finite number > 0"):
         scaling.n_max_at_threshold(N, L, threshold=0.0)
     with pytest.raises(ValueError, match="one dimension per alpha"):
         scaling.compare_alpha_to_dimension([1.0, 0.5, 0.4], [2.0, 4.0])
@@ -264,3 +264,19 @@ def test_idest_fit_command_writes_table_json_and_plot(tmp_path, capsys):
 
     assert main(["fit", str(table), "--loss-column", "test_loss"]) == 2
     assert "no column(s) ['test_loss']" in capsys.readouterr().err
+
+
+def test_fit_errors_read_like_idest_validators():
+    """scaling.fit may not import idest, but its messages use the same wording."""
+    from idest.utils import check_confidence, check_int
+
+    N, L = [1e2, 1e3, 1e4], [0.1, 0.05, 0.01]
+    for kwargs, check in (({"n_bootstrap": -1}, lambda: check_int(-1, "n_bootstrap",
+                                                                    "fit_power_law", 0)),
+                          ({"confidence": 95}, lambda: check_confidence(95, "confidence",
+                                                                        "fit_power_law"))):
+        with pytest.raises(ValueError) as ours:
+            scaling.fit_power_law(N, L, **kwargs)
+        with pytest.raises(ValueError) as reference:
+            check()
+        assert str(ours.value) == str(reference.value)

@@ -96,5 +96,5 @@ def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
 def test_bad_sweep_configuration_raises():
     with pytest.raises(ValueError, match="features"):
         SweepConfig(features=(2, 2))
-    with pytest.raises(ValueError, match="Unknown schedule"):
+    with pytest.raises(ValueError, match="get_schedule: schedule must be one of"):
         SweepConfig(schedule="forever")

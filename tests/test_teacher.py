@@ -28,6 +28,8 @@ def test_architecture_and_initialisation_match_the_paper():
     t = random_teacher(4, random_state=0)
     assert [W.shape for W in t.weights] == [(20, 600), (600, 600), (600, 2)]
     assert random_teacher(4, loss="mse").n_outputs == 1
+    assert random_teacher(4, loss="power").n_outputs == 1  # one LOSSES for teacher and training
+    assert t.loss == "kl" and "loss=kl" in t.description
     # weights N(0, 1/fan_in): the sample std of the 600x600 layer is 1/sqrt(600) within 1 %
     assert abs(t.weights[1].std() * np.sqrt(600) - 1) < 0.01
     x = _inputs(t, 10_000)

@@ -47,7 +47,7 @@ def test_schedules_follow_table_1_and_shortened_ones_say_so():
     assert not paper.shortened
     for name, schedule in SCHEDULES.items():
         assert schedule.shortened == (not name.startswith("paper")), name
-    with pytest.raises(ValueError, match="Unknown schedule"):
+    with pytest.raises(ValueError, match="get_schedule: schedule must be one of"):
         get_schedule("forever")
 
 

@@ -13,7 +13,7 @@ from idest.estimators import DuplicatesWarning
 
 ESTIMATORS = {
     "twonn": lambda X, **kw: idest.twonn(X, **kw),
-    "knn_cdf": lambda X, **kw: idest.knn_cdf(X, ks=[3], **kw)[0],
+    "knn_cdf": lambda X, **kw: idest.knn_cdf(X, 3, **kw),
     "mle": lambda X, **kw: idest.mle(X, **kw),
 }
 
@@ -95,7 +95,7 @@ def test_merge_tolerance_does_not_collapse_when_every_point_is_twinned(cloud):
 
 @pytest.mark.parametrize("bad", [0, -1, np.nan, np.inf, "0.1", [0.1]])
 def test_merge_tolerance_must_be_a_positive_finite_number(cloud, bad):
-    with pytest.raises(ValueError, match="merge_tolerance must be a positive number"):
+    with pytest.raises(ValueError, match="merge_tolerance must be a finite number > 0"):
         idest.twonn(cloud[:100], merge_tolerance=bad)
 
 
@@ -133,8 +133,8 @@ def test_estimators_do_not_see_extreme_scales(cloud, scale):
 
 def test_one_bootstrap_resample_is_refused(cloud):
     for estimate in ESTIMATORS.values():
-        with pytest.raises(ValueError, match="bootstrap must be 0 .*or at least 2 resamples"):
-            estimate(cloud[:200], bootstrap=1)
+        with pytest.raises(ValueError, match="n_bootstrap must be 0 .no interval. or an int >= 2"):
+            estimate(cloud[:200], n_bootstrap=1)
 
 
 def test_fitter_edge_cases_give_clear_errors():
@@ -147,7 +147,7 @@ def test_fitter_edge_cases_give_clear_errors():
         fit_power_law(N, L, seeds=seeds, n_bootstrap=1)
     fit = fit_power_law(N, L, seeds=seeds, n_bootstrap=50)  # every size has three runs
     assert "bootstrap over runs" in fit.interval_method
-    with pytest.raises(ValueError, match="grid_size must be an int >= 3"):
+    with pytest.raises(ValueError, match="grid_size must be an int >= 3 .values of log alpha"):
         fit_offset_power_law(N, L, seeds=seeds, grid_size=0)
     with pytest.raises(ValueError, match="at least 3 sizes"):
         circle_window([1e3, 1e4], [0.5, 0.2])

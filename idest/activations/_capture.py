@@ -34,7 +34,7 @@ from idest.activations._hooks import hooks
 from idest.activations._reductions import Reduction
 from idest.activations._sites import Site, SiteSpec, _check_module, resolve_sites
 from idest.activations._storage import _Checkpoint, _Sink
-from idest.utils import content_hash, progress_bar
+from idest.utils import check_int, content_hash, progress_bar
 
 
 def _to_device(value: Any, device: Any) -> Any:
@@ -144,8 +144,7 @@ def capture(
     import torch
 
     _check_module(model)
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be a positive int, got {chunk_rows!r}.")
+    check_int(chunk_rows, "chunk_rows", "capture", 1)
     resolved = resolve_sites(model, sites)
     reductions = per_site(resolved, reduce)
     out = Path(out_dir) if out_dir is not None else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from idest.utils import check_choice, invalid
+
 #: Reduction kinds understood by :class:`Reduction`.
 REDUCTION_KINDS = ("flatten", "all", "mean", "last", "position")
 
@@ -57,15 +59,14 @@ class Reduction:
     channel_axis: int | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in REDUCTION_KINDS:
-            raise ValueError(f"Reduction kind must be one of {', '.join(REDUCTION_KINDS)}; "
-                             f"got {self.kind!r}.")
+        check_choice(self.kind, "kind", "Reduction", REDUCTION_KINDS)
         if (self.kind == "position") != (self.position is not None):
-            raise ValueError("Reduction needs position=<int> exactly when kind='position'; "
-                             f"got kind={self.kind!r} with position={self.position!r}.")
+            raise invalid("Reduction", "position", "an int exactly when kind='position' (it "
+                          "needs position=<int>)",
+                          f"kind={self.kind!r} with position={self.position!r}")
         if self.skip_first and self.kind not in ("all", "mean"):
-            raise ValueError(f"skip_first applies to kind 'all' or 'mean', not {self.kind!r}; "
-                             "drop skip_first or change the kind.")
+            raise invalid("Reduction", "skip_first", "False unless kind is 'all' or 'mean'",
+                          f"kind={self.kind!r}", "Drop skip_first or change the kind.")
 
     @classmethod
     def parse(cls, spec: str | Reduction) -> Reduction:
@@ -80,18 +81,20 @@ class Reduction:
         if isinstance(spec, Reduction):
             return spec
         if not isinstance(spec, str):
-            raise ValueError(f"A reduction must be a Reduction or a string like 'last' or "
-                             f"'position:3'; got {type(spec).__name__}.")
+            raise invalid("Reduction.parse", "spec",
+                          "a Reduction or a string like 'last' or 'position:3'",
+                          type(spec).__name__)
         kind, _, arg = spec.partition(":")
         if kind != "position" or not arg:
             if arg:
-                raise ValueError(f"Only 'position' takes an argument ('position:3'); got {spec!r}.")
+                raise invalid("Reduction.parse", "spec", "'position:<int>' (only 'position' "
+                              "takes an argument)", repr(spec))
             return cls(kind)
         try:
             return cls("position", position=int(arg))
         except ValueError:
-            raise ValueError(
-                f"Expected 'position:<int>' such as 'position:3', got {spec!r}.") from None
+            raise invalid("Reduction.parse", "spec", "'position:<int>' such as 'position:3'",
+                          repr(spec)) from None
 
     def apply(self, tensor: Any, mask: Any | None = None) -> Any:
         """Reduce a captured tensor of shape (B, ...) to vectors (rows, width).

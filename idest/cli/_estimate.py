@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _results(X, args: argparse.Namespace) -> list:
     import idest
 
-    common = dict(bootstrap=args.bootstrap, random_state=args.seed, duplicates=args.duplicates,
+    common = dict(n_bootstrap=args.bootstrap, random_state=args.seed, duplicates=args.duplicates,
                   merge_tolerance=args.merge_tolerance,
                   progress=False if args.no_progress else None)
     if args.method == "mle":
@@ -51,12 +51,15 @@ def _results(X, args: argparse.Namespace) -> list:
     if args.method == "twonn":
         return [idest.twonn(X, **cdf)]
     if args.method == "knn_cdf":
-        return idest.knn_cdf(X, tuple(args.k or (2, 3, 4)), **cdf)
+        ks = tuple(args.k or (2, 3, 4))
+        nn = idest.knn(X, max(ks), progress=common["progress"])  # one search for every k
+        return [idest.knn_cdf(nn, k, **cdf) for k in ks]
     return idest.estimate_all(X, ks=tuple(args.k or (2, 3, 4)), mle_k=args.mle_k, **cdf)
 
 
 def _interval(r) -> str:
-    return "" if r.ci_low is None else f"[{r.ci_low:.3f}, {r.ci_high:.3f}]"
+    low, high = r.interval
+    return "" if low != low else f"[{low:.3f}, {high:.3f}]"  # nan: no interval
 
 
 def run(args: argparse.Namespace) -> int:
@@ -81,6 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"file": str(args.file), "shape": list(X.shape), "seconds": elapsed,
-                       "results": [r.as_dict() for r in results]}, fh, indent=2)
+                       "results": [r.to_dict() for r in results]}, fh, indent=2)
         print(f"written   : {args.json}")
     return 0

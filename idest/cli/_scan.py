@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
           f"at {' '.join(sites)}")
     result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
                         n_samples=len(seqs), ks=args.ks, mle_k=args.mle_k,
-                        bootstrap=args.bootstrap, random_state=args.seed,
+                        n_bootstrap=args.bootstrap, random_state=args.seed,
                         inputs_id={"sequences": content_hash(seqs.input_ids)},
                         title=f"{args.model}: {len(seqs)} sequences of {args.seq_len} tokens, "
                         f"{tokens} token vectors",

@@ -13,10 +13,9 @@
 from idest.estimators._combined import estimate_all
 from idest.estimators._diagnostics import id_vs_k, id_vs_n_points
 from idest.estimators._duplicates import DuplicatesWarning
-from idest.estimators._mle import LevinaBickel, mle
+from idest.estimators._mle import MLE, mle
 from idest.estimators._results import CDFFit, IDCurve, IDResult
 from idest.estimators._twonn import KNNCDF, TwoNN, cdf_fit_data, knn_cdf, twonn
 
-__all__ = ["CDFFit", "DuplicatesWarning", "IDCurve", "IDResult", "KNNCDF", "LevinaBickel",
-           "TwoNN", "cdf_fit_data", "estimate_all", "id_vs_k", "id_vs_n_points", "knn_cdf",
-           "mle", "twonn"]
+__all__ = ["CDFFit", "DuplicatesWarning", "IDCurve", "IDResult", "KNNCDF", "MLE", "TwoNN",
+           "cdf_fit_data", "estimate_all", "id_vs_k", "id_vs_n_points", "knn_cdf", "mle", "twonn"]

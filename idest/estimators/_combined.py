@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from idest.estimators._bootstrap import check_bootstrap
 from idest.estimators._duplicates import DuplicatePolicy, prepare_neighbors
 from idest.estimators._mle import check_k_range, mle_estimate
@@ -19,9 +21,9 @@ def estimate_all(
     ks: Sequence[int] = (2, 3, 4),
     mle_k: int | tuple[int, int] | None = 20,
     discard_fraction: float = 0.1,
-    bootstrap: int = 0,
+    n_bootstrap: int = 0,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
     duplicates: DuplicatePolicy = "drop",
     merge_tolerance: float | None = None,
     progress: bool | None = None,
@@ -42,7 +44,7 @@ def estimate_all(
         k (or range) of the MLE (mean aggregation, biased B.12); None skips it.
     discard_fraction : float, default=0.1
         Fraction of the largest μ_k left out of each CDF fit.
-    bootstrap, confidence, random_state, duplicates, merge_tolerance, progress
+    n_bootstrap, confidence, random_state, duplicates, merge_tolerance, progress
         As in :func:`idest.twonn`; every estimator sees the same resamples.
 
     Returns
@@ -60,9 +62,9 @@ def estimate_all(
     """
     caller = "estimate_all"
     cdf_ks = [k for k in dict.fromkeys(check_ks(ks, caller)) if k != 2]
-    discard_fraction = check_fraction(caller, "discard_fraction", discard_fraction)
+    discard_fraction = check_fraction(discard_fraction, "discard_fraction", caller)
     k1, k2 = check_k_range(mle_k, False, caller) if mle_k is not None else (2, 2)
-    options = check_bootstrap(caller, bootstrap, confidence, random_state, progress)
+    options = check_bootstrap(caller, n_bootstrap, confidence, random_state, progress)
     prepared = prepare_neighbors(X_or_neighbors, max([2, k2, *cdf_ks]), caller=caller,
                                  duplicates=duplicates, merge_tolerance=merge_tolerance,
                                  progress=progress)

@@ -18,7 +18,7 @@ from idest.estimators._mle import check_k_range, mle_estimate
 from idest.estimators._results import IDCurve
 from idest.estimators._twonn import cdf_estimate, check_ks
 from idest.utils.progress import progress_bar
-from idest.utils.validation import check_choice, check_fraction, check_int
+from idest.utils.validation import check_choice, check_fraction, check_int, check_random_state
 
 Method = Literal["twonn", "knn_cdf", "mle"]
 _DEFAULT_K = {"twonn": 2, "knn_cdf": 3, "mle": 20}
@@ -71,8 +71,8 @@ def id_vs_k(
     """
     caller = "id_vs_k"
     ks = check_ks(ks, caller)
-    check_choice(caller, "method", method, ("knn_cdf", "mle"))
-    discard_fraction = check_fraction(caller, "discard_fraction", discard_fraction)
+    check_choice(method, "method", caller, ("knn_cdf", "mle"))
+    discard_fraction = check_fraction(discard_fraction, "discard_fraction", caller)
     prepared = prepare_neighbors(X_or_neighbors, max(ks), caller=caller, duplicates=duplicates,
                                  merge_tolerance=merge_tolerance, progress=progress)
     values = [_estimate(prepared, method, k, discard_fraction, caller) for k in ks]
@@ -87,7 +87,7 @@ def id_vs_n_points(
     k: int | None = None,
     n_repeats: int = 5,
     discard_fraction: float = 0.1,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
     duplicates: DuplicatePolicy = "drop",
     merge_tolerance: float | None = None,
     progress: bool | None = None,
@@ -111,8 +111,10 @@ def id_vs_n_points(
         k of ``knn_cdf`` (default 3) or ``mle`` (default 20); TwoNN uses 2.
     n_repeats : int, default=5
         Random subsets per size.
-    discard_fraction, random_state, duplicates, merge_tolerance, progress
+    discard_fraction, duplicates, merge_tolerance, progress
         As in :func:`idest.twonn`.
+    random_state : int, numpy.random.Generator or None, default=0
+        Seed of the subset draws.
 
     Returns
     -------
@@ -128,11 +130,12 @@ def id_vs_n_points(
     ([800, 400, 200, 100], (4, 3))
     """
     caller = "id_vs_n_points"
-    check_choice(caller, "method", method, ("twonn", "knn_cdf", "mle"))
+    check_choice(method, "method", caller, ("twonn", "knn_cdf", "mle"))
     k = 2 if method == "twonn" else _DEFAULT_K[method] if k is None else k
     k = check_k_range(k, False, caller)[0]
     n_repeats = check_int(n_repeats, "n_repeats", caller, 1)
-    discard_fraction = check_fraction(caller, "discard_fraction", discard_fraction)
+    discard_fraction = check_fraction(discard_fraction, "discard_fraction", caller)
+    rng = check_random_state(random_state, caller)
     full = prepare_neighbors(X, k, caller=caller, duplicates=duplicates,
                              merge_tolerance=merge_tolerance, progress=progress)
     data = full.neighbors.data
@@ -143,7 +146,6 @@ def id_vs_n_points(
     if sizes is None:
         sizes = [n // 2**i for i in range(64) if n // 2**i >= max(100, k + 1)] or [n]
     sizes = [check_int(s, "sizes", caller, k + 1, n) for s in sizes]
-    rng = np.random.default_rng(random_state)
     out = np.empty((len(sizes), n_repeats))
     with progress_bar(progress, total=len(sizes) * n_repeats, desc="subsets", unit="subset",
                       work=float(n) * n * data.shape[1] * len(sizes)) as bar:

@@ -39,7 +39,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from idest.neighbors import Neighbors, knn
-from idest.utils.validation import check_array
+from idest.utils.validation import check_array, check_choice, check_positive
 
 DuplicatePolicy = Literal["drop", "raise"]
 
@@ -136,14 +136,9 @@ def prepare_neighbors(
     >>> p.n_duplicates_dropped, p.neighbors.n_queries
     (10, 100)
     """
-    if duplicates not in ("drop", "raise"):
-        raise ValueError(f"{caller}: duplicates must be 'drop' or 'raise', got {duplicates!r}.")
-    if merge_tolerance is not None and not (
-            isinstance(merge_tolerance, int | float | np.integer | np.floating)
-            and not isinstance(merge_tolerance, bool) and 0 < merge_tolerance < np.inf):
-        raise ValueError(f"{caller}: merge_tolerance must be a positive number (a fraction of "
-                         "the median distance to the second nearest neighbour), got "
-                         f"{merge_tolerance!r}.")
+    check_choice(duplicates, "duplicates", caller, ("drop", "raise"))
+    if merge_tolerance is not None:
+        check_positive(merge_tolerance, "merge_tolerance", caller)
     if isinstance(X_or_neighbors, Neighbors):
         nn = X_or_neighbors
         check_neighbors(nn, k, caller)

@@ -28,7 +28,7 @@ from idest.estimators._bootstrap import (
 )
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
 from idest.estimators._results import IDResult
-from idest.utils.validation import check_choice, check_int
+from idest.utils.validation import check_choice, check_int, invalid
 
 Aggregation = Literal["mean", "mackay_ghahramani"]
 
@@ -40,7 +40,7 @@ def check_k_range(k: Any, unbiased: bool, caller: str) -> tuple[int, int]:
         k1 = check_int(k[0], "k", caller, low)
         return k1, check_int(k[1], "k", caller, k1)
     if isinstance(k, tuple | list):
-        raise ValueError(f"{caller}: k must be an int or a pair (k1, k2); got {k!r}.")
+        raise invalid(caller, "k", "an int or a pair (k1, k2)", repr(k))
     k1 = check_int(k, "k", caller, low)
     return k1, k1
 
@@ -78,9 +78,9 @@ def mle(
     *,
     unbiased: bool = False,
     aggregation: Aggregation = "mean",
-    bootstrap: int = 0,
+    n_bootstrap: int = 0,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
     duplicates: DuplicatePolicy = "drop",
     merge_tolerance: float | None = None,
     progress: bool | None = None,
@@ -99,7 +99,7 @@ def mle(
         Normalise by k − 2 (B.13) instead of k − 1 (B.12).
     aggregation : {"mean", "mackay_ghahramani"}, default="mean"
         Mean of the local estimates, or inverse of the mean of their inverses.
-    bootstrap, confidence, random_state, duplicates, merge_tolerance, progress
+    n_bootstrap, confidence, random_state, duplicates, merge_tolerance, progress
         As in :func:`idest.twonn`.
 
     Returns
@@ -119,50 +119,57 @@ def mle(
     """
     caller = "mle"
     k1, k2 = check_k_range(k, bool(unbiased), caller)
-    check_choice(caller, "aggregation", aggregation, ("mean", "mackay_ghahramani"))
-    options = check_bootstrap(caller, bootstrap, confidence, random_state, progress)
+    check_choice(aggregation, "aggregation", caller, ("mean", "mackay_ghahramani"))
+    options = check_bootstrap(caller, n_bootstrap, confidence, random_state, progress)
     prepared = prepare_neighbors(X_or_neighbors, k2, caller=caller, duplicates=duplicates,
                                  merge_tolerance=merge_tolerance, progress=progress)
     return mle_estimate(prepared, k1, k2, bool(unbiased), aggregation, options, caller)
 
 
-class LevinaBickel(ResultEstimatorMixin, BaseEstimator):
+class MLE(ResultEstimatorMixin, BaseEstimator):
     """Levina–Bickel MLE as a scikit-learn style estimator (see :func:`mle`).
+
+    Parameters
+    ----------
+    k, unbiased, aggregation, n_bootstrap, confidence, random_state, duplicates, \
+merge_tolerance, progress
+        As in :func:`mle`, in the same order.
 
     Attributes
     ----------
     dimension_ : float
     local_dimensions_ : ndarray of shape (n_points,)
-    ci_low_, ci_high_ : float or None
+    interval_ : tuple of float
+        (nan, nan) without bootstrap.
     n_points_, n_duplicates_dropped_ : int
     result_ : IDResult
 
     Examples
     --------
-    >>> from idest import LevinaBickel
+    >>> from idest import MLE
     >>> from idest.datasets import hypercube
-    >>> round(LevinaBickel(k=10).fit(hypercube(2000, 3, random_state=0)).dimension_, 1)
+    >>> round(MLE(k=10).fit(hypercube(2000, 3, random_state=0)).dimension_, 1)
     3.3
     """
 
-    def __init__(self, *, k: int | tuple[int, int] = 20, unbiased: bool = False,
-                 aggregation: Aggregation = "mean", bootstrap: int = 0,
-                 confidence: float = 0.95, random_state: int | None = 0,
+    def __init__(self, k: int | tuple[int, int] = 20, *, unbiased: bool = False,
+                 aggregation: Aggregation = "mean", n_bootstrap: int = 0,
+                 confidence: float = 0.95, random_state: int | np.random.Generator | None = 0,
                  duplicates: DuplicatePolicy = "drop", merge_tolerance: float | None = None,
                  progress: bool | None = None):
         self.k = k
         self.unbiased = unbiased
         self.aggregation = aggregation
-        self.bootstrap = bootstrap
+        self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.random_state = random_state
         self.duplicates = duplicates
         self.merge_tolerance = merge_tolerance
         self.progress = progress
 
-    def fit(self, X: Any, y: None = None) -> LevinaBickel:
+    def fit(self, X: Any, y: None = None) -> MLE:
         """Estimate the dimension of ``X`` (array-like or Neighbors)."""
-        result = mle(X, **self.get_params())
+        result = self._estimate(mle, X)
         self._store(result, X)
         self.local_dimensions_ = result.local_dimensions
         return self

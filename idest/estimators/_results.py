@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+#: The interval of an estimate without one (no bootstrap).
+NO_INTERVAL = (float("nan"), float("nan"))
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples and arrays as lists, numpy scalars as Python numbers."""
+    if isinstance(value, tuple | np.ndarray):
+        return np.asarray(value).tolist()
+    return value.item() if isinstance(value, np.generic) else value
 
 
 @dataclass(frozen=True)
@@ -21,8 +32,11 @@ class IDResult:
         when a range ``k1..k2`` was averaged).
     dimension : float
         The estimate (always finite).
-    ci_low, ci_high : float or None
-        Percentile bootstrap interval over points, None without bootstrap.
+    interval : tuple of float
+        (low, high) percentile bootstrap interval over points; (nan, nan)
+        without bootstrap.
+    confidence : float
+        The coverage aimed at by ``interval`` (e.g. 0.95).
     n_points : int
         Points used (after duplicates were dropped and near-duplicates merged).
     n_duplicates_dropped : int
@@ -44,15 +58,17 @@ class IDResult:
     --------
     >>> from idest.estimators import IDResult
     >>> r = IDResult("twonn", 2, 4.9, n_points=1000)
-    >>> r.dimension, r.ci_low is None
-    (4.9, True)
+    >>> r.dimension, r.interval
+    (4.9, (nan, nan))
+    >>> r.to_dict()["interval"]
+    [nan, nan]
     """
 
     method: str
     k: int
     dimension: float
-    ci_low: float | None = None
-    ci_high: float | None = None
+    interval: tuple[float, float] = NO_INTERVAL
+    confidence: float = 0.95
     n_points: int = 0
     n_duplicates_dropped: int = 0
     n_near_duplicates_merged: int = 0
@@ -61,9 +77,9 @@ class IDResult:
     n_bootstrap: int = 0
     local_dimensions: np.ndarray | None = field(default=None, repr=False, compare=False)
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The scalar fields as a JSON-ready dict (without ``local_dimensions``)."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__
+        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__
                 if name != "local_dimensions"}
 
 
@@ -81,6 +97,8 @@ class IDCurve:
         The parameter values.
     dimensions : ndarray of shape (n_values, n_repeats)
         Every estimate (one column when the curve is deterministic).
+    confidence : float, default=0.95
+        The coverage aimed at by :attr:`interval`.
 
     Examples
     --------
@@ -89,12 +107,16 @@ class IDCurve:
     >>> c = IDCurve("twonn", "n_points", np.array([100, 200]), np.array([[4., 6.], [5., 5.]]))
     >>> c.mean.tolist(), c.std.tolist()
     ([5.0, 5.0], [1.0, 0.0])
+    >>> low, high = c.interval
+    >>> low.tolist(), high.tolist()
+    ([4.05, nan], [5.95, nan])
     """
 
     method: str
     parameter: str
     values: np.ndarray
     dimensions: np.ndarray
+    confidence: float = 0.95
 
     @property
     def mean(self) -> np.ndarray:
@@ -105,6 +127,25 @@ class IDCurve:
     def std(self) -> np.ndarray:
         """Spread (standard deviation over repeats) at each parameter value."""
         return self.dimensions.std(axis=1)
+
+    @property
+    def interval(self) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) arrays: the central ``confidence`` range of the repeats at each value.
+
+        nan where the repeats do not vary (a single column, or the full data
+        measured once): a spread of zero width would claim a certainty that
+        was never measured.
+        """
+        tail = (1 - self.confidence) / 2
+        low, high = np.quantile(self.dimensions, [tail, 1 - tail], axis=1)
+        flat = self.dimensions.min(axis=1) == self.dimensions.max(axis=1)
+        return np.where(flat, np.nan, low), np.where(flat, np.nan, high)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields (and the interval) as a JSON-ready dict of lists."""
+        return {"method": self.method, "parameter": self.parameter,
+                "values": _jsonable(self.values), "dimensions": _jsonable(self.dimensions),
+                "confidence": self.confidence, "interval": _jsonable(np.array(self.interval))}
 
 
 @dataclass(frozen=True)
@@ -121,6 +162,11 @@ class CDFFit:
         −log(1 − C_i^(1/(k−1))) with C_i = i / N (the response).
     dimension : float
         The fitted slope through the origin.
+    interval : tuple of float
+        (low, high) percentile bootstrap interval on the slope; (nan, nan)
+        without bootstrap.
+    confidence : float
+        The coverage aimed at by ``interval``.
 
     Examples
     --------
@@ -135,3 +181,9 @@ class CDFFit:
     log_mu: np.ndarray
     target: np.ndarray
     dimension: float
+    interval: tuple[float, float] = NO_INTERVAL
+    confidence: float = 0.95
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (arrays as lists)."""
+        return {name: _jsonable(getattr(self, name)) for name in self.__dataclass_fields__}

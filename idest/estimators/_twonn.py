@@ -29,7 +29,7 @@ from idest.estimators._bootstrap import (
 )
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
 from idest.estimators._results import CDFFit, IDResult
-from idest.utils.validation import check_choice, check_fraction, check_int
+from idest.utils.validation import check_choice, check_fraction, check_int, invalid
 
 TwoNNFit = Literal["regression", "mle"]
 
@@ -80,9 +80,9 @@ def twonn(
     *,
     discard_fraction: float = 0.1,
     fit_method: TwoNNFit = "regression",
-    bootstrap: int = 0,
+    n_bootstrap: int = 0,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
     duplicates: DuplicatePolicy = "drop",
     merge_tolerance: float | None = None,
     progress: bool | None = None,
@@ -101,12 +101,13 @@ def twonn(
         (n − 1) / (Σ log μ_(i) + (N − n) log μ_(n)) over the n kept μ with
         the discarded ones censored; with ``discard_fraction=0`` this is
         (N − 1) / Σ log μ, standard error ≈ d / √N.
-    bootstrap : int, default=0
+    n_bootstrap : int, default=0
         Resamples of the points for a percentile interval (0: none).
     confidence : float, default=0.95
         Level of the bootstrap interval.
-    random_state : int or None, default=0
-        Seed of the bootstrap.
+    random_state : int, numpy.random.Generator or None, default=0
+        Seed of the bootstrap: an int gives the same resamples on every call;
+        a Generator (or None, fresh entropy) gives one seed drawn from it.
     duplicates : {"drop", "raise"}, default="drop"
         Duplicates (exact, or closer than the precision of the input's dtype: 4 machine
         epsilons of their norm): keep one copy of each (warning), or raise.
@@ -129,14 +130,15 @@ def twonn(
     --------
     >>> import idest
     >>> from idest.datasets import hypercube
-    >>> r = idest.twonn(hypercube(2000, 3, random_state=0), bootstrap=100)
-    >>> round(r.dimension, 1), r.ci_low < r.dimension < r.ci_high
-    (2.9, True)
+    >>> r = idest.twonn(hypercube(2000, 3, random_state=0), n_bootstrap=100)
+    >>> low, high = r.interval
+    >>> round(r.dimension, 1), low < r.dimension < high, r.confidence
+    (2.9, True, 0.95)
     """
     caller = "twonn"
-    discard_fraction = check_fraction(caller, "discard_fraction", discard_fraction)
-    check_choice(caller, "fit_method", fit_method, ("regression", "mle"))
-    options = check_bootstrap(caller, bootstrap, confidence, random_state, progress)
+    discard_fraction = check_fraction(discard_fraction, "discard_fraction", caller)
+    check_choice(fit_method, "fit_method", caller, ("regression", "mle"))
+    options = check_bootstrap(caller, n_bootstrap, confidence, random_state, progress)
     prepared = prepare_neighbors(X_or_neighbors, 2, caller=caller, duplicates=duplicates,
                                  merge_tolerance=merge_tolerance, progress=progress)
     return cdf_estimate(prepared, 2, discard_fraction, fit_method, "twonn", options, caller)
@@ -147,58 +149,59 @@ def check_ks(ks: Any, caller: str) -> tuple[int, ...]:
     if isinstance(ks, int | np.integer):
         ks = (ks,)
     if not isinstance(ks, Sequence | np.ndarray) or len(ks) == 0:
-        raise ValueError(f"{caller}: ks must be a non-empty sequence of ints >= 2, e.g. (2, 3, 4); "
-                         f"got {ks!r}.")
+        raise invalid(caller, "ks", "a non-empty sequence of ints >= 2, e.g. (2, 3, 4)", repr(ks))
     return tuple(check_int(k, "ks", caller, 2) for k in ks)
 
 
 def knn_cdf(
     X_or_neighbors: Any,
-    ks: Sequence[int] = (2, 3, 4),
+    k: int = 3,
     *,
     discard_fraction: float = 0.1,
-    bootstrap: int = 0,
+    n_bootstrap: int = 0,
     confidence: float = 0.95,
-    random_state: int | None = 0,
+    random_state: int | np.random.Generator | None = 0,
     duplicates: DuplicatePolicy = "drop",
     merge_tolerance: float | None = None,
     progress: bool | None = None,
-) -> list[IDResult]:
-    """The k-NN CDF estimates for several k from one neighbour search (Sharma & Kaplan B.16).
+) -> IDResult:
+    """The k-NN CDF estimate for one k (Sharma & Kaplan B.16).
 
-    For each k, the slope through the origin of −log(1 − C_i^(1/(k−1))) on
-    the sorted log μ_k, μ_k = r_k / r_1, C_i = i / N (eq. 2.7–2.8,
-    B.14–B.16); k = 2 is TwoNN. The paper compares k = 2, 3, 4.
+    The slope through the origin of −log(1 − C_i^(1/(k−1))) on the sorted
+    log μ_k, μ_k = r_k / r_1, C_i = i / N (eq. 2.7–2.8, B.14–B.16); k = 2 is
+    TwoNN. The paper compares k = 2, 3, 4: to get several k from one
+    neighbour search, pass a precomputed ``idest.knn(X, max(ks))`` to each
+    call, or use :func:`idest.estimate_all` (``ks=``) or :func:`idest.id_vs_k`.
 
     Parameters
     ----------
     X_or_neighbors : array-like of shape (n_samples, n_features) or Neighbors
-        Raw data, or a precomputed self search with at least max(ks) neighbours.
-    ks : sequence of int, default=(2, 3, 4)
-        The neighbours to use, each >= 2.
-    discard_fraction, bootstrap, confidence, random_state, duplicates, merge_tolerance, progress
+        Raw data, or a precomputed self search with at least k neighbours.
+    k : int, default=3
+        The neighbour of μ_k, >= 2.
+    discard_fraction, n_bootstrap, confidence, random_state, duplicates, merge_tolerance, progress
         As in :func:`twonn`.
 
     Returns
     -------
-    list of IDResult
-        One per k, in the order of ``ks``, ``method="knn_cdf"``.
+    IDResult
+        ``method="knn_cdf"``, ``k``.
 
     Examples
     --------
     >>> import idest
     >>> from idest.datasets import hypercube
-    >>> [round(r.dimension, 1) for r in idest.knn_cdf(hypercube(2000, 3, random_state=0))]
+    >>> nn = idest.knn(hypercube(2000, 3, random_state=0), k=4)
+    >>> [round(idest.knn_cdf(nn, k).dimension, 1) for k in (2, 3, 4)]
     [2.9, 2.9, 2.9]
     """
     caller = "knn_cdf"
-    ks = check_ks(ks, caller)
-    discard_fraction = check_fraction(caller, "discard_fraction", discard_fraction)
-    options = check_bootstrap(caller, bootstrap, confidence, random_state, progress)
-    prepared = prepare_neighbors(X_or_neighbors, max(ks), caller=caller, duplicates=duplicates,
+    k = check_int(k, "k", caller, 2)
+    discard_fraction = check_fraction(discard_fraction, "discard_fraction", caller)
+    options = check_bootstrap(caller, n_bootstrap, confidence, random_state, progress)
+    prepared = prepare_neighbors(X_or_neighbors, k, caller=caller, duplicates=duplicates,
                                  merge_tolerance=merge_tolerance, progress=progress)
-    return [cdf_estimate(prepared, k, discard_fraction, "regression", "knn_cdf", options, caller)
-            for k in ks]
+    return cdf_estimate(prepared, k, discard_fraction, "regression", "knn_cdf", options, caller)
 
 
 def cdf_fit_data(
@@ -206,11 +209,27 @@ def cdf_fit_data(
     k: int = 2,
     *,
     discard_fraction: float = 0.1,
+    n_bootstrap: int = 0,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator | None = 0,
     duplicates: DuplicatePolicy = "drop",
     merge_tolerance: float | None = None,
     progress: bool | None = None,
 ) -> CDFFit:
     """The points and slope of the k-NN CDF fit, for a plot like Sharma & Kaplan figure 16.
+
+    Parameters
+    ----------
+    X_or_neighbors : array-like of shape (n_samples, n_features) or Neighbors
+        Raw data, or a precomputed self search with at least k neighbours.
+    k : int, default=2
+        The neighbour of μ_k, >= 2 (2: TwoNN).
+    discard_fraction, n_bootstrap, confidence, random_state, duplicates, merge_tolerance, progress
+        As in :func:`twonn`; the interval is that of :func:`knn_cdf`.
+
+    Returns
+    -------
+    CDFFit
 
     Examples
     --------
@@ -222,22 +241,30 @@ def cdf_fit_data(
     """
     caller = "cdf_fit_data"
     k = check_int(k, "k", caller, 2)
-    discard_fraction = check_fraction(caller, "discard_fraction", discard_fraction)
+    discard_fraction = check_fraction(discard_fraction, "discard_fraction", caller)
+    options = check_bootstrap(caller, n_bootstrap, confidence, random_state, progress)
     prepared = prepare_neighbors(X_or_neighbors, k, caller=caller, duplicates=duplicates,
                                  merge_tolerance=merge_tolerance, progress=progress)
     sorted_x, targets = fit_points(prepared, k, discard_fraction, caller)
-    result = cdf_estimate(prepared, k, discard_fraction, "regression", "knn_cdf",
-                          BootstrapOptions(), caller)
-    return CDFFit(k, sorted_x[: targets.size], targets, result.dimension)
+    result = cdf_estimate(prepared, k, discard_fraction, "regression", "knn_cdf", options, caller)
+    return CDFFit(k, sorted_x[: targets.size], targets, result.dimension, result.interval,
+                  result.confidence)
 
 
 class TwoNN(ResultEstimatorMixin, BaseEstimator):
     """TwoNN intrinsic dimension as a scikit-learn style estimator (see :func:`twonn`).
 
+    Parameters
+    ----------
+    discard_fraction, fit_method, n_bootstrap, confidence, random_state, duplicates, \
+merge_tolerance, progress
+        As in :func:`twonn`, in the same order.
+
     Attributes
     ----------
     dimension_ : float
-    ci_low_, ci_high_ : float or None
+    interval_ : tuple of float
+        (nan, nan) without bootstrap.
     n_points_, n_duplicates_dropped_ : int
     result_ : IDResult
 
@@ -250,12 +277,13 @@ class TwoNN(ResultEstimatorMixin, BaseEstimator):
     """
 
     def __init__(self, *, discard_fraction: float = 0.1, fit_method: TwoNNFit = "regression",
-                 bootstrap: int = 0, confidence: float = 0.95, random_state: int | None = 0,
+                 n_bootstrap: int = 0, confidence: float = 0.95,
+                 random_state: int | np.random.Generator | None = 0,
                  duplicates: DuplicatePolicy = "drop", merge_tolerance: float | None = None,
                  progress: bool | None = None):
         self.discard_fraction = discard_fraction
         self.fit_method = fit_method
-        self.bootstrap = bootstrap
+        self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.random_state = random_state
         self.duplicates = duplicates
@@ -264,17 +292,24 @@ class TwoNN(ResultEstimatorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: None = None) -> TwoNN:
         """Estimate the dimension of ``X`` (array-like or Neighbors)."""
-        self._store(twonn(X, **self.get_params()), X)
+        self._store(self._estimate(twonn, X), X)
         return self
 
 
 class KNNCDF(ResultEstimatorMixin, BaseEstimator):
     """The k-NN CDF estimator for one k as a scikit-learn style estimator (see :func:`knn_cdf`).
 
+    Parameters
+    ----------
+    k, discard_fraction, n_bootstrap, confidence, random_state, duplicates, merge_tolerance, \
+progress
+        As in :func:`knn_cdf`, in the same order.
+
     Attributes
     ----------
     dimension_ : float
-    ci_low_, ci_high_ : float or None
+    interval_ : tuple of float
+        (nan, nan) without bootstrap.
     n_points_, n_duplicates_dropped_ : int
     result_ : IDResult
 
@@ -286,13 +321,13 @@ class KNNCDF(ResultEstimatorMixin, BaseEstimator):
     2.9
     """
 
-    def __init__(self, *, k: int = 3, discard_fraction: float = 0.1, bootstrap: int = 0,
-                 confidence: float = 0.95, random_state: int | None = 0,
+    def __init__(self, k: int = 3, *, discard_fraction: float = 0.1, n_bootstrap: int = 0,
+                 confidence: float = 0.95, random_state: int | np.random.Generator | None = 0,
                  duplicates: DuplicatePolicy = "drop", merge_tolerance: float | None = None,
                  progress: bool | None = None):
         self.k = k
         self.discard_fraction = discard_fraction
-        self.bootstrap = bootstrap
+        self.n_bootstrap = n_bootstrap
         self.confidence = confidence
         self.random_state = random_state
         self.duplicates = duplicates
@@ -301,7 +336,5 @@ class KNNCDF(ResultEstimatorMixin, BaseEstimator):
 
     def fit(self, X: Any, y: None = None) -> KNNCDF:
         """Estimate the dimension of ``X`` (array-like or Neighbors)."""
-        params = self.get_params()
-        k = params.pop("k")
-        self._store(knn_cdf(X, (k,), **params)[0], X)
+        self._store(self._estimate(knn_cdf, X), X)
         return self

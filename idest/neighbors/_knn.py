@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from idest.utils.validation import check_array, check_int
+from idest.utils.validation import check_array, check_choice, check_int, invalid
 
 Backend = Literal["auto", "cpp", "numba", "tree"]
 BACKENDS = ("cpp", "numba", "tree")
@@ -193,24 +193,17 @@ def knn(
     R = X if self_search else check_array(reference, name="reference", caller="knn")
     if not self_search:
         if R.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"knn: X has {X.shape[1]} features but reference has {R.shape[1]}; "
-                "they must match."
-            )
+            raise invalid("knn", "reference", f"an array with the {X.shape[1]} features of X",
+                          f"{R.shape[1]} features", "Pass vectors of the same space.")
         if R.dtype != X.dtype:  # compute in the wider type
             X, R = X.astype(np.float64, copy=False), R.astype(np.float64, copy=False)
     available = R.shape[0] - (1 if self_search else 0)
-    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-        raise ValueError(f"knn: k must be an integer >= 1, got {k!r}.")
+    check_int(k, "k", "knn", 1)
     if k > available:
         what = "n_samples - 1" if self_search else "n_reference"
-        raise ValueError(
-            f"knn: k={k} neighbours requested but only {available} other point(s) exist "
-            f"(k must be <= {what}); use a smaller k or more points."
-        )
-    if backend not in ("auto", *BACKENDS):
-        raise ValueError(f"knn: backend must be one of 'auto', {', '.join(map(repr, BACKENDS))}; "
-                         f"got {backend!r}.")
+        raise invalid("knn", "k", f"at most {what} = {available}", f"k={k}",
+                      "Use a smaller k or more points.")
+    check_choice(backend, "backend", "knn", ("auto", *BACKENDS))
     n_jobs = default_n_jobs() if n_jobs is None else check_int(n_jobs, "n_jobs", "knn", 1)
     name = choose_backend(R.shape[0], R.shape[1]) if backend == "auto" else backend
 

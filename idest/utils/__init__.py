@@ -13,13 +13,16 @@ from idest.utils.store import RecordStore, StoreWarning, atomic_write, read_json
 from idest.utils.validation import (
     check_array,
     check_choice,
+    check_confidence,
     check_finite,
     check_fraction,
     check_int,
+    check_positive,
     check_random_state,
+    invalid,
 )
 
 __all__ = ["RecordStore", "StoreWarning", "atomic_write", "check_array", "check_choice",
-           "check_finite", "check_fraction", "check_int", "check_random_state", "content_hash",
-           "exit_with_parent",
+           "check_confidence", "check_finite", "check_fraction", "check_int", "check_positive",
+           "check_random_state", "content_hash", "exit_with_parent", "invalid",
            "progress_bar", "read_json", "row_blocks", "write_json"]

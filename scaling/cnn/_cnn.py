@@ -41,7 +41,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from idest.utils import RecordStore, check_int, content_hash, progress_bar
+from idest.utils import (
+    RecordStore,
+    check_choice,
+    check_int,
+    check_positive,
+    content_hash,
+    progress_bar,
+)
 
 ImageSet = tuple[np.ndarray, np.ndarray]
 """(images of shape (n, height, width, channels), uint8 or float in [0, 1]; int labels (n,))."""
@@ -251,7 +258,7 @@ def train_cnn(
     patience: int | None = None,
     train_eval_samples: int = 10_000,
     seed: int = 0,
-    num_threads: int | None = None,
+    n_jobs: int | None = None,
     progress: bool | None = None,
 ) -> CNNTraining:
     """Train with Adam and early stopping on the test loss (Sharma & Kaplan A.4).
@@ -282,7 +289,7 @@ def train_cnn(
         Training images used to measure the training loss.
     seed : int, default=0
         Seed of the batch order.
-    num_threads : int, optional
+    n_jobs : int, optional
         torch threads while training (restored after); None leaves torch's setting.
         On a shared, busy machine 1 thread is often many times faster than 2.
     progress : bool, optional
@@ -307,11 +314,10 @@ def train_cnn(
     batch_size = check_int(batch_size, "batch_size", caller, 1)
     if patience is not None:
         patience = check_int(patience, "patience", caller, 1)
-    if not lr > 0:
-        raise ValueError(f"{caller}: lr must be positive, got {lr!r}.")
+    check_positive(lr, "lr", caller)
     x_train, y_train = _tensors(train, model, "train", caller)
     x_test, y_test = _tensors(test, model, "test", caller)
-    with _torch_threads(num_threads):
+    with _torch_threads(n_jobs):
         return _train(model, (x_train, y_train), (x_test, y_test), epochs, batch_size, lr,
                       patience, train_eval_samples, seed, progress)
 
@@ -320,7 +326,7 @@ def train_cnn(
 def _torch_threads(count: int | None) -> Iterator[None]:
     previous = torch.get_num_threads()
     if count is not None:
-        torch.set_num_threads(check_int(count, "num_threads", "train_cnn", 1))
+        torch.set_num_threads(check_int(count, "n_jobs", "train_cnn", 1))
     try:
         yield
     finally:
@@ -465,7 +471,7 @@ def width_sweep(
     measure_id: bool = True,
     id_samples: int = 5000,
     results: str | Path | None = None,
-    num_threads: int | None = None,
+    n_jobs: int | None = None,
     progress: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Train one network per (width, seed) and return the tidy table of L(N).
@@ -493,7 +499,7 @@ def width_sweep(
     id_samples : int, default=5000
     results : str or Path, optional
         CSV to append to and resume from.
-    num_threads : int, optional
+    n_jobs : int, optional
         torch threads while training (see :func:`train_cnn`).
     progress : bool, optional
         A progress bar over runs.
@@ -518,8 +524,7 @@ def width_sweep(
     [(1, 1534), (2, 2724)]
     """
     caller = "width_sweep"
-    if family not in FAMILIES:
-        raise ValueError(f"{caller}: family must be one of {sorted(FAMILIES)}, got {family!r}.")
+    check_choice(family, "family", caller, sorted(FAMILIES))
     widths = [check_int(n, "widths", caller, 1) for n in widths]
     seeds = [check_int(s, "seeds", caller, 0) for s in seeds]
     if not widths or not seeds:
@@ -538,7 +543,7 @@ def width_sweep(
             model = FAMILIES[family](n)
             outcome = train_cnn(model, train, test, epochs=epochs, batch_size=batch_size,
                                 lr=lr, patience=patience, seed=seed,
-                                num_threads=num_threads, progress=False)
+                                n_jobs=n_jobs, progress=False)
             row: dict[str, Any] = {
                 "family": family, "n": n, "n_params": n_params(model), "seed": seed,
                 "loss": outcome.test_loss, "train_loss": outcome.train_loss,
@@ -584,7 +589,7 @@ def digits_demo(
     seeds: Sequence[int] = (0, 1),
     epochs: int = 25,
     patience: int | None = 4,
-    num_threads: int | None = 1,
+    n_jobs: int | None = 1,
     progress: bool | None = True,
 ) -> dict[str, Any]:
     """Offline width sweep of the MNIST network of Table 3 on scikit-learn's digits.
@@ -621,7 +626,7 @@ def digits_demo(
                                                         stratify=labels, random_state=0)
     rows = width_sweep("mnist", widths, (x_train, y_train), (x_test, y_test), seeds=seeds,
                        epochs=epochs, patience=patience, results=out / "digits_sweep.csv",
-                       num_threads=num_threads, progress=progress)
+                       n_jobs=n_jobs, progress=progress)
     N = [r["n_params"] for r in rows]
     fit = fit_power_law(N, [r["loss"] for r in rows], seeds=[r["seed"] for r in rows])
     d_pred = predicted_dimension(fit) if fit.alpha > 0 else None
@@ -678,7 +683,7 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
         lines.append(f"| {r['n']} | {r['n_params']} | {r['seed']} | {r['loss']:.4f} | "
                      f"{r['train_loss']:.4f} | {r['test_accuracy']:.3f} | {r['best_epoch']} | "
                      f"{ids[0]} | {ids[1]} |")
-    low, high = fit.alpha_interval
+    low, high = fit.interval
     lines += ["", f"Power-law fit ({fit.window} window, N {fit.n_min:.0f}–{fit.n_max:.0f}, "
               f"{fit.n_points} sizes): α = {fit.alpha:.3f} [{low:.3f}, {high:.3f}] "
               f"({fit.interval_method})."]
@@ -701,7 +706,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     result = digits_demo(args.out, widths=args.widths, seeds=args.seeds, epochs=args.epochs,
-                         patience=args.patience, num_threads=args.threads)
+                         patience=args.patience, n_jobs=args.threads)
     print(result["paths"]["md"].read_text())
     print("written:", ", ".join(str(p) for p in result["paths"].values()))
     return 0

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from idest.utils import check_choice
+
 #: idx type codes (the third byte of the magic number) and their big-endian dtypes.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -24,8 +26,7 @@ _MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
 
 
 def _check_split(split: str, caller: str) -> None:
-    if split not in ("train", "test"):
-        raise ValueError(f"{caller}: split must be 'train' or 'test', got {split!r}.")
+    check_choice(split, "split", caller, ("train", "test"))
 
 
 def _missing(path: Path, what: str) -> FileNotFoundError:
@@ -143,6 +144,8 @@ def read_cifar10(directory: str | Path, split: str = "train") -> tuple[np.ndarra
     --------
     >>> import pathlib, pickle, tempfile
     >>> import numpy as np
+
+from idest.utils import check_choice
     >>> with tempfile.TemporaryDirectory() as d:  # a test batch of two images
     ...     batch = {b"data": np.zeros((2, 3072), np.uint8), b"labels": [3, 5]}
     ...     _ = pathlib.Path(d, "test_batch").write_bytes(pickle.dumps(batch))
@@ -188,6 +191,8 @@ def read_svhn(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     --------
     >>> import os, tempfile
     >>> import numpy as np
+
+from idest.utils import check_choice
     >>> from scipy.io import savemat
     >>> with tempfile.TemporaryDirectory() as d:
     ...     path = os.path.join(d, "test_32x32.mat")

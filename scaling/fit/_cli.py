@@ -166,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
                                                 [r["measured_dimension"] for r in results],
                                                 loss_exponent=args.loss_exponent)
         print(f"\n{2 * args.loss_exponent:g}/alpha vs {args.dimension_column}: slope "
-              f"{comparison.slope:.3f} [{comparison.slope_interval[0]:.3f}, "
-              f"{comparison.slope_interval[1]:.3f}], intercept {comparison.intercept:.3f}, "
+              f"{comparison.slope:.3f} [{comparison.interval[0]:.3f}, "
+              f"{comparison.interval[1]:.3f}], intercept {comparison.intercept:.3f}, "
               f"through origin {comparison.slope_through_origin:.3f}, "
               f"r = {comparison.correlation:.3f} ({comparison.n_points} groups)")
     elif args.dimension_column:
@@ -199,7 +199,7 @@ def _print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
     print("-" * len(header))
     for r in results:
         fit = r["fit"]
-        low, high = fit.alpha_interval
+        low, high = fit.interval
         interval = "—" if np.isnan(low) else f"[{low:.3f}, {high:.3f}]"
         d = f"{r['d_pred'].dimension:.2f}" if r["d_pred"] else "—"
         crossing = r["n_max_threshold"]

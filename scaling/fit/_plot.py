@@ -49,7 +49,7 @@ def plot_fit(ax: Any, N: Any, L: Any, fit: PowerLawFit, *, groups: Any = None,
     ax.plot(N, L, ".", color=color, alpha=0.3, ms=3)
     inside = np.geomspace(fit.n_min, fit.n_max, 100)
     everywhere = np.geomspace(N.min(), N.max(), 100)
-    low, high = fit.alpha_interval
+    low, high = fit.interval
     text = f"α={fit.alpha:.3f}" if np.isnan(low) else f"α={fit.alpha:.3f} [{low:.3f}, {high:.3f}]"
     if fit.loss_floor > 0:
         text += f", L∞={fit.loss_floor:.3g}"

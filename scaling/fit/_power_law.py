@@ -10,6 +10,7 @@ resampling the runs within each size (a bootstrap over seeds, not over points).
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,18 +24,28 @@ from scaling.fit._circle import circle_radius
 FIGURE2_THRESHOLD = 6e-3
 
 
+class _Result:
+    """``to_dict()`` for the frozen result dataclasses below."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (tuples as lists)."""
+        return {k: (list(v) if isinstance(v, tuple) else v)
+                for k, v in dataclasses.asdict(self).items()}
+
+
 @dataclass(frozen=True)
-class PowerLawFit:
+class PowerLawFit(_Result):
     """The result of a scaling-law fit L(N) = L∞ + c·N^(−α).
 
     Attributes
     ----------
     alpha : float
         The exponent α.
-    alpha_interval : tuple of float
-        (low, high) confidence interval on α; (nan, nan) when none could be computed.
+    interval : tuple of float
+        (low, high) confidence interval on α; (nan, nan) when none could be
+        computed (never of zero width).
     confidence : float
-        The coverage aimed at by ``alpha_interval``.
+        The coverage aimed at by ``interval``.
     interval_method : str
         How the interval was obtained (bootstrap over runs, t interval, or none).
     coefficient : float
@@ -59,7 +70,7 @@ class PowerLawFit:
     """
 
     alpha: float
-    alpha_interval: tuple[float, float]
+    interval: tuple[float, float]
     confidence: float
     interval_method: str
     coefficient: float
@@ -85,34 +96,36 @@ class PowerLawFit:
         """
         return self.loss_floor + self.coefficient * np.asarray(N, dtype=float) ** (-self.alpha)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return {k: (list(v) if isinstance(v, tuple) else v)
-                for k, v in dataclasses.asdict(self).items()}
-
 
 @dataclass(frozen=True)
-class DimensionPrediction:
-    """d_pred = 2p/α (= 4/α for cross-entropy/KL and MSE, p = 2) with its interval."""
+class DimensionPrediction(_Result):
+    """d_pred = 2p/α (= 4/α for cross-entropy/KL and MSE, p = 2) with its interval.
+
+    ``interval`` maps the ends of the fit's interval on α (same ``confidence``);
+    (nan, nan) when the fit has none.
+    """
 
     dimension: float
     interval: tuple[float, float]
+    confidence: float
     alpha: float
     loss_exponent: float
 
 
 @dataclass(frozen=True)
-class DimensionComparison:
+class DimensionComparison(_Result):
     """Predicted dimension 2p/α regressed on a measured dimension (figures 1 and 6).
 
     ``slope``/``intercept`` are the ordinary least-squares line
-    predicted = slope · measured + intercept, ``slope_interval`` its t interval,
+    predicted = slope · measured + intercept, ``interval`` the t interval on the
+    slope at ``confidence`` ((nan, nan) when the points lie exactly on a line),
     ``slope_through_origin`` the slope of the line forced through 0, and
     ``correlation`` Pearson's r.
     """
 
     slope: float
-    slope_interval: tuple[float, float]
+    interval: tuple[float, float]
+    confidence: float
     intercept: float
     slope_through_origin: float
     correlation: float
@@ -122,7 +135,7 @@ class DimensionComparison:
 
 
 @dataclass(frozen=True)
-class ThresholdCrossing:
+class ThresholdCrossing(_Result):
     """The size N_max at which the loss reaches a threshold (figure 2)."""
 
     n_max: float
@@ -147,15 +160,26 @@ class _Runs:
                      tuple(r for r, k in zip(self.log_runs, keep, strict=True) if k))
 
 
+def _invalid(caller: str, name: str, expected: str, got: str, fix: str = "") -> ValueError:
+    """The wording of ``idest.utils.invalid`` (scaling.fit may not import idest)."""
+    return ValueError(f"{caller}: {name} must be {expected}; got {got}."
+                      + (f" {fix}" if fix else ""))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and bool(np.isfinite(value))
+
+
 def _as_positive_vector(values: Any, name: str, caller: str) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     if arr.ndim != 1:
-        raise ValueError(f"{caller}: {name} must be a 1-D sequence, got shape {arr.shape}; "
-                         "pass one value per run.")
+        raise _invalid(caller, name, "a 1-D sequence", f"shape {arr.shape}",
+                       "Pass one value per run.")
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
         bad = int(np.argmax(~np.isfinite(arr) | (arr <= 0)))
-        raise ValueError(f"{caller}: {name} must be finite and positive, got {arr[bad]!r} at "
-                         f"position {bad}; drop failed or diverged runs first.")
+        raise _invalid(caller, name, "finite and positive", f"{arr[bad]!r} at position {bad}",
+                       "Drop failed or diverged runs first.")
     return arr
 
 
@@ -165,20 +189,19 @@ def _validate_runs(N: Any, L: Any, caller: str, *, seeds: Any = None,
     N = _as_positive_vector(N, "N", caller)
     L = _as_positive_vector(L, "L", caller)
     if N.shape != L.shape:
-        raise ValueError(f"{caller}: N and L must have the same length, got {N.size} and "
-                         f"{L.size}; pass one (N, L) pair per run.")
+        raise _invalid(caller, "L", f"as long as N ({N.size})", f"{L.size} values",
+                       "Pass one (N, L) pair per run.")
     for name, labels in (("seeds", seeds), ("groups", groups)):
         if labels is not None and len(labels) != N.size:
-            raise ValueError(f"{caller}: {name} must have one label per run ({N.size}), "
-                             f"got {len(labels)}.")
+            raise _invalid(caller, name, f"one label per run ({N.size})", f"{len(labels)}")
     return N, L
 
 
 def _group_runs(N: np.ndarray, L: np.ndarray, caller: str, min_sizes: int = 3) -> _Runs:
     sizes, inverse = np.unique(N, return_inverse=True)
     if sizes.size < min_sizes:
-        raise ValueError(f"{caller}: needs runs at {min_sizes} or more distinct sizes N, got "
-                         f"{sizes.size}; add model sizes to the sweep.")
+        raise _invalid(caller, "N", f"runs at {min_sizes} or more distinct sizes",
+                       f"{sizes.size}", "Add model sizes to the sweep.")
     log_l = np.log(L)
     log_runs = tuple(log_l[inverse == i] for i in range(sizes.size))
     return _Runs(sizes, np.array([r.mean() for r in log_runs]), log_runs)
@@ -192,8 +215,9 @@ def _check_seeds(N: np.ndarray, seeds: Any, groups: Any, caller: str) -> None:
                     list(seeds), strict=True))
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
-        raise ValueError(f"{caller}: the run (N={dup[0]:g}, seed={dup[2]!r}) appears more than "
-                         "once; remove duplicated rows or pass groups to tell them apart.")
+        raise _invalid(caller, "seeds", "distinct within each size (and group)",
+                       f"the run (N={dup[0]:g}, seed={dup[2]!r}) more than once",
+                       "Remove duplicated rows or pass groups to tell them apart.")
 
 
 # ------------------------------------------------------------------------- window
@@ -266,11 +290,10 @@ def _window(runs: _Runs, window: Any, caller: str) -> tuple[np.ndarray, str]:
         low, high = (float(v) for v in window)
         keep = (runs.sizes >= low) & (runs.sizes <= high)
         if keep.sum() < 3:
-            raise ValueError(f"{caller}: the window ({low:g}, {high:g}) holds {int(keep.sum())} "
-                             "distinct size(s); it needs at least 3, widen it.")
+            raise _invalid(caller, "window", "a range holding at least 3 distinct sizes",
+                           f"({low:g}, {high:g}) holding {int(keep.sum())}", "Widen it.")
         return keep, "fixed"
-    raise ValueError(f"{caller}: window must be 'circle', 'all' or a (Nmin, Nmax) pair, got "
-                     f"{window!r}.")
+    raise _invalid(caller, "window", "'circle', 'all' or a (Nmin, Nmax) pair", repr(window))
 
 
 # ---------------------------------------------------------------------- bootstrap
@@ -303,12 +326,12 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
 
 
 def _check_fit_options(n_bootstrap: int, confidence: float, caller: str) -> None:
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) \
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, numbers.Integral) \
             or n_bootstrap < 0 or n_bootstrap == 1:
-        raise ValueError(f"{caller}: n_bootstrap must be 0 (no interval) or an int >= 2 "
-                         f"(resamples), got {n_bootstrap!r}.")
-    if not 0 < confidence < 1:
-        raise ValueError(f"{caller}: confidence must lie in (0, 1), got {confidence!r}.")
+        raise _invalid(caller, "n_bootstrap", "0 (no interval) or an int >= 2",
+                       repr(n_bootstrap), "One resample has no spread.")
+    if not _is_real(confidence) or not 0 < confidence < 1:
+        raise _invalid(caller, "confidence", "a number in (0, 1), e.g. 0.95", repr(confidence))
 
 
 # ---------------------------------------------------------------------- power law
@@ -428,8 +451,10 @@ def _fit_result(runs: _Runs, window_name: str, residuals: np.ndarray, interval: 
                 **fields: Any) -> PowerLawFit:
     """A PowerLawFit with the window's fields filled in from ``runs``."""
     (low, high), interval_method = interval
+    if not high > low and not np.isnan(low):  # a perfect fit: no spread to report
+        (low, high), interval_method = _NO_INTERVAL[0], f"none ({interval_method}: zero width)"
     return PowerLawFit(
-        alpha_interval=(float(low), float(high)), interval_method=interval_method,
+        interval=(float(low), float(high)), interval_method=interval_method,
         n_min=float(runs.sizes[0]), n_max=float(runs.sizes[-1]),
         n_points=int(runs.sizes.size), n_runs=int(sum(r.size for r in runs.log_runs)),
         window=window_name, residual_std=float(residuals.std()), **fields)
@@ -675,14 +700,14 @@ def fit_offset_power_law(
     caller = "fit_offset_power_law"
     low, high = (float(b) for b in alpha_bounds)
     if not 0 < low < high:
-        raise ValueError(f"{caller}: alpha_bounds must satisfy 0 < low < high, got "
-                         f"{alpha_bounds!r}.")
-    if huber_delta is not None and not huber_delta > 0:
-        raise ValueError(f"{caller}: huber_delta must be positive or None, got {huber_delta!r}.")
-    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)) \
+        raise _invalid(caller, "alpha_bounds", "a pair (low, high) with 0 < low < high",
+                       repr(alpha_bounds))
+    if huber_delta is not None and not (_is_real(huber_delta) and huber_delta > 0):
+        raise _invalid(caller, "huber_delta", "a finite number > 0 or None", repr(huber_delta))
+    if isinstance(grid_size, bool) or not isinstance(grid_size, numbers.Integral) \
             or grid_size < 3:
-        raise ValueError(f"{caller}: grid_size must be an int >= 3 (values of log alpha per "
-                         f"refinement round), got {grid_size!r}.")
+        raise _invalid(caller, "grid_size", "an int >= 3 (values of log alpha per refinement "
+                       "round)", repr(grid_size))
     runs, window_name = _windowed_runs(N, L, window, seeds, groups, n_bootstrap, confidence,
                                        caller)
     alpha, floor, coef = (float(v[0]) for v in _fit_offset(
@@ -749,8 +774,8 @@ def n_max_at_threshold(
     """
     caller = "n_max_at_threshold"
     N, L = _validate_runs(N, L, caller)
-    if not threshold > 0:
-        raise ValueError(f"{caller}: threshold must be positive, got {threshold!r}.")
+    if not (_is_real(threshold) and threshold > 0):
+        raise _invalid(caller, "threshold", "a finite number > 0", repr(threshold))
     runs = _group_runs(N, L, caller, min_sizes=1)
     log_t = np.log(threshold)
     below = np.flatnonzero(runs.log_mean <= log_t)
@@ -779,7 +804,7 @@ def predicted_dimension(fit: PowerLawFit, *, loss_exponent: float = 2.0) -> Dime
 
     Sharma & Kaplan eq. 2.3 (α = 4/d for cross-entropy/KL and MSE) and its
     generalisation to a loss |Δ|^p, α = 2p/d (section 3.3, figure 8). The interval
-    maps the ends of ``fit.alpha_interval``.
+    maps the ends of ``fit.interval``.
 
     Examples
     --------
@@ -788,19 +813,20 @@ def predicted_dimension(fit: PowerLawFit, *, loss_exponent: float = 2.0) -> Dime
     >>> round(predicted_dimension(fit).dimension, 6)
     8.0
     """
-    if not loss_exponent > 0:
-        raise ValueError(f"predicted_dimension: loss_exponent must be positive, got "
-                         f"{loss_exponent!r}.")
+    caller = "predicted_dimension"
+    if not (_is_real(loss_exponent) and loss_exponent > 0):
+        raise _invalid(caller, "loss_exponent", "a finite number > 0", repr(loss_exponent))
     if not fit.alpha > 0:
-        raise ValueError(f"predicted_dimension: the fit's alpha is {fit.alpha:g}; a dimension "
-                         "needs a loss that decreases with N (alpha > 0).")
-    low, high = fit.alpha_interval
+        raise _invalid(caller, "fit", "a fit with alpha > 0 (a loss that decreases with N)",
+                       f"alpha = {fit.alpha:g}")
+    low, high = fit.interval
     scale = 2.0 * loss_exponent
     interval = (scale / high if high > 0 else float("nan"),
                 scale / low if low > 0 else float("inf"))
     if np.isnan(low) or np.isnan(high):
         interval = (float("nan"), float("nan"))
-    return DimensionPrediction(scale / fit.alpha, interval, fit.alpha, float(loss_exponent))
+    return DimensionPrediction(scale / fit.alpha, interval, fit.confidence, fit.alpha,
+                               float(loss_exponent))
 
 
 def compare_alpha_to_dimension(
@@ -840,22 +866,26 @@ def compare_alpha_to_dimension(
     alpha = np.array([a.alpha if isinstance(a, PowerLawFit) else float(a) for a in alphas])
     measured = np.asarray(dimensions, dtype=float)
     if measured.ndim != 1 or measured.shape != alpha.shape:
-        raise ValueError(f"{caller}: needs one dimension per alpha, got {alpha.size} alphas "
-                         f"and dimensions of shape {measured.shape}.")
+        raise _invalid(caller, "dimensions", f"one dimension per alpha ({alpha.size})",
+                       f"shape {measured.shape}")
     if alpha.size < 3:
-        raise ValueError(f"{caller}: needs at least 3 experiments for a slope with an "
-                         f"interval, got {alpha.size}.")
+        raise _invalid(caller, "alphas", "at least 3 experiments (a slope with an interval)",
+                       f"{alpha.size}")
     if not (np.all(np.isfinite(alpha)) and np.all(alpha > 0) and np.all(np.isfinite(measured))):
-        raise ValueError(f"{caller}: alphas must be finite and positive and dimensions "
-                         "finite; drop failed fits first.")
+        raise _invalid(caller, "alphas", "finite and positive (and dimensions finite)",
+                       f"alphas {alpha.tolist()} and dimensions {measured.tolist()}",
+                       "Drop failed fits first.")
     if np.ptp(measured) == 0:
-        raise ValueError(f"{caller}: every measured dimension equals {measured[0]:g}; a slope "
-                         "needs experiments of different dimension.")
+        raise _invalid(caller, "dimensions", "of at least two different values",
+                       f"{measured[0]:g} for every experiment",
+                       "A slope needs experiments of different dimension.")
     predicted = 2.0 * loss_exponent / alpha
     line = stats.linregress(measured, predicted)
     half = stats.t.ppf(0.5 + confidence / 2, alpha.size - 2) * line.stderr
+    interval = (float(line.slope - half), float(line.slope + half)) if half > 0 \
+        else (float("nan"), float("nan"))
     return DimensionComparison(
-        slope=float(line.slope), slope_interval=(line.slope - half, line.slope + half),
+        slope=float(line.slope), interval=interval, confidence=float(confidence),
         intercept=float(line.intercept),
         slope_through_origin=float(measured @ predicted / (measured @ measured)),
         correlation=float(line.rvalue), n_points=int(alpha.size),

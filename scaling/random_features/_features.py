@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg
 
-from idest.utils import check_array, check_int
+from idest.utils import check_array, check_int, check_positive
 
 #: Singular values below this fraction of the largest count as zero (pseudo-inverse).
 RCOND = 1e-7
@@ -208,9 +208,7 @@ def power_law_population(n_features: int, alpha_K: float) -> FeaturePopulation:
     [1.0, 0.25, 0.1111111111111111, 0.0625]
     """
     check_int(n_features, "n_features", "power_law_population", 1)
-    if not alpha_K > 0:
-        raise ValueError(f"power_law_population: alpha_K must be positive, got {alpha_K!r}; "
-                         "the spectrum must decay faster than 1/i.")
+    check_positive(alpha_K, "alpha_K", "power_law_population")  # decays faster than 1/i
     eigenvalues = np.arange(1, n_features + 1, dtype=float) ** (-(1.0 + alpha_K))
     return FeaturePopulation(eigenvalues, None, None,
                              f"Gaussian features, spectrum i^-(1+{alpha_K:g}), S={n_features}")

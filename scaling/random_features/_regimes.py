@@ -20,10 +20,11 @@ import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from idest.utils import RecordStore, check_int, progress_bar
+from idest.utils import RecordStore, check_choice, check_int, progress_bar
 from scaling.fit import PowerLawFit, fit_power_law
 from scaling.random_features._features import (
     FeaturePopulation,
@@ -86,9 +87,7 @@ class FeatureSource:
     bias_std: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind not in SOURCE_KINDS:
-            raise ValueError(f"FeatureSource: kind must be one of {list(SOURCE_KINDS)}, got "
-                             f"{self.kind!r}.")
+        check_choice(self.kind, "kind", "FeatureSource", SOURCE_KINDS)
         if self.kind == "digits" and self.parameter not in (1, 2, 4, 8):
             raise ValueError(f"FeatureSource: the digits pool factor must divide 8 (1, 2, 4 "
                              f"or 8), got {self.parameter!r}.")
@@ -163,9 +162,7 @@ def regime_point(population: FeaturePopulation, regime: str, size: int, *,
     >>> bool(loss > ref > 0)
     True
     """
-    if regime not in REGIMES:
-        raise ValueError(f"regime_point: regime must be one of {list(REGIMES)}, got "
-                         f"{regime!r}.")
+    check_choice(regime, "regime", "regime_point", tuple(REGIMES))
     check_int(size, "size", "regime_point", 1)
     S = population.n_features
     lam = population.eigenvalues
@@ -331,8 +328,14 @@ class SpectrumFit:
     """α_K from a fit λ_i ∝ i^−(1+α_K) of the feature spectrum (Bahri eq. 6, figure 4)."""
 
     alpha_K: float
-    alpha_K_interval: tuple[float, float]
+    interval: tuple[float, float]
+    confidence: float
     fit: PowerLawFit
+
+    def to_dict(self) -> dict[str, Any]:
+        """α_K, its interval and the underlying fit as a JSON-ready dict."""
+        return {"alpha_K": self.alpha_K, "interval": list(self.interval),
+                "confidence": self.confidence, "fit": self.fit.to_dict()}
 
 
 def fit_spectrum(eigenvalue_sets: Sequence[np.ndarray], *, window: tuple[float, float],
@@ -353,8 +356,8 @@ def fit_spectrum(eigenvalue_sets: Sequence[np.ndarray], *, window: tuple[float, 
     positive = values > 0
     fit = fit_power_law(index[positive], values[positive], seeds=seeds[positive],
                         window=window, n_bootstrap=n_bootstrap, random_state=random_state)
-    low, high = fit.alpha_interval
-    return SpectrumFit(fit.alpha - 1.0, (low - 1.0, high - 1.0), fit)
+    low, high = fit.interval
+    return SpectrumFit(fit.alpha - 1.0, (low - 1.0, high - 1.0), fit.confidence, fit)
 
 
 @dataclass(frozen=True)
@@ -392,5 +395,5 @@ def duality_check(fit_D: PowerLawFit, fit_P: PowerLawFit, spectrum: SpectrumFit
     >>> abs(check.alpha_D - check.alpha_P) < 0.1
     True
     """
-    return DualityCheck(fit_D.alpha, fit_D.alpha_interval, fit_P.alpha, fit_P.alpha_interval,
-                        spectrum.alpha_K, spectrum.alpha_K_interval)
+    return DualityCheck(fit_D.alpha, fit_D.interval, fit_P.alpha, fit_P.interval,
+                        spectrum.alpha_K, spectrum.interval)

@@ -284,9 +284,9 @@ def _fit_sweep(sweep: SolvableSweep, losses: np.ndarray, window: tuple[float, fl
 def _interval_text(fit: PowerLawFit | SpectrumFit, digits: int = 2) -> str:
     """``value [low, high]`` of a fitted exponent."""
     if isinstance(fit, SpectrumFit):
-        value, (low, high) = fit.alpha_K, fit.alpha_K_interval
+        value, (low, high) = fit.alpha_K, fit.interval
     else:
-        value, (low, high) = fit.alpha, fit.alpha_interval
+        value, (low, high) = fit.alpha, fit.interval
     return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
@@ -706,7 +706,7 @@ def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig 
     fits_json = {
         "random_features": {res.source.name: {
             **{regime: fit.to_dict() for regime, fit in res.fits.items()},
-            "alpha_K": res.spectrum.alpha_K, "alpha_K_interval": res.spectrum.alpha_K_interval,
+            "alpha_K": res.spectrum.alpha_K, "alpha_K_interval": res.spectrum.interval,
             "alpha_D_alpha_P_intervals_overlap": res.duality.consistent,
         } for res in results},
         "solvable": {key: fit.to_dict() for key, fit in solvable_fits.items()},

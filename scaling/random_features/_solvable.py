@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from idest.utils import check_int, progress_bar
+from idest.utils import check_choice, check_int, progress_bar
 from scaling.random_features._features import (
     gaussian_projection,
     linear_model_loss,
@@ -150,8 +150,7 @@ def solvable_sweep(n_latent: int, *, varied: str, sizes: Iterable[int], fixed: i
     >>> sw.losses.shape, bool(np.all(np.diff(sw.ridgeless().mean(axis=0)) < 0))
     ((2, 3, 28), True)
     """
-    if varied not in ("N", "T"):
-        raise ValueError(f"solvable_sweep: varied must be 'N' or 'T', got {varied!r}.")
+    check_choice(varied, "varied", "solvable_sweep", ("N", "T"))
     sizes = np.array([int(s) for s in sizes])
     n_features = sizes if varied == "N" else np.full(sizes.size, int(fixed))
     n_train = sizes if varied == "T" else np.full(sizes.size, int(fixed))

@@ -258,7 +258,7 @@ def _prediction(p: DimensionPrediction | None) -> str:
 def _comparison_line(name: str, c: DimensionComparison | None) -> str:
     if c is None:
         return f"| 4/α against {name} | fewer than 3 values of k with α > 0: no regression |"
-    return (f"| 4/α against {name} | {c.slope:.2f} ({_interval(c.slope_interval)}) | "
+    return (f"| 4/α against {name} | {c.slope:.2f} ({_interval(c.interval)}) | "
             f"{c.intercept:.2f} | {c.slope_through_origin:.2f} | {c.correlation:.3f} | "
             f"{c.n_points} |")
 
@@ -303,7 +303,7 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
                  f"{s.n_max.n_max:.3g}{' (extrap.)' if s.n_max.extrapolated else ''}")
         lines.append(
             f"| {s.features} | {s.n_runs} | {f.n_min:.0f}–{f.n_max:.0f}{cut} | "
-            f"{f.alpha:.3f} ({_interval(f.alpha_interval, 3)}) | "
+            f"{f.alpha:.3f} ({_interval(f.interval, 3)}) | "
             f"{_prediction(s.prediction)} | "
             f"{s.id_twonn:.2f} ± {s.id_twonn_std:.2f} | {s.id_mle:.2f} | {n_max} |")
     lines += [

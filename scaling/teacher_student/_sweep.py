@@ -72,8 +72,8 @@ class SweepConfig:
 
     def teacher(self, k: int):
         """The random teacher for k features (same weights for every k)."""
-        return random_teacher(k, loss="cross_entropy" if self.loss == "kl" else "mse",
-                              variant=self.variant, random_state=self.teacher_seed)
+        return random_teacher(k, loss=self.loss, variant=self.variant,
+                              random_state=self.teacher_seed)
 
     def runs(self) -> list[tuple[int, int, int, int]]:
         """Every (features, width, depth, seed) of the sweep, seed by seed, so that a

@@ -5,10 +5,10 @@ teacher exposes the same two methods used by training:
 
 * ``sample_inputs(n, rng)``: ``n`` fresh inputs *as the student sees them*;
 * ``outputs(x)``: the teacher's output for those student inputs (two scaled logits for
-  a cross-entropy teacher, one value for an MSE teacher).
+  a teacher for the KL loss, one value for the others).
 
 and the attributes ``n_inputs`` (width of a student's input), ``n_outputs``, ``loss``
-(``"cross_entropy"`` or ``"mse"``) and ``description`` (one line recorded with each run).
+(one of :data:`LOSSES`) and ``description`` (one line recorded with each run).
 """
 
 from __future__ import annotations
@@ -18,16 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from idest.utils import check_int
+from idest.utils import check_choice, check_int
 
-LOSSES = ("cross_entropy", "mse")
+#: The training losses: "kl" (cross-entropy on the teacher's soft labels, reported as the
+#: KL divergence; the teacher has two logits), "mse" and "power" (|Δ|^p; one output).
+LOSSES = ("kl", "mse", "power")
 VARIANTS = ("authors", "clean")
-
-
-def _check_choice(value: str, name: str, choices: Sequence[str], caller: str) -> None:
-    if value not in choices:
-        raise ValueError(f"{caller}: {name} must be one of {list(choices)}, got {value!r}; "
-                         f"pass one of those.")
 
 
 def _relu_mlp(x: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
@@ -98,7 +94,7 @@ class RandomTeacher:
 def random_teacher(
     n_features: int,
     *,
-    loss: str = "cross_entropy",
+    loss: str = "kl",
     variant: str = "authors",
     n_total_inputs: int = 20,
     hidden: Sequence[int] = (600, 600),
@@ -111,8 +107,9 @@ def random_teacher(
     ----------
     n_features : int
         k, the number of active inputs (1 <= k <= n_total_inputs).
-    loss : {"cross_entropy", "mse"}, default="cross_entropy"
-        Two logits for cross-entropy ([20, 600, 600, 2]) or one value for MSE.
+    loss : {"kl", "mse", "power"}, default="kl"
+        The loss the students will be trained with (:data:`LOSSES`): two logits
+        for "kl" ([20, 600, 600, 2]), one value for "mse" and "power".
     variant : {"authors", "clean"}, default="authors"
         Whether the student sees all ``n_total_inputs`` (authors' code) or only k.
     n_total_inputs, hidden, output_scale
@@ -132,9 +129,9 @@ def random_teacher(
     caller = "random_teacher"
     n_total_inputs = check_int(n_total_inputs, "n_total_inputs", caller, 1)
     n_features = check_int(n_features, "n_features", caller, 1, n_total_inputs)
-    _check_choice(loss, "loss", LOSSES, caller)
-    _check_choice(variant, "variant", VARIANTS, caller)
-    n_out = 2 if loss == "cross_entropy" else 1
+    check_choice(loss, "loss", caller, LOSSES)
+    check_choice(variant, "variant", caller, VARIANTS)
+    n_out = 2 if loss == "kl" else 1
     rng = np.random.default_rng(random_state)
     weights = _gaussian_layers([n_total_inputs, *hidden, n_out], rng)
     return RandomTeacher(weights, n_features, n_total_inputs, loss, variant,

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from idest.utils import check_int, progress_bar
+from idest.utils import check_choice, check_int, invalid, progress_bar
 from scaling.teacher_student._student import BIAS_STD, make_student, parameter_count
+from scaling.teacher_student._teacher import LOSSES
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,6 @@ SCHEDULES: dict[str, Schedule] = {
     )
 }
 
-LOSSES = ("kl", "mse", "power")
-
 
 def get_schedule(name: str | Schedule) -> Schedule:
     """The named schedule (see :data:`SCHEDULES`), or ``name`` itself if already one.
@@ -90,9 +89,7 @@ def get_schedule(name: str | Schedule) -> Schedule:
     """
     if isinstance(name, Schedule):
         return name
-    if name not in SCHEDULES:
-        raise ValueError(f"Unknown schedule {name!r}; expected one of {sorted(SCHEDULES)}.")
-    return SCHEDULES[name]
+    return SCHEDULES[check_choice(name, "schedule", "get_schedule", sorted(SCHEDULES))]
 
 
 @dataclass(frozen=True)
@@ -201,8 +198,8 @@ def activation_dimension(H: np.ndarray) -> tuple[float, float, int]:
 
 
 @contextlib.contextmanager
-def limited_threads(n_threads: int) -> Iterator[None]:
-    """Run with ``n_threads`` torch intra-op and BLAS threads, restoring them afterwards.
+def limited_threads(n_jobs: int) -> Iterator[None]:
+    """Run with ``n_jobs`` torch intra-op and BLAS threads, restoring them afterwards.
 
     Small students train fastest on one thread; on a busy machine more threads spin and
     can make training many times slower.
@@ -211,9 +208,9 @@ def limited_threads(n_threads: int) -> Iterator[None]:
     from threadpoolctl import threadpool_limits
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
+    torch.set_num_threads(n_jobs)
     try:
-        with threadpool_limits(n_threads):
+        with threadpool_limits(n_jobs):
             yield
     finally:
         torch.set_num_threads(previous)
@@ -230,7 +227,7 @@ def train_students(
     bias_std: float = BIAS_STD,
     n_eval: int = 10_000,
     n_id: int = 12_000,
-    n_threads: int = 1,
+    n_jobs: int = 1,
     progress: bool | None = None,
 ) -> list[StudentResult]:
     """Train students of shapes ``(width, depth)`` in lockstep on one online stream.
@@ -255,7 +252,7 @@ def train_students(
         KL on soft labels (needs a two-logit teacher), squared error, or |Δ|^``power``.
     n_id : int, default=12000
         Inputs used for the ID; 0 skips the ID (reported as nan).
-    n_threads : int, default=1
+    n_jobs : int, default=1
         torch and BLAS threads while training (see :func:`limited_threads`).
 
     Returns
@@ -272,17 +269,17 @@ def train_students(
     (1014, True)
     """
     caller = "train_students"
-    if loss not in LOSSES:
-        raise ValueError(f"{caller}: loss must be one of {list(LOSSES)}, got {loss!r}.")
+    check_choice(loss, "loss", caller, LOSSES)
     if loss == "kl" and teacher.n_outputs != 2:
-        raise ValueError(f"{caller}: loss='kl' needs a two-logit (cross-entropy) teacher, got "
-                         f"{teacher.n_outputs} output(s); use loss='mse' or a CE teacher.")
+        raise invalid(caller, "teacher", "a two-logit teacher for loss='kl'",
+                      f"{teacher.n_outputs} output(s)",
+                      "Use loss='mse' or a teacher built with loss='kl'.")
     if not students:
-        raise ValueError(f"{caller}: expected at least one (width, depth), got none.")
+        raise invalid(caller, "students", "at least one (width, depth)", "none")
     check_int(n_eval, "n_eval", caller, 1)
     n_id = check_int(n_id, "n_id", caller, 0)
     sched = get_schedule(schedule)
-    with limited_threads(check_int(n_threads, "n_threads", caller, 1)):
+    with limited_threads(check_int(n_jobs, "n_jobs", caller, 1)):
         return _train_in_lockstep(teacher, students, seed, sched, loss, power, bias_std,
                                   n_eval, n_id, progress)
 
