@@ -327,9 +327,11 @@ def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float,
 
 def _check_fit_options(n_bootstrap: int, confidence: float, caller: str) -> None:
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, numbers.Integral) \
-            or n_bootstrap < 0 or n_bootstrap == 1:
-        raise _invalid(caller, "n_bootstrap", "0 (no interval) or an int >= 2",
-                       repr(n_bootstrap), "One resample has no spread.")
+            or n_bootstrap < 0:
+        raise _invalid(caller, "n_bootstrap", "an int in [0, inf)", repr(n_bootstrap))
+    if n_bootstrap == 1:
+        raise _invalid(caller, "n_bootstrap", "0 (no interval) or an int >= 2", "1",
+                       "One resample has no spread.")
     if not _is_real(confidence) or not 0 < confidence < 1:
         raise _invalid(caller, "confidence", "a number in (0, 1), e.g. 0.95", repr(confidence))
 
