@@ -73,11 +73,11 @@ def _sequences(args: argparse.Namespace, tokenizer, out: Path):
     cache = out / "sequences.npz"
     if cache.exists():
         try:
-            with np.load(cache) as saved:
+            with open(cache, "rb") as handle, np.load(handle) as saved:
                 if json.loads(str(saved["meta"])) == meta:
                     return TokenSequences(saved["input_ids"], int(saved["stride"]),
                                           int(saved["n_corpus_tokens"]))
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             print(f"note      : {cache} is damaged; tokenising again")
         else:
             print("note      : the text or the tokenizer changed since the last run in "
