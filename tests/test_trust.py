@@ -260,3 +260,67 @@ def test_cli_turns_every_user_error_type_into_one_line(capsys, monkeypatch):
         assert _main.main(["knn", "x.npy"]) == 2
         err = capsys.readouterr().err
         assert err == f"idest knn: error: {exc.args[0]}\n"
+
+
+# ----------------------------------------------------------------- 1. content-addressed resume
+
+
+def test_layer_scan_recomputes_when_the_weights_or_the_batches_change(tmp_path):
+    torch = pytest.importorskip("torch")
+    from idest.scan import layer_scan
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.Tanh(), torch.nn.Linear(32, 16))
+    batches = [torch.rand(250, 3, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+
+    def scan(model, inputs, out=tmp_path / "scan"):
+        return layer_scan(model, inputs, ["0", "2"], out, reduce="flatten", mle_k=10)
+
+    first = scan(net, batches)
+    again = scan(net, iter(batches))  # the same content, as a one-shot iterator: reused
+    assert again.n_sites_reused == 2 and again.rows == first.rows
+    other = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.Tanh(),
+                                torch.nn.Linear(32, 16))  # same architecture, other weights
+    with pytest.warns(UserWarning, match=r"2 site\(s\) .* recomputed: the model weights changed"):
+        changed = scan(other, batches)
+    assert changed.n_sites_reused == 0
+    assert changed.rows == scan(other, batches, tmp_path / "fresh").rows
+    edited = [b.clone() for b in batches]
+    edited[1][7, 2] += 1e-3
+    with pytest.warns(UserWarning, match="recomputed: the inputs changed"):
+        assert scan(other, edited).n_sites_reused == 0
+
+
+@pytest.mark.slow
+def test_cli_scan_sees_an_edited_text_and_refuses_mistakes_before_capturing(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from idest.activations import stdlib_docstrings
+    from idest.cli import main
+
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n".join(stdlib_docstrings(["json"], topics=False)))
+    out = tmp_path / "scan"
+    args = ["scan", "--text", str(text), "--n-sequences", "60", "--seq-len", "16",
+            "--out", str(out), "--sites", "hidden_states.2", "hidden_states.4"]
+    assert main(args) == 0
+    before = capsys.readouterr().out
+    assert main(args) == 0
+    assert "2 site(s) reused" in capsys.readouterr().out
+    text.write_text("\n".join(stdlib_docstrings(["csv"], topics=False)))  # edited in place
+    with pytest.warns(UserWarning, match="recomputed: the inputs changed"):
+        assert main(args) == 0
+    after = capsys.readouterr().out
+    assert "the text or the tokenizer changed" in after and "reused" not in after
+    tokens = [line for line in (before, after) for line in line.splitlines()
+              if line.startswith("text")]
+    assert tokens[0] != tokens[1]  # the new text's token count
+
+    fresh = tmp_path / "fresh"
+    for mistake, expected in ((["--sites", "hidden_state.*"], "did you mean 'hidden_states"),
+                              (["--ks", "1"], "ks")):
+        assert main([*args[:args.index("--out")], "--out", str(fresh), *mistake]) == 2
+        err = capsys.readouterr().err  # transformers may print a loading bar first
+        last = err.strip().splitlines()[-1]
+        assert last.startswith("idest scan: error:") and expected in last
+        assert "Traceback" not in err
+        assert not (fresh / "activations").exists()  # refused before any capture
