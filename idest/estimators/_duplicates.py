@@ -196,10 +196,10 @@ def resolution(X: Any) -> float:
     dtype = getattr(X, "dtype", None)
     if dtype is None:
         dtype = np.asarray(X).dtype
-    if getattr(dtype, "is_floating_point", False):  # a torch dtype (bfloat16 included)
+    if hasattr(dtype, "is_floating_point"):  # a torch dtype (bfloat16 included)
         import torch
 
-        return float(torch.finfo(dtype).eps)
+        return float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
     dtype = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
     return float(np.finfo(dtype).eps) if dtype.kind == "f" else 0.0
 
