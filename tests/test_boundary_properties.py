@@ -60,6 +60,7 @@ def datasets(draw, min_points=2, max_points=40):
                                                           if dtype == "float64" else [])))
         base = np.unique(rng.normal(size=(n, d)).astype(dtype).astype(np.float64), axis=0)
         base = np.ldexp(base, exponent) if dtype == "float64" else base
+    base = distinct_at_precision(base, dtype)
     values = base.astype(dtype)
     layout = draw(st.sampled_from(LAYOUTS))
     extra = []
@@ -73,6 +74,22 @@ def datasets(draw, min_points=2, max_points=40):
         extra.append(twins)
     X = np.concatenate([values, *extra]) if extra else values
     return X, base, layout
+
+
+def distinct_at_precision(base, dtype):
+    """The rows of ``base`` farther than the estimators' duplicate threshold from every
+    earlier kept row (4 machine epsilons of the dtype times the larger norm)."""
+    if np.dtype(dtype).kind != "f":
+        return base
+    eps = 4 * np.finfo(dtype).eps
+    distance = exact_distances(base, base)
+    exponents = np.frexp(np.abs(base).max(axis=1))[1]  # row norms without overflow
+    norms = np.ldexp(np.linalg.norm(np.ldexp(base, -exponents[:, None]), axis=1), exponents)
+    keep = []
+    for i in range(len(base)):
+        if all(distance[i, j] > eps * max(norms[i], norms[j]) for j in keep):
+            keep.append(i)
+    return base[keep]
 
 
 def names_the_problem(exc, caller):
