@@ -41,6 +41,7 @@ from idest.activations import (
     resolve_sites,
 )
 from idest.estimators import DuplicatesWarning, estimate_all
+from idest.neighbors import knn
 from idest.utils import atomic_write, content_hash, progress_bar, read_json, write_json
 
 #: Columns of the scan table, in order.
@@ -107,10 +108,13 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap
     """The table rows of one site: every estimator of :func:`idest.estimate_all`."""
     base = {"site": site.name, "kind": site.kind, "layer": site.layer,
             "relative_depth": site.relative_depth, "ambient_dim": int(X.shape[1])}
+    data = X
     try:
+        if not isinstance(X, np.ndarray):  # a tensor kept on the device: searched there once
+            data = knn(X, max(2, *ks, mle_k), progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DuplicatesWarning)  # counted in the table instead
-            results = estimate_all(X, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
+            results = estimate_all(data, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
                                    random_state=random_state, duplicates="drop", progress=False)
     except ValueError as exc:
         rows = [{**base, "estimator": None, "k": None, "id": None, "ci_low": None,
@@ -170,6 +174,7 @@ def layer_scan(
     inputs_id: Any = None,
     title: str | None = None,
     progress: bool | None = None,
+    keep_on_device: bool = False,
 ) -> ScanResult:
     """Intrinsic dimension of every site of a model: capture, estimate, table, figure.
 
@@ -203,6 +208,11 @@ def layer_scan(
         Title of the figure.
     progress : bool or None, default=None
         Progress bars for the capture and the estimates (None: on a terminal).
+    keep_on_device : bool, default=False
+        Keep the captured rows on the model's device (a GPU) and search them
+        there (:func:`idest.capture`'s option of that name): no activation
+        files, so an interrupted scan captures again the sites it had not
+        estimated. By default they stream to ``out_dir/activations``.
 
     Returns
     -------
@@ -266,11 +276,13 @@ def layer_scan(
     if missing:
         captured = capture(model, batches, missing, reduce={s.name: reductions[s.name]
                                                             for s in missing},
-                           out_dir=out / "activations", n_samples=n_samples,
-                           chunk_rows=CHECKPOINT_ROWS,
-                           resume_key=[capture_keys[s.name] for s in missing], progress=progress)
+                           out_dir=None if keep_on_device else out / "activations",
+                           n_samples=n_samples, chunk_rows=CHECKPOINT_ROWS,
+                           resume_key=None if keep_on_device else [capture_keys[s.name]
+                                                                   for s in missing],
+                           progress=progress, keep_on_device=keep_on_device)
         for s in missing:
-            if s.name in captured:
+            if s.name in captured and not keep_on_device:
                 write_json(out / "activations" / f"{s.name}.done.json", capture_keys[s.name])
         arrays.update(captured)
 

@@ -28,13 +28,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from idest.activations._hooks import hooks
 from idest.activations._reductions import Reduction
 from idest.activations._sites import Site, SiteSpec, _check_module, resolve_sites
 from idest.activations._storage import _Checkpoint, _Sink
-from idest.utils import check_int, content_hash, progress_bar
+from idest.utils import check_int, content_hash, invalid, progress_bar
 
 
 def _to_device(value: Any, device: Any) -> Any:
@@ -89,7 +87,8 @@ def capture(
     n_samples: int | None = None,
     resume_key: Any = None,
     progress: bool | None = None,
-) -> dict[str, np.ndarray]:
+    keep_on_device: bool = False,
+) -> dict[str, Any]:
     """Record activation vectors at every requested site, all in the same forward pass.
 
     Parameters
@@ -123,12 +122,18 @@ def capture(
         and appends to the files; anything else starts over.
     progress : bool or None, default=None
         A progress bar over batches (None: on a terminal only).
+    keep_on_device : bool, default=False
+        Keep the reduced rows where the model runs (a GPU) and return torch
+        tensors there, for :func:`idest.knn` to search without a round trip
+        to the host (``backend="auto"`` picks the torch backend for GPU
+        tensors). The device must hold every site's rows; not with ``out_dir``.
 
     Returns
     -------
     dict of str -> ndarray of shape (n_rows, width)
         One array per site in the order of :func:`resolve_sites`; float32
-        (float16/bfloat16 activations are upcast), float64 for float64 models.
+        (float16/bfloat16 activations are upcast), float64 for float64 models;
+        torch tensors on the model's device with ``keep_on_device``.
         Sites whose module never ran (e.g. an attention dropout that a fused
         kernel bypasses) are left out with a ``RuntimeWarning``.
 
@@ -145,6 +150,10 @@ def capture(
 
     _check_module(model)
     check_int(chunk_rows, "chunk_rows", "capture", 1)
+    if keep_on_device and out_dir is not None:
+        raise invalid("capture", "out_dir", "None with keep_on_device=True (rows kept on the "
+                      "device are not streamed to disk)", repr(str(out_dir)),
+                      "Pass keep_on_device=True or out_dir, not both.")
     resolved = resolve_sites(model, sites)
     reductions = per_site(resolved, reduce)
     out = Path(out_dir) if out_dir is not None else None
@@ -157,8 +166,8 @@ def capture(
         total = n_samples if n_samples is not None else (n_batches or 1) * first_size[0]
         return math.ceil(first_rows * total / first_size[0])
 
-    sinks = {s.name: _Sink(out / f"{s.name}.npy" if out else None, chunk_rows, expected_rows)
-             for s in resolved}
+    sinks = {s.name: _Sink(out / f"{s.name}.npy" if out else None, chunk_rows, expected_rows,
+                           keep_on_device) for s in resolved}
     checkpoint = (_Checkpoint(out / "capture-state.json",
                               {"id": resume_key, "weights": content_hash(model)}, reductions,
                               sinks)

@@ -25,12 +25,14 @@ class _Sink:
     by ~25 MB per batch.
     """
 
-    def __init__(self, path: Path | None, chunk_rows: int, expected_rows: Callable[[int], int]):
+    def __init__(self, path: Path | None, chunk_rows: int, expected_rows: Callable[[int], int],
+                 keep_on_device: bool = False):
         self.path = path
         self.chunk_rows = chunk_rows
         self.expected_rows = expected_rows  # rows of the first batch -> expected total
         self.blocks: list[np.ndarray] = []  # in memory
         self.array: np.memmap | None = None  # on disk
+        self.tensors: list | None = [] if keep_on_device else None  # on the model's device
         self.n = 0
 
     def append(self, rows: Any) -> None:
@@ -39,6 +41,11 @@ class _Sink:
 
         dtype = np.float64 if rows.dtype == torch.float64 else np.float32
         m, width = rows.shape
+        if self.tensors is not None:  # a copy where it is: hooks may hand out reused buffers
+            self.tensors.append(rows.to(torch.float64 if dtype == np.float64 else torch.float32,
+                                        copy=True))
+            self.n += m
+            return
         if self.path is not None:
             if self.array is None:
                 self.array = np.lib.format.open_memmap(
@@ -88,7 +95,11 @@ class _Sink:
     def empty(self) -> bool:
         return self.n == 0
 
-    def close(self) -> np.ndarray:
+    def close(self) -> Any:
+        if self.tensors is not None:
+            import torch
+
+            return torch.cat(self.tensors) if len(self.tensors) > 1 else self.tensors[0]
         if self.path is None:
             full = np.concatenate(self.blocks) if len(self.blocks) > 1 else self.blocks[0]
             return full[: self.n]

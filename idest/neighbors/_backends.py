@@ -32,6 +32,22 @@ def n_candidates(k: int) -> int:
     return k + max(CANDIDATE_MARGIN, k // 4)
 
 
+def certified_lower_bound(worst, sq_norm, scale: float, dim: int):
+    """Lower bound on the exact squared distance of every point outside a candidate list.
+
+    The certificate of ``cpp/knn.cpp`` (``certified_lower_bound``, where the
+    argument is written out), elementwise on float64 numpy arrays or torch
+    tensors: ``worst`` is the largest float32 approximation left in the list
+    (every point outside it had one at least as large), ``sq_norm`` the
+    query's unscaled squared distance from the mean, ``scale`` the power of two
+    applied before rounding to float32. With c = (2D + 32) 2^-24 the bound is
+    (worst - 3 c s^2 |x|^2 - D 2^-120) / ((1 + 2 c) s^2).
+    """
+    c = (2.0 * dim + 32.0) * 2.0**-24
+    s2 = scale * scale
+    return (worst - 3.0 * c * sq_norm * s2 - dim * 2.0**-120) / (1.0 + 2.0 * c) / s2
+
+
 def _sgemm_capsule():
     """SciPy's BLAS SGEMM, borrowed through its Cython API (no link-time BLAS)."""
     from scipy.linalg import cython_blas

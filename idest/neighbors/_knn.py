@@ -37,7 +37,7 @@ import numpy as np
 
 from idest.utils.validation import check_array, check_choice, check_int, invalid
 
-Backend = Literal["auto", "cpp", "numba", "tree"]
+Backend = Literal["auto", "cpp", "numba", "tree", "torch"]
 BACKENDS = ("cpp", "numba", "tree")
 
 #: Smallest reference set for which ``backend="auto"`` takes the tree, by
@@ -123,6 +123,26 @@ def default_n_jobs() -> int:
         return os.cpu_count() or 1
 
 
+def is_device_tensor(A: Any) -> bool:
+    """True for a torch tensor off the CPU (a GPU), which ``backend="auto"`` sends to torch."""
+    if not type(A).__module__.startswith("torch"):
+        return False  # torch is not imported for other input
+    import torch
+
+    return isinstance(A, torch.Tensor) and A.device.type != "cpu"
+
+
+def check_k(k: Any, n_reference: int, self_search: bool) -> int:
+    """``k`` as an int in [1, available points], or knn's ValueError."""
+    check_int(k, "k", "knn", 1)
+    available = n_reference - (1 if self_search else 0)
+    if k > available:
+        what = "n_samples - 1" if self_search else "n_reference"
+        raise invalid("knn", "k", f"at most {what} = {available}", f"k={k}",
+                      "Use a smaller k or more points.")
+    return int(k)
+
+
 def choose_backend(n_reference: int, dim: int) -> str:
     """The backend ``backend="auto"`` picks for a reference set of this shape.
 
@@ -143,6 +163,7 @@ def knn(
     backend: Backend = "auto",
     n_jobs: int | None = None,
     progress: bool | None = None,
+    device: Any = None,
 ) -> Neighbors:
     """Exact k nearest neighbours of every row of ``X``.
 
@@ -150,7 +171,8 @@ def knn(
     ----------
     X : array-like of shape (n_samples, n_features)
         float32 or float64 numpy array, ``numpy.memmap`` or CPU ``torch.Tensor``
-        (used without copying); other numeric dtypes are converted.
+        (used without copying), or a CUDA tensor (searched where it is); other
+        numeric dtypes are converted.
     k : int
         Neighbours per point, ``1 <= k < n_samples`` (``k <= n_reference``
         with a separate reference set).
@@ -158,13 +180,19 @@ def knn(
         Search ``X`` against this set instead of against itself. Without it,
         each point's own row is excluded from its neighbours (but its exact
         duplicates are not: they come back at distance 0.0).
-    backend : {"auto", "cpp", "numba", "tree"}, default="auto"
-        ``"auto"`` uses ``"tree"`` for ``n_features <= 6`` and ``"cpp"``
-        otherwise.
+    backend : {"auto", "cpp", "numba", "tree", "torch"}, default="auto"
+        ``"auto"`` uses ``"torch"`` for tensors on a GPU, ``"tree"`` for
+        ``n_features <= 6`` and ``"cpp"`` otherwise. ``"torch"`` searches on a
+        torch device (the optional ``torch`` extra; results as numpy arrays,
+        :func:`idest.neighbors.torch_knn` keeps them on the device).
     n_jobs : int, optional
-        Threads to use (default: every core this process may use).
+        Threads to use (default: every core this process may use; the torch
+        backend uses torch's own setting, ``torch.set_num_threads``).
     progress : bool, optional
         Show a progress bar; by default shown for long searches on a terminal.
+    device : str or torch.device, optional
+        Where ``backend="torch"`` searches (default: the tensor's device, else
+        CUDA when available, else the CPU). Other backends refuse it.
 
     Returns
     -------
@@ -188,6 +216,14 @@ def knn(
     >>> bool((nn.distances[:, 1:] >= nn.distances[:, :-1]).all())
     True
     """
+    if backend == "torch" or (backend == "auto" and any(map(is_device_tensor, (X, reference)))):
+        from idest.neighbors._torch import knn_numpy
+
+        return knn_numpy(X, k, reference, device, progress)
+    if device is not None:
+        raise invalid("knn", "device", "None unless backend='torch'",
+                      f"device={device!r} with backend={backend!r}",
+                      "Pass backend='torch' or leave device out.")
     X = check_array(X, name="X", caller="knn")
     self_search = reference is None
     R = X if self_search else check_array(reference, name="reference", caller="knn")
@@ -197,13 +233,8 @@ def knn(
                           f"{R.shape[1]} features", "Pass vectors of the same space.")
         if R.dtype != X.dtype:  # compute in the wider type
             X, R = X.astype(np.float64, copy=False), R.astype(np.float64, copy=False)
-    available = R.shape[0] - (1 if self_search else 0)
-    check_int(k, "k", "knn", 1)
-    if k > available:
-        what = "n_samples - 1" if self_search else "n_reference"
-        raise invalid("knn", "k", f"at most {what} = {available}", f"k={k}",
-                      "Use a smaller k or more points.")
-    check_choice(backend, "backend", "knn", ("auto", *BACKENDS))
+    check_k(k, R.shape[0], self_search)
+    check_choice(backend, "backend", "knn", ("auto", *BACKENDS, "torch"))
     n_jobs = default_n_jobs() if n_jobs is None else check_int(n_jobs, "n_jobs", "knn", 1)
     name = choose_backend(R.shape[0], R.shape[1]) if backend == "auto" else backend
 

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from idest.neighbors._backends import certified_lower_bound
 from idest.utils.blocks import row_blocks
 from idest.utils.progress import progress_bar
 
@@ -133,12 +134,7 @@ def knn(X: np.ndarray, R: np.ndarray | None, k: int, width: int, n_jobs: int,
                     _select_tile(g, qn, rn, q0, r0, self_search, cand_d, cand_i, count, worst)
                     if bar is not None:
                         bar.update()
-        # Certificate, as in cpp/knn.cpp (certified_lower_bound).
-        c = (2.0 * X.shape[1] + 32.0) * 2.0**-24
-        absolute = X.shape[1] * 2.0**-120
-        s2 = scale * scale
-        bound = ((worst.astype(np.float64) - 3.0 * c * sq_norm * s2 - absolute)
-                 / (1.0 + 2.0 * c) / s2)
+        bound = certified_lower_bound(worst.astype(np.float64), sq_norm, scale, X.shape[1])
         # A list that never filled met a non-finite approximation: certify nothing;
         # a full list that holds every point leaves nothing outside it.
         bound[count < width] = -np.inf
