@@ -107,7 +107,8 @@ def exact_distances(A, B):
 
 
 @boundary
-@given(datasets(), st.integers(-1, 45), st.sampled_from(["auto", "cpp", "numba", "tree"]))
+@given(datasets(), st.integers(-1, 45),
+       st.sampled_from(["auto", "cpp", "numba", "tree", "torch"]))
 def test_knn_is_exact_or_refuses(data, k, backend):
     X, _, layout = data
     given_input = present(X, layout)
