@@ -25,7 +25,7 @@ CASES += [(20_000, d) for d in (2, 4, 6)] + [(200_000, d) for d in (2, 3, 4, 5, 
 
 
 @pytest.mark.parametrize("backend", ["tree", "cpp"])
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"N{c[0]}-D{c[1]}")
+@pytest.mark.parametrize("case", CASES)
 def test_backend_by_dimension(benchmark, quick, case, backend):
     n, dim = scaled(case[0], quick), case[1]
     X = linear_gaussian(n, min(dim, 8), dim, noise=NOISE, dtype=np.float32, random_state=0)

@@ -77,7 +77,7 @@ def _case(case, quick):
     return n, dim, make_data(n, dim)
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"N{c[0]}-D{c[1]}")
+@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("method", ["twonn", "mle"])
 def test_idest(benchmark, case, method, quick):
     n, dim, X = _case(case, quick)
@@ -88,7 +88,7 @@ def test_idest(benchmark, case, method, quick):
     benchmark.extra_info["dimension"] = estimate
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"N{c[0]}-D{c[1]}")
+@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("method", ["twonn", "mle"])
 def test_idest_arithmetic_only(benchmark, case, method, quick):
     """The estimator arithmetic on precomputed neighbours: what it adds to the k-NN time."""
@@ -97,7 +97,7 @@ def test_idest_arithmetic_only(benchmark, case, method, quick):
     benchmark.extra_info["dimension"] = benchmark(_ours(method), _neighbors(n, dim))
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: f"N{c[0]}-D{c[1]}")
+@pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("peer, method", [("skdim-twonn", "twonn"), ("dadapy-twonn", "twonn"),
                                           ("skdim-mle", "mle")])
 def test_peer(benchmark, case, peer, method, quick):

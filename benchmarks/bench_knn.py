@@ -99,7 +99,7 @@ def accuracy(X: np.ndarray, dist: np.ndarray, idx: np.ndarray, n_rows: int = 500
 
 
 @pytest.mark.parametrize("library", list(PEERS))
-@pytest.mark.parametrize("case", CASES, ids=[f"N{n}-D{d}" for n, d in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_knn(benchmark, quick, library, case):
     n, dim = scaled(case[0], quick), case[1]
     if (library, dim) in QUICK_ONLY and not quick:

@@ -42,3 +42,10 @@ def make_data(n: int, dim: int, seed: int = 0) -> np.ndarray:
 def scaled(n: int, quick: bool, factor: int = 10) -> int:
     """Problem size n, or n // factor in quick mode."""
     return max(1000, n // factor) if quick else n
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """A ``case`` (n, dim) is named by the size that runs: ``N10000-D20`` under ``--quick``."""
+    if argname == "case" and isinstance(val, tuple) and len(val) == 2:
+        return f"N{scaled(val[0], is_quick(config))}-D{val[1]}"
+    return None

@@ -1,16 +1,22 @@
-"""Markdown tables from pytest-benchmark JSON files of this suite.
+"""Markdown tables from pytest-benchmark JSON files of this suite, written to a file.
 
     .venv/bin/python benchmarks/report.py benchmarks/results/knn.json [more.json ...]
+
+writes ``benchmarks/results/knn.md`` (the first JSON's path with ``.md``; ``-o`` names
+another) and prints where.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from collections import defaultdict
+from pathlib import Path
 
 
-def main(paths: list[str]) -> None:
+def tables(paths: list[str]) -> str:
+    """The markdown of the benchmark JSON files ``paths`` (a later file's memory overrides)."""
+    lines: list[str] = []
     groups: dict[str, list[dict]] = defaultdict(list)
     for path in paths:
         with open(path) as fh:
@@ -18,40 +24,53 @@ def main(paths: list[str]) -> None:
         for bench in data["benchmarks"]:
             groups[bench["group"]].append(bench)
     cpu = data.get("machine_info", {}).get("cpu", {})
-    print(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
+    lines.append(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
           f"{data.get('datetime', '')[:19]} UTC\n")
     rate = None
     if "sgemm rate" in groups:
         b = groups.pop("sgemm rate")[0]
         rate = b["extra_info"]["flops"] / b["stats"]["median"]
-        print(f"float32 GEMM rate (numpy BLAS, all cores): {rate / 1e9:.0f} GFLOP/s\n")
+        lines.append(f"float32 GEMM rate (numpy BLAS, all cores): {rate / 1e9:.0f} GFLOP/s\n")
     if "peak memory" in groups:
         info = groups.pop("peak memory")[-1]["extra_info"]  # a later file overrides
-        print(f"Peak memory of a whole process running idest.knn on N={info['n']:,}, "
+        lines.append(f"Peak memory of a whole process running idest.knn on N={info['n']:,}, "
               f"D={info['dim']} float32 ({info['input_bytes'] / 1e6:.0f} MB input): "
               f"{info['peak_rss_bytes'] / 2**20:.0f} MiB\n")
     for name, benches in groups.items():
         ours = next((b for b in benches if b["extra_info"].get("library") == "idest"), None)
-        print(f"**{name}**\n")
-        print("| library | median (s) | rounds | time / idest | max rel. distance error "
+        lines.append(f"**{name}**\n")
+        lines.append("| library | median (s) | rounds | time / idest | max rel. distance error "
               "| rows identical to float64 |")
-        print("|---|---:|---:|---:|---:|---:|")
+        lines.append("|---|---:|---:|---:|---:|---:|")
         for b in sorted(benches, key=lambda b: b["stats"]["median"]):
             info, med = b["extra_info"], b["stats"]["median"]
             ratio = med / ours["stats"]["median"] if ours else float("nan")
-            print(f"| {info.get('library', info.get('backend', b['name']))} | {med:.3f} | "
+            lines.append(f"| {info.get('library', info.get('backend', b['name']))} | {med:.3f} | "
                   f"{b['stats']['rounds']} | {ratio:.2f} | "
                   f"{info.get('max_rel_distance_error', float('nan')):.1e} | "
                   f"{info.get('rows_identical', float('nan')):.3f} |")
         if ours and rate and ours["extra_info"].get("dim", 0) >= 256:
             n, dim = ours["extra_info"]["n"], ours["extra_info"]["dim"]
             full = 2.0 * n * n * dim / rate
-            print(f"\nGEMM-rate lower bound for an exhaustive search: {full:.1f} s "
+            lines.append(f"\nGEMM-rate lower bound for an exhaustive search: {full:.1f} s "
                   f"(2·N²·D flops); with symmetry {full / 2:.1f} s. idest: "
                   f"{ours['stats']['median']:.1f} s = {ours['stats']['median'] / (full / 2):.2f}× "
                   "its symmetric bound.")
-        print()
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("json", nargs="+", help="pytest-benchmark JSON files")
+    parser.add_argument("-o", "--out", help="markdown file (default: the first JSON's path "
+                        "with .md)")
+    args = parser.parse_args(argv)
+    out = Path(args.out or Path(args.json[0]).with_suffix(".md"))
+    out.write_text(tables(args.json))
+    print(f"written: {out}")
+    return out
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

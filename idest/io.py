@@ -16,8 +16,9 @@ def load_vectors(path: str | Path, *, key: str | None = None) -> np.ndarray:
 
     ``.npy`` files are memory-mapped (never read whole into memory); ``.npz``
     takes the array ``key`` (default: the only or the first array); ``.csv``
-    is read with numpy (comma-separated, a non-numeric first line is taken as
-    a header).
+    (comma-separated) and ``.txt`` (whitespace-separated, or comma-separated if
+    its first line has commas) are read with numpy, a non-numeric first line
+    being taken as a header.
 
     Raises
     ------
@@ -35,6 +36,10 @@ def load_vectors(path: str | Path, *, key: str | None = None) -> np.ndarray:
     >>> np.save(path, np.zeros((3, 2)))
     >>> load_vectors(path).shape
     (3, 2)
+    >>> txt = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> np.savetxt(txt, np.ones((4, 3)))                     # numpy's default: spaces
+    >>> load_vectors(txt).shape
+    (4, 3)
     """
     path = Path(path)
     if not path.exists():
@@ -43,8 +48,8 @@ def load_vectors(path: str | Path, *, key: str | None = None) -> np.ndarray:
         raise ValueError(f"{path} is a directory; give a .npy, .npz or .csv file.")
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz", ".csv", ".txt"):
-        raise ValueError(f"{path} has the unsupported suffix '{suffix}'; use .npy, .npz or "
-                         ".csv.")
+        raise ValueError(f"{path} has the unsupported suffix '{suffix}'; use .npy, .npz, .csv "
+                         "or .txt.")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes); was it written completely?")
     if suffix == ".npy":
@@ -115,20 +120,21 @@ def _load_csv(path: Path) -> np.ndarray:
             fh.read()  # the whole file must be text
     except UnicodeDecodeError as exc:
         hint = " (it is a .npy file: rename it to .npy)" if _is_npy(path) else ""
-        raise ValueError(f"{path} is not a text CSV file: byte {exc.start} is not UTF-8"
+        raise ValueError(f"{path} is not a text file: byte {exc.start} is not UTF-8"
                          f"{hint}.") from None
+    # commas separate the values of a .csv, and of a .txt that has them; otherwise whitespace
+    delimiter = "," if path.suffix.lower() == ".csv" or "," in first else None
     try:
-        [float(v) for v in first.strip().split(",") if v.strip()]
+        [float(v) for v in first.split(delimiter) if v.strip()]
         skip = 0
     except ValueError:
         skip = 1
     try:
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
+        return np.loadtxt(path, delimiter=delimiter, skiprows=skip, ndmin=2)
     except ValueError as exc:
         reason = str(exc).split(";")[0].rstrip(".")
-        raise ValueError(f"{path} is not a numeric CSV table ({reason}); every line after an "
-                         "optional header must hold the same number of comma-separated "
-                         "numbers.") from None
+        raise ValueError(f"{path} is not a numeric table ({reason}); every line after an "
+                         "optional header must hold the same number of numbers.") from None
 
 
 def _is_npy(path: Path) -> bool:

@@ -26,7 +26,8 @@ import sys
 from pathlib import Path
 
 import idest
-from idest.cli._main import main as idest_main
+from idest.cli import Parser
+from idest.cli import main as idest_main
 from idest.scan import GPT2_PAPER_SITES, plot_scan
 
 
@@ -47,7 +48,8 @@ def position_scan(args: argparse.Namespace) -> int:
     by_position = every.reshape(len(seqs), args.seq_len, -1)
     rows = []
     for p in args.positions:
-        for r in idest.estimate_all(by_position[:, p], mle_k=args.mle_k, progress=False):
+        for r in idest.estimate_all(by_position[:, p], mle_k=args.k, n_bootstrap=args.bootstrap,
+                                    random_state=args.seed, progress=False):
             rows.append({"site": "ln_final", "kind": "ln_final", "layer": p,
                          "estimator": r.method, "k": r.k, "id": r.dimension,
                          "ci_low": r.interval[0] if r.n_bootstrap else None,
@@ -58,8 +60,8 @@ def position_scan(args: argparse.Namespace) -> int:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    plot_scan(rows, out / "positions.png", title=f"{args.model}: final layer by token position "
-              "(the x axis is the position)")
+    plot_scan(rows, out / "positions.png", title=f"{args.model}: final layer by token position",
+              xlabel="token position")
     for r in rows:
         print(f"position {r['layer']:>5}  {r['estimator']:<8} k={r['k']:<3} ID {r['id']:.2f}")
     print(f"table: {out / 'positions.csv'}\nplot : {out / 'positions.png'}")
@@ -67,16 +69,20 @@ def position_scan(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="gpt2")
+    p = Parser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="gpt2", help="checkpoint folder or cached hub name")
     p.add_argument("--text", help="text file or directory (default: Python stdlib docstrings)")
-    p.add_argument("--n-sequences", type=int, default=10_000)
-    p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--mle-k", type=int, default=20)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default="gpt2-layer-scan")
-    p.add_argument("--download", action="store_true")
+    p.add_argument("--n-sequences", type=p.number(int, 1), default=10_000,
+                   help="distinct sequences")
+    p.add_argument("--seq-len", type=p.number(int, 2), default=128, help="tokens per sequence")
+    p.add_argument("--batch-size", type=p.number(int, 1), default=16,
+                   help="sequences per forward pass")
+    p.add_argument("-k", "--k", type=p.number(int, 2), default=20, help="neighbours of the MLE")
+    p.add_bootstrap()
+    p.add_seed("the sequence choice and the bootstrap")
+    p.add_out("gpt2-layer-scan", "output folder")
+    p.add_argument("--download", action="store_true", help="allow the HuggingFace hub")
+    p.add_quiet()
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--single-sequence", action="store_true",
                       help="figure 11, left: all tokens of one sequence of --seq-len tokens")
@@ -86,12 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.positions:
         return position_scan(args)
     scan = ["scan", "--model", args.model, "--seq-len", str(args.seq_len),
-            "--batch-size", str(args.batch_size), "--mle-k", str(args.mle_k),
-            "--seed", str(args.seed), "--out", args.out, "--sites", *GPT2_PAPER_SITES]
+            "--batch-size", str(args.batch_size), "-k", str(args.k),
+            "--bootstrap", str(args.bootstrap), "--seed", str(args.seed), "--out", args.out,
+            "--sites", *GPT2_PAPER_SITES]
     if args.text:
         scan += ["--text", args.text]
     if args.download:
         scan.append("--download")
+    if args.quiet:
+        scan.append("--quiet")
     if args.single_sequence:
         scan += ["--n-sequences", "1", "--tokens", "all", "--skip-first"]
     else:

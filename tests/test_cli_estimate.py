@@ -14,7 +14,7 @@ def test_estimate_prints_a_table_and_writes_json(tmp_path, capsys):
     np.save(path, np.vstack([X, X[:30]]))
     out_json = tmp_path / "r.json"
     assert main(["estimate", str(path), "--bootstrap", "30", "--seed", "1",
-                 "--json", str(out_json)]) == 0
+                 "--out", str(out_json)]) == 0
     out = capsys.readouterr().out
     assert "1500 used, 30 duplicate(s) dropped" in out
     for name in ("twonn", "knn_cdf", "mle"):
@@ -30,7 +30,7 @@ def test_estimate_single_methods(tmp_path, capsys):
     assert main(["estimate", str(path), "--method", "mle", "--k", "5", "10",
                  "--bootstrap", "0"]) == 0
     assert "k 5..10" in capsys.readouterr().out
-    assert main(["estimate", str(path), "--method", "knn_cdf", "--k", "3", "5"]) == 0
+    assert main(["estimate", str(path), "--method", "knn_cdf", "--ks", "3", "5"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("knn_cdf")]
     assert len(lines) == 2
 

@@ -381,7 +381,7 @@ def test_cli_knn(tmp_path, capsys):
     path = tmp_path / "x.npy"
     np.save(path, X)
     out = tmp_path / "nn.npz"
-    assert main(["knn", str(path), "-k", "4", "--output", str(out)]) == 0
+    assert main(["knn", str(path), "-k", "4", "--out", str(out)]) == 0
     saved = np.load(out)
     assert_matches_reference(Neighbors(saved["distances"], saved["indices"]), X, 4)
     assert "backend=cpp" in capsys.readouterr().out

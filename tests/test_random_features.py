@@ -161,7 +161,7 @@ def test_idest_regimes_quick_writes_figures_and_summary(tmp_path):
 
     out = tmp_path / "report"
     assert main(["regimes", "--quick", "--out", str(out), "--cache-dir",
-                 str(tmp_path / "cache"), "--no-progress"]) == 0
+                 str(tmp_path / "cache"), "--quiet"]) == 0
     for name in ("regimes.png", "duality.png", "solvable.png", "points.csv", "fits.json"):
         assert (out / name).stat().st_size > 0
     summary = (out / "README.md").read_text()

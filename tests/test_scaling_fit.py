@@ -252,15 +252,15 @@ def test_idest_fit_command_writes_table_json_and_plot(tmp_path, capsys):
     table = tmp_path / "runs.csv"
     table.write_text("\n".join(lines) + "\n")
     code = main(["fit", str(table), "--group-by", "k", "--envelope-by", "depth",
-                 "--dimension-column", "id", "--n-bootstrap", "200"])
+                 "--dimension-column", "id", "--bootstrap", "200"])
     assert code == 0
     out = capsys.readouterr().out
     assert "k=4" in out and "4/alpha vs id" in out
-    document = json.loads((tmp_path / "runs.fit.json").read_text())
+    document = json.loads((tmp_path / "runs.fit-k-envelope-depth.json").read_text())
     alphas = [f["fit"]["alpha"] for f in document["fits"]]
     assert alphas == pytest.approx([2.0, 1.0, 0.5], abs=0.05)
     assert document["comparison"]["correlation"] > 0.99
-    assert (tmp_path / "runs.fit.png").stat().st_size > 10_000
+    assert (tmp_path / "runs.fit-k-envelope-depth.png").stat().st_size > 10_000
 
     assert main(["fit", str(table), "--loss-column", "test_loss"]) == 2
     assert "no column(s) ['test_loss']" in capsys.readouterr().err

@@ -178,7 +178,7 @@ class TestMiniLM:
                                                         topics=False)))
         out = tmp_path / "scan"
         argv = ["scan", "--text", str(corpus), "--n-sequences", "300", "--seq-len", "32",
-                "--batch-size", "50", "--out", str(out), "--no-progress"]
+                "--batch-size", "50", "--out", str(out), "--quiet"]
         assert main(argv) == 0
         printed = capsys.readouterr().out
         assert str(out / "scan.csv") in printed and str(out / "scan.png") in printed

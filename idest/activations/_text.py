@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.utils.validation import check_int
+from idest.utils import check_int, progress_bar
 
 #: Standard-library folders left out of :func:`stdlib_docstrings`: test suites
 #: (mostly code snippets), the IDLE editor and third-party packages.
@@ -36,7 +36,7 @@ MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "m
 
 
 def stdlib_docstrings(modules: Sequence[str] | None = None, *,
-                      topics: bool = True) -> list[str]:
+                      topics: bool = True, progress: bool | None = None) -> list[str]:
     """Docstrings of the Python standard library (and pydoc's help topics) as documents.
 
     Parameters
@@ -47,6 +47,9 @@ def stdlib_docstrings(modules: Sequence[str] | None = None, *,
     topics : bool, default=True
         Append the help topics of ``pydoc_data.topics`` (the language reference
         text behind ``help("if")``) when ``modules`` is None.
+    progress : bool or None, default=None
+        A bar over the files parsed (about 10 s for the whole library); None:
+        on a terminal.
 
     Returns
     -------
@@ -76,16 +79,20 @@ def stdlib_docstrings(modules: Sequence[str] | None = None, *,
                 raise ValueError(f"No standard-library module {name!r} under {root}; "
                                  "give top-level names such as 'json' or 'email'.")
     documents = []
-    for path in files:
-        try:
-            tree = ast.parse(path.read_bytes())
-        except (SyntaxError, ValueError):  # a few files target other Python versions
-            continue
-        for node in ast.walk(tree):
-            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
-                doc = ast.get_docstring(node)
-                if doc:
-                    documents.append(doc)
+    with progress_bar(progress, total=len(files), desc="read docstrings", unit="file") as bar:
+        for path in files:
+            if bar is not None:
+                bar.update(1)
+            try:
+                tree = ast.parse(path.read_bytes())
+            except (SyntaxError, ValueError):  # a few files target other Python versions
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                     ast.AsyncFunctionDef)):
+                    doc = ast.get_docstring(node)
+                    if doc:
+                        documents.append(doc)
     if topics and modules is None:
         try:
             from pydoc_data.topics import topics as help_topics
@@ -292,7 +299,8 @@ def check_tokenizer_files(folder: str | Path) -> None:
 
 
 def load_pretrained(name_or_path: str | Path, *, download: bool = False,
-                    dtype: Any = None) -> tuple[Any, Any]:
+                    dtype: Any = None, tokenizer: str | Path | None = None
+                    ) -> tuple[Any, Any]:
     """A HuggingFace base model (no LM head) and its tokenizer, in eval mode.
 
     Parameters
@@ -305,6 +313,9 @@ def load_pretrained(name_or_path: str | Path, *, download: bool = False,
         Allow the hub to be contacted; by default nothing is downloaded.
     dtype : torch.dtype, optional
         Load the weights in this dtype (e.g. ``torch.bfloat16``).
+    tokenizer : str or Path, optional
+        Where the tokenizer is, when not beside the weights (a folder or a
+        cached hub name); by default the model's own.
 
     Examples
     --------
@@ -319,7 +330,7 @@ def load_pretrained(name_or_path: str | Path, *, download: bool = False,
         check_tokenizer_files(source)
     kwargs = {"local_files_only": not download}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer or source, **kwargs)
         model = AutoModel.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as exc:
         hint = "" if download else " (nothing is downloaded unless you pass download=True / " \

@@ -7,6 +7,7 @@ import json
 import time
 import warnings
 
+from idest.cli._options import number, progress
 from idest.io import load_vectors
 
 
@@ -18,23 +19,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "k-NN search: TwoNN, the k-NN CDF estimator and the Levina-Bickel MLE, with "
         "bootstrap error bars. Exact duplicate rows are removed first (reported).",
     )
-    p.add_argument("file", help=".npy, .npz or .csv of vectors (one per row)")
+    p.add_argument("file", help=".npy, .npz, .csv or whitespace-separated .txt of vectors "
+                   "(one per row)")
     p.add_argument("--method", default="all", choices=["all", "twonn", "knn_cdf", "mle"],
-                   help="estimator(s) to run (default all)")
-    p.add_argument("--k", type=int, nargs="+", metavar="K",
-                   help="k of the k-NN CDF (default 2 3 4), or of the MLE with --method mle "
-                   "(one k, or two for a range k1 k2; default 20)")
-    p.add_argument("--mle-k", type=int, default=20, help="k of the MLE with --method all")
-    p.add_argument("--bootstrap", type=int, default=200,
-                   help="bootstrap resamples for the error bars (default 200, 0 for none)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--discard-fraction", type=float, default=0.1,
-                   help="fraction of the largest mu left out of the CDF fits (default 0.1)")
-    p.add_argument("--duplicates", default="drop", choices=["drop", "raise"])
-    p.add_argument("--merge-tolerance", type=float,
+                   help="estimator(s) to run")
+    p.add_argument("--ks", type=number(int, 2), nargs="+", default=[2, 3, 4], metavar="K",
+                   help="k of the k-NN CDF estimates (k=2 is TwoNN)")
+    p.add_argument("-k", "--k", type=number(int, 2), nargs="+", default=[20], metavar="K",
+                   help="neighbours of the MLE (two values k1 k2: averaged over k1..k2)")
+    p.add_bootstrap()
+    p.add_seed()
+    p.add_argument("--discard-fraction", type=number(float, 0, 1, strict_high=True),
+                   default=0.1, help="fraction of the largest mu left out of the CDF fits")
+    p.add_argument("--duplicates", default="drop", choices=["drop", "raise"],
+                   help="exact duplicate rows: drop them (counted in the output) or stop")
+    p.add_argument("--merge-tolerance", type=number(float, 0, strict_low=True),
                    help="merge points closer than this fraction of the median r_1")
-    p.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
-    p.add_argument("--no-progress", action="store_true", help="never show progress bars")
+    p.add_out(None, "also write the results to this JSON file")
+    p.add_quiet()
     p.set_defaults(func=run)
 
 
@@ -42,19 +44,17 @@ def _results(X, args: argparse.Namespace) -> list:
     import idest
 
     common = dict(n_bootstrap=args.bootstrap, random_state=args.seed, duplicates=args.duplicates,
-                  merge_tolerance=args.merge_tolerance,
-                  progress=False if args.no_progress else None)
+                  merge_tolerance=args.merge_tolerance, progress=progress(args))
+    mle_k = tuple(args.k) if len(args.k) > 1 else args.k[0]
     if args.method == "mle":
-        k = tuple(args.k) if args.k and len(args.k) > 1 else (args.k[0] if args.k else 20)
-        return [idest.mle(X, k, **common)]
+        return [idest.mle(X, mle_k, **common)]
     cdf = dict(discard_fraction=args.discard_fraction, **common)
     if args.method == "twonn":
         return [idest.twonn(X, **cdf)]
     if args.method == "knn_cdf":
-        ks = tuple(args.k or (2, 3, 4))
-        nn = idest.knn(X, max(ks), progress=common["progress"])  # one search for every k
-        return [idest.knn_cdf(nn, k, **cdf) for k in ks]
-    return idest.estimate_all(X, ks=tuple(args.k or (2, 3, 4)), mle_k=args.mle_k, **cdf)
+        nn = idest.knn(X, max(args.ks), progress=common["progress"])  # one search for every k
+        return [idest.knn_cdf(nn, k, **cdf) for k in args.ks]
+    return idest.estimate_all(X, ks=tuple(args.ks), mle_k=mle_k, **cdf)
 
 
 def _interval(r) -> str:
@@ -65,6 +65,8 @@ def _interval(r) -> str:
 def run(args: argparse.Namespace) -> int:
     from idest.estimators import DuplicatesWarning
 
+    if len(args.k) > 2:
+        raise ValueError(f"-k/--k takes one k or a range k1 k2 for the MLE; got {args.k}.")
     X = load_vectors(args.file)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -81,9 +83,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"{r.method:<9} {r.k:>3} {r.dimension:>10.3f} {_interval(r):>20} {std:>7}  "
               f"{r.variant}")
     print(f"time      : {elapsed:.2f} s ({args.bootstrap} bootstrap resamples, seed {args.seed})")
-    if args.json:
-        with open(args.json, "w") as fh:
+    if args.out:
+        with open(args.out, "w") as fh:
             json.dump({"file": str(args.file), "shape": list(X.shape), "seconds": elapsed,
                        "results": [r.to_dict() for r in results]}, fh, indent=2)
-        print(f"written   : {args.json}")
+        print(f"written   : {args.out}")
     return 0

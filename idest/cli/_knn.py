@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from idest.cli._options import number, progress
 from idest.io import load_vectors
 
 
@@ -17,12 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Exact k-NN of every vector against the others. Without FILE, runs on a "
         "seeded 5-dimensional Gaussian mapped linearly into 64 dimensions.",
     )
-    p.add_argument("file", nargs="?", help=".npy, .npz or .csv of vectors (one per row)")
-    p.add_argument("-k", type=int, default=10, help="neighbours per point (default 10)")
-    p.add_argument("--backend", default="auto", choices=["auto", "cpp", "numba", "tree"])
-    p.add_argument("--output", help="write distances and indices to this .npz")
-    p.add_argument("--n-samples", type=int, default=20_000, help="size of the default data")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("file", nargs="?", help=".npy, .npz, .csv or whitespace-separated .txt of "
+                   "vectors (one per row); without it, the generated data")
+    p.add_argument("-k", "--k", type=number(int, 1), default=10, help="neighbours per point")
+    p.add_argument("--backend", default="auto", choices=["auto", "cpp", "numba", "tree"],
+                   help="search backend (auto: the tree for large, very low-dimensional sets)")
+    p.add_out(None, "write distances and indices to this .npz file (exactly this path)")
+    p.add_argument("--n-samples", type=number(int, 2), default=20_000,
+                   help="points of the generated data (without FILE)")
+    p.add_seed("the generated data")
+    p.add_jobs("threads of the search")
+    p.add_quiet()
     p.set_defaults(func=run)
 
 
@@ -38,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
                             random_state=args.seed)
         source = f"linear_gaussian(n={args.n_samples}, d=5, D=64, seed={args.seed})"
     t0 = time.perf_counter()
-    nn = knn(X, args.k, backend=args.backend)
+    nn = knn(X, args.k, backend=args.backend, n_jobs=args.jobs, progress=progress(args))
     elapsed = time.perf_counter() - t0
     r1 = nn.distances[:, 0]
     print(f"data      : {source}  shape={X.shape} dtype={X.dtype}")
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"r_1       : median {np.median(r1):.4g}, min {r1.min():.4g}, "
           f"zero (duplicates) {int((r1 == 0).sum())}")
     print(f"r_{args.k:<8}: median {np.median(nn.distances[:, -1]):.4g}")
-    if args.output:
-        np.savez(args.output, distances=nn.distances, indices=nn.indices)
-        print(f"written   : {args.output}")
+    if args.out:
+        with open(args.out, "wb") as fh:  # np.savez would append .npz to any other name
+            np.savez(fh, distances=nn.distances, indices=nn.indices)
+        print(f"written   : {args.out}")
     return 0

@@ -14,6 +14,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
+from idest.cli._options import Parser
+
 #: Modules that provide ``register(subparsers)``; each subcommand parser sets
 #: ``func`` to a callable taking the parsed arguments and returning an exit code.
 SUBCOMMANDS = [
@@ -37,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     from idest import __version__
 
     parser.add_argument("--version", action="version", version=f"idest {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in SUBCOMMANDS:
         importlib.import_module(name).register(sub)
     for plugin in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -48,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``idest`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the subcommand's usage, not the top level's
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        owner = commands.choices.get(getattr(args, "command", None), parser)
+        owner.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from idest.cli._options import number, progress
 from idest.utils import atomic_write, content_hash
 
 
@@ -19,33 +20,50 @@ def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
     """The options of a scan (shared by ``idest scan`` and ``idest demo``, with their defaults)."""
     p.add_argument("--model", default="all-MiniLM-L6-v2",
                    help="a local checkpoint folder, a hub name already in the HuggingFace cache "
-                   "(gpt2), or all-MiniLM-L6-v2, the embedded model (default)")
+                   "(gpt2), or all-MiniLM-L6-v2, the embedded model")
+    p.add_argument("--tokenizer", metavar="PATH",
+                   help="the tokenizer's folder or cached hub name, when it is not beside the "
+                   "model's weights (default: the model's)")
     p.add_argument("--text", help="a text file or a directory of .txt files (default: the "
                    "docstrings of the Python standard library)")
-    p.add_argument("--seq-len", type=int, default=seq_len,
-                   help=f"tokens per sequence, special tokens included (default {seq_len})")
-    p.add_argument("--n-sequences", type=int, default=n_sequences,
-                   help=f"number of distinct sequences (default {n_sequences})")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--tokens", default="auto",
-                   help="vector per sequence: last | mean | all | position:P (default: last for "
+    p.add_argument("--seq-len", type=number(int, 2), default=seq_len,
+                   help="tokens per sequence, special tokens included (at most the model's "
+                   "positions)")
+    p.add_argument("--n-sequences", type=number(int, 1), default=n_sequences,
+                   help="number of distinct sequences")
+    p.add_argument("--batch-size", type=number(int, 1), default=32,
+                   help="sequences per forward pass")
+    p.add_argument("--tokens", type=_tokens, default="auto",
+                   help="vector per sequence: last | mean | all | position:P (auto: last for "
                    "decoders such as GPT-2, mean for encoders such as BERT)")
     p.add_argument("--skip-first", action="store_true",
                    help="leave each sequence's first token out of 'all' and 'mean'")
     p.add_argument("--sites", nargs="+", help="site names or glob patterns (default: GPT-2: every "
                    "block's attention, MLP and residual output; encoders: hidden_states.*)")
     p.add_argument("--list-sites", action="store_true", help="print the capturable sites and stop")
-    p.add_argument("--out", default=out, help=f"output folder (default {out}); a scan "
-                   "interrupted there resumes where it stopped")
-    p.add_argument("--ks", type=int, nargs="+", default=[2, 3, 4],
-                   help="k of the k-NN CDF estimates, 2 being TwoNN (default 2 3 4)")
-    p.add_argument("--mle-k", type=int, default=20, help="neighbours of the MLE (default 20)")
-    p.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for intervals")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    p.add_out(out, "output folder (scan.csv, scan.json, scan.png, activations); a scan "
+            "interrupted there resumes where it stopped")
+    p.add_argument("--ks", type=number(int, 2), nargs="+", default=[2, 3, 4], metavar="K",
+                   help="k of the k-NN CDF estimates, 2 being TwoNN")
+    p.add_argument("-k", "--k", type=number(int, 2), default=20, help="neighbours of the MLE")
+    p.add_bootstrap()
+    p.add_seed("the sequence choice and the bootstrap")
+    p.add_jobs("torch threads of the forward pass")
     p.add_argument("--download", action="store_true",
                    help="allow the HuggingFace hub to be contacted (off by default)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_quiet()
+
+
+def _tokens(text: str) -> str:
+    """``--tokens``: 'auto' or a reduction :meth:`idest.activations.Reduction.parse` accepts."""
+    from idest.activations import Reduction
+
+    if text != "auto":
+        try:
+            Reduction.parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -67,7 +85,7 @@ def _sequences(args: argparse.Namespace, tokenizer, out: Path):
     """
     from idest.activations import TokenSequences, read_texts, stdlib_docstrings, token_sequences
 
-    documents = read_texts(args.text) if args.text else stdlib_docstrings()
+    documents = read_texts(args.text) if args.text else stdlib_docstrings(progress=progress(args))
     meta = {"text": content_hash(documents), "tokenizer": content_hash(tokenizer.get_vocab()),
             "seq_len": args.seq_len, "n_sequences": args.n_sequences, "seed": args.seed}
     cache = out / "sequences.npz"
@@ -91,21 +109,58 @@ def _sequences(args: argparse.Namespace, tokenizer, out: Path):
     return seqs
 
 
+def _cell(row: dict) -> str:
+    """``id [ci_low, ci_high]``, or the ID alone when no interval was computed."""
+    if row.get("ci_low") is None or row.get("ci_high") is None:
+        return f"{row['id']:.2f}"
+    return f"{row['id']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+
+
 def _summary(rows: list[dict]) -> list[str]:
-    """One line per site: the ID of every estimator."""
+    """One line per site: the ID of every estimator, with its interval."""
     columns = list(dict.fromkeys((r["estimator"], r["k"]) for r in rows if r["estimator"]))
     width = max(len(r["site"]) for r in rows)
-    head = "".join(f"{f'{m} k={k}':>14}" for m, k in columns)
+    cells = {(r["site"], r["estimator"], r["k"]): _cell(r) for r in rows if r["id"] is not None}
+    cell = max([len(f"{m} k={k}") for m, k in columns] + [len(c) for c in cells.values()]) + 2
+    head = "".join(f"{f'{m} k={k}':>{cell}}" for m, k in columns)
     lines = [f"{'site':<{width}}  layer{head}  {'n':>6}  {'dup':>5}"]
     for site in dict.fromkeys(r["site"] for r in rows):
         mine = [r for r in rows if r["site"] == site]
-        ids = {(r["estimator"], r["k"]): r["id"] for r in mine}
-        cells = "".join(f"{ids[c]:14.2f}" if ids.get(c) is not None else f"{'-':>14}"
-                        for c in columns)
-        line = (f"{site:<{width}}  {mine[0]['layer']:>5}{cells}  {mine[0]['n_points']:>6}"
+        line = "".join(f"{cells.get((site, *c), '-'):>{cell}}" for c in columns)
+        line = (f"{site:<{width}}  {mine[0]['layer']:>5}{line}  {mine[0]['n_points']:>6}"
                 f"  {mine[0]['n_duplicates_dropped'] or 0:>5}")
         lines.append(line + (f"  ({mine[0]['note']})" if mine[0]["note"] else ""))
+    if any(r.get("ci_low") is not None for r in rows):
+        lines.append("ID [95% bootstrap interval over the sequences]")
     return lines
+
+
+def _check_sites(model, patterns: list[str], name: str) -> None:
+    """Every pattern matches a site, else one line naming the closest sites."""
+    import difflib
+    import fnmatch
+    import re
+
+    from idest.activations import list_sites
+
+    available = list_sites(model)
+    generic = list(dict.fromkeys(re.sub(r"\.\d+(?=\.|$)", ".*", n) for n in available))
+    for pattern in patterns:
+        if not fnmatch.filter(available, pattern):
+            close = difflib.get_close_matches(pattern, generic + available, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}? " if close else ""
+            raise ValueError(f"--sites {pattern!r} matches no site of {name}; {hint}"
+                             f"'idest scan --list-sites --model {name}' lists them all.")
+
+
+def _check_seq_len(model, seq_len: int) -> None:
+    """A sequence must fit the model's position embeddings."""
+    config = model.config
+    positions = getattr(config, "max_position_embeddings", None) or getattr(
+        config, "n_positions", None)
+    if positions and seq_len > positions:
+        raise ValueError(f"--seq-len {seq_len} is longer than the {positions} positions of this "
+                         f"model ({config.model_type}); pass --seq-len {positions} or less.")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,12 +172,16 @@ def run(args: argparse.Namespace) -> int:
     from idest.scan import default_sites, layer_scan
 
     t0 = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    model, tokenizer = load_pretrained(args.model, download=args.download)
+    if args.jobs:
+        torch.set_num_threads(args.jobs)
+    model, tokenizer = load_pretrained(args.model, download=args.download,
+                                       tokenizer=args.tokenizer)
     if args.list_sites:
         print("\n".join(list_sites(model)))
         return 0
+    _check_seq_len(model, args.seq_len)
+    if args.sites:
+        _check_sites(model, args.sites, args.model)
     decoder = model.config.model_type == "gpt2" or bool(getattr(model.config, "is_decoder", 0))
     tokens = args.tokens if args.tokens != "auto" else ("last" if decoder else "mean")
     reduction = Reduction.parse(tokens)
@@ -140,12 +199,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"vectors   : {tokens}{' (first token skipped)' if args.skip_first else ''} "
           f"at {' '.join(sites)}")
     result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
-                        n_samples=len(seqs), ks=args.ks, mle_k=args.mle_k,
+                        n_samples=len(seqs), ks=args.ks, mle_k=args.k,
                         n_bootstrap=args.bootstrap, random_state=args.seed,
                         inputs_id={"sequences": content_hash(seqs.input_ids)},
                         title=f"{args.model}: {len(seqs)} sequences of {args.seq_len} tokens, "
                         f"{tokens} token vectors",
-                        progress=False if args.no_progress else None)
+                        progress=progress(args))
     print("\n".join(_summary(result.rows)))
     reused = f" ({result.n_sites_reused} site(s) reused from an earlier run)" \
         if result.n_sites_reused else ""

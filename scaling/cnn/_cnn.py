@@ -590,7 +590,7 @@ def digits_demo(
     epochs: int = 25,
     patience: int | None = 4,
     n_jobs: int | None = 1,
-    progress: bool | None = True,
+    progress: bool | None = None,
 ) -> dict[str, Any]:
     """Offline width sweep of the MNIST network of Table 3 on scikit-learn's digits.
 
@@ -633,37 +633,42 @@ def digits_demo(
     paths = {"csv": out / "digits_sweep.csv", "json": out / "digits_sweep.json",
              "png": out / "digits_sweep.png", "md": out / "digits_sweep.md"}
     paths["json"].write_text(json.dumps({"fit": fit.to_dict(), "rows": rows}, indent=2) + "\n")
-    _digits_plot(rows, fit, paths["png"])
+    _digits_plot(rows, fit, d_pred, paths["png"])
     paths["md"].write_text(_digits_summary(rows, fit, d_pred, epochs, patience))
     return {"rows": rows, "fit": fit, "d_pred": d_pred, "paths": paths}
 
 
-def _digits_plot(rows: list[dict[str, Any]], fit: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def _digits_plot(rows: list[dict[str, Any]], fit: Any, d_pred: Any, path: Path) -> None:
+    from matplotlib.figure import Figure
 
     from scaling.fit import plot_fit
 
     N = np.array([r["n_params"] for r in rows], dtype=float)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(11, 4.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
     plot_fit(left, N, [r["loss"] for r in rows], fit, label="test loss")
     left.plot(N, [r["train_loss"] for r in rows], "x", color="grey", label="train loss")
-    left.legend(fontsize=7)
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     left.set_title("digits (8×8 → 28×28), MNIST net of Table 3")
-    ids = [r["id_twonn"] for r in rows if r["id_twonn"] != ""]
-    if ids:
-        right.plot([r["n_params"] for r in rows if r["id_twonn"] != ""], ids, "o")
+    measured = [r for r in rows if r["id_twonn"] != ""]
+    if measured:
+        right.plot([r["n_params"] for r in measured], [r["id_twonn"] for r in measured], "o",
+                   label="TwoNN ID of each run")
         right.set_xscale("log")
         right.set_xlabel("parameters N")
-        right.set_ylabel("TwoNN ID of the Dense-32 layer")
-        if fit.alpha > 0:
-            right.axhline(4 / fit.alpha, ls="--", color="C1", label="4/α")
-            right.legend(fontsize=7)
-    fig.tight_layout()
+        right.set_ylabel("dimension")
+        if d_pred is not None:
+            low, high = d_pred.interval
+            top = max(right.get_ylim()[1], d_pred.dimension) * 1.3
+            right.axhline(d_pred.dimension, ls="--", color="C1", label="4/α")
+            if np.isfinite(low):  # an open upper end is cut at the axis and said so
+                right.axhspan(low, min(high, top), color="C1", alpha=0.2,
+                              label=f"4/α 95% interval [{low:.1f}, "
+                              f"{'∞' if np.isinf(high) else f'{high:.1f}'}]"
+                              + (" (open above)" if high > top else ""))
+            right.set_ylim(0, top)
+        right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.15), frameon=False)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: int,
@@ -694,19 +699,26 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    import argparse
+    from idest.cli import Parser
 
-    parser = argparse.ArgumentParser(prog="python -m scaling.cnn",
-                                     description="Offline CNN width sweep on sklearn digits.")
-    parser.add_argument("--out", default="digits_cnn", help="output directory")
-    parser.add_argument("--widths", type=int, nargs="+", default=[1, 2, 4, 8])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--epochs", type=int, default=25)
-    parser.add_argument("--patience", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser = Parser(prog="python -m scaling.cnn",
+                    description="Offline CNN width sweep on sklearn digits.")
+    parser.add_out("digits_cnn", "output folder (results.csv, the fit, figures, summary)")
+    parser.add_argument("--widths", type=parser.number(int, 1), nargs="+", default=[1, 2, 4, 8],
+                        help="channel widths n of the MNIST network")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                        help="seeds of the runs at each width")
+    parser.add_argument("--epochs", type=parser.number(int, 1), default=25,
+                        help="most epochs per run")
+    parser.add_argument("--patience", type=parser.number(int, 1), default=4,
+                        help="epochs without a better test loss before a run stops")
+    parser.add_argument("--jobs", type=parser.number(int, 1), default=1,
+                        help="torch threads of each run")
+    parser.add_quiet()
     args = parser.parse_args(argv)
     result = digits_demo(args.out, widths=args.widths, seeds=args.seeds, epochs=args.epochs,
-                         patience=args.patience, n_jobs=args.threads)
+                         patience=args.patience, n_jobs=args.jobs,
+                         progress=False if args.quiet else None)
     print(result["paths"]["md"].read_text())
     print("written:", ", ".join(str(p) for p in result["paths"].values()))
     return 0

@@ -3,12 +3,15 @@
 ``_power_law``  L(N) ∝ N^(−α) and L∞ + c·N^(−α) fits, the circle-rule window, the lower
                 envelope, N_max at a loss threshold, 4/α against a measured dimension
 ``_circle``     the radius of the circle through a set of points (the window rule)
-``_plot``       a fit drawn on matplotlib axes (matplotlib is imported when called)
+``_plot``       fits, intervals (open-ended ones marked) and 4/α against a dimension, drawn
+                on given matplotlib axes (nothing imports matplotlib until called)
 ``_cli``        the ``idest fit`` command
 """
 
 from scaling.fit._plot import (
+    plot_dimension_comparison,
     plot_fit,
+    plot_intervals,
 )
 from scaling.fit._power_law import (
     FIGURE2_THRESHOLD,
@@ -28,5 +31,6 @@ from scaling.fit._power_law import (
 __all__ = [
     "DimensionComparison", "DimensionPrediction", "FIGURE2_THRESHOLD", "PowerLawFit",
     "ThresholdCrossing", "circle_window", "compare_alpha_to_dimension", "fit_offset_power_law",
-    "fit_power_law", "lower_envelope", "n_max_at_threshold", "plot_fit", "predicted_dimension",
+    "fit_power_law", "lower_envelope", "n_max_at_threshold", "plot_dimension_comparison",
+    "plot_fit", "plot_intervals", "predicted_dimension",
 ]

@@ -11,8 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from scaling.fit._plot import plot_dimension_comparison, plot_fit
 from scaling.fit._power_law import (
     FIGURE2_THRESHOLD,
+    DimensionComparison,
     compare_alpha_to_dimension,
     fit_offset_power_law,
     fit_power_law,
@@ -31,40 +33,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         "PNG beside the CSV.",
     )
     p.add_argument("file", help="CSV with a header row")
-    p.add_argument("--n-column", default="n_params", help="parameter count (default n_params)")
-    p.add_argument("--loss-column", default="loss", help="loss (default loss)")
-    p.add_argument("--seed-column", default="seed",
-                   help="seed; ignored if absent (default seed)")
+    p.add_argument("--n-column", default="n_params", help="parameter count")
+    p.add_argument("--loss-column", default="loss", help="loss")
+    p.add_argument("--seed-column", default="seed", help="seed; ignored if absent")
     p.add_argument("--group-by", nargs="*", default=[], metavar="COLUMN",
                    help="fit each distinct value of these columns separately (e.g. k)")
     p.add_argument("--envelope-by", metavar="COLUMN",
                    help="architecture column (e.g. depth): fit only the lower convex hull")
-    p.add_argument("--window",
+    p.add_argument("--window", type=_parse_window,
                    help="'circle', 'all', or NMIN:NMAX (default: circle; all with --offset)")
     p.add_argument("--offset", action="store_true",
                    help="fit L = L_inf + c N^-alpha instead of the pure power law")
-    p.add_argument("--huber", type=float, metavar="DELTA",
+    p.add_argument("--huber", type=p.number(float, 0, strict_low=True), metavar="DELTA",
                    help="with --offset: Huber loss on log residuals with this threshold")
-    p.add_argument("--n-bootstrap", type=int, default=1000)
-    p.add_argument("--threshold", type=float, default=FIGURE2_THRESHOLD,
-                   help="loss level for N_max (default 6e-3, figure 2)")
+    p.add_bootstrap("over the seeds at each size")
+    p.add_seed()
+    p.add_argument("--threshold", type=p.number(float, 0, strict_low=True),
+                   default=FIGURE2_THRESHOLD, help="loss level for N_max (figure 2)")
     p.add_argument("--dimension-column", metavar="COLUMN",
-                   help="measured dimension per run (e.g. id); compared with 4/alpha")
-    p.add_argument("--loss-exponent", type=float, default=2.0,
+                   help="measured dimension per run (e.g. id); compared with 4/alpha and "
+                   "plotted against it")
+    p.add_argument("--loss-exponent", type=p.number(float, 0, strict_low=True), default=2.0,
                    help="p in alpha = 2p/d (2 for cross-entropy, KL and MSE)")
-    p.add_argument("--output", help="JSON path (default: FILE with suffix .fit.json)")
-    p.add_argument("--plot", help="PNG path (default: FILE with suffix .fit.png)")
+    p.add_out(None, "prefix of the outputs PATH.json and PATH.png (default: FILE without "
+            "its suffix, plus .fit and the grouping, e.g. sweep.fit-k)")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the paths written (no table)")
     p.set_defaults(func=run)
 
 
 def _parse_window(text: str) -> str | tuple[float, float]:
+    """``--window``: 'circle', 'all' or NMIN:NMAX with 0 < NMIN < NMAX."""
     if text in ("circle", "all"):
         return text
-    parts = text.split(":")
     try:
-        low, high = (float(v) for v in parts)
+        low, high = (float(v) for v in text.split(":"))
     except ValueError:
-        raise ValueError(f"--window must be 'circle', 'all' or NMIN:NMAX, got {text!r}.") from None
+        low = high = math.nan
+    if not 0 < low < high:
+        raise argparse.ArgumentTypeError(f"expected 'circle', 'all' or NMIN:NMAX with "
+                                         f"0 < NMIN < NMAX; got {text!r}")
     return low, high
 
 
@@ -101,14 +109,14 @@ def _sort_key(value: str) -> tuple[int, float, str]:
 
 def _fit_group(args: argparse.Namespace, N: np.ndarray, L: np.ndarray, seeds: Any,
                groups: Any) -> dict[str, Any]:
-    window = _parse_window(args.window or ("all" if args.offset else "circle"))
+    window = args.window or ("all" if args.offset else "circle")
     if args.offset:
         fit = fit_offset_power_law(N, L, window=window,
                                    seeds=seeds, groups=groups, huber_delta=args.huber,
-                                   n_bootstrap=args.n_bootstrap)
+                                   n_bootstrap=args.bootstrap, random_state=args.seed)
     else:
         fit = fit_power_law(N, L, window=window, seeds=seeds, groups=groups,
-                            n_bootstrap=args.n_bootstrap)
+                            n_bootstrap=args.bootstrap, random_state=args.seed)
     result: dict[str, Any] = {"fit": fit, "d_pred": None, "n_max_threshold": None}
     if fit.alpha > 0:
         result["d_pred"] = predicted_dimension(fit, loss_exponent=args.loss_exponent)
@@ -117,6 +125,33 @@ def _fit_group(args: argparse.Namespace, N: np.ndarray, L: np.ndarray, seeds: An
         except ValueError:
             result["n_max_threshold"] = None  # the fitted floor is above the threshold
     return result
+
+
+def _default_out(args: argparse.Namespace) -> str:
+    """FILE without its suffix, plus .fit and the grouping: differently grouped fits of
+    one table do not overwrite each other (sweep.fit-k, sweep.fit-k-offset)."""
+    parts = [*args.group_by, *([f"envelope-{args.envelope_by}"] if args.envelope_by else []),
+             *(["offset"] if args.offset else [])]
+    return f"{Path(args.file).with_suffix('')}.fit" + "".join(f"-{p}" for p in parts)
+
+
+def _check_runs_unique(table: dict[str, list[str]], keys: list[tuple], args: argparse.Namespace,
+                       path: str) -> None:
+    """One run per (group, N, seed, architecture): else the table needs a grouping flag."""
+    seen: dict[tuple, int] = {}
+    for i, key in enumerate(keys):
+        run = (key, table[args.n_column][i],
+               table[args.seed_column][i] if args.seed_column in table else i,
+               table[args.envelope_by][i] if args.envelope_by else None)
+        if run in seen:
+            other = [c for c in table if c not in (args.n_column, args.loss_column,
+                                                   args.seed_column, *args.group_by)]
+            raise ValueError(
+                f"{path}: rows {seen[run] + 2} and {i + 2} are the same run (N="
+                f"{table[args.n_column][i]}, seed={run[2]}); tell them apart with --group-by "
+                f"COLUMN (fit each value separately) or --envelope-by COLUMN (the lower "
+                f"envelope of architectures); other columns: {', '.join(other) or 'none'}.")
+        seen[run] = i
 
 
 def _jsonable(value: Any) -> Any:
@@ -140,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
     N_all = _numbers(table, args.n_column, path)
     L_all = _numbers(table, args.loss_column, path)
     keys = [tuple(table[c][i] for c in args.group_by) for i in range(N_all.size)]
+    _check_runs_unique(table, keys, args, path)
     results = []
     for key in sorted(set(keys), key=lambda k: [_sort_key(v) for v in k]):
         rows = np.array([k == key for k in keys])
@@ -159,23 +195,17 @@ def run(args: argparse.Namespace) -> int:
                 _numbers(table, args.dimension_column, path)[rows]))
         results.append(entry)
 
-    _print_table(results, args)
     comparison = None
     if args.dimension_column and len(results) >= 3:
         comparison = compare_alpha_to_dimension([r["fit"] for r in results],
                                                 [r["measured_dimension"] for r in results],
                                                 loss_exponent=args.loss_exponent)
-        print(f"\n{2 * args.loss_exponent:g}/alpha vs {args.dimension_column}: slope "
-              f"{comparison.slope:.3f} [{comparison.interval[0]:.3f}, "
-              f"{comparison.interval[1]:.3f}], intercept {comparison.intercept:.3f}, "
-              f"through origin {comparison.slope_through_origin:.3f}, "
-              f"r = {comparison.correlation:.3f} ({comparison.n_points} groups)")
-    elif args.dimension_column:
-        print(f"\n{2 * args.loss_exponent:g}/alpha vs {args.dimension_column}: not fitted, "
-              f"it needs 3 or more groups (got {len(results)}; use --group-by).")
+    if not args.quiet:
+        _print_table(results, args)
+        _print_comparison(comparison, len(results), args)
 
-    stem = Path(path).with_suffix("")
-    output = Path(args.output or f"{stem}.fit.json")
+    stem = Path(args.out or _default_out(args))
+    output = stem.parent / f"{stem.name}.json"
     document = {
         "source": str(path),
         "columns": {"n": args.n_column, "loss": args.loss_column, "seed": args.seed_column,
@@ -185,10 +215,22 @@ def run(args: argparse.Namespace) -> int:
         "comparison": _jsonable(comparison),
     }
     output.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    plot = Path(args.plot or f"{stem}.fit.png")
-    _plot(results, N_all, L_all, plot, title=Path(path).name)
-    print(f"\nwritten: {output}, {plot}")
+    plot = stem.parent / f"{stem.name}.png"
+    _plot(results, N_all, L_all, plot, Path(path).name, comparison, args.dimension_column or "")
+    print(f"written: {output}, {plot}")
     return 0
+
+
+def _print_comparison(comparison: Any, n_groups: int, args: argparse.Namespace) -> None:
+    name = f"{2 * args.loss_exponent:g}/alpha vs {args.dimension_column}"
+    if comparison is not None:
+        print(f"\n{name}: slope {comparison.slope:.3f} [{comparison.interval[0]:.3f}, "
+              f"{comparison.interval[1]:.3f}], intercept {comparison.intercept:.3f}, "
+              f"through origin {comparison.slope_through_origin:.3f}, "
+              f"r = {comparison.correlation:.3f} ({comparison.n_points} groups)")
+    elif args.dimension_column:
+        print(f"\n{name}: not fitted, it needs 3 or more groups (got {n_groups}; "
+              "use --group-by).")
 
 
 def _print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
@@ -218,22 +260,34 @@ def _print_table(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
           "* = extrapolated from the fit")
 
 
-def _plot(results: list[dict[str, Any]], N: np.ndarray, L: np.ndarray, path: Path,
-          title: str) -> None:
-    import matplotlib
+def figure(results: list[dict[str, Any]], N: np.ndarray, L: np.ndarray, title: str,
+           comparison: DimensionComparison | None = None, dimension_name: str = "") -> Any:
+    """L(N) with every group's fit; beside it, with a comparison, 2p/α against the dimension."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from scaling.fit._plot import plot_fit
-
-    fig, ax = plt.subplots(figsize=(7, 5))
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(results)))
+    fig = Figure(figsize=(12.5 if comparison else 7.5, 5))
+    axes = fig.subplots(1, 2 if comparison else 1, squeeze=False)[0]
+    colors = colormaps["viridis"](np.linspace(0, 0.9, len(results)))
     for r, color in zip(results, colors, strict=True):
-        plot_fit(ax, N[r["rows"]], L[r["rows"]], r["fit"], groups=r["groups"], label=r["label"],
-                 color=color)
-    ax.set_title(f"{title}: L(N), fits over their windows (dotted: N_max)")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+        plot_fit(axes[0], N[r["rows"]], L[r["rows"]], r["fit"], groups=r["groups"],
+                 label=r["label"], color=color)
+    axes[0].set_title("L(N), fits over their windows (dotted: N_max)", fontsize=10)
+    axes[0].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    if comparison is not None:
+        usable = [r for r in results if r["d_pred"] is not None]  # alpha > 0
+        plot_dimension_comparison(axes[1], [r["d_pred"] for r in usable],
+                                  [r["measured_dimension"] for r in usable], comparison,
+                                  xlabel=f"measured {dimension_name}",
+                                  labels=[r["label"] for r in usable])
+        axes[1].set_title("predicted against measured dimension", fontsize=10)
+        axes[1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                       frameon=False)
+    fig.suptitle(title)
+    return fig
+
+
+def _plot(results: list[dict[str, Any]], N: np.ndarray, L: np.ndarray, path: Path,
+          title: str, comparison: DimensionComparison | None, dimension_name: str) -> None:
+    figure(results, N, L, title, comparison, dimension_name).savefig(
+        path, dpi=120, bbox_inches="tight")

@@ -299,11 +299,12 @@ _PANELS = {
 
 
 def _figure_regimes(results: list[_SourceResult], config: ReportConfig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from scaling.fit import plot_fit
 
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8.5))
+    fig = Figure(figsize=(11, 10), layout="constrained")
+    axes = fig.subplots(2, 2)
     for ax, regime in zip(axes.ravel(), _PANELS, strict=True):
         title, xlabel = _PANELS[regime]
         for k, res in enumerate(results):
@@ -319,13 +320,11 @@ def _figure_regimes(results: list[_SourceResult], config: ReportConfig, path: Pa
         ax.set_title(title.format(fixed=config.variance_fixed), fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test loss (teacher-averaged)")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     fig.suptitle("Random-ReLU-feature teacher/student: the four scaling regimes "
                  f"(S={results[0].source.n_features}, {len(config.seeds)} seeds, "
                  "α with 95 % bootstrap interval)", fontsize=11)
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _error_bar(value: float, interval: tuple[float, float]) -> list[list[float]]:
@@ -334,9 +333,10 @@ def _error_bar(value: float, interval: tuple[float, float]) -> list[list[float]]
 
 
 def _figure_duality(results: list[_SourceResult], config: ReportConfig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+    fig = Figure(figsize=(12, 6), layout="constrained")
+    left, right = fig.subplots(1, 2)
     lo, hi = config.resolution_window
     for k, res in enumerate(results):
         lam = res.eigenvalues
@@ -358,17 +358,15 @@ def _figure_duality(results: list[_SourceResult], config: ReportConfig, path: Pa
     left.set_ylabel("λ_i / λ_1")
     left.set_ylim(1e-12, 2)
     left.set_title(f"feature spectra (fitted for i in [{lo}, {hi}], shaded)", fontsize=10)
-    left.legend(fontsize=6)
+    left.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     span = [min(r.duality.alpha_K for r in results) * 0.8,
             max(r.duality.alpha_K for r in results) * 1.2]
     right.plot(span, span, "k:", label="α = α_K")
     right.set_xlabel("α_K (spectrum)")
     right.set_ylabel("α_D (circles), α_P (squares)")
     right.set_title("resolution-limited exponents against the spectral exponent", fontsize=10)
-    right.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
+    right.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _mean_loss(losses: np.ndarray, floor: float) -> np.ndarray:
@@ -377,10 +375,11 @@ def _mean_loss(losses: np.ndarray, floor: float) -> np.ndarray:
 
 def _figure_solvable(sweeps: dict[str, SolvableSweep], fits: dict[str, PowerLawFit],
                      config: ReportConfig, path: Path) -> None:
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     M = config.n_latent
-    fig, axes = plt.subplots(1, 4, figsize=(18, 4.4))
+    fig = Figure(figsize=(18, 5.4), layout="constrained")
+    axes = fig.subplots(1, 4)
     panels = [
         ("T", "no noise, N = 2M: L(T)", "T (training samples)", "T_power"),
         ("N", "no noise, T = 4M: L(N)", "N (features)", "N_power"),
@@ -399,8 +398,8 @@ def _figure_solvable(sweeps: dict[str, SolvableSweep], fits: dict[str, PowerLawF
         if fit_key is not None:
             fit = fits[fit_key]
             inside = np.geomspace(fit.n_min, fit.n_max, 20)
-            ax.loglog(inside, fit.predict(inside) * 3, "k-", lw=1.2,
-                      label=f"fit ×3: α={_interval_text(fit)}")
+            ax.loglog(inside, fit.predict(inside), "k-", lw=1.2, alpha=0.7,
+                      label=f"power-law fit: α={_interval_text(fit)}")
         if key == "T_noise":
             above = sweep.sizes[sweep.sizes > M + 1]
             ax.loglog(above, _ols_noise_loss(M, above, config.latent_noise), "k:", lw=1,
@@ -411,13 +410,11 @@ def _figure_solvable(sweeps: dict[str, SolvableSweep], fits: dict[str, PowerLawF
         ax.set_title(title, fontsize=10)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("test loss − noise floor")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False)
     fig.suptitle(f"Solvable model (Maloney, Roberts & Sully): M = {M}, λ_i = i^-(1+α), "
                  f"α = {config.latent_alpha:g}; losses at the floor {1e-13:g}×max are exactly 0 "
                  "up to round-off", fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------- tables
@@ -725,27 +722,30 @@ def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``idest regimes`` and ``python -m scaling.random_features``."""
-    parser.add_argument("--out", default="reports/regimes",
-                        help="directory for the figures, tables and README.md")
+    parser.add_argument("-o", "--out", default="reports/regimes", metavar="PATH",
+                        help="output folder for the figures, tables and README.md")
     parser.add_argument("--cache-dir", default=None,
                         help=f"finished points, kept for resuming (default {_cache_dir()})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sweeps (a smoke run of ~20 s); the figures are not meaningful")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars (they are only drawn on a terminal)")
 
 
 def run(args: argparse.Namespace, command: str) -> int:
     """Run the report from parsed arguments."""
     config = default_config(quick=args.quick)
     run_report(args.out, config=config, cache_dir=args.cache_dir,
-               progress=False if args.no_progress else None,
+               progress=False if args.quiet else None,
                command=command + (" --quick" if args.quick else ""))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m scaling.random_features``."""
-    parser = argparse.ArgumentParser(prog="python -m scaling.random_features",
-                                     description=__doc__.splitlines()[0])
+    from idest.cli import Parser
+
+    parser = Parser(prog="python -m scaling.random_features",
+                    description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv), "python -m scaling.random_features")

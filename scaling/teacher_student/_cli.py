@@ -19,21 +19,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="cpu",
                    help="'cpu' (Table 1 cut 16-fold, default), 'paper' (Table 1 in full) "
                    "or a schedule name from scaling.teacher_student.SCHEDULES")
-    p.add_argument("--out", default="idest-output/teacher_student",
-                   help="directory for results.csv, README.md and the figures")
+    p.add_out("idest-output/teacher_student",
+              "output folder for results.csv, README.md and the figures")
     p.add_argument("--features", type=int, nargs="+", default=list(range(2, 9)),
-                   help="numbers of teacher features k (default 2..8)")
+                   help="numbers of teacher features k")
     p.add_argument("--n-widths", type=int, default=6,
-                   help="student widths n = floor(22*1.3^i), i < this (default 6)")
+                   help="student widths n = floor(22*1.3^i), i < this")
     p.add_argument("--depths", type=int, nargs="+", default=[2],
                    help="hidden layers of the students (the paper uses 2 3 4)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                   help="seeds of the teachers' data streams and the students")
     p.add_argument("--variant", default="clean", choices=["clean", "authors"],
                    help="clean: students see the k active inputs; authors: all 20")
-    p.add_argument("--jobs", type=int, default=None,
-                   help="worker processes (default: the cores available)")
+    p.add_jobs("worker processes")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from an existing results.csv without training")
+    p.add_quiet()
     p.set_defaults(func=run)
 
 
@@ -51,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         config = reproduction_config(args.schedule, features=args.features,
                                      n_widths=args.n_widths, depths=args.depths,
                                      seeds=args.seeds, variant=args.variant)
-        path = reproduce(config, args.out, n_jobs=args.jobs, command=command)
+        path = reproduce(config, args.out, n_jobs=args.jobs, command=command,
+                         progress=False if args.quiet else None)
     print(f"report    : {path}")
     return 0

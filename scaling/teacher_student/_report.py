@@ -27,6 +27,7 @@ from scaling.fit import (
     fit_power_law,
     lower_envelope,
     n_max_at_threshold,
+    plot_dimension_comparison,
     predicted_dimension,
 )
 
@@ -165,63 +166,56 @@ def _rows_of(rows: Sequence[dict[str, str]], features: int) -> list[dict[str, st
 
 
 def _save(fig, out_dir: Path, name: str) -> str:
-    """Save ``fig`` as ``out_dir/name`` (PNG) and close it; returns ``name``."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(out_dir / name, dpi=110)
-    plt.close(fig)
+    """Save the :class:`matplotlib.figure.Figure` ``fig`` as ``out_dir/name`` (PNG)."""
+    fig.savefig(out_dir / name, dpi=110, bbox_inches="tight")
     return name
+
+
+def _legend_outside(ax, **kwargs) -> None:
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, **kwargs)
 
 
 def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
              out_dir: Path) -> dict[str, str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
     per = summary.per_feature
-    colors = plt.cm.viridis(np.linspace(0, 0.95, len(per)))
+    colors = colormaps["viridis"](np.linspace(0, 0.95, len(per)))
     names = {}
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
     for s, c in zip(per, colors, strict=True):
         sub = _rows_of(rows, s.features)
         ax.scatter(_column(sub, "n_params"), _column(sub, "loss"), s=10, color=c, alpha=0.6)
         grid = np.geomspace(s.fit.n_min, s.fit.n_max, 20)
+        low, high = s.fit.interval
         ax.plot(grid, s.fit.predict(grid), color=c,
-                label=f"k={s.features}: α={s.fit.alpha:.2f}")
+                label=f"k={s.features}: α={s.fit.alpha:.2f} [{low:.2f}, {high:.2f}]")
     ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="test loss",
            title="L(N) per number of features k (fits over the circle window)")
-    ax.legend(fontsize=7, ncol=2)
+    _legend_outside(ax)
     names["loss"] = _save(fig, out_dir, "fig5_loss_vs_n.png")
 
     usable = [s for s in per if s.prediction is not None]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.3))
-    pred = np.array([s.prediction.dimension for s in usable])
-    err = np.array([[p - s.prediction.interval[0], s.prediction.interval[1] - p]
-                    for s, p in zip(usable, pred, strict=True)]).T.reshape(2, -1)
-    err = np.where(np.isfinite(err), np.clip(err, 0, None), 0)
-    p_loss = float(rows[0]["power"])
+    fig = Figure(figsize=(12, 4.8))
+    axes = fig.subplots(1, 2, sharey=True)  # the same quantity, 4/α, on both
+    labels = [f"k={s.features}" for s in usable]
     for ax, x, comp, label in (
         (axes[0], [s.id_twonn for s in usable], summary.versus_id, "measured ID (TwoNN)"),
         (axes[1], [s.features for s in usable], summary.versus_features,
          "number of features k"),
     ):
-        x = np.asarray(x, float)
-        ax.errorbar(x, pred, yerr=err, fmt="o", color="C0")
-        line = np.linspace(0, max([*x, *pred, 1.0]) * 1.05, 10)
-        if comp is not None:
-            ax.plot(line, comp.slope * line + comp.intercept, color="C1",
-                    label=f"fit: slope {comp.slope:.2f}, r={comp.correlation:.2f}")
-        ax.plot(line, line, "k--", lw=0.8, label="4/α = d")
-        ax.set(xlabel=label, ylabel="4/α" if p_loss == 2 else f"{2 * p_loss:g}/α")
-        ax.legend(fontsize=8)
-    fig.suptitle("Predicted dimension from the scaling exponent (figure 6)")
+        plot_dimension_comparison(ax, [s.prediction for s in usable], x, comp, xlabel=label,
+                                  labels=labels)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    fig.suptitle("Predicted dimension from the scaling exponent (figure 6); ▲: interval "
+                 "open above")
     names["alpha"] = _save(fig, out_dir, "fig6_4alpha_vs_dimension.png")
 
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    fig = Figure(figsize=(5.5, 4.2))
+    ax = fig.subplots()
     for s in per:
         if s.n_max is not None:
             ax.scatter(s.id_twonn, s.n_max.n_max, color="C0",
@@ -232,14 +226,21 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
            title="N_max against d (figure 2)")
     names["nmax"] = _save(fig, out_dir, "fig2_nmax_vs_id.png")
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(7.5, 4.5))
+    ax = fig.subplots()
     for s, c in zip(per, colors, strict=True):
         sub = _rows_of(rows, s.features)
-        ax.scatter(_column(sub, "n_params"), _column(sub, "id_twonn"), s=12, color=c,
-                   label=f"k={s.features}")
-    ax.set(xscale="log", xlabel="parameters N", ylabel="final-layer ID (TwoNN)",
+        n, ids = _column(sub, "n_params"), _column(sub, "id_twonn")
+        sizes = np.unique(n)
+        groups = [ids[n == size] for size in sizes]
+        mean = np.array([g.mean() for g in groups])
+        spread = np.array([[m - g.min(), g.max() - m] for g, m in zip(groups, mean, strict=True)])
+        ax.errorbar(sizes, mean, yerr=spread.T, fmt="o-", ms=4, lw=1, capsize=2, color=c,
+                    label=f"k={s.features}")
+    ax.set(xscale="log", xlabel="parameters N",
+           ylabel="final-layer ID (TwoNN): mean, bars min–max over runs",
            title="ID of the students' final hidden layer against N (figure 3)")
-    ax.legend(fontsize=7, ncol=2)
+    _legend_outside(ax)
     names["id"] = _save(fig, out_dir, "fig3_id_vs_n.png")
     return names
 
