@@ -295,7 +295,8 @@ def check_tokenizer_files(folder: str | Path) -> None:
                else "")
     raise ValueError(f"{folder} has no tokenizer files{partial}: expected one of "
                      f"{', '.join(TOKENIZER_FILES)}; copy them from the model's original "
-                     "checkpoint into this folder.")
+                     "checkpoint into this folder, or name the tokenizer's folder "
+                     "(tokenizer=..., idest scan --tokenizer).")
 
 
 def load_pretrained(name_or_path: str | Path, *, download: bool = False,
@@ -326,11 +327,12 @@ def load_pretrained(name_or_path: str | Path, *, download: bool = False,
     from transformers import AutoModel, AutoTokenizer
 
     source = minilm_path() if str(name_or_path) in MINILM_NAMES else name_or_path
-    if Path(source).is_dir():
-        check_tokenizer_files(source)
+    tokenizer_source = tokenizer or source
+    if Path(tokenizer_source).is_dir():
+        check_tokenizer_files(tokenizer_source)
     kwargs = {"local_files_only": not download}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer or source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **kwargs)
         model = AutoModel.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as exc:
         hint = "" if download else " (nothing is downloaded unless you pass download=True / " \
