@@ -81,7 +81,8 @@ PEERS = {
 }
 
 
-def accuracy(X: np.ndarray, dist: np.ndarray, idx: np.ndarray, n_rows: int = 500) -> dict:
+def accuracy(X: np.ndarray, dist: np.ndarray, idx: np.ndarray, n_rows: int = 500,
+             k: int = K) -> dict:
     """Max relative distance error and index agreement against float64, on a subset."""
     rows = np.random.default_rng(0).choice(X.shape[0], size=min(n_rows, X.shape[0]), replace=False)
     X64 = X.astype(np.float64)
@@ -89,7 +90,7 @@ def accuracy(X: np.ndarray, dist: np.ndarray, idx: np.ndarray, n_rows: int = 500
     for r in rows:
         d2 = ((X64 - X64[r]) ** 2).sum(axis=1)
         d2[r] = np.inf
-        order = np.lexsort((np.arange(len(d2)), d2))[:K]
+        order = np.lexsort((np.arange(len(d2)), d2))[:k]
         ref = np.sqrt(d2[order])
         got = np.asarray(dist[r], dtype=np.float64)
         rel = np.abs(got - ref) / np.maximum(ref, np.finfo(float).tiny)
@@ -110,6 +111,54 @@ def test_knn(benchmark, quick, library, case):
     rounds = 1 if (library, dim) in SLOW else 3
     dist, idx = benchmark.pedantic(PEERS[library], args=(X,), rounds=rounds, iterations=1)
     benchmark.extra_info.update(accuracy(X, dist, idx))
+
+
+#: Neighbour counts of the multi-scale estimators (issue 13), at N=10,000, D=256
+#: (N / 10 and k / 10 with --quick), against scikit-learn's brute force on two
+#: jobs, the fastest peer at large k.
+LARGE_K = [1_000, 4_000]
+LARGE_K_PEERS = ["idest", "sklearn-brute"]
+
+
+def run_large_k(library: str, k: int):
+    from sklearn.neighbors import NearestNeighbors
+
+    def run(X):
+        if library == "idest":
+            nn = idest.knn(X, k, progress=False)
+            return nn.distances, nn.indices
+        return NearestNeighbors(n_neighbors=k, algorithm="brute", n_jobs=2).fit(X).kneighbors()
+
+    return run
+
+
+@pytest.mark.parametrize("library", LARGE_K_PEERS)
+@pytest.mark.parametrize("k", LARGE_K)
+def test_knn_large_k(benchmark, quick, library, k):
+    n, dim = scaled(10_000, quick), 256
+    k = k // 10 if quick else k
+    X = make_data(n, dim)
+    benchmark.group = f"knn k={k} float32 N={n} D={dim}"
+    benchmark.extra_info.update(n=n, dim=dim, k=k, library=library)
+    dist, idx = benchmark.pedantic(run_large_k(library, k), args=(X,), rounds=3, iterations=1)
+    benchmark.extra_info.update(accuracy(X, dist, idx, n_rows=100, k=k))
+
+
+@pytest.mark.parametrize("data", ["distinct", "half-zero"])
+@pytest.mark.parametrize("k", [K, 1_000])
+def test_knn_duplicates(benchmark, quick, data, k):
+    """Half the rows all-zero (dead units, padding) against the same data
+    without them: exact duplicates are grouped and searched once."""
+    n, dim = scaled(10_000, quick), 256
+    k = max(K, k // 10) if quick else k
+    X = make_data(n, dim).copy()
+    if data == "half-zero":
+        X[::2] = 0.0
+    benchmark.group = f"knn duplicates k={k} float32 N={n} D={dim}"
+    benchmark.extra_info.update(n=n, dim=dim, k=k,
+                                library="idest" if data == "distinct" else f"idest {data}")
+    dist, idx = benchmark.pedantic(run_large_k("idest", k), args=(X,), rounds=3, iterations=1)
+    benchmark.extra_info.update(accuracy(X, dist, idx, n_rows=100, k=k))
 
 
 def test_sgemm_rate(benchmark, quick):

@@ -28,6 +28,27 @@ def is_quick(config: pytest.Config) -> bool:
     return bool(config.getoption("--quick") or os.environ.get("IDEST_BENCH_QUICK"))
 
 
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Name the machine in every result: the CPU model and vector extensions
+    (lscpu) and, for each loaded BLAS / OpenMP library, the kernel it chose
+    (threadpoolctl), so that a peer on a generic fallback kernel is noticed."""
+    import platform
+    import subprocess
+
+    import scipy.linalg  # noqa: F401  (load SciPy's BLAS before asking)
+    from threadpoolctl import threadpool_info
+
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        lscpu = ""
+    fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
+    flags = fields.get("Flags", "").split()
+    machine_info["cpu_model"] = fields.get("Model name", platform.processor()).strip()
+    machine_info["cpu_vector_flags"] = sorted(f for f in flags if f.startswith(("avx", "fma")))
+    machine_info["threadpools"] = threadpool_info()
+
+
 @pytest.fixture(scope="session")
 def quick(request: pytest.FixtureRequest) -> bool:
     return is_quick(request.config)

@@ -54,7 +54,11 @@ idest::TileKernel tile_kernel(const std::string& name) {
     if (name == "auto") return idest::TileKernel::kAuto;
     if (name == "sgemm") return idest::TileKernel::kSgemm;
     if (name == "fused") return idest::TileKernel::kFused;
-    throw std::invalid_argument("kernel must be 'auto', 'sgemm' or 'fused', got '" + name + "'");
+    if (name == "fused-avx2") return idest::TileKernel::kFusedAvx2;
+    if (name == "fused-avx512") return idest::TileKernel::kFusedAvx512;
+    throw std::invalid_argument(
+        "kernel must be 'auto', 'sgemm', 'fused', 'fused-avx2' or 'fused-avx512', got '" + name +
+        "'");
 }
 
 py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candidates,
@@ -75,22 +79,16 @@ py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candid
     opt.kernel = tile_kernel(kernel);
     const auto sgemm = sgemm_from(sgemm_capsule);
 
-    py::array_t<int64_t> cand({q.n_rows, py::ssize_t(n_candidates)});
-    py::array_t<double> bound(q.n_rows);
     py::array_t<double> dist({q.n_rows, py::ssize_t(k)});
     py::array_t<int64_t> idx({q.n_rows, py::ssize_t(k)});
     int64_t fallbacks = 0;
     // Raw pointers are taken while the GIL is held.
-    int64_t* cand_ptr = cand.mutable_data();
-    double* bound_ptr = bound.mutable_data();
     int64_t* progress_ptr = progress.mutable_data();
     double* dist_ptr = dist.mutable_data();
     int64_t* idx_ptr = idx.mutable_data();
     {
         py::gil_scoped_release release;
-        idest::knn_candidates(q, r, opt, sgemm, cand_ptr, bound_ptr, progress_ptr);
-        fallbacks = idest::refine_candidates(q, r, self, k, cand_ptr, n_candidates, bound_ptr,
-                                             opt.n_threads, dist_ptr, idx_ptr);
+        fallbacks = idest::knn_search(q, r, opt, sgemm, dist_ptr, idx_ptr, progress_ptr);
     }
     return py::make_tuple(dist, idx, fallbacks);
 }
@@ -134,8 +132,11 @@ PYBIND11_MODULE(_core, m) {
           py::arg("sgemm"), py::arg("progress"), py::arg("kernel") = "auto",
           "Exact k-NN: float32 candidate pass, float64 re-scoring with a certificate.\n"
           "reference=None searches the query set against itself, excluding each point.\n"
-          "kernel: 'sgemm' (SGEMM tiles + scans), 'fused' (AVX2/FMA register-blocked\n"
-          "distances and threshold tests), or 'auto' (fused for D <= 64 where supported).\n"
+          "Exactly equal rows are grouped and searched once.\n"
+          "kernel: 'sgemm' (SGEMM tiles + scans, any CPU), 'fused' (register-blocked\n"
+          "distances and threshold tests with the widest of AVX-512 and AVX2 + FMA the CPU\n"
+          "has), 'fused-avx2' or 'fused-avx512' (that one), or 'auto' (fused for D <= 64\n"
+          "where supported).\n"
           "Returns (distances float64 (n, k), indices int64 (n, k), n_fallback_rows).");
     m.def("refine", &refine, py::arg("query"), py::arg("reference"), py::arg("k"),
           py::arg("candidates"), py::arg("lower_bound"), py::arg("n_threads"),

@@ -3,10 +3,11 @@
 //
 // At small D a GEMM does little work per output (2D flops) and the SGEMM + scan
 // path spends most of its time writing the tile and reading it back twice. The
-// fused kernel keeps a 6 x 16 block of dot products in AVX registers,
-// completes the approximate squared distances |x|^2 + |y|^2 - 2 x.y there and
-// compares them with the rows' (and, for a symmetric tile, the columns')
-// current thresholds; only blocks holding a hit leave the registers.
+// fused kernel keeps a block of dot products in vector registers (6 x 16 with
+// AVX2 + FMA, 12 x 16 with AVX-512), completes the approximate squared
+// distances |x|^2 + |y|^2 - 2 x.y there and compares them with the rows' (and,
+// for a symmetric tile, the columns') current thresholds; only blocks holding a
+// hit leave the registers. x86-64 only: other CPUs use the SGEMM path.
 #pragma once
 
 #include <cstddef>
@@ -17,11 +18,14 @@
 
 namespace idest {
 
-// Reference points per packed group (two AVX registers of 8 floats).
+// Reference points per packed group (two AVX registers, one AVX-512 register).
 constexpr int64_t kFusedGroup = 16;
 
-// True when the CPU runs the kernel (AVX2 and FMA, checked at run time).
-bool fused_scan_supported();
+// The instruction sets the kernel is written for.
+enum class FusedIsa { kAvx2, kAvx512 };
+
+// True when this build and the running CPU run the kernel with `isa`.
+bool fused_scan_supported(FusedIsa isa);
 
 // A float buffer whose data starts on a 64-byte boundary, so no 32-byte
 // vector load of a packed group straddles two cache lines.
@@ -59,8 +63,9 @@ struct PackedColumns {
 // Each approximate squared distance below a row's threshold is offered to that
 // row's list (skipping the point itself when `skip_self`); with `symmetric`
 // (self search, off-diagonal tile) it is also offered to the column's list.
-// The caller holds whatever locks protect the lists of those rows and columns.
-void fused_scan(const float* a, const float* a_norms, int64_t n_rows, int64_t row0,
+// The caller holds whatever locks protect the lists of those rows and columns,
+// and has checked fused_scan_supported(isa).
+void fused_scan(FusedIsa isa, const float* a, const float* a_norms, int64_t n_rows, int64_t row0,
                 const PackedColumns& cols, int64_t col0, int64_t dim, bool symmetric,
                 bool skip_self, CandidateLists& lists);
 

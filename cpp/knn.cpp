@@ -5,6 +5,7 @@
 #include "knn.hpp"
 
 #include "candidate_lists.hpp"
+#include "cpu.hpp"
 #include "fused_scan.hpp"
 #include "parallel.hpp"
 #include "spatial_order.hpp"
@@ -24,28 +25,23 @@ namespace {
 // ------------------------------------------------------- exact distances ---
 
 // Squared Euclidean distance from direct differences, accumulated in float64
-// (four partial sums for instruction-level parallelism). Identical rows give
-// exactly 0.0.
+// (eight partial sums: two AVX2 registers of four doubles, for instruction-level
+// parallelism). Identical rows give exactly 0.0.
 template <class T>
-__attribute__((target_clones("avx2", "default")))
+IDEST_CLONES
 double exact_sqdist(const T* x, const T* y, int64_t dim) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     int64_t j = 0;
-    for (; j + 4 <= dim; j += 4) {
-        const double d0 = double(x[j]) - double(y[j]);
-        const double d1 = double(x[j + 1]) - double(y[j + 1]);
-        const double d2 = double(x[j + 2]) - double(y[j + 2]);
-        const double d3 = double(x[j + 3]) - double(y[j + 3]);
-        s0 += d0 * d0;
-        s1 += d1 * d1;
-        s2 += d2 * d2;
-        s3 += d3 * d3;
-    }
+    for (; j + 8 <= dim; j += 8)
+        for (int l = 0; l < 8; ++l) {
+            const double d = double(x[j + l]) - double(y[j + l]);
+            s[l] += d * d;
+        }
     for (; j < dim; ++j) {
         const double d = double(x[j]) - double(y[j]);
-        s0 += d * d;
+        s[0] += d * d;
     }
-    return (s0 + s1) + (s2 + s3);
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
 // ------------------------------------------------------ float32 tiles ---
@@ -225,7 +221,7 @@ constexpr int64_t kChunk = 16;
 
 // Row r of a tile against the candidate list of query `row` (whose threshold
 // is the same for every column). `skip` is a column to ignore (the point itself).
-__attribute__((target_clones("avx2", "default")))
+IDEST_CLONES
 void scan_row(const float* g, const float* col_norms, float row_norm, int64_t n, int64_t col0,
               int64_t row, int64_t skip, CandidateLists& lists) {
     for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
@@ -243,7 +239,7 @@ void scan_row(const float* g, const float* col_norms, float row_norm, int64_t n,
 
 // Row r of a tile seen as a column: entry c updates the candidate list of
 // query col0 + c with the point `row` (symmetric self search).
-__attribute__((target_clones("avx2", "default")))
+IDEST_CLONES
 void scan_columns(const float* g, const float* col_norms, float row_norm, int64_t n,
                   int64_t col0, int64_t row, CandidateLists& lists) {
     const float* thresholds = lists.worst.data() + col0;
@@ -288,205 +284,297 @@ double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling
 // Rows thus meet their nearest points first, so few later points pass their
 // thresholds; and above the 64-point squares only the upper triangle of the
 // tile is computed.
-void fused_diagonal(const float* rows, const float* norms, int64_t p0, int64_t n, int64_t dim,
-                    PackedColumns& packed, CandidateLists& lists) {
+void fused_diagonal(FusedIsa isa, const float* rows, const float* norms, int64_t p0, int64_t n,
+                    int64_t dim, PackedColumns& packed, CandidateLists& lists) {
     constexpr int64_t kDiagonalLeaf = 64;
     if (n <= kDiagonalLeaf) {
         packed.pack(rows + p0 * dim, norms + p0, n, dim);
-        fused_scan(rows + p0 * dim, norms + p0, n, p0, packed, p0, dim, false, true, lists);
+        fused_scan(isa, rows + p0 * dim, norms + p0, n, p0, packed, p0, dim, false, true, lists);
         return;
     }
     const int64_t half = n / 2;
-    fused_diagonal(rows, norms, p0, half, dim, packed, lists);
-    fused_diagonal(rows, norms, p0 + half, n - half, dim, packed, lists);
+    fused_diagonal(isa, rows, norms, p0, half, dim, packed, lists);
+    fused_diagonal(isa, rows, norms, p0 + half, n - half, dim, packed, lists);
     packed.pack(rows + (p0 + half) * dim, norms + p0 + half, n - half, dim);
-    fused_scan(rows + p0 * dim, norms + p0, half, p0, packed, p0 + half, dim, true, true, lists);
+    fused_scan(isa, rows + p0 * dim, norms + p0, half, p0, packed, p0 + half, dim, true, true,
+               lists);
 }
 
+// The float32 candidate pass of one search, in three steps: plan the tiles
+// (scaling, kernel, tile sides, visiting orders), run each tile (its distances
+// and the list updates), certify each row (its candidates and the lower bound
+// on every point outside them).
 template <class T>
-void candidates_impl(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                     SgemmFn sgemm, int64_t* cand_idx, double* lower_bound, int64_t* progress) {
-    const bool self = opt.exclude_self;
-    const int64_t dim = ref.n_cols;
-    const int width = opt.n_candidates;
-    const Scaling s = compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads);
-
-    bool fused = opt.kernel == TileKernel::kFused;
-    if (fused && !fused_scan_supported())
-        throw std::invalid_argument("the fused tile kernel needs a CPU with AVX2 and FMA");
-    if (opt.kernel == TileKernel::kAuto) fused = dim <= kFusedMaxDim && fused_scan_supported();
-
-    // Tile sides: never fewer blocks than threads when the data allows it.
-    const int64_t nq = query.n_rows, nr = ref.n_rows;
-    int64_t bq = std::min(opt.block_rows, std::max<int64_t>(64, (nq + opt.n_threads - 1) / opt.n_threads));
-    if (self) bq = std::min(opt.block_rows, std::max<int64_t>(64, (nq + 2 * opt.n_threads - 1) / (2 * opt.n_threads)));
-    const int64_t br = self ? bq : opt.block_rows;
-    const int64_t n_qblocks = (nq + bq - 1) / bq;
-    const int64_t n_rblocks = (nr + br - 1) / br;
-
-    // With the fused kernel, rows are visited in a spatial order
-    // (spatial_order.hpp) and lists are kept by position in that order, mapped
-    // back at the end. At larger D the selection is a small share of the work
-    // and the ordering and scattered row reads cost more than they save
-    // (20,000 x 768: +17 %), so the SGEMM path keeps the input order.
-    OrderedRows qset, rset;
-    if (fused) {
-        qset = ordered_rows<T>(query, s, bq, opt.n_threads);
-        if (!self) rset = ordered_rows<T>(ref, s, br, opt.n_threads);
-    }
-    const OrderedRows& rsrc = self ? qset : rset;
-    auto position_to_row = [&](const OrderedRows& o, int64_t p) { return fused ? o.order[p] : p; };
-    auto block_distance = [&](int64_t bi, int64_t bj) {
-        if (!fused) return 0.0;
-        return exact_sqdist(qset.centroids[bi].data(), rsrc.centroids[bj].data(), dim);
-    };
-
-    // Work items. Self search: the upper-triangular tiles (bi <= bj) of the
-    // symmetric distance matrix, each updating both its rows and its columns
-    // (half the distance work), the diagonal tiles first, then (in spatial
-    // order) by distance between block centroids, so near-final candidates
-    // arrive early. Otherwise one item per query block, which visits the
-    // reference blocks nearest first.
-    std::vector<std::pair<int64_t, int64_t>> tiles;  // self search only
-    if (self) {
-        std::vector<std::pair<double, std::pair<int64_t, int64_t>>> keyed;
-        for (int64_t bi = 0; bi < n_qblocks; ++bi)
-            for (int64_t bj = bi; bj < n_qblocks; ++bj)
-                keyed.push_back({bi == bj ? -1.0 : block_distance(bi, bj), {bi, bj}});
-        std::stable_sort(keyed.begin(), keyed.end(),
-                         [](const auto& x, const auto& y) { return x.first < y.first; });
-        for (const auto& kt : keyed) tiles.push_back(kt.second);
-    }
-    const int64_t n_items = self ? int64_t(tiles.size()) : n_qblocks;
-    if (progress) {
-        __atomic_store_n(&progress[0], int64_t(0), __ATOMIC_RELAXED);
-        __atomic_store_n(&progress[1], self ? n_items : n_items * n_rblocks, __ATOMIC_RELAXED);
+class CandidateSearch {
+  public:
+    CandidateSearch(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                    SgemmFn sgemm, int64_t* progress)
+        : query_(query),
+          ref_(ref),
+          opt_(opt),
+          sgemm_(sgemm),
+          progress_(progress),
+          self_(opt.exclude_self),
+          dim_(ref.n_cols),
+          nq_(query.n_rows),
+          nr_(ref.n_rows),
+          scaling_(compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads)),
+          lists_(query.n_rows, opt.n_candidates, ref.n_rows) {
+        choose_kernel();
+        plan_tiles();
     }
 
-    CandidateLists lists(nq, width);
-    std::vector<std::mutex> block_locks(self ? n_qblocks : 0);
-    TileQueue queue(std::move(tiles), n_qblocks);
+    void run(int64_t* cand_idx, double* lower_bound) {
+        const int64_t n_items = self_ ? int64_t(tiles_.size()) : n_qblocks_;
+        if (progress_) {
+            __atomic_store_n(&progress_[0], int64_t(0), __ATOMIC_RELAXED);
+            __atomic_store_n(&progress_[1], self_ ? n_items : n_items * n_rblocks_,
+                             __ATOMIC_RELAXED);
+        }
+        const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt_.n_threads, n_items)));
+        std::vector<Workspace> ws(n_threads);
+        if (!fused_)  // the fused kernel reads the converted rows of qset_ / rset_
+            for (auto& w : ws) w.allocate(bq_, br_, dim_);
+        TileQueue queue(tiles_, n_qblocks_);
+        parallel_for(n_items, n_threads, [&](int64_t t, int tid) {
+            if (!self_) return run_query_block(ws[tid], t);
+            const auto tile = queue.take();
+            run_tile(ws[tid], tile.first, tile.second);
+            queue.release(tile);
+        });
+        for (int64_t p = 0; p < nq_; ++p) certify_row(p, cand_idx, lower_bound);
+    }
 
+  private:
     struct Workspace {
         std::vector<float> a, b, g, na, nb;
         PackedColumns packed;
         int64_t cached_a = -1;
+
+        void allocate(int64_t bq, int64_t br, int64_t dim) {
+            a.resize(size_t(bq) * dim);
+            b.resize(size_t(br) * dim);
+            g.resize(size_t(bq) * br);
+            na.resize(bq);
+            nb.resize(br);
+        }
     };
-    const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt.n_threads, n_items)));
-    std::vector<Workspace> ws(n_threads);
-    for (auto& w : ws) {
-        if (fused) continue;  // reads the converted rows below
-        w.a.resize(size_t(bq) * dim);
-        w.b.resize(size_t(br) * dim);
-        w.g.resize(size_t(bq) * br);
-        w.na.resize(bq);
-        w.nb.resize(br);
+
+    void choose_kernel() {
+        const bool avx512 = fused_scan_supported(FusedIsa::kAvx512);
+        isa_ = avx512 ? FusedIsa::kAvx512 : FusedIsa::kAvx2;
+        switch (opt_.kernel) {
+            case TileKernel::kSgemm: fused_ = false; return;
+            case TileKernel::kAuto:
+                fused_ = dim_ <= kFusedMaxDim && fused_scan_supported(isa_);
+                return;
+            case TileKernel::kFused: fused_ = true; break;
+            case TileKernel::kFusedAvx2: fused_ = true, isa_ = FusedIsa::kAvx2; break;
+            case TileKernel::kFusedAvx512: fused_ = true, isa_ = FusedIsa::kAvx512; break;
+        }
+        if (!fused_scan_supported(isa_))
+            throw std::invalid_argument(
+                isa_ == FusedIsa::kAvx512
+                    ? "the fused tile kernel 'fused-avx512' needs an x86-64 CPU with AVX-512"
+                    : "the fused tile kernel needs an x86-64 CPU with AVX2 and FMA");
+    }
+
+    // Tile sides (never fewer blocks than threads when the data allows it),
+    // the spatial visiting orders of the fused kernel, and the order of the
+    // self search's tiles.
+    void plan_tiles() {
+        const int64_t threads = opt_.n_threads;
+        bq_ = std::min(opt_.block_rows, std::max<int64_t>(64, (nq_ + threads - 1) / threads));
+        if (self_)
+            bq_ = std::min(opt_.block_rows,
+                           std::max<int64_t>(64, (nq_ + 2 * threads - 1) / (2 * threads)));
+        br_ = self_ ? bq_ : opt_.block_rows;
+        n_qblocks_ = (nq_ + bq_ - 1) / bq_;
+        n_rblocks_ = (nr_ + br_ - 1) / br_;
+        // With the fused kernel, rows are visited in a spatial order
+        // (spatial_order.hpp) and lists are kept by position in that order,
+        // mapped back by certify_row. At larger D the selection is a small
+        // share of the work and the ordering and scattered row reads cost more
+        // than they save (20,000 x 768: +17 %), so the SGEMM path keeps the
+        // input order.
+        if (fused_) {
+            qset_ = ordered_rows<T>(query_, scaling_, bq_, opt_.n_threads);
+            if (!self_) rset_ = ordered_rows<T>(ref_, scaling_, br_, opt_.n_threads);
+        }
+        if (self_) block_locks_ = std::vector<std::mutex>(n_qblocks_);
+        // Self search: the upper-triangular tiles (bi <= bj) of the symmetric
+        // distance matrix, each updating both its rows and its columns (half
+        // the distance work), the diagonal tiles first, then (in spatial
+        // order) by distance between block centroids, so near-final candidates
+        // arrive early. Otherwise one item per query block, which visits the
+        // reference blocks nearest first (run_query_block).
+        if (!self_) return;
+        std::vector<std::pair<double, std::pair<int64_t, int64_t>>> keyed;
+        for (int64_t bi = 0; bi < n_qblocks_; ++bi)
+            for (int64_t bj = bi; bj < n_qblocks_; ++bj)
+                keyed.push_back({bi == bj ? -1.0 : block_distance(bi, bj), {bi, bj}});
+        std::stable_sort(keyed.begin(), keyed.end(),
+                         [](const auto& x, const auto& y) { return x.first < y.first; });
+        for (const auto& kt : keyed) tiles_.push_back(kt.second);
+    }
+
+    const OrderedRows& ref_rows() const { return self_ ? qset_ : rset_; }
+
+    double block_distance(int64_t bi, int64_t bj) const {
+        if (!fused_) return 0.0;
+        return exact_sqdist(qset_.centroids[bi].data(), ref_rows().centroids[bj].data(), dim_);
+    }
+
+    int64_t position_to_row(const OrderedRows& o, int64_t p) const {
+        return fused_ ? o.order[p] : p;
+    }
+
+    // A query block against every reference block, nearest first.
+    void run_query_block(Workspace& w, int64_t bi) {
+        std::vector<std::pair<double, int64_t>> near;
+        for (int64_t b = 0; b < n_rblocks_; ++b) near.emplace_back(block_distance(bi, b), b);
+        std::stable_sort(near.begin(), near.end());
+        for (const auto& [d2, b] : near) run_tile(w, bi, b);
+    }
+
+    // In self search the tile's rows and columns are both query rows: the
+    // selection holds the locks of both blocks (std::lock: no lock-order
+    // deadlock); the distance computation itself runs unlocked.
+    std::pair<std::unique_lock<std::mutex>, std::unique_lock<std::mutex>> lock_blocks(
+        int64_t bi, int64_t bj) {
+        std::unique_lock<std::mutex> rows_guard, cols_guard;
+        if (!self_) return {std::move(rows_guard), std::move(cols_guard)};
+        rows_guard = std::unique_lock<std::mutex>(block_locks_[bi], std::defer_lock);
+        if (bi == bj) {
+            rows_guard.lock();
+        } else {
+            cols_guard = std::unique_lock<std::mutex>(block_locks_[bj], std::defer_lock);
+            std::lock(rows_guard, cols_guard);
+        }
+        return {std::move(rows_guard), std::move(cols_guard)};
     }
 
     // One tile: query positions q0.. against reference positions r0...
-    auto process_tile = [&](Workspace& w, int64_t bi, int64_t bj) {
-        const int64_t q0 = bi * bq, nqa = std::min(bq, nq - q0);
-        const int64_t r0 = bj * br, nrb = std::min(br, nr - r0);
-        const bool diagonal = self && bi == bj;
-        const float *amat, *anorm, *bmat, *bnorm;
-        if (fused) {
-            amat = qset.rows.data() + q0 * dim;
-            anorm = qset.norms.data() + q0;
-            bmat = rsrc.rows.data() + r0 * dim;
-            bnorm = rsrc.norms.data() + r0;
+    void run_tile(Workspace& w, int64_t bi, int64_t bj) {
+        const int64_t q0 = bi * bq_, nqa = std::min(bq_, nq_ - q0);
+        const int64_t r0 = bj * br_, nrb = std::min(br_, nr_ - r0);
+        const bool diagonal = self_ && bi == bj;
+        if (fused_ && diagonal) {
+            const auto guard = lock_blocks(bi, bj);
+            fused_diagonal(isa_, qset_.rows.data(), qset_.norms.data(), q0, nqa, dim_, w.packed,
+                           lists_);
+        } else if (fused_) {
+            w.packed.pack(ref_rows().rows.data() + r0 * dim_, ref_rows().norms.data() + r0, nrb,
+                          dim_);
+            const auto guard = lock_blocks(bi, bj);
+            fused_scan(isa_, qset_.rows.data() + q0 * dim_, qset_.norms.data() + q0, nqa, q0,
+                       w.packed, r0, dim_, self_, self_, lists_);
         } else {
-            if (w.cached_a != bi) {
-                load_block<T>(query, nullptr, q0, nqa, s, w.a.data(), w.na.data());
-                w.cached_a = bi;
-            }
-            amat = bmat = w.a.data();
-            anorm = bnorm = w.na.data();
-            if (!diagonal) {
-                load_block<T>(ref, nullptr, r0, nrb, s, w.b.data(), w.nb.data());
-                bmat = w.b.data();
-                bnorm = w.nb.data();
-            }
+            sgemm_tile(w, bi, bj, q0, nqa, r0, nrb);
         }
-        // In self search the tile's rows and columns are both query rows: the
-        // selection holds the locks of both blocks (std::lock: no lock-order
-        // deadlock); the SGEMM itself runs unlocked.
-        auto lock_blocks = [&] {
-            std::unique_lock<std::mutex> rows_guard, cols_guard;
-            if (!self) return std::make_pair(std::move(rows_guard), std::move(cols_guard));
-            rows_guard = std::unique_lock<std::mutex>(block_locks[bi], std::defer_lock);
-            if (diagonal) {
-                rows_guard.lock();
-            } else {
-                cols_guard = std::unique_lock<std::mutex>(block_locks[bj], std::defer_lock);
-                std::lock(rows_guard, cols_guard);
-            }
-            return std::make_pair(std::move(rows_guard), std::move(cols_guard));
-        };
-        if (fused && diagonal) {
-            const auto guard = lock_blocks();
-            fused_diagonal(qset.rows.data(), qset.norms.data(), q0, nqa, dim, w.packed, lists);
-        } else if (fused) {
-            w.packed.pack(bmat, bnorm, nrb, dim);
-            const auto guard = lock_blocks();
-            fused_scan(amat, anorm, nqa, q0, w.packed, r0, dim, self, self, lists);
-        } else {
-            // G (nqa x nrb, row-major) = -2 A B^T, via column-major G^T = -2 B A^T.
-            const int m = int(nrb), n = int(nqa), kk = int(dim), ld = int(dim), ldc = int(nrb);
-            const float alpha = -2.0f, beta = 0.0f;
-            sgemm("T", "N", &m, &n, &kk, &alpha, bmat, &ld, amat, &ld, &beta, w.g.data(), &ldc);
-            const auto guard = lock_blocks();
-            for (int64_t r = 0; r < nqa; ++r)  // rows update the query positions q0..
-                scan_row(w.g.data() + r * nrb, bnorm, anorm[r], nrb, r0, q0 + r,
-                         self ? q0 + r : -1, lists);
-            if (self && !diagonal)  // columns update the positions r0.. (symmetry)
-                for (int64_t r = 0; r < nqa; ++r)
-                    scan_columns(w.g.data() + r * nrb, bnorm, anorm[r], nrb, r0, q0 + r, lists);
-        }
-        if (progress) __atomic_fetch_add(&progress[0], int64_t(1), __ATOMIC_RELAXED);
-    };
-
-    parallel_for(n_items, n_threads, [&](int64_t t, int tid) {
-        if (self) {
-            const auto tile = queue.take();
-            process_tile(ws[tid], tile.first, tile.second);
-            queue.release(tile);
-            return;
-        }
-        const int64_t bi = t;  // a query block against every reference block
-        std::vector<std::pair<double, int64_t>> near;
-        for (int64_t b = 0; b < n_rblocks; ++b) near.emplace_back(block_distance(bi, b), b);
-        std::stable_sort(near.begin(), near.end());
-        for (const auto& [d2, b] : near) process_tile(ws[tid], bi, b);
-    });
-
-    const int64_t available = nr - (self ? 1 : 0);
-    const double inf = std::numeric_limits<double>::infinity();
-    for (int64_t p = 0; p < nq; ++p) {
-        const int64_t i = position_to_row(qset, p);
-        int64_t* out = cand_idx + i * width;
-        const int n = lists.finish(p, out);
-        for (int j = 0; j < n; ++j) out[j] = position_to_row(rsrc, out[j]);
-        // Every point was offered to every list, so a list that is not full
-        // met a non-finite approximation: certify nothing, search exhaustively.
-        // A full list that holds every point leaves nothing outside it.
-        if (n < width) lower_bound[i] = -inf;
-        else if (width == available) lower_bound[i] = inf;
-        else lower_bound[i] = certified_lower_bound(lists.worst[p], s.sq_norm[i], s, dim);
+        if (progress_) __atomic_fetch_add(&progress_[0], int64_t(1), __ATOMIC_RELAXED);
     }
-}
+
+    void sgemm_tile(Workspace& w, int64_t bi, int64_t bj, int64_t q0, int64_t nqa, int64_t r0,
+                    int64_t nrb) {
+        const bool diagonal = self_ && bi == bj;
+        if (w.cached_a != bi) {
+            load_block<T>(query_, nullptr, q0, nqa, scaling_, w.a.data(), w.na.data());
+            w.cached_a = bi;
+        }
+        const float* bmat = w.a.data();
+        const float* bnorm = w.na.data();
+        if (!diagonal) {
+            load_block<T>(ref_, nullptr, r0, nrb, scaling_, w.b.data(), w.nb.data());
+            bmat = w.b.data();
+            bnorm = w.nb.data();
+        }
+        // G (nqa x nrb, row-major) = -2 A B^T, via column-major G^T = -2 B A^T.
+        const int m = int(nrb), n = int(nqa), kk = int(dim_), ld = int(dim_), ldc = int(nrb);
+        const float alpha = -2.0f, beta = 0.0f;
+        sgemm_("T", "N", &m, &n, &kk, &alpha, bmat, &ld, w.a.data(), &ld, &beta, w.g.data(), &ldc);
+        const auto guard = lock_blocks(bi, bj);
+        for (int64_t r = 0; r < nqa; ++r)  // rows update the query positions q0..
+            scan_row(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, self_ ? q0 + r : -1,
+                     lists_);
+        if (self_ && !diagonal)  // columns update the positions r0.. (symmetry)
+            for (int64_t r = 0; r < nqa; ++r)
+                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, lists_);
+    }
+
+    // Query position p: its candidates (input indices) and the certified lower
+    // bound on the squared distance of every point outside them.
+    void certify_row(int64_t p, int64_t* cand_idx, double* lower_bound) {
+        const int64_t i = position_to_row(qset_, p);
+        const int width = lists_.width;
+        int64_t* out = cand_idx + i * width;
+        const int n = lists_.finish(p, out);
+        for (int j = 0; j < n; ++j) out[j] = position_to_row(ref_rows(), out[j]);
+        const int64_t available = nr_ - (self_ ? 1 : 0);
+        const double inf = std::numeric_limits<double>::infinity();
+        if (n == width && width == available) {
+            lower_bound[i] = inf;  // a list that holds every point leaves nothing outside
+        } else if (n < width || !std::isfinite(lists_.worst[p])) {
+            // Every point was offered to every list, so a list that is not full
+            // (or never needed a threshold) met a non-finite approximation:
+            // certify nothing, search exhaustively.
+            lower_bound[i] = -inf;
+        } else {
+            lower_bound[i] = certified_lower_bound(lists_.worst[p], scaling_.sq_norm[i], scaling_,
+                                                   dim_);
+        }
+    }
+
+    const MatrixView& query_;
+    const MatrixView& ref_;
+    const KnnOptions& opt_;
+    const SgemmFn sgemm_;
+    int64_t* const progress_;
+    const bool self_;
+    const int64_t dim_, nq_, nr_;
+    const Scaling scaling_;
+    CandidateLists lists_;
+    bool fused_ = false;
+    FusedIsa isa_ = FusedIsa::kAvx2;
+    int64_t bq_ = 0, br_ = 0, n_qblocks_ = 0, n_rblocks_ = 0;
+    OrderedRows qset_, rset_;
+    std::vector<std::pair<int64_t, int64_t>> tiles_;  // self search only
+    std::vector<std::mutex> block_locks_;              // self search only
+};
 
 // k smallest (squared distance, index) pairs, sorted; ties by lower index.
+// Selection then sorting: O(n + k log k), where a partial sort's heap costs
+// O(n log k) with poor constants at large k.
 void take_smallest(std::vector<std::pair<double, int64_t>>& v, int k) {
     const auto kk = std::min<size_t>(size_t(k), v.size());
-    std::partial_sort(v.begin(), v.begin() + kk, v.end());
+    if (kk < v.size()) std::nth_element(v.begin(), v.begin() + kk, v.end());
     v.resize(kk);
+    std::sort(v.begin(), v.end());
+}
+
+// Asks the cache for a row that is about to be read.
+template <class T>
+void prefetch_row(const T* x, int64_t dim) {
+    const char* p = reinterpret_cast<const char*>(x);
+    for (int64_t b = 0; b < dim * int64_t(sizeof(T)); b += 64) __builtin_prefetch(p + b);
+}
+
+template <class T>
+void exhaustive_impl(const MatrixView& query, const MatrixView& ref, bool self, int64_t i, int k,
+                     std::vector<std::pair<double, int64_t>>& v) {
+    const T* x = row_ptr<T>(query, i);
+    v.clear();
+    v.reserve(ref.n_rows);
+    for (int64_t id = 0; id < ref.n_rows; ++id)
+        if (!(self && id == i)) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, id), ref.n_cols), id);
+    take_smallest(v, k);
 }
 
 template <class T>
 int64_t refine_impl(const MatrixView& query, const MatrixView& ref, bool self, int k,
                     const int64_t* cand_idx, int width, const double* lower_bound, int n_threads,
-                    double* distances, int64_t* indices) {
-    const int64_t dim = ref.n_cols, nq = query.n_rows, nr = ref.n_rows;
+                    double* distances, int64_t* indices, bool squared) {
+    const int64_t dim = ref.n_cols, nq = query.n_rows;
     const int64_t chunk = 64;
     std::atomic<int64_t> fallbacks{0};
     parallel_for((nq + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
@@ -495,21 +583,19 @@ int64_t refine_impl(const MatrixView& query, const MatrixView& ref, bool self, i
         for (int64_t i = c * chunk; i < end; ++i) {
             const T* x = row_ptr<T>(query, i);
             v.clear();
+            const int64_t* cand = cand_idx + i * width;
             for (int j = 0; j < width; ++j) {
-                const int64_t id = cand_idx[i * width + j];
-                if (id >= 0) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, id), dim), id);
+                // Candidates are scattered rows: fetch the one after next early.
+                if (j + 2 < width && cand[j + 2] >= 0) prefetch_row(row_ptr<T>(ref, cand[j + 2]), dim);
+                if (cand[j] >= 0) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, cand[j]), dim), cand[j]);
             }
             take_smallest(v, k);
             if (int64_t(v.size()) < k || !(v[k - 1].first < lower_bound[i])) {
                 ++fallbacks;  // exhaustive float64 search of this row
-                v.clear();
-                v.reserve(nr);
-                for (int64_t id = 0; id < nr; ++id)
-                    if (!(self && id == i)) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, id), dim), id);
-                take_smallest(v, k);
+                exhaustive_impl<T>(query, ref, self, i, k, v);
             }
             for (int j = 0; j < k; ++j) {
-                distances[i * k + j] = std::sqrt(v[j].first);
+                distances[i * k + j] = squared ? v[j].first : std::sqrt(v[j].first);
                 indices[i * k + j] = v[j].second;
             }
         }
@@ -522,20 +608,31 @@ int64_t refine_impl(const MatrixView& query, const MatrixView& ref, bool self, i
 void knn_candidates(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                     SgemmFn sgemm, int64_t* cand_idx, double* lower_bound, int64_t* progress) {
     if (query.is_float64)
-        candidates_impl<double>(query, ref, opt, sgemm, cand_idx, lower_bound, progress);
+        CandidateSearch<double>(query, ref, opt, sgemm, progress).run(cand_idx, lower_bound);
     else
-        candidates_impl<float>(query, ref, opt, sgemm, cand_idx, lower_bound, progress);
+        CandidateSearch<float>(query, ref, opt, sgemm, progress).run(cand_idx, lower_bound);
 }
 
 int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool exclude_self,
                           int k, const int64_t* cand_idx, int n_candidates,
                           const double* lower_bound, int n_threads, double* distances,
-                          int64_t* indices) {
+                          int64_t* indices, bool squared) {
     if (query.is_float64)
         return refine_impl<double>(query, ref, exclude_self, k, cand_idx, n_candidates,
-                                   lower_bound, n_threads, distances, indices);
+                                   lower_bound, n_threads, distances, indices, squared);
     return refine_impl<float>(query, ref, exclude_self, k, cand_idx, n_candidates, lower_bound,
-                              n_threads, distances, indices);
+                              n_threads, distances, indices, squared);
+}
+
+void exhaustive_row(const MatrixView& query, const MatrixView& ref, bool exclude_self,
+                    int64_t i, int k, double* distances, int64_t* indices) {
+    std::vector<std::pair<double, int64_t>> v;
+    if (query.is_float64) exhaustive_impl<double>(query, ref, exclude_self, i, k, v);
+    else exhaustive_impl<float>(query, ref, exclude_self, i, k, v);
+    for (int j = 0; j < k; ++j) {
+        distances[j] = std::sqrt(v[j].first);
+        indices[j] = v[j].second;
+    }
 }
 
 }  // namespace idest

@@ -3,12 +3,14 @@
 // The search has the two steps of a BLAS k-NN (as in faiss): a blocked distance
 // step d^2 ~= |x|^2 - 2 x.y + |y|^2 on float32 tiles (by SGEMM, or at small D by
 // the fused kernel of fused_scan.hpp, which tests candidates in registers), and
-// a per-row selection of candidates that never holds an N x N matrix. A third step
-// makes the result exact: every candidate is re-scored from direct differences
-// accumulated in float64, and a per-row certificate proves that no point outside
-// the candidate list can be closer than the k-th chosen one; rows whose
-// certificate fails (near-ties within float32 round-off, or more exact duplicates
-// than candidates) are searched again exhaustively in float64.
+// a per-row selection of candidates (candidate_lists.hpp) that never holds an
+// N x N matrix. A third step makes the result exact: every candidate is
+// re-scored from direct differences accumulated in float64, and a per-row
+// certificate proves that no point outside the candidate list can be closer
+// than the k-th chosen one; rows whose certificate fails (near-ties within
+// float32 round-off) are searched again exhaustively in float64. Exactly equal
+// rows are grouped first (duplicates.hpp), so that many copies of one row cost
+// one search.
 #pragma once
 
 #include <cstdint>
@@ -21,25 +23,27 @@ using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const
                          const float*, float*, const int*);
 
 // A read-only row-major matrix of float32 or float64 values; rows may be strided
-// (numpy memmaps, torch views), columns are contiguous.
+// (numpy memmaps, torch views), columns are contiguous. With `row_index`, row i
+// of the view is row row_index[i] of the data (a subset without a copy).
 struct MatrixView {
     const void* data = nullptr;
     int64_t n_rows = 0;
     int64_t n_cols = 0;
     int64_t row_stride = 0;  // in elements
     bool is_float64 = false;
+    const int64_t* row_index = nullptr;
 };
 
 template <class T>
 inline const T* row_ptr(const MatrixView& m, int64_t i) {
-    return static_cast<const T*>(m.data) + i * m.row_stride;
+    return static_cast<const T*>(m.data) + (m.row_index ? m.row_index[i] : i) * m.row_stride;
 }
 
 // How the float32 pass computes a tile: SGEMM into a distance tile that is then
-// scanned (any D), or the fused register-blocked kernel (fused_scan.hpp; needs
-// AVX2 + FMA). kAuto takes the fused kernel for D <= kFusedMaxDim when the CPU
-// has it.
-enum class TileKernel { kAuto, kSgemm, kFused };
+// scanned (any D, any CPU), or the fused register-blocked kernel
+// (fused_scan.hpp; x86-64 with AVX2 + FMA or AVX-512). kFused takes the widest
+// instruction set the CPU has; kAuto takes it for D <= kFusedMaxDim.
+enum class TileKernel { kAuto, kSgemm, kFused, kFusedAvx2, kFusedAvx512 };
 constexpr int64_t kFusedMaxDim = 64;
 
 struct KnnOptions {
@@ -50,6 +54,15 @@ struct KnnOptions {
     bool exclude_self = false;  // query == reference: row i never returns index i
     TileKernel kernel = TileKernel::kAuto;
 };
+
+// The whole search: groups exactly equal rows, runs knn_candidates and
+// refine_candidates on the distinct rows, and expands the groups. Writes
+// Euclidean distances and indices (n_query x k, ascending, ties by the lower
+// index; with exclude_self row i never lists i) and returns how many rows were
+// searched exhaustively in float64. `opt.n_candidates - opt.k` is the candidate
+// margin kept beyond k. `progress` as in knn_candidates.
+int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                   SgemmFn sgemm, double* distances, int64_t* indices, int64_t* progress);
 
 // Float32 candidate pass. Writes, for each query row, `n_candidates` reference
 // indices (-1 where fewer exist) into `cand_idx` (n_query x n_candidates) and a
@@ -62,10 +75,15 @@ void knn_candidates(const MatrixView& query, const MatrixView& ref, const KnnOpt
 // Exact float64 re-scoring of candidate lists. Output distances are Euclidean (not
 // squared), sorted ascending with ties broken by the lower index. Rows whose k-th
 // exact squared distance is not strictly below `lower_bound` are searched
-// exhaustively. Returns how many rows needed that fallback.
+// exhaustively. Returns how many rows needed that fallback. With `squared`, the
+// output distances are the squared ones.
 int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool exclude_self,
                           int k, const int64_t* cand_idx, int n_candidates,
                           const double* lower_bound, int n_threads, double* distances,
-                          int64_t* indices);
+                          int64_t* indices, bool squared = false);
+
+// The exhaustive float64 search of query row i (the fallback of both steps).
+void exhaustive_row(const MatrixView& query, const MatrixView& ref, bool exclude_self,
+                    int64_t i, int k, double* distances, int64_t* indices);
 
 }  // namespace idest

@@ -3,7 +3,8 @@
 Sharma & Kaplan (2020), section 3.4 and figure 10: capture activation vectors
 at every site in one pass over the inputs (:func:`idest.capture`), then, per
 site, one k-NN search shared by TwoNN and the k-NN CDF estimates (k = 2, 3, 4;
-eq. 2.7–2.8) and the Levina–Bickel MLE (B.12) through :func:`idest.estimate_all`.
+eq. 2.7–2.8) and the Levina–Bickel MLE (B.12) through :func:`idest.estimate_all`,
+and on request GRIDE across scales (:func:`idest.gride`) from the same search.
 
 Layout of ``out_dir``::
 
@@ -11,6 +12,7 @@ Layout of ``out_dir``::
     activations/{site}.done.json  written once that site's file is complete
     results/{site}.json           the site's rows, with the settings that produced them
     scan.csv, scan.json, scan.png the table and the figure
+    scan_gride.png                with GRIDE: ID against scale, one curve per site
 
 An interrupted scan resumes: sites with results made under the same settings
 are not estimated again, sites whose activation files are complete are not
@@ -40,13 +42,14 @@ from idest.activations import (
     per_site,
     resolve_sites,
 )
-from idest.estimators import DuplicatesWarning, estimate_all
+from idest.estimators import DuplicatesWarning, NoPlateauWarning, estimate_all, gride
 from idest.neighbors import knn
 from idest.utils import atomic_write, content_hash, progress_bar, read_json, write_json
 
 #: Columns of the scan table, in order.
 COLUMNS = ("site", "kind", "layer", "relative_depth", "estimator", "k", "id", "ci_low",
-           "ci_high", "n_points", "n_duplicates_dropped", "ambient_dim", "note")
+           "ci_high", "n_points", "n_duplicates_dropped", "ambient_dim", "note", "n2_low",
+           "n2_high")
 
 #: Bootstrap resamples of a scan (and of every ``idest`` command) unless told otherwise: for
 #: the four estimators of a site with N = 10,000 vectors of D = 384 they add 7 % to the k-NN
@@ -74,6 +77,8 @@ class ScanResult:
         Where the table and the figure were written.
     n_sites_reused : int
         Sites whose results were found in ``out_dir`` and not recomputed.
+    gride_plot : Path or None
+        The ID-against-scale figure, when GRIDE ran.
     """
 
     rows: list[dict]
@@ -81,6 +86,7 @@ class ScanResult:
     json: Path
     plot: Path
     n_sites_reused: int
+    gride_plot: Path | None = None
 
 
 def default_sites(model: Any) -> tuple[str, ...]:
@@ -109,27 +115,55 @@ def _flat_interval(interval: tuple[float, float]) -> dict[str, float | None]:
 
 
 def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap: int,
-               random_state: int | None) -> list[dict]:
-    """The table rows of one site: every estimator of :func:`idest.estimate_all`."""
+               random_state: int | None, gride_range_max: int | None = None
+               ) -> tuple[list[dict], dict | None]:
+    """The table rows of one site: every estimator of :func:`idest.estimate_all`, and GRIDE's
+    plateau when ``gride_range_max`` is set (with its curve, ``GRIDEResult.to_dict()``)."""
     base = {"site": site.name, "kind": site.kind, "layer": site.layer,
-            "relative_depth": site.relative_depth, "ambient_dim": int(X.shape[1])}
+            "relative_depth": site.relative_depth, "ambient_dim": int(X.shape[1]),
+            "n2_low": None, "n2_high": None}
+    failed = {"estimator": None, "k": None, "id": None, "ci_low": None, "ci_high": None,
+              "n_points": int(X.shape[0]), "n_duplicates_dropped": None}
+    curve = None
     data = X
     try:
-        if not isinstance(X, np.ndarray):  # a tensor kept on the device: searched there once
-            data = knn(X, max(2, *ks, mle_k), progress=False)
+        k = max(2, *ks, mle_k)
+        if gride_range_max:  # one search for every estimator, GRIDE's largest n2 included
+            k = min(max(k, 1 << (int(gride_range_max).bit_length() - 1)), int(X.shape[0]) - 1)
+        if gride_range_max or not isinstance(X, np.ndarray):  # a tensor: searched on its device
+            data = knn(X, k, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DuplicatesWarning)  # counted in the table instead
             results = estimate_all(data, ks=ks, mle_k=mle_k, n_bootstrap=n_bootstrap,
                                    random_state=random_state, duplicates="drop", progress=False)
     except ValueError as exc:
-        rows = [{**base, "estimator": None, "k": None, "id": None, "ci_low": None,
-                 "ci_high": None, "n_points": int(X.shape[0]), "n_duplicates_dropped": None,
-                 "note": str(exc)}]
-    else:
-        rows = [{**base, "estimator": r.method, "k": r.k, "id": r.dimension,
-                 **_flat_interval(r.interval), "n_points": r.n_points,
-                 "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""} for r in results]
-    return [{column: row[column] for column in COLUMNS} for row in rows]
+        return [_row({**base, **failed, "note": str(exc)})], None
+    rows = [_row({**base, "estimator": r.method, "k": r.k, "id": r.dimension,
+                  **_flat_interval(r.interval), "n_points": r.n_points,
+                  "n_duplicates_dropped": r.n_duplicates_dropped, "note": ""}) for r in results]
+    if gride_range_max:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DuplicatesWarning)
+                warnings.simplefilter("ignore", NoPlateauWarning)  # a row that says so
+                g = gride(data, gride_range_max, n_bootstrap=n_bootstrap,
+                          random_state=random_state, progress=False)
+        except ValueError as exc:
+            rows.append(_row({**base, **failed, "estimator": "gride", "note": str(exc)}))
+        else:
+            curve = g.to_dict()
+            found = g.plateau_range or (None, None)
+            rows.append(_row({
+                **base, "estimator": "gride", "k": int(g.n2[-1]),
+                "id": g.dimension if g.plateau_found else None, **_flat_interval(g.interval),
+                "n_points": g.n_points, "n_duplicates_dropped": g.n_duplicates_dropped,
+                "n2_low": found[0], "n2_high": found[1],
+                "note": "" if g.plateau_found else "no plateau"}))
+    return rows, curve
+
+
+def _row(row: dict) -> dict:
+    return {column: row[column] for column in COLUMNS}
 
 
 def _check_settings(ks: Sequence[int], mle_k: int, n_bootstrap: int,
@@ -176,6 +210,7 @@ def layer_scan(
     mle_k: int = 20,
     n_bootstrap: int = DEFAULT_N_BOOTSTRAP,
     random_state: int | np.random.Generator | None = 0,
+    gride_range_max: int | None = None,
     inputs_id: Any = None,
     title: str | None = None,
     progress: bool | None = None,
@@ -202,6 +237,11 @@ def layer_scan(
         MLE k, bootstrap resamples over points, :data:`DEFAULT_N_BOOTSTRAP` by
         default, 0 for none, and their seed). A Generator is turned into one
         int seed first, recorded with the results.
+    gride_range_max : int, optional
+        Also run :func:`idest.gride` up to n2 = ``gride_range_max`` on the same
+        neighbour search: one table row per site with the plateau ID, its
+        interval and n2 range (``id`` None and the note "no plateau" when
+        there is none), and the figure ``scan_gride.png``.
     inputs_id : JSON-serialisable, optional
         Something that identifies the inputs' content (e.g. a hash of the token
         ids: :func:`idest.utils.content_hash`). By default the batches are
@@ -256,14 +296,19 @@ def layer_scan(
         random_state = int(random_state.integers(2**63 - 1))
     estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "n_bootstrap": n_bootstrap,
                     "random_state": random_state, "duplicates": "drop"}
+    if gride_range_max:
+        estimate_key["gride_range_max"] = int(gride_range_max)
 
     rows: dict[str, list[dict]] = {}
     changed: dict[str, None] = {}
+    curves: dict[str, dict] = {}
     for s in resolved:
         stored = read_json(out / "results" / f"{s.name}.json")
         key = {**capture_keys[s.name], **estimate_key}
         if stored and stored.get("key") == key:
             rows[s.name] = stored["rows"]
+            if stored.get("gride"):
+                curves[s.name] = stored["gride"]
         elif stored and isinstance(stored.get("key"), dict):
             changed.update(dict.fromkeys(_what_changed(stored["key"], key)))
     n_reused = len(rows)
@@ -296,10 +341,14 @@ def layer_scan(
         for s in todo:
             if s.name not in arrays:  # never ran in the forward pass (capture warned)
                 continue
-            rows[s.name] = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
-                                      n_bootstrap=n_bootstrap, random_state=random_state)
+            rows[s.name], curve = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
+                                             n_bootstrap=n_bootstrap, random_state=random_state,
+                                             gride_range_max=gride_range_max)
+            if curve is not None:
+                curves[s.name] = curve
             write_json(out / "results" / f"{s.name}.json",
-                        {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name]})
+                       {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name],
+                        "gride": curve})
             if bar is not None:
                 bar.update(1)
 
@@ -311,7 +360,11 @@ def layer_scan(
         writer.writerows(table)
     write_json(paths[1], table, indent=1)
     plot_scan(table, paths[2], title=title)
-    return ScanResult(table, *paths, n_sites_reused=n_reused)
+    gride_plot = None
+    if gride_range_max:
+        gride_plot = plot_gride_scan({s.name: curves[s.name] for s in resolved if s.name in curves},
+                                     out / "scan_gride.png", title=title)
+    return ScanResult(table, *paths, n_sites_reused=n_reused, gride_plot=gride_plot)
 
 
 #: Display names of the estimators in figures.
@@ -404,4 +457,58 @@ def plot_scan(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str
     """
     path = Path(path)
     scan_figure(rows, title=title, xlabel=xlabel).savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *,
+                    title: str | None = None) -> Path:
+    """GRIDE's ID against scale, one curve per site, with intervals and each plateau marked.
+
+    x: the scale, n2 (log axis; the mean distance to the n2-th neighbour is
+    in each curve's ``distances``); colour:
+    the site's position in ``curves`` (dark to light: first to last layer);
+    the plateau scales of each site are drawn with filled markers.
+
+    Parameters
+    ----------
+    curves : mapping of str to dict
+        Site name to :meth:`idest.GRIDEResult.to_dict` output.
+    path : str or Path
+        Where the PNG goes.
+    title : str, optional
+
+    Examples
+    --------
+    >>> import tempfile, os, warnings, idest
+    >>> from idest.datasets import hypercube
+    >>> curves = {f"layer {d}": idest.gride(hypercube(500, d, random_state=0), 16).to_dict()
+    ...           for d in (2, 4)}
+    >>> os.path.getsize(plot_gride_scan(curves, os.path.join(tempfile.mkdtemp(), "g.png"))) > 0
+    True
+    """
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.2))
+    ax = fig.subplots()
+    cmap = colormaps["viridis"]
+    for i, (site, c) in enumerate(curves.items()):
+        color = cmap(i / max(1, len(curves) - 1))
+        x, y = np.asarray(c["n2"]), np.asarray(c["dimensions"])
+        err = np.abs(np.asarray(c["intervals"]).T - y)
+        ax.errorbar(x, y, yerr=err, color=color, marker="o", ms=3, mfc="white", lw=1, capsize=2,
+                    label=site)
+        if c["plateau_range"] is not None:
+            on = (np.asarray(c["n2"]) >= c["plateau_range"][0]) & \
+                 (np.asarray(c["n2"]) <= c["plateau_range"][1])
+            ax.plot(x[on], y[on], "o", color=color, ms=5)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("scale: neighbour order n2 (n1 = n2/2)")
+    ax.set_ylabel("GRIDE intrinsic dimension")
+    ax.grid(alpha=0.3)
+    if curves:
+        ax.legend(fontsize=6, ncol=2 if len(curves) > 8 else 1)
+    ax.set_title(title or "ID against scale (filled: plateau)", fontsize=9)
+    path = Path(path)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     return path

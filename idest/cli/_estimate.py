@@ -21,12 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("file", help=".npy, .npz, .csv or whitespace-separated .txt of vectors "
                    "(one per row)")
-    p.add_argument("--method", default="all", choices=["all", "twonn", "knn_cdf", "mle"],
-                   help="estimator(s) to run")
+    p.add_argument("--method", default="all", choices=["all", "twonn", "knn_cdf", "mle", "gride"],
+                   help="estimator(s) to run; gride: the ID at every scale n2 = 2, 4, ..., "
+                   "--range-max and its plateau")
     p.add_argument("--ks", type=number(int, 2), nargs="+", default=[2, 3, 4], metavar="K",
                    help="k of the k-NN CDF estimates (k=2 is TwoNN)")
     p.add_argument("-k", "--k", type=number(int, 2), nargs="+", default=[20], metavar="K",
                    help="neighbours of the MLE (two values k1 k2: averaged over k1..k2)")
+    p.add_argument("--range-max", type=number(int, 2), default=64,
+                   help="largest neighbour order n2 of --method gride")
     p.add_bootstrap()
     p.add_seed()
     p.add_argument("--discard-fraction", type=number(float, 0, 1, strict_high=True),
@@ -62,12 +65,50 @@ def _interval(r) -> str:
     return "" if low != low else f"[{low:.3f}, {high:.3f}]"  # nan: no interval
 
 
+def _run_gride(X, args: argparse.Namespace) -> int:
+    """``--method gride``: the ID-vs-scale table and the plateau (or that there is none)."""
+    import idest
+    from idest.estimators import DuplicatesWarning, NoPlateauWarning
+
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted below
+        warnings.simplefilter("ignore", category=NoPlateauWarning)  # printed below
+        r = idest.gride(X, args.range_max, n_bootstrap=args.bootstrap, random_state=args.seed,
+                        duplicates=args.duplicates, merge_tolerance=args.merge_tolerance,
+                        progress=progress(args))
+    elapsed = time.perf_counter() - t0
+    print(f"data      : {args.file}  shape={X.shape} dtype={X.dtype}")
+    print(f"points    : {r.n_points} used, {r.n_duplicates_dropped} duplicate(s) dropped, "
+          f"{r.n_near_duplicates_merged} near-duplicate(s) merged")
+    kind = "bootstrap" if r.n_bootstrap else "Fisher"
+    print(f"{'n1':>5} {'n2':>5} {'mean r_n2':>10} {'dimension':>10} "
+          f"{f'{r.confidence:.0%} interval ({kind})':>26} {'std':>7}")
+    for (n1, n2, dist), d, (lo, hi), se in zip(r.scales, r.dimensions, r.intervals,
+                                                r.std_errors, strict=True):
+        print(f"{n1:>5} {n2:>5} {dist:>10.4g} {d:>10.3f} {f'[{lo:.3f}, {hi:.3f}]':>26} {se:>7.3f}")
+    if r.plateau_found:
+        print(f"plateau   : n2 {r.plateau_range[0]}..{r.plateau_range[1]}: dimension "
+              f"{r.dimension:.3f} [{r.interval[0]:.3f}, {r.interval[1]:.3f}] ({r.plateau_rule})")
+    else:
+        print(f"plateau   : none found ({r.plateau_rule}); read the curve above")
+    print(f"time      : {elapsed:.2f} s ({args.bootstrap} bootstrap resamples, seed {args.seed})")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"file": str(args.file), "shape": list(X.shape), "seconds": elapsed,
+                       "results": [r.to_dict()]}, fh, indent=2)
+        print(f"written   : {args.out}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from idest.estimators import DuplicatesWarning
 
     if len(args.k) > 2:
         raise ValueError(f"-k/--k takes one k or a range k1 k2 for the MLE; got {args.k}.")
     X = load_vectors(args.file)
+    if args.method == "gride":
+        return _run_gride(X, args)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted in the table

@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
     p.add_argument("--ks", type=number(int, 2), nargs="+", default=[2, 3, 4], metavar="K",
                    help="k of the k-NN CDF estimates, 2 being TwoNN")
     p.add_argument("-k", "--k", type=number(int, 2), default=20, help="neighbours of the MLE")
+    p.add_argument("--gride", type=number(int, 2), metavar="RANGE_MAX",
+                   help="also GRIDE across scales up to n2 = RANGE_MAX (e.g. 256): the plateau "
+                   "ID per site in the table and scan_gride.png (default: off)")
     p.add_bootstrap()
     p.add_seed("the sequence choice and the bootstrap")
     p.add_jobs("torch threads of the forward pass")
@@ -201,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
                         n_samples=len(seqs), ks=args.ks, mle_k=args.k,
                         n_bootstrap=args.bootstrap, random_state=args.seed,
+                        gride_range_max=args.gride,
                         inputs_id={"sequences": content_hash(seqs.input_ids)},
                         title=f"{args.model}: {len(seqs)} sequences of {args.seq_len} tokens, "
                         f"{tokens} token vectors",
@@ -211,4 +215,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"time      : {time.perf_counter() - t0:.1f} s{reused}")
     print(f"table     : {result.csv}\n            {result.json}")
     print(f"plot      : {result.plot}")
+    if result.gride_plot:
+        print(f"            {result.gride_plot}")
     return 0

@@ -99,8 +99,10 @@ def twonn(
         Least-squares slope of −log(1 − i/N) on sorted log μ through the
         origin (B.6), or the unbiased Pareto maximum-likelihood estimate,
         (n − 1) / (Σ log μ_(i) + (N − n) log μ_(n)) over the n kept μ with
-        the discarded ones censored; with ``discard_fraction=0`` this is
-        (N − 1) / Σ log μ, standard error ≈ d / √N.
+        the discarded ones censored. The fit keeps at most N − 1 values (the
+        regression needs it), so even with ``discard_fraction=0`` the largest
+        μ is censored: (N − 2) / (Σ_{i<N} log μ_(i) + log μ_(N−1)), within
+        1/N of the uncensored (N − 1) / Σ log μ; standard error ≈ d / √N.
     n_bootstrap : int, default=0
         Resamples of the points for a percentile interval (0: none).
     confidence : float, default=0.95

@@ -12,7 +12,7 @@ def knn(
     block_rows: int,
     sgemm: object,
     progress: NDArray[np.int64],
-    kernel: str = "auto",
+    kernel: str = "auto",  # "auto", "sgemm", "fused", "fused-avx2" or "fused-avx512"
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], int]: ...
 def refine(
     query: NDArray[np.floating],

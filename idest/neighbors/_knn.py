@@ -9,8 +9,9 @@ share a single contract (see :func:`knn`):
     the symmetric distance matrix (half the GEMM work of a plain BLAS k-NN such
     as faiss's ``IndexFlatL2``). Tiles come from SciPy's SGEMM (one
     single-threaded call per worker thread) for D > 64, and for D <= 64 from a
-    fused AVX2/FMA kernel that tests candidates in registers, with the rows
-    visited in a spatial order (``cpp/fused_scan.cpp``, ``cpp/spatial_order.cpp``).
+    fused FMA kernel (AVX-512 or AVX2, chosen at run time; SGEMM elsewhere) that
+    tests candidates in registers, with the rows visited in a spatial order
+    (``cpp/fused_scan.cpp``, ``cpp/spatial_order.cpp``).
 ``"numba"``
     The same algorithm written as Numba kernels around numpy's SGEMM (full
     matrix): a second implementation used to cross-check the first.

@@ -21,31 +21,58 @@ _BLOCK = 2048
 
 
 @njit(cache=True)
-def _insert(cand_d, cand_i, count, worst, row, d, j):
-    """Insert (d, j) into the sorted candidate list of ``row``."""
-    width = cand_d.shape[1]
-    n = min(count[row], width - 1)
-    pos = n
-    while pos > 0 and cand_d[row, pos - 1] > d:
-        cand_d[row, pos] = cand_d[row, pos - 1]
-        cand_i[row, pos] = cand_i[row, pos - 1]
-        pos -= 1
-    cand_d[row, pos] = d
-    cand_i[row, pos] = j
+def _compact(cand_d, cand_i, count, worst, row, width):
+    """Keep the ``width`` smallest entries of ``row``'s buffer; the threshold
+    becomes the largest kept, and every dropped entry is >= it."""
+    n = count[row]
+    d = cand_d[row, :n].copy()
+    ids = cand_i[row, :n].copy()
+    t = np.partition(d.copy(), width - 1)[width - 1]
+    m = 0
+    for j in range(n):  # entries below the threshold, then ties up to width
+        if d[j] < t:
+            cand_d[row, m] = d[j]
+            cand_i[row, m] = ids[j]
+            m += 1
+    for j in range(n):
+        if d[j] == t and m < width:
+            cand_d[row, m] = d[j]
+            cand_i[row, m] = ids[j]
+            m += 1
+    count[row] = width
+    worst[row] = t
+
+
+@njit(cache=True)
+def _insert(cand_d, cand_i, count, worst, row, d, j, width):
+    """Append (d, j) to ``row``'s unsorted buffer (capacity cand_d.shape[1]),
+    compacted to its ``width`` smallest when full: O(1) amortised per insertion
+    at any k, as in cpp/candidate_lists.hpp."""
+    n = count[row]
+    cand_d[row, n] = d
+    cand_i[row, n] = j
     count[row] = n + 1
-    if count[row] == width:
-        worst[row] = cand_d[row, width - 1]
+    if n + 1 == cand_d.shape[1]:
+        _compact(cand_d, cand_i, count, worst, row, width)
 
 
 @njit(parallel=True, cache=True)
-def _select_tile(g, q_norms, r_norms, q0, r0, exclude_self, cand_d, cand_i, count, worst):
+def _select_tile(g, q_norms, r_norms, q0, r0, exclude_self, cand_d, cand_i, count, worst, width):
     """Update the candidate lists of query rows q0.. from one tile g = -2 Q R^T."""
     for r in prange(g.shape[0]):
         qi = q0 + r
         for c in range(g.shape[1]):
             d = q_norms[r] + r_norms[c] + g[r, c]
             if d < worst[qi] and not (exclude_self and r0 + c == qi):
-                _insert(cand_d, cand_i, count, worst, qi, d, r0 + c)
+                _insert(cand_d, cand_i, count, worst, qi, d, r0 + c, width)
+
+
+@njit(parallel=True, cache=True)
+def _finish(cand_d, cand_i, count, worst, width):
+    """Reduce every buffer to its ``width`` smallest entries."""
+    for row in prange(count.shape[0]):
+        if count[row] > width:
+            _compact(cand_d, cand_i, count, worst, row, width)
 
 
 @njit(cache=True)
@@ -116,8 +143,9 @@ def knn(X: np.ndarray, R: np.ndarray | None, k: int, width: int, n_jobs: int,
     scale = 2.0 ** -np.frexp(max_abs)[1] if max_abs > 0 else 1.0
 
     n = X.shape[0]
-    cand_d = np.full((n, width), np.inf, dtype=np.float32)
-    cand_i = np.full((n, width), -1, dtype=np.int64)
+    capacity = width + max(width // 2, 16)
+    cand_d = np.full((n, capacity), np.inf, dtype=np.float32)
+    cand_i = np.full((n, capacity), -1, dtype=np.int64)
     count = np.zeros(n, dtype=np.int64)
     worst = np.full(n, np.inf, dtype=np.float32)
     previous_threads = numba.get_num_threads()
@@ -131,13 +159,17 @@ def knn(X: np.ndarray, R: np.ndarray | None, k: int, width: int, n_jobs: int,
                 for q0, qb, qn in _scaled_blocks(X, mean, scale):
                     g = qb @ rb.T
                     g *= np.float32(-2.0)
-                    _select_tile(g, qn, rn, q0, r0, self_search, cand_d, cand_i, count, worst)
+                    _select_tile(g, qn, rn, q0, r0, self_search, cand_d, cand_i, count, worst,
+                                 width)
                     if bar is not None:
                         bar.update()
+        _finish(cand_d, cand_i, count, worst, width)
+        cand_i = cand_i[:, :width]
         bound = certified_lower_bound(worst.astype(np.float64), sq_norm, scale, X.shape[1])
-        # A list that never filled met a non-finite approximation: certify nothing;
-        # a full list that holds every point leaves nothing outside it.
-        bound[count < width] = -np.inf
+        # A list that never filled (or never needed a threshold) met a non-finite
+        # approximation: certify nothing; a full list that holds every point
+        # leaves nothing outside it.
+        bound[(count < width) | ~np.isfinite(worst)] = -np.inf
         if width == ref.shape[0] - (1 if self_search else 0):
             bound[count == width] = np.inf
         out_d = np.empty((n, k))

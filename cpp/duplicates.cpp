@@ -1,0 +1,205 @@
+// Grouping of equal rows and the search over distinct rows (knn_search); see
+// duplicates.hpp.
+#include "duplicates.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <stdexcept>
+#include <utility>
+
+#include "parallel.hpp"
+
+namespace idest {
+namespace {
+
+template <class T>
+uint64_t row_hash(const T* x, int64_t dim) {
+    using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (int64_t j = 0; j < dim; ++j) {
+        const T v = x[j] + T(0);  // -0.0 + 0.0 == +0.0: equal values hash alike
+        Bits bits;
+        std::memcpy(&bits, &v, sizeof(T));
+        h = (h ^ uint64_t(bits)) * 0x100000001b3ull;
+        h ^= h >> 32;
+    }
+    return h;
+}
+
+template <class T>
+bool rows_equal(const T* x, const T* y, int64_t dim) {
+    for (int64_t j = 0; j < dim; ++j)
+        if (!(x[j] == y[j])) return false;
+    return true;
+}
+
+template <class T>
+RowGroups group_impl(const MatrixView& m, int n_threads) {
+    const int64_t n = m.n_rows, dim = m.n_cols, chunk = 4096;
+    std::vector<uint64_t> hash(n);
+    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i)
+            hash[i] = row_hash(row_ptr<T>(m, i), dim);
+    });
+    std::vector<int64_t> order(n);
+    std::iota(order.begin(), order.end(), int64_t(0));
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
+        return hash[a] != hash[b] ? hash[a] < hash[b] : a < b;
+    });
+    // Within a run of equal hashes (rows ascending), each row joins the first
+    // earlier representative it equals, or represents a new group.
+    std::vector<int64_t> rep(n);
+    std::vector<int64_t> reps;
+    for (int64_t s = 0; s < n;) {
+        int64_t e = s;
+        while (e < n && hash[order[e]] == hash[order[s]]) ++e;
+        reps.clear();
+        for (int64_t t = s; t < e; ++t) {
+            const int64_t i = order[t];
+            rep[i] = i;
+            for (const int64_t r : reps)
+                if (rows_equal(row_ptr<T>(m, i), row_ptr<T>(m, r), dim)) {
+                    rep[i] = r;
+                    break;
+                }
+            if (rep[i] == i) reps.push_back(i);
+        }
+        s = e;
+    }
+    RowGroups g;
+    g.group_of.resize(n);
+    for (int64_t i = 0; i < n; ++i) {
+        if (rep[i] == i) {
+            g.group_of[i] = g.n_groups();
+            g.first.push_back(i);
+        } else {
+            g.group_of[i] = g.group_of[rep[i]];  // rep[i] < i: numbered already
+        }
+    }
+    g.start.assign(g.n_groups() + 1, 0);
+    for (int64_t i = 0; i < n; ++i) ++g.start[g.group_of[i] + 1];
+    std::partial_sum(g.start.begin(), g.start.end(), g.start.begin());
+    g.members.resize(n);
+    std::vector<int64_t> fill(g.start.begin(), g.start.end() - 1);
+    for (int64_t i = 0; i < n; ++i) g.members[fill[g.group_of[i]]++] = i;
+    return g;
+}
+
+// The search of every row as it is (no grouping): candidates, then refinement.
+int64_t search_rows(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                    SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
+                    int64_t* progress) {
+    std::vector<int64_t> cand(size_t(query.n_rows) * opt.n_candidates);
+    std::vector<double> bound(query.n_rows);
+    knn_candidates(query, ref, opt, sgemm, cand.data(), bound.data(), progress);
+    return refine_candidates(query, ref, opt.exclude_self, opt.k, cand.data(), opt.n_candidates,
+                             bound.data(), opt.n_threads, distances, indices, squared);
+}
+
+// Expands the answer of query row i from the exact search of the distinct rows.
+//
+// `levels` lists (squared distance, reference group) pairs in ascending order:
+// for a self search the row's own group at 0.0 first, then the exact distinct
+// neighbours of its group, which are the `n_listed` nearest groups (the
+// others being at least as far as the last listed one). The contract orders
+// points by (exact squared distance, index); every member of a group has the
+// group's distance, so the answer is, level by level (groups at one exact
+// distance), the members of the level's groups in index order (the row itself
+// skipped). This is complete for every level that ends before the list does;
+// a level that reaches the list's end may miss unlisted groups at the same
+// distance, unless every group is listed. Such a row (exact float64 ties at
+// the list's end: rare, as the list holds one group more than k needs) is
+// left to the exhaustive search: returns false.
+bool expand_row(const std::vector<std::pair<double, int64_t>>& levels, bool every_group_listed,
+                const RowGroups& groups, bool self, int64_t i, int k, double* distances,
+                int64_t* indices, std::vector<int64_t>& level) {
+    int filled = 0;
+    for (size_t pos = 0; pos < levels.size() && filled < k;) {
+        size_t end = pos;
+        while (end < levels.size() && levels[end].first == levels[pos].first) ++end;
+        const int need = k - filled;
+        level.clear();
+        for (size_t t = pos; t < end; ++t) {  // a group's first `need` members suffice
+            const int64_t h = levels[t].second;
+            int taken = 0;
+            for (int64_t p = groups.start[h]; p < groups.start[h + 1] && taken < need; ++p) {
+                if (self && groups.members[p] == i) continue;
+                level.push_back(groups.members[p]);
+                ++taken;
+            }
+        }
+        std::sort(level.begin(), level.end());
+        const double d = std::sqrt(levels[pos].first);
+        for (size_t t = 0; t < level.size() && filled < k; ++t, ++filled) {
+            distances[filled] = d;
+            indices[filled] = level[t];
+        }
+        if (filled == k && end == levels.size() && !every_group_listed) return false;
+        pos = end;
+    }
+    return filled == k;
+}
+
+}  // namespace
+
+RowGroups group_equal_rows(const MatrixView& m, int n_threads) {
+    return m.is_float64 ? group_impl<double>(m, n_threads) : group_impl<float>(m, n_threads);
+}
+
+int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                   SgemmFn sgemm, double* distances, int64_t* indices, int64_t* progress) {
+    if (query.row_index || ref.row_index)
+        throw std::invalid_argument("knn_search: the views must not be row subsets");
+    const bool self = opt.exclude_self;
+    const RowGroups ref_groups = group_equal_rows(ref, opt.n_threads);
+    const RowGroups query_groups = self ? RowGroups() : group_equal_rows(query, opt.n_threads);
+    const RowGroups& qg = self ? ref_groups : query_groups;
+    if (ref_groups.n_groups() == ref.n_rows && qg.n_groups() == query.n_rows)
+        return search_rows(query, ref, opt, sgemm, false, distances, indices, progress);
+
+    // Search the distinct rows (the lowest row of each group, without a copy)
+    // for one group more than k needs, so that the k-th point is reached
+    // before the list's end except at exact ties.
+    MatrixView distinct_q = query, distinct_r = ref;
+    distinct_q.row_index = qg.first.data();
+    distinct_q.n_rows = qg.n_groups();
+    distinct_r.row_index = ref_groups.first.data();
+    distinct_r.n_rows = ref_groups.n_groups();
+    const int64_t available = ref_groups.n_groups() - (self ? 1 : 0);
+    KnnOptions dopt = opt;
+    dopt.k = int(std::min<int64_t>(opt.k + 1, available));
+    dopt.n_candidates = int(std::min<int64_t>(dopt.k + (opt.n_candidates - opt.k), available));
+    const int kd = dopt.k;
+    std::vector<double> dd(size_t(distinct_q.n_rows) * std::max(kd, 0));
+    std::vector<int64_t> di(dd.size());
+    std::atomic<int64_t> fallbacks{0};
+    if (kd > 0)
+        fallbacks = search_rows(distinct_q, distinct_r, dopt, sgemm, true, dd.data(), di.data(),
+                                progress);
+    else if (progress)  // a single distinct point: nothing to search
+        progress[0] = progress[1] = 1;
+
+    const int64_t nq = query.n_rows, chunk = 256;
+    const int k = opt.k;
+    parallel_for((nq + chunk - 1) / chunk, opt.n_threads, [&](int64_t c, int) {
+        std::vector<std::pair<double, int64_t>> levels;
+        std::vector<int64_t> level;
+        for (int64_t i = c * chunk; i < std::min(nq, (c + 1) * chunk); ++i) {
+            const int64_t g = qg.group_of[i];
+            levels.clear();
+            if (self) levels.emplace_back(0.0, g);
+            for (int j = 0; j < kd; ++j) levels.emplace_back(dd[g * kd + j], di[g * kd + j]);
+            if (!expand_row(levels, kd == available, ref_groups, self, i, k, distances + i * k,
+                            indices + i * k, level)) {
+                exhaustive_row(query, ref, self, i, k, distances + i * k, indices + i * k);
+                ++fallbacks;
+            }
+        }
+    });
+    return fallbacks.load();
+}
+
+}  // namespace idest

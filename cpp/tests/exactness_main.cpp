@@ -1,0 +1,174 @@
+// A standalone exactness check of the compiled k-NN core, without Python: the
+// core (knn_search) against a brute-force float64 search, index for index, on
+// small random, clustered and duplicate-heavy data, for self and
+// query/reference search, float32 and float64, every tile kernel this CPU runs,
+// k from 1 to N - 1. It brings its own plain SGEMM, so it builds with nothing
+// but a C++17 compiler: .ci/aarch64.sh cross-compiles it for aarch64 and runs
+// it under qemu, and runs it natively. Exit status 0 when every case matches.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cpu.hpp"
+#include "knn.hpp"
+
+namespace {
+
+// Column-major C = alpha op(A) op(B) + beta C, Fortran ABI (what SciPy exports).
+void reference_sgemm(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+                     const float* alpha, const float* a, const int* lda, const float* b,
+                     const int* ldb, const float* beta, float* c, const int* ldc) {
+    const bool at = *ta == 'T' || *ta == 't', bt = *tb == 'T' || *tb == 't';
+    for (int j = 0; j < *n; ++j)
+        for (int i = 0; i < *m; ++i) {
+            float s = 0.0f;
+            for (int l = 0; l < *k; ++l) {
+                const float x = at ? a[l + i * *lda] : a[i + l * *lda];
+                const float y = bt ? b[j + l * *ldb] : b[l + j * *ldb];
+                s += x * y;
+            }
+            float& out = c[i + j * *ldc];
+            out = *alpha * s + (*beta == 0.0f ? 0.0f : *beta * out);
+        }
+}
+
+template <class T>
+std::vector<T> make_data(const std::string& kind, int n, int dim, unsigned seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<double> normal;
+    std::vector<T> x(size_t(n) * dim);
+    if (kind == "random") {
+        for (auto& v : x) v = T(normal(rng));
+    } else if (kind == "clustered") {  // tight clusters far from the origin
+        std::vector<double> centres(size_t(8) * dim);
+        for (auto& v : centres) v = 1e3 + 100.0 * normal(rng);
+        for (int i = 0; i < n; ++i)
+            for (int j = 0; j < dim; ++j)
+                x[size_t(i) * dim + j] = T(centres[size_t(i % 8) * dim + j] + 1e-3 * normal(rng));
+    } else if (kind == "grid") {  // small integers: exact duplicates and ties
+        std::uniform_int_distribution<int> digit(0, 2);
+        for (auto& v : x) v = T(digit(rng));
+    } else {  // "duplicates": half all-zero rows, groups of 1 to 60 copies
+        for (auto& v : x) v = T(normal(rng));
+        for (int i = 0; i < n; i += 2)
+            for (int j = 0; j < dim; ++j) x[size_t(i) * dim + j] = T(0);
+        std::uniform_int_distribution<int> size(1, 60), row(0, n - 1);
+        for (int g = 0; g < 6; ++g) {
+            const int src = row(rng), copies = size(rng);
+            for (int c = 0; c < copies; ++c) {
+                const int dst = row(rng);
+                for (int j = 0; j < dim; ++j) x[size_t(dst) * dim + j] = x[size_t(src) * dim + j];
+            }
+        }
+    }
+    return x;
+}
+
+// The contract, directly: exact float64 squared distances (the core's
+// summation order), sorted by (distance, index).
+template <class T>
+void brute_force(const std::vector<T>& q, const std::vector<T>& r, int nq, int nr, int dim,
+                 bool self, int k, std::vector<double>& dist, std::vector<int64_t>& idx) {
+    dist.assign(size_t(nq) * k, 0.0);
+    idx.assign(size_t(nq) * k, -1);
+    std::vector<std::pair<double, int64_t>> v;
+    for (int i = 0; i < nq; ++i) {
+        v.clear();
+        for (int j = 0; j < nr; ++j) {
+            if (self && i == j) continue;
+            double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int l = 0;
+            for (; l + 8 <= dim; l += 8)
+                for (int t = 0; t < 8; ++t) {
+                    const double d = double(q[size_t(i) * dim + l + t]) - double(r[size_t(j) * dim + l + t]);
+                    s[t] += d * d;
+                }
+            for (; l < dim; ++l) {
+                const double d = double(q[size_t(i) * dim + l]) - double(r[size_t(j) * dim + l]);
+                s[0] += d * d;
+            }
+            v.emplace_back(((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])), j);
+        }
+        std::sort(v.begin(), v.end());
+        for (int j = 0; j < k; ++j) {
+            dist[size_t(i) * k + j] = std::sqrt(v[j].first);
+            idx[size_t(i) * k + j] = v[j].second;
+        }
+    }
+}
+
+template <class T>
+idest::MatrixView view(const std::vector<T>& x, int n, int dim) {
+    idest::MatrixView m;
+    m.data = x.data();
+    m.n_rows = n;
+    m.n_cols = dim;
+    m.row_stride = dim;
+    m.is_float64 = sizeof(T) == 8;
+    return m;
+}
+
+int failures = 0, cases = 0;
+
+template <class T>
+void check(const std::string& kind, int n, int dim, int k, bool self, idest::TileKernel kernel,
+           const char* kernel_name, int threads) {
+    const int nr = self ? n : n / 2 + 3;
+    const auto q = make_data<T>(kind, n, dim, 1);
+    const auto r = self ? q : make_data<T>(kind, nr, dim, 2);
+    const int available = nr - (self ? 1 : 0);
+    k = std::min(k, available);
+    idest::KnnOptions opt;
+    opt.k = k;
+    opt.n_candidates = std::min(available, k + std::max(8, k / 16));
+    opt.n_threads = threads;
+    opt.block_rows = 64;
+    opt.exclude_self = self;
+    opt.kernel = kernel;
+    std::vector<double> dist(size_t(n) * k), want_d;
+    std::vector<int64_t> idx(size_t(n) * k), want_i;
+    int64_t progress[2] = {0, 0};
+    idest::knn_search(view(q, n, dim), self ? view(q, n, dim) : view(r, nr, dim), opt,
+                      reference_sgemm, dist.data(), idx.data(), progress);
+    brute_force(q, r, n, nr, dim, self, k, want_d, want_i);
+    ++cases;
+    for (size_t t = 0; t < idx.size(); ++t) {
+        const bool same_d = std::fabs(dist[t] - want_d[t]) <= 1e-12 * want_d[t];
+        if (idx[t] != want_i[t] || !same_d || progress[0] != progress[1]) {
+            ++failures;
+            std::printf("FAIL %s n=%d D=%d k=%d %s %s %s threads=%d: row %zu col %zu got (%g, %lld) "
+                        "want (%g, %lld)\n",
+                        kind.c_str(), n, dim, k, self ? "self" : "query", kernel_name,
+                        sizeof(T) == 8 ? "float64" : "float32", threads, t / k, t % k, dist[t],
+                        (long long)idx[t], want_d[t], (long long)want_i[t]);
+            return;
+        }
+    }
+}
+
+}  // namespace
+
+int main() {
+    std::vector<std::pair<idest::TileKernel, const char*>> kernels = {
+        {idest::TileKernel::kAuto, "auto"}, {idest::TileKernel::kSgemm, "sgemm"}};
+    if (idest::cpu_has_avx2_fma()) kernels.push_back({idest::TileKernel::kFusedAvx2, "fused-avx2"});
+    if (idest::cpu_has_avx512()) kernels.push_back({idest::TileKernel::kFusedAvx512, "fused-avx512"});
+    std::printf("kernels:");
+    for (const auto& kn : kernels) std::printf(" %s", kn.second);
+    std::printf("\n");
+    for (const auto& [kernel, name] : kernels)
+        for (const std::string kind : {"random", "clustered", "grid", "duplicates"})
+            for (const auto& [n, dim] : {std::pair<int, int>{150, 5}, {301, 20}, {130, 67}})
+                for (const int k : {1, 7, 40, 100000})
+                    for (const bool self : {true, false}) {
+                        const int threads = 1 + (k % 3);
+                        check<float>(kind, n, dim, k, self, kernel, name, threads);
+                        if (kind != "random") check<double>(kind, n, dim, k, self, kernel, name, threads);
+                    }
+    std::printf("%d cases, %d failed\n", cases, failures);
+    return failures ? 1 : 0;
+}
