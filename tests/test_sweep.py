@@ -2,16 +2,25 @@
 
 import csv
 import dataclasses
+import subprocess
 
 import pytest
 
+from idest.utils import StoreWarning
+
 pytest.importorskip("torch", reason="the sweep trains torch students")
 
-from scaling.teacher_student._report import summarize, write_report  # noqa: E402
+from scaling.teacher_student._report import (  # noqa: E402
+    report_markdown,
+    summarize,
+    write_report,
+)
 from scaling.teacher_student._sweep import (  # noqa: E402
     COLUMNS,
     TIMING_COLUMNS,
     SweepConfig,
+    format_curve,
+    git_commit,
     read_results,
     run_key,
     run_sweep,
@@ -46,7 +55,7 @@ def test_sweep_writes_every_run_once(serial):
 
 
 def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_path):
-    # an interruption after 5 runs: the CSV holds one whole (k, seed) unit and part of another
+    # 5 runs done: part of the first k's unit (e.g. a sweep that later added runs)
     partial = tmp_path / "partial.csv"
     with partial.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
@@ -62,9 +71,22 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_pat
     assert again.trained == () and len(again.rows) == len(CONFIG.runs())
 
 
+def test_a_last_line_cut_by_a_crash_is_dropped_and_its_run_retrained(serial, tmp_path):
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(serial.path.read_bytes()[:-40])
+    with pytest.warns(StoreWarning, match="cut short"):
+        assert len(read_results(cut)) == len(serial.rows) - 1
+    cut.write_bytes(serial.path.read_bytes()[:-40])
+    with pytest.warns(StoreWarning, match="cut short"):
+        resumed = run_sweep(CONFIG, cut, n_jobs=1, progress=False)
+    assert resumed.trained == (run_key(serial.rows[-1]),)
+    assert _table(resumed.rows) == _table(serial.rows)
+    assert cut.read_bytes().endswith(b"\n")
+
+
 @pytest.mark.slow
 def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
-    """Two worker processes, one (k, seed) unit each, reproduce the serial rows exactly."""
+    """Two worker processes, one k each, reproduce the serial rows exactly."""
     config = dataclasses.replace(CONFIG, features=(2, 3), seeds=(1,))
     parallel = run_sweep(config, tmp_path / "parallel.csv", n_jobs=2, progress=False)
     wanted = set(config.runs())
@@ -87,8 +109,9 @@ def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
     text = path.read_text()
     assert "| 4/α against measured ID |" in text and "Target" in text
     assert "SHORTENED" in text and "test-sweep" in text
+    assert "## Convergence" in text
     for name in ("fig5_loss_vs_n.png", "fig6_4alpha_vs_dimension.png", "fig2_nmax_vs_id.png",
-                 "fig3_id_vs_n.png"):
+                 "fig3_id_vs_n.png", "fig_loss_vs_steps.png"):
         assert (tmp_path / name).stat().st_size > 1000
         assert name in text
 
@@ -98,3 +121,42 @@ def test_bad_sweep_configuration_raises():
         SweepConfig(features=(2, 2))
     with pytest.raises(ValueError, match="get_schedule: schedule must be one of"):
         SweepConfig(schedule="forever")
+
+
+def test_only_converged_students_are_fitted_and_the_others_are_named(serial, tmp_path):
+    rows = [dict(r) for r in read_results(serial.path)]
+    for r in rows:  # the rule decides from the curve: make width 32 still falling by 20 %
+        T = int(r["steps"])
+        start = T - -(-T // 10)
+        falling = ((r["features"], r["width"], r["seed"]) == ("2", "32", "1")
+                   or (r["features"], r["width"]) == ("4", "16"))
+        r["loss_curve"] = format_curve([0, start, T], [1.0, 1.25 * float(r["loss"]) if falling
+                                                       else float(r["loss"]), float(r["loss"])])
+    summary = summarize(rows, n_bootstrap=20)
+    by_k = {s.features: s for s in summary.per_feature}
+    assert sorted(by_k) == [2, 3]
+    assert summary.not_fitted == ((4, "2 of 3 sizes converged, the fit needs 3"),)
+    assert by_k[2].n_runs == 6 and by_k[2].n_fitted == 5 and by_k[2].unconverged_widths == (32,)
+    assert by_k[3].n_fitted == 6 and by_k[3].unconverged_widths == ()
+    text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
+    assert "| 2 | 32 | 1 | 20.0% |" in text and "| 4 | 16 | 2 | 20.0%, 20.0% |" in text
+    assert "k = 4 is not fitted" in text and "| 2 | 6 (5) |" in text
+
+
+def test_each_finished_unit_can_be_committed_to_git(tmp_path, monkeypatch):
+    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(name, "pytest")
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(name, "pytest@example.invalid")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    config = dataclasses.replace(
+        CONFIG, features=(2, 3), widths=(8, 12, 16), seeds=(0,), n_id=0,
+        schedule=Schedule("test-commit", (Phase(5, 50, 0.01),), shortened=True))
+    run_sweep(config, tmp_path / "results.csv", n_jobs=1, progress=False, on_unit=git_commit)
+    log = subprocess.run(["git", "-C", str(tmp_path), "log", "--format=%s"], check=True,
+                         capture_output=True, text=True).stdout.splitlines()
+    assert log == ["teacher/student sweep: k=3 finished (3 runs, schedule test-commit)",
+                   "teacher/student sweep: k=2 finished (3 runs, schedule test-commit)"]
+    shown = subprocess.run(["git", "-C", str(tmp_path), "show", "HEAD:results.csv"],
+                           check=True, capture_output=True, text=True).stdout
+    assert shown == (tmp_path / "results.csv").read_text()

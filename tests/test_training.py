@@ -18,6 +18,16 @@ from scaling.teacher_student._train import (  # noqa: E402
     train_students,
 )
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny students train fastest on one thread (more spin on a busy machine)."""
+    from idest.utils import limit_threads
+
+    with limit_threads(1):
+        yield
+
+
 TINY = Schedule("test-tiny", (Phase(150, 100, 0.01), Phase(30, 400, 0.001)), shortened=True)
 UNTRAINED = Schedule("test-untrained", (Phase(0, 100, 0.01),), shortened=True)
 
@@ -83,7 +93,7 @@ def test_mse_and_power_losses_on_the_latent_teacher_and_the_final_layer_id():
     assert mse.loss > 0 and power.loss > 0
     # the data lie on a 2-dimensional plane: the final layer's ID is far below its width 24
     assert 1.0 < mse.id_twonn < 5.0 and 1.0 < mse.id_mle < 5.0
-    assert mse.id_distinct <= 600
+    assert mse.id_points + mse.id_duplicates_dropped == 600 and mse.id_note == ""
 
 
 def test_final_hidden_activations_are_the_last_relu_outputs():
@@ -103,3 +113,150 @@ def test_bad_training_arguments_raise():
         train_students(random_teacher(2), [(8, 2)], schedule=TINY, loss="hinge")
     with pytest.raises(ValueError, match="at least one"):
         train_students(random_teacher(2), [], schedule=TINY)
+
+
+# ------------------------------------------------------------ the batched engine is exact
+
+from scaling.teacher_student._engines import (  # noqa: E402
+    BatchedEngine,
+    LockstepEngine,
+    StudentSpec,
+)
+from scaling.teacher_student._train import (  # noqa: E402
+    activation_dimension,
+    convergence,
+    curve_steps,
+)
+
+SPECS = [StudentSpec(7, 2, 0), StudentSpec(12, 2, 0), StudentSpec(7, 2, 1), StudentSpec(5, 3, 0)]
+OPTIONS = {"loss_name": "kl", "power": 2.0, "bias_std": 0.5, "dtype": "float64"}
+
+
+def _batches(n_steps, n_inputs=4, seed=0):
+    teacher = random_teacher(n_inputs, variant="clean", random_state=seed)
+    rng = np.random.default_rng(seed)
+    for i in range(n_steps):
+        x = teacher.sample_inputs(64, rng)
+        y = teacher.outputs(x)
+        yield x, np.exp(y - np.logaddexp.reduce(y, axis=1, keepdims=True)), (0.01 if i < 20
+                                                                            else 0.001)
+
+
+def _student_parameters(engine, index):
+    """Student ``index``'s (weight, bias) pairs as float64 arrays, cut out of its group."""
+    if isinstance(engine, LockstepEngine):
+        return [(m.weight.detach().numpy().T, m.bias.detach().numpy())
+                for m in engine.models[index][::2]]
+    g, row = engine.where[index]
+    group, width = engine.groups[g], engine.groups[g].widths[row]
+    pairs = []
+    for layer, (W, b) in enumerate(zip(group.weights, group.biases, strict=True)):
+        rows = W.shape[1] if layer == 0 else width
+        cols = W.shape[2] if layer == len(group.weights) - 1 else width
+        pairs.append((W[row, :rows, :cols].detach().numpy(), b[row, 0, :cols].detach().numpy()))
+    return pairs
+
+
+@pytest.mark.parametrize("padding", ["none", "all"])
+def test_batched_adam_takes_the_same_steps_as_one_adam_per_student(padding):
+    """Stacked parameters under one Adam == one Adam per student (float64, 30 steps,
+    a learning-rate change, students of several widths, runs and depths)."""
+    batched = BatchedEngine(SPECS, 4, 2, padding=padding, **OPTIONS)
+    reference = LockstepEngine(SPECS, 4, 2, **OPTIONS)
+    initial = [[(W.copy(), b.copy()) for W, b in _student_parameters(batched, i)]
+               for i in range(len(SPECS))]
+    for i in range(len(SPECS)):  # the same initial numbers
+        for (Wb, bb), (Wr, br) in zip(initial[i], _student_parameters(reference, i),
+                                      strict=True):
+            np.testing.assert_array_equal(Wb, Wr)
+            np.testing.assert_array_equal(bb, br)
+    for x, target, lr in _batches(30):
+        batched.step(x, target, lr)
+        reference.step(x, target, lr)
+    for i in range(len(SPECS)):
+        for (Wb, bb), (Wr, br) in zip(_student_parameters(batched, i),
+                                      _student_parameters(reference, i), strict=True):
+            np.testing.assert_allclose(Wb, Wr, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(bb, br, rtol=1e-10, atol=1e-12)
+        moved = max(np.abs(W - W0).max() for (W, _), (W0, _) in
+                    zip(_student_parameters(batched, i), initial[i], strict=True))
+        assert moved > 1e-3  # the steps did change every student
+
+
+def test_padding_is_exact_zero_effect_and_zero_gradient():
+    engine = BatchedEngine(SPECS, 4, 2, padding="all", **OPTIONS)
+    group = engine.groups[0]  # depth 2: widths 7, 12, 7 padded to 12
+    assert group.widths == [7, 12, 7] and group.padded == 12
+    for x, target, lr in _batches(15):
+        engine.step(x, target, lr)
+        for layer, (W, b) in enumerate(zip(group.weights, group.biases, strict=True)):
+            for row in (0, 2):  # the width-7 students
+                pad_w = W[row, 7:, :] if layer > 0 else W[row, :, 7:]
+                if layer == 0:
+                    assert torch.count_nonzero(W[row, :, 7:]) == 0
+                    assert torch.count_nonzero(W.grad[row, :, 7:]) == 0
+                else:
+                    assert torch.count_nonzero(pad_w) == 0
+                    assert torch.count_nonzero(W.grad[row, 7:, :]) == 0
+                if layer < len(group.weights) - 1:
+                    assert torch.count_nonzero(b[row, 0, 7:]) == 0
+                    assert torch.count_nonzero(b.grad[row, 0, 7:]) == 0
+    hidden = engine.hidden(np.random.default_rng(1).uniform(-.5, .5, (50, 4)).astype("f4"))
+    assert [h.shape[1] for h in hidden] == [7, 12, 7, 5]
+
+
+def test_a_padded_batched_student_has_the_loss_curve_of_the_student_trained_alone():
+    teacher = random_teacher(3, variant="clean", random_state=0)
+    common = {"seed": 2, "schedule": TINY, "dtype": "float64", "n_eval": 500, "n_id": 0,
+              "n_curve": 8, "progress": False}
+    together = train_students(teacher, [(6, 2, 0), (15, 2, 0), (6, 2, 1)], padding="all",
+                              **common)
+    for student, batched in zip([(6, 2, 0), (15, 2, 0), (6, 2, 1)], together, strict=True):
+        (alone,) = train_students(teacher, [student], engine="lockstep", **common)
+        assert batched.curve_steps == alone.curve_steps and len(alone.curve_steps) > 5
+        np.testing.assert_allclose(batched.curve_losses, alone.curve_losses, rtol=1e-8)
+    assert together[0].curve_losses != together[2].curve_losses  # runs differ
+
+
+def test_curve_steps_hold_the_convergence_window_and_the_rule_reads_it():
+    steps = curve_steps(240_000, 24)
+    assert steps[0] == 0 and steps[-1] == 240_000 and 216_000 in steps
+    assert np.all(np.diff(steps) > 0)
+    assert convergence([0, 216_000, 240_000], [1.0, 0.0100, 0.0096]) == (True, 0.04)
+    assert convergence([0, 216_000, 240_000], [1.0, 0.0100, 0.0094])[0] is False
+    assert convergence([0, 9, 10], [1.0, 0.5, 0.6]) == (True, -0.2)  # rose: no progress
+    with pytest.raises(ValueError, match="must record step 9"):
+        convergence([0, 5, 10], [1.0, 0.5, 0.4])
+
+
+def test_training_records_the_curve_ending_at_the_final_loss():
+    res = train_students(random_teacher(2, variant="clean"), [(10, 2)], schedule=TINY,
+                         n_eval=300, n_id=0, n_curve=6, progress=False)[0]
+    assert res.curve_steps == curve_steps(180, 6) and res.curve_losses[-1] == res.loss
+    assert res.curve_losses[0] > res.loss and isinstance(res.converged, bool)
+
+
+def test_activation_dimension_counts_duplicates_and_passes_other_warnings_through(
+        monkeypatch):
+    rng = np.random.default_rng(0)
+    H = np.maximum(rng.standard_normal((800, 2)) @ rng.standard_normal((2, 12)), 0)
+    H[:100] = 0  # 100 identical rows: 99 duplicates dropped, no DuplicatesWarning escapes
+    found = activation_dimension(H)
+    assert found.id_duplicates_dropped == 99 and found.id_points == 701
+    assert 1.5 < found.id_twonn < 2.6 and found.note == ""
+    dead = activation_dimension(np.zeros((50, 4)))
+    assert math.isnan(dead.id_twonn) and "1 distinct" in dead.note
+    import warnings
+
+    import idest
+
+    real = idest.estimate_all
+
+    def warning_estimate_all(*args, **kwargs):
+        warnings.warn("an estimator's own warning", UserWarning, stacklevel=2)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(idest, "estimate_all", warning_estimate_all)
+    with pytest.warns(UserWarning, match="estimator's own warning"):  # passed through
+        again = activation_dimension(H)
+    assert again == found

@@ -1,5 +1,6 @@
 """Plumbing shared by every stage of idest and by ``scaling``: input validation,
-progress bars, row blocks of large arrays, resumable storage and content hashes.
+progress bars, row blocks of large arrays, a scoped thread limit, resumable storage and
+content hashes.
 
 These are public names: ``scaling`` and user code import them from here, never
 from the modules below.
@@ -10,6 +11,7 @@ from idest.utils.hashing import content_hash
 from idest.utils.process import exit_with_parent
 from idest.utils.progress import progress_bar
 from idest.utils.store import RecordStore, StoreWarning, atomic_write, read_json, write_json
+from idest.utils.threads import limit_threads
 from idest.utils.validation import (
     check_array,
     check_choice,
@@ -24,5 +26,5 @@ from idest.utils.validation import (
 
 __all__ = ["RecordStore", "StoreWarning", "atomic_write", "check_array", "check_choice",
            "check_confidence", "check_finite", "check_fraction", "check_int", "check_positive",
-           "check_random_state", "content_hash", "exit_with_parent", "invalid",
+           "check_random_state", "content_hash", "exit_with_parent", "invalid", "limit_threads",
            "progress_bar", "read_json", "row_blocks", "write_json"]

@@ -27,12 +27,11 @@ This module needs torch; ``import scaling`` does not import it.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +46,10 @@ from idest.utils import (
     check_int,
     check_positive,
     content_hash,
+    limit_threads,
     progress_bar,
 )
+from scaling.teacher_student import activation_dimension
 
 ImageSet = tuple[np.ndarray, np.ndarray]
 """(images of shape (n, height, width, channels), uint8 or float in [0, 1]; int labels (n,))."""
@@ -317,20 +318,11 @@ def train_cnn(
     check_positive(lr, "lr", caller)
     x_train, y_train = _tensors(train, model, "train", caller)
     x_test, y_test = _tensors(test, model, "test", caller)
-    with _torch_threads(n_jobs):
+    if n_jobs is not None:
+        n_jobs = check_int(n_jobs, "n_jobs", caller, 1)
+    with limit_threads(n_jobs):
         return _train(model, (x_train, y_train), (x_test, y_test), epochs, batch_size, lr,
                       patience, train_eval_samples, seed, progress)
-
-
-@contextlib.contextmanager
-def _torch_threads(count: int | None) -> Iterator[None]:
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(check_int(count, "n_jobs", "train_cnn", 1))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _train(model: nn.Module, train: tuple[torch.Tensor, torch.Tensor],
@@ -419,24 +411,9 @@ _SWEEP_COLUMNS = ["family", "n", "n_params", "seed", "loss", "train_loss", "test
                   "id_duplicates_dropped", "note", "config"]
 
 
-def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float]:
-    """TwoNN and Levina–Bickel MLE of the last hidden layer (idest.estimate_all)."""
-    import idest
-
-    activations = hidden_activations(model, images)
-    with warnings.catch_warnings():
-        # ReLU units that are off for many inputs give exact duplicates; they are
-        # dropped (idest's policy) and their number is recorded in the table.
-        warnings.simplefilter("ignore", idest.DuplicatesWarning)
-        try:
-            results = idest.estimate_all(activations, ks=(2,), mle_k=20, progress=False)
-        except ValueError as exc:  # e.g. a dead layer: every activation is zero
-            distinct = len(np.unique(activations, axis=0))
-            return {"note": f"no ID: {distinct} distinct activation vector(s) ({exc})"}
-    by_method = {r.method: r for r in results}
-    return {"id_twonn": by_method["twonn"].dimension, "id_mle": by_method["mle"].dimension,
-            "id_points": by_method["twonn"].n_points,
-            "id_duplicates_dropped": by_method["twonn"].n_duplicates_dropped}
+def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float | int | str]:
+    """TwoNN and Levina–Bickel MLE of the last hidden layer, as CSV columns."""
+    return activation_dimension(hidden_activations(model, images)).to_dict()
 
 
 def _sweep_store(path: Path) -> RecordStore:

@@ -17,11 +17,15 @@ from scaling.teacher_student._student import (
     BIAS_STD,
     make_student,
     parameter_count,
+    student_seed,
     student_widths,
 )
 from scaling.teacher_student._sweep import (
     SweepConfig,
     SweepOutcome,
+    format_curve,
+    git_commit,
+    parse_curve,
     read_results,
     run_sweep,
 )
@@ -37,18 +41,26 @@ from scaling.teacher_student._teacher import (
     vetting_score,
 )
 from scaling.teacher_student._train import (
+    CONVERGENCE_TOLERANCE,
+    CONVERGENCE_WINDOW,
+    DTYPES,
+    ENGINES,
     SCHEDULES,
+    ActivationID,
     Phase,
     Schedule,
     StudentResult,
     activation_dimension,
+    convergence,
+    curve_steps,
     final_hidden_activations,
     get_schedule,
-    student_seed,
     train_students,
 )
 
 __all__ = [
+    "ActivationID", "CONVERGENCE_TOLERANCE", "CONVERGENCE_WINDOW", "DTYPES", "ENGINES",
+    "convergence", "curve_steps", "format_curve", "git_commit", "parse_curve",
     "BIAS_STD", "FeatureSummary", "LOSSES", "LatentGaussianTeacher", "Phase", "ProductTeacher",
     "RandomTeacher", "SCHEDULES", "Schedule", "StudentResult", "SweepConfig", "SweepOutcome",
     "TeacherStudentSummary", "VARIANTS", "activation_dimension", "final_hidden_activations",

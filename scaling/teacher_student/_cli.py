@@ -13,8 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="teacher/student sweep and report: 4/α against the measured ID",
         description="Train students on random teachers with k features, fit L(N) per k, "
         "measure the ID of the final hidden layer, and write a report (markdown + PNGs) "
-        "with 4/α against ID and k. Rerunning with the same --out resumes an interrupted "
-        "sweep. The default (--schedule cpu) takes about 30 minutes on 2 free cores.",
+        "with 4/α against ID and k. Each k is one unit, appended to results.csv when it "
+        "finishes; rerunning with the same --out resumes an interrupted sweep. The issue-17 "
+        "grid: --schedule paper --n-widths 7 --seeds 0 1 2 --variant authors.",
     )
     p.add_argument("--schedule", default="cpu",
                    help="'cpu' (Table 1 cut 16-fold, default), 'paper' (Table 1 in full) "
@@ -28,10 +29,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depths", type=int, nargs="+", default=[2],
                    help="hidden layers of the students (the paper uses 2 3 4)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
-                   help="seeds of the teachers' data streams and the students")
+                   help="runs (initialisations) per width; every run of a k shares its stream")
     p.add_argument("--variant", default="clean", choices=["clean", "authors"],
                    help="clean: students see the k active inputs; authors: all 20")
-    p.add_jobs("worker processes")
+    p.add_argument("--dtype", default="float64", choices=["float32", "float64"],
+                   help="the students' arithmetic (default float64: float32 moved final "
+                   "losses by up to 22 %%, benchmarks/results/training_precision.json)")
+    p.add_jobs("worker processes, one k each")
+    p.add_argument("--commit", action="store_true",
+                   help="git-commit results.csv after every finished k (so that a stopped run "
+                   "continues from the repository)")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from an existing results.csv without training")
     p.add_quiet()
@@ -51,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         config = reproduction_config(args.schedule, features=args.features,
                                      n_widths=args.n_widths, depths=args.depths,
-                                     seeds=args.seeds, variant=args.variant)
+                                     seeds=args.seeds, variant=args.variant,
+                                     dtype=args.dtype)
         path = reproduce(config, args.out, n_jobs=args.jobs, command=command,
-                         progress=False if args.quiet else None)
-    print(f"report    : {path}")
+                         progress=False if args.quiet else None, commit=args.commit)
+    print(f"report    : {path or 'not written yet (fewer than 2 values of k)'}")
     return 0

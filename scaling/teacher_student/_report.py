@@ -30,10 +30,18 @@ from scaling.fit import (
     plot_dimension_comparison,
     predicted_dimension,
 )
+from scaling.teacher_student._sweep import parse_curve
+from scaling.teacher_student._train import (
+    CONVERGENCE_TOLERANCE,
+    CONVERGENCE_WINDOW,
+    convergence,
+)
 
 #: The issue's target for 4/α regressed on the measured ID across k.
 TARGET_SLOPE = (0.7, 1.4)
 TARGET_CORRELATION = 0.9
+#: Converged sizes needed to fit a k (those of :func:`scaling.fit.fit_power_law`).
+MIN_SIZES = 3
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,10 @@ class FeatureSummary:
     ``id_twonn``/``id_mle`` are the mean final-layer IDs of the runs inside the fitted
     window (on the lower envelope when several depths were trained), ``id_twonn_std``
     their standard deviation. ``prediction`` (4/α) is None when the loss did not
-    decrease with N (α <= 0).
+    decrease with N (α <= 0). Only converged runs are fitted (:func:`row_convergence`):
+    ``n_fitted`` of the ``n_runs``; ``unconverged_widths`` lists the widths with a run
+    that had not converged, ``n_unrecorded`` counts runs without a loss curve (CSVs
+    written before curves were recorded), which are fitted and reported as such.
     """
 
     features: int
@@ -55,16 +66,23 @@ class FeatureSummary:
     n_max: ThresholdCrossing | None
     n_runs: int
     largest_n: float
+    n_fitted: int = 0
+    unconverged_widths: tuple[int, ...] = ()
+    n_unrecorded: int = 0
 
 
 @dataclass(frozen=True)
 class TeacherStudentSummary:
-    """Every k's summary and the regressions of 4/α on the measured ID and on k."""
+    """Every k's summary and the regressions of 4/α on the measured ID and on k.
+
+    ``not_fitted`` holds (k, reason) for each k with fewer than 3 converged sizes.
+    """
 
     per_feature: tuple[FeatureSummary, ...]
     versus_id: DimensionComparison | None
     versus_features: DimensionComparison | None
     threshold: float
+    not_fitted: tuple[tuple[int, str], ...] = ()
 
     @property
     def target_reached(self) -> bool:
@@ -78,11 +96,32 @@ def _column(rows: Sequence[dict[str, str]], name: str, kind=float) -> np.ndarray
     return np.array([kind(r[name]) for r in rows])
 
 
+def row_convergence(row: dict[str, str]) -> tuple[bool | None, float]:
+    """(converged, improvement over the last 10 % of steps) of a sweep row, by the rule of
+    :func:`scaling.teacher_student.convergence`; (None, nan) when the row has no curve.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student._report import row_convergence
+    >>> row_convergence({"loss_curve": "0:1.0 90:0.2 100:0.196"})
+    (True, 0.02)
+    >>> row_convergence({"loss": "0.1"})
+    (None, nan)
+    """
+    cell = row.get("loss_curve") or ""
+    if not cell:
+        return None, math.nan
+    return convergence(*parse_curve(cell))
+
+
 def summarize_feature(
     rows: Sequence[dict[str, str]], *, window="circle", n_bootstrap: int = 1000,
     threshold: float = FIGURE2_THRESHOLD,
 ) -> FeatureSummary:
-    """Fit L(N) and average the ID for the runs of one k (Sharma & Kaplan 3.1, A.1).
+    """Fit L(N) on the converged runs of one k and average their ID (Sharma & Kaplan 3.1, A.1).
+
+    Runs whose held-out loss still fell by 5 % or more over their last 10 % of steps are
+    left out of the fit (:func:`row_convergence`); ValueError if fewer than 3 sizes remain.
 
     Examples
     --------
@@ -93,6 +132,12 @@ def summarize_feature(
     >>> round(s.prediction.dimension, 3), s.id_twonn
     (5.0, 2.9)
     """
+    status = [row_convergence(r)[0] for r in rows]
+    all_rows, rows = rows, [r for r, ok in zip(rows, status, strict=True) if ok is not False]
+    if len({r["n_params"] for r in rows}) < MIN_SIZES:
+        raise ValueError(f"summarize_feature: k={all_rows[0]['features']} has "
+                         f"{len({r['n_params'] for r in rows})} converged size(s); the power-law "
+                         f"fit needs at least {MIN_SIZES}. Train longer.")
     N, L = _column(rows, "n_params"), _column(rows, "loss")
     seeds, depths = _column(rows, "seed", int), _column(rows, "depth", int)
     groups = depths if len(set(depths)) > 1 else None
@@ -112,7 +157,10 @@ def summarize_feature(
                     if fit.alpha > 0 else None),
         id_twonn=float(ids.mean()), id_twonn_std=float(ids.std()),
         id_mle=float(_column(rows, "id_mle")[inside].mean()), n_max=n_max,
-        n_runs=len(rows), largest_n=float(N.max()))
+        n_runs=len(all_rows), largest_n=float(N.max()), n_fitted=len(rows),
+        unconverged_widths=tuple(sorted({int(r["width"]) for r, ok in
+                                         zip(all_rows, status, strict=True) if ok is False})),
+        n_unrecorded=sum(ok is None for ok in status))
 
 
 def loss_threshold(losses: Sequence[float]) -> float:
@@ -136,7 +184,8 @@ def summarize(
 ) -> TeacherStudentSummary:
     """Summaries per k and the 4/α regressions (figure 6) for the rows of a sweep CSV.
 
-    N_max is read at :func:`loss_threshold` of all the losses.
+    N_max is read at :func:`loss_threshold` of all the losses. Each k is fitted on its
+    converged runs only; a k with fewer than 2 converged sizes is listed in ``not_fitted``.
     """
     threshold = loss_threshold(_column(rows, "loss"))
     by_k: dict[int, list[dict[str, str]]] = {}
@@ -145,17 +194,26 @@ def summarize(
     if len(by_k) < 2:
         raise ValueError(f"summarize: expected runs for at least 2 values of k, got "
                          f"{sorted(by_k)}; sweep more features.")
-    per = tuple(summarize_feature(by_k[k], window=window, n_bootstrap=n_bootstrap,
-                                  threshold=threshold) for k in sorted(by_k))
+    fitted, not_fitted = [], []
+    for k in sorted(by_k):
+        sizes = {r["n_params"] for r in by_k[k]}
+        kept = {r["n_params"] for r in by_k[k] if row_convergence(r)[0] is not False}
+        if len(kept) < MIN_SIZES:
+            not_fitted.append((k, f"{len(kept)} of {len(sizes)} sizes converged, the fit "
+                                  f"needs {MIN_SIZES}"))
+            continue
+        fitted.append(summarize_feature(by_k[k], window=window, n_bootstrap=n_bootstrap,
+                                        threshold=threshold))
+    per = tuple(fitted)
     p = float(rows[0]["power"])
     usable = [s for s in per if s.prediction is not None]
     if len(usable) < 3:  # a regression with a slope interval needs 3 points
-        return TeacherStudentSummary(per, None, None, threshold)
+        return TeacherStudentSummary(per, None, None, threshold, tuple(not_fitted))
     alphas = [s.fit for s in usable]
     return TeacherStudentSummary(
         per, compare_alpha_to_dimension(alphas, [s.id_twonn for s in usable], loss_exponent=p),
         compare_alpha_to_dimension(alphas, [s.features for s in usable], loss_exponent=p),
-        threshold)
+        threshold, tuple(not_fitted))
 
 
 # ----------------------------------------------------------------------------- figures
@@ -173,6 +231,40 @@ def _save(fig, out_dir: Path, name: str) -> str:
 
 def _legend_outside(ax, **kwargs) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, **kwargs)
+
+
+def _curve_figure(rows: Sequence[dict[str, str]]):
+    """Held-out loss against steps, one panel per k, one line per student (dashed: not
+    converged by the rule); None when no row has a curve."""
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
+
+    ks = sorted({int(r["features"]) for r in rows if r.get("loss_curve")})
+    if not ks:
+        return None
+    widths = sorted({int(r["width"]) for r in rows})
+    colors = dict(zip(widths, colormaps["plasma"](np.linspace(0, 0.85, len(widths))),
+                      strict=True))
+    n_cols = min(4, len(ks))
+    n_rows = math.ceil(len(ks) / n_cols)
+    fig = Figure(figsize=(3.6 * n_cols, 3.0 * n_rows))
+    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharey=True)
+    for ax, k in zip(axes.flat, ks, strict=False):
+        for r in _rows_of(rows, k):
+            steps, losses = parse_curve(r["loss_curve"])
+            converged = row_convergence(r)[0]
+            ax.plot(np.maximum(steps, 1), losses, color=colors[int(r["width"])], lw=0.9,
+                    ls="-" if converged else "--",
+                    label=f"n={r['width']}" if r["seed"] == rows[0]["seed"] else None)
+        ax.set(xscale="log", yscale="log", title=f"k={k}", xlabel="step")
+    for ax in axes.flat[len(ks):]:
+        ax.set_visible(False)
+    axes[0, 0].set_ylabel("held-out loss")
+    axes[0, 0].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"Held-out loss against steps (dashed: improved by ≥ "
+                 f"{CONVERGENCE_TOLERANCE:.0%} over the last {CONVERGENCE_WINDOW:.0%} "
+                 f"of steps)", fontsize=9)
+    return fig
 
 
 def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
@@ -226,6 +318,10 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
            title="N_max against d (figure 2)")
     names["nmax"] = _save(fig, out_dir, "fig2_nmax_vs_id.png")
 
+    curves = _curve_figure(rows)
+    if curves is not None:
+        names["curves"] = _save(curves, out_dir, "fig_loss_vs_steps.png")
+
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
     for s, c in zip(per, colors, strict=True):
@@ -264,6 +360,35 @@ def _comparison_line(name: str, c: DimensionComparison | None) -> str:
             f"{c.n_points} |")
 
 
+def _convergence_lines(rows: Sequence[dict[str, str]],
+                       summary: TeacherStudentSummary) -> list[str]:
+    """The convergence section: the rule, and per k which sizes had not converged."""
+    status = [row_convergence(r) for r in rows]
+    counts = {value: sum(ok is value for ok, _ in status) for value in (True, False, None)}
+    lines = ["", "## Convergence", "",
+             f"Rule: a student has converged when its held-out loss fell by less than "
+             f"{CONVERGENCE_TOLERANCE:.0%} over its last {CONVERGENCE_WINDOW:.0%} of steps "
+             f"(loss at step T − ⌈0.1·T⌉ against step T). Only converged students are "
+             f"fitted. Of {len(rows)} runs, {counts[True]} converged and {counts[False]} did "
+             f"not" + (f"; {counts[None]} have no recorded curve (written before curves were "
+                       f"recorded: fitted, convergence unknown)" if counts[None] else "") + "."]
+    by_unit: dict[tuple[int, int, int], list[float]] = {}
+    for r, (ok, improvement) in zip(rows, status, strict=True):
+        if ok is False:
+            key = (int(r["features"]), int(r["width"]), int(r["depth"]))
+            by_unit.setdefault(key, []).append(improvement)
+    if by_unit:
+        lines += ["", "| k | width | runs not converged | improvement over the last 10 % "
+                  "(per run) |", "|---|---|---|---|"]
+    for (k, width, depth), gains in sorted(by_unit.items()):
+        shape = f"{width}" if depth == 2 else f"{width} (depth {depth})"
+        lines.append(f"| {k} | {shape} | {len(gains)} | "
+                     f"{', '.join(f'{g:.1%}' for g in gains)} |")
+    for k, reason in summary.not_fitted:
+        lines.append(f"\nk = {k} is not fitted: {reason}.")
+    return lines
+
+
 def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary, *,
                     figures: dict[str, str], title: str, command: str) -> str:
     """The markdown summary: configuration, the per-k table, the regressions, the verdict."""
@@ -271,7 +396,7 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
     widths = sorted({int(r["width"]) for r in rows})
     depths = sorted({int(r["depth"]) for r in rows})
     seeds = sorted({int(r["seed"]) for r in rows})
-    units = {(r["features"], r["seed"], r["finished_utc"]):
+    units = {(r["features"], r["finished_utc"], r["seconds"]):
              (float(r["seconds"]), float(r["cpu_seconds"])) for r in rows}
     wall, cpu = (sum(t) / 3600 for t in zip(*units.values(), strict=True))
     shortened = first["shortened"] == "True"
@@ -290,11 +415,11 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         f"* widths {widths}, hidden layers {depths}, seeds {seeds}; held-out loss on "
         f"{first['n_eval']} fresh inputs; ID (TwoNN, 10 % tail discarded; MLE k=20) of the "
         f"final hidden layer on {first['n_id']} fresh inputs",
-        f"* time summed over the (k, seed) units (each trains its students in lockstep): "
+        f"* time summed over the units (each trains its students together on one stream): "
         f"{cpu:.2f} CPU hours, {wall:.2f} wall hours of worker time on a shared machine", "",
         "## Per number of features", "",
-        "| k | runs | fitted window N | α (95 %) | 4/α (95 %) | ID TwoNN (± sd) | ID MLE "
-        f"| N at L = {summary.threshold:.3g} |",
+        "| k | runs (fitted) | fitted window N | α (95 %) | 4/α (95 %) | ID TwoNN (± sd) "
+        f"| ID MLE | N at L = {summary.threshold:.3g} |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in summary.per_feature:
@@ -303,10 +428,11 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         n_max = ("—" if s.n_max is None else
                  f"{s.n_max.n_max:.3g}{' (extrap.)' if s.n_max.extrapolated else ''}")
         lines.append(
-            f"| {s.features} | {s.n_runs} | {f.n_min:.0f}–{f.n_max:.0f}{cut} | "
+            f"| {s.features} | {s.n_runs} ({s.n_fitted}) | {f.n_min:.0f}–{f.n_max:.0f}{cut} | "
             f"{f.alpha:.3f} ({_interval(f.interval, 3)}) | "
             f"{_prediction(s.prediction)} | "
             f"{s.id_twonn:.2f} ± {s.id_twonn_std:.2f} | {s.id_mle:.2f} | {n_max} |")
+    lines += _convergence_lines(rows, summary)
     lines += [
         "", "(cut): the circle window of A.1 ended before the largest student, i.e. L(N) bends "
         f"away from the power law there. N_max is read at the loss threshold "
@@ -330,7 +456,8 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
     captions = {"loss": "L(N) per k with the power-law fits (figure 5)",
                 "alpha": "4/α against measured ID and against k (figure 6)",
                 "nmax": "N_max at the loss threshold against ID (figure 2)",
-                "id": "final-layer ID against N (figure 3)"}
+                "id": "final-layer ID against N (figure 3)",
+                "curves": "held-out loss against steps for every size (convergence)"}
     lines += [f"![{captions[k]}]({name})  \n{captions[k]}\n" for k, name in figures.items()]
     return "\n".join(lines) + "\n"
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from idest.utils import check_int
 
 #: Authors' student bias initialisation: N(0, 0.5²).
@@ -71,3 +73,15 @@ def make_student(
             linear.bias.normal_(0.0, bias_std, generator=gen)
         layers += [linear, torch.nn.ReLU()]
     return torch.nn.Sequential(*layers[:-1])
+
+
+def student_seed(seed: int, width: int, depth: int) -> int:
+    """The initialisation seed of student (width, depth) in run ``seed``.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import student_seed
+    >>> student_seed(0, 22, 2) == student_seed(0, 22, 2) != student_seed(1, 22, 2)
+    True
+    """
+    return int(np.random.SeedSequence([seed, width, depth]).generate_state(1, np.uint64)[0])

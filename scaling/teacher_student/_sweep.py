@@ -1,11 +1,13 @@
-"""Teacher/student sweeps: features k × widths × depths × seeds, in parallel, resumable.
+"""Teacher/student sweeps: features k × widths × depths × runs, in parallel, resumable.
 
-The unit of parallel work is one (k, seed) pair: its students train in lockstep on one
-online stream (:func:`scaling.teacher_student.train_students`), so the teacher's labels are computed
-once per batch for all of them. Each finished unit appends its rows to the CSV at once;
+The unit of work is one k (the authors' design): every width, depth and run of that k
+trains on one online stream, the teacher labelling each batch once, all students as one
+batched computation (:func:`scaling.teacher_student.train_students`). Units run in
+parallel processes. Each finished unit appends its rows to the CSV in one fsync'd write;
 rerunning the same sweep on the same CSV skips every run already there, so an interrupted
-sweep resumes where it stopped. A run's numbers depend only on (k, width, depth, seed), so
-a resumed sweep gives the same table as an uninterrupted one (timings aside).
+sweep resumes where it stopped (a last line cut by a crash is detected and dropped). A
+run's numbers depend only on (k, width, depth, run) and the stream, so a resumed sweep
+gives the same table as an uninterrupted one (timings aside, up to float round-off).
 """
 
 from __future__ import annotations
@@ -14,32 +16,61 @@ import concurrent.futures as cf
 import dataclasses
 import multiprocessing
 import os
+import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from idest.utils import RecordStore, exit_with_parent, progress_bar
 from scaling.teacher_student._student import BIAS_STD, student_widths
 from scaling.teacher_student._teacher import random_teacher
-from scaling.teacher_student._train import StudentResult, get_schedule, train_students
+from scaling.teacher_student._train import (
+    DTYPES,
+    StudentResult,
+    get_schedule,
+    train_students,
+)
 
-#: Columns that identify a run; the remaining ones are its measurements.
+#: Columns that identify a run (``seed`` is the student's run: its initialisation).
 KEY = ("features", "width", "depth", "seed")
 #: Columns that must agree between a sweep and the CSV it resumes.
-CONFIG_COLUMNS = ("schedule", "loss_name", "power", "variant", "teacher_seed", "n_eval", "n_id")
+CONFIG_COLUMNS = ("schedule", "loss_name", "power", "variant", "teacher_seed", "n_eval", "n_id",
+                  "dtype", "stream_seed")
+_CURVE_FIELDS = ("curve_steps", "curve_losses")
 COLUMNS = (*KEY, *(f.name for f in dataclasses.fields(StudentResult)
-                   if f.name not in ("width", "depth", "seed")),
-           "variant", "teacher_seed", "n_eval", "n_id", "teacher", "finished_utc")
+                   if f.name not in ("width", "depth", "seed", *_CURVE_FIELDS)),
+           "loss_curve", "variant", "teacher_seed", "n_eval", "n_id", "stream_seed", "teacher",
+           "finished_utc")
 #: Columns that legitimately differ between two runs of the same sweep.
 TIMING_COLUMNS = ("seconds", "cpu_seconds", "finished_utc")
+
+
+def format_curve(steps: Sequence[int], losses: Sequence[float]) -> str:
+    """A loss curve as one CSV cell: ``"step:loss step:loss ..."``.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import format_curve, parse_curve
+    >>> cell = format_curve([0, 10], [0.5, 0.0123456789])
+    >>> cell, parse_curve(cell)
+    ('0:0.5 10:0.0123456789', ((0, 10), (0.5, 0.0123456789)))
+    """
+    return " ".join(f"{int(s)}:{float(v)!r}" for s, v in zip(steps, losses, strict=True))
+
+
+def parse_curve(cell: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """(steps, losses) of a :func:`format_curve` cell."""
+    pairs = [item.split(":") for item in cell.split()]
+    return tuple(int(s) for s, _ in pairs), tuple(float(v) for _, v in pairs)
 
 
 @dataclass(frozen=True)
 class SweepConfig:
     """What to train: random teachers with k in ``features`` (one teacher, Sharma & Kaplan
     3.1: the same weights with the inputs beyond k zeroed), students of every width and
-    depth, ``seeds`` independent trials (stream and initialisation) of each.
+    depth, ``seeds`` runs (initialisations) of each. All students of one k share one data
+    stream, seeded by ``stream_seed`` (the authors' design); ``dtype`` is their arithmetic.
 
     Examples
     --------
@@ -61,9 +92,15 @@ class SweepConfig:
     bias_std: float = BIAS_STD
     n_eval: int = 10_000
     n_id: int = 12_000
+    dtype: str = "float64"
+    stream_seed: int = 0
+    n_curve: int = 24
 
     def __post_init__(self) -> None:
         get_schedule(self.schedule)
+        if self.dtype not in DTYPES:
+            raise ValueError(f"SweepConfig: dtype must be one of {list(DTYPES)}; got "
+                             f"{self.dtype!r}.")
         for name in ("features", "widths", "depths", "seeds"):
             values = getattr(self, name)
             if not values or len(set(values)) != len(values):
@@ -76,9 +113,8 @@ class SweepConfig:
                               random_state=self.teacher_seed)
 
     def runs(self) -> list[tuple[int, int, int, int]]:
-        """Every (features, width, depth, seed) of the sweep, seed by seed, so that a
-        sweep stopped early has covered every k with the first seeds."""
-        return [(k, w, d, s) for s in self.seeds for k in self.features
+        """Every (features, width, depth, seed) of the sweep, k by k (the units)."""
+        return [(k, w, d, s) for k in self.features for s in self.seeds
                 for w in self.widths for d in self.depths]
 
     def config_values(self) -> dict[str, str]:
@@ -86,7 +122,8 @@ class SweepConfig:
         power = 2.0 if self.loss == "mse" else float(self.power)
         values = {"schedule": get_schedule(self.schedule).name, "loss_name": self.loss,
                   "power": power, "variant": self.variant, "teacher_seed": self.teacher_seed,
-                  "n_eval": self.n_eval, "n_id": self.n_id}
+                  "n_eval": self.n_eval, "n_id": self.n_id, "dtype": self.dtype,
+                  "stream_seed": self.stream_seed}
         return {k: str(v) for k, v in values.items()}
 
 
@@ -139,17 +176,20 @@ def _worker_init() -> None:
     numba.set_num_threads(1)
 
 
-def _train_unit(config: SweepConfig, k: int, seed: int,
-                students: Sequence[tuple[int, int]]) -> list[dict[str, str]]:
-    """Train the missing students of one (k, seed) and return their CSV rows."""
+def _train_unit(config: SweepConfig, k: int,
+                students: Sequence[tuple[int, int, int]]) -> list[dict[str, str]]:
+    """Train the missing (width, depth, run) students of one k and return their CSV rows."""
     teacher = config.teacher(k)
-    results = train_students(teacher, students, seed=seed, schedule=config.schedule,
-                             loss=config.loss, power=config.power, bias_std=config.bias_std,
-                             n_eval=config.n_eval, n_id=config.n_id, progress=False)
+    results = train_students(teacher, students, seed=config.stream_seed,
+                             schedule=config.schedule, loss=config.loss, power=config.power,
+                             bias_std=config.bias_std, dtype=config.dtype,
+                             n_eval=config.n_eval, n_id=config.n_id, n_curve=config.n_curve,
+                             progress=False)
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
     for res in results:
         row = {"features": k, **dataclasses.asdict(res), **config.config_values(),
+               "loss_curve": format_curve(res.curve_steps, res.curve_losses),
                "teacher": teacher.description, "finished_utc": finished}
         rows.append({c: str(row[c]) for c in COLUMNS})
     return rows
@@ -161,6 +201,7 @@ def run_sweep(
     *,
     n_jobs: int | None = None,
     progress: bool | None = None,
+    on_unit: Callable[[Path, list[dict[str, str]]], None] | None = None,
 ) -> SweepOutcome:
     """Run every run of ``config`` that ``path`` does not hold yet, appending as units finish.
 
@@ -171,10 +212,13 @@ def run_sweep(
         The results CSV; created if missing, resumed if present (its runs must come
         from the same configuration, else ValueError).
     n_jobs : int, optional
-        Worker processes (each with one torch/BLAS thread); default: the cores this
-        process may use (``os.sched_getaffinity``). 1 trains in this process.
+        Worker processes, one k each (each with one torch/BLAS thread); default: the cores
+        this process may use (``os.sched_getaffinity``). 1 trains in this process.
     progress : bool, optional
         Show a bar over runs (default: on a terminal).
+    on_unit : callable, optional
+        Called as ``on_unit(path, rows)`` after each finished unit's rows are on disk
+        (e.g. to commit the CSV, :func:`scaling.teacher_student.git_commit`).
 
     Examples
     --------
@@ -192,10 +236,10 @@ def run_sweep(
     previous = store.read()
     _check_compatible(previous, config, path)
     done = {run_key(r) for r in previous}
-    units: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    units: dict[int, list[tuple[int, int, int]]] = {}
     for k, w, d, s in config.runs():
         if (k, w, d, s) not in done:
-            units.setdefault((k, s), []).append((w, d))
+            units.setdefault(k, []).append((w, d, s))
     if n_jobs is None:
         n_jobs = len(os.sched_getaffinity(0))
     n_jobs = max(1, min(n_jobs, len(units) or 1))
@@ -207,18 +251,20 @@ def run_sweep(
         def finish(rows: list[dict[str, str]]) -> None:
             store.append(rows)
             trained.extend(run_key(r) for r in rows)
+            if on_unit is not None:
+                on_unit(path, rows)
             if bar is not None:
                 bar.update(len(rows))
 
         if n_jobs == 1:
-            for (k, s), students in units.items():
-                finish(_train_unit(config, k, s, students))
+            for k, students in units.items():
+                finish(_train_unit(config, k, students))
         else:
             context = multiprocessing.get_context("spawn")
             with cf.ProcessPoolExecutor(n_jobs, mp_context=context,
                                         initializer=_worker_init) as pool:
-                futures = [pool.submit(_train_unit, config, k, s, students)
-                           for (k, s), students in units.items()]
+                futures = [pool.submit(_train_unit, config, k, students)
+                           for k, students in units.items()]
                 try:
                     for future in cf.as_completed(futures):
                         finish(future.result())
@@ -227,3 +273,22 @@ def run_sweep(
                     raise
     return SweepOutcome(path, read_results(path), len(previous), tuple(trained),
                         time.perf_counter() - start)
+
+
+def git_commit(path: Path, rows: list[dict[str, str]]) -> None:
+    """Commit the CSV at ``path`` (only that file) in its git repository, naming the unit.
+
+    Meant as ``run_sweep(..., on_unit=git_commit)``: a sweep that runs for hours leaves
+    every finished unit in the repository, so another machine or session can continue it.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import SweepConfig, git_commit, run_sweep
+    >>> run_sweep(SweepConfig(schedule="paper-random"), "reports/ts/results.csv",
+    ...           on_unit=git_commit)  # doctest: +SKIP
+    """
+    ks = sorted({r["features"] for r in rows})
+    message = (f"teacher/student sweep: k={','.join(ks)} finished ({len(rows)} runs, "
+               f"schedule {rows[0]['schedule']})")
+    for args in (["add", "--", path.name], ["commit", "-q", "-m", message, "--", path.name]):
+        subprocess.run(["git", "-C", str(path.parent), *args], check=True)

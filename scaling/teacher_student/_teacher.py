@@ -4,8 +4,9 @@ Teachers are plain NumPy (float32) so that ``import scaling`` never needs torch.
 teacher exposes the same two methods used by training:
 
 * ``sample_inputs(n, rng)``: ``n`` fresh inputs *as the student sees them*;
-* ``outputs(x)``: the teacher's output for those student inputs (two scaled logits for
-  a teacher for the KL loss, one value for the others).
+* ``outputs(x, dtype=np.float32)``: the teacher's output for those student inputs (two
+  scaled logits for a teacher for the KL loss, one value for the others), computed in
+  ``dtype``.
 
 and the attributes ``n_inputs`` (width of a student's input), ``n_outputs``, ``loss``
 (one of :data:`LOSSES`) and ``description`` (one line recorded with each run).
@@ -26,12 +27,13 @@ LOSSES = ("kl", "mse", "power")
 VARIANTS = ("authors", "clean")
 
 
-def _relu_mlp(x: np.ndarray, weights: Sequence[np.ndarray]) -> np.ndarray:
-    """Bias-free ReLU network: ReLU after every layer but the last."""
-    h = x
+def _relu_mlp(x: np.ndarray, weights: Sequence[np.ndarray], dtype=np.float32) -> np.ndarray:
+    """Bias-free ReLU network: ReLU after every layer but the last, computed in ``dtype``
+    (the weights are float32 numbers; float64 evaluates the same network more exactly)."""
+    h = np.asarray(x, dtype=dtype)
     for W in weights[:-1]:
-        h = np.maximum(h @ W, 0.0)
-    return h @ weights[-1]
+        h = np.maximum(h @ W.astype(dtype, copy=False), 0.0)
+    return h @ weights[-1].astype(dtype, copy=False)
 
 
 def _gaussian_layers(sizes: Sequence[int], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
@@ -84,11 +86,12 @@ class RandomTeacher:
         """``n`` fresh student inputs, uniform in [-1/2, 1/2]^n_inputs, float32."""
         return rng.random((n, self.n_inputs), dtype=np.float32) - np.float32(0.5)
 
-    def outputs(self, x: np.ndarray) -> np.ndarray:
-        """Scaled teacher output for student inputs ``x``; masked inputs are ignored."""
-        active = np.ascontiguousarray(x[:, : self.n_features], dtype=np.float32)
+    def outputs(self, x: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """Scaled teacher output for student inputs ``x``, computed in ``dtype`` (float32
+        for training labels, float64 for held-out losses); masked inputs are ignored."""
+        active = np.ascontiguousarray(x[:, : self.n_features], dtype=dtype)
         first = self.weights[0][: self.n_features]  # the rows the 0/1 mask keeps
-        return self.output_scale * _relu_mlp(active, (first, *self.weights[1:]))
+        return self.output_scale * _relu_mlp(active, (first, *self.weights[1:]), dtype)
 
 
 def random_teacher(
@@ -190,9 +193,9 @@ class ProductTeacher:
     def sample_inputs(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return np.concatenate([p.sample_inputs(n, rng) for p in self.parts], axis=1)
 
-    def outputs(self, x: np.ndarray) -> np.ndarray:
+    def outputs(self, x: np.ndarray, dtype=np.float32) -> np.ndarray:
         pairs = zip(self.parts, self._blocks(), strict=True)
-        return sum(p.outputs(x[:, block]) for p, block in pairs)
+        return sum(p.outputs(x[:, block], dtype) for p, block in pairs)
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,8 +230,8 @@ class LatentGaussianTeacher:
         t = rng.standard_normal((n, self.latent_dim), dtype=np.float32)
         return t @ self.embedding
 
-    def outputs(self, x: np.ndarray) -> np.ndarray:
-        return _relu_mlp(np.asarray(x, dtype=np.float32), self.weights)
+    def outputs(self, x: np.ndarray, dtype=np.float32) -> np.ndarray:
+        return _relu_mlp(x, self.weights, dtype)
 
 
 def latent_gaussian_teacher(

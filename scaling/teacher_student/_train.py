@@ -2,26 +2,36 @@
 
 Sharma & Kaplan A.2: every batch is fresh (the data set is effectively infinite), Adam with
 default betas and the step schedules of Table 1; cross-entropy students learn the teacher's
-exact output distribution (soft labels). Several students can train *in lockstep* on one
-data stream (:func:`train_students`): the teacher's labels for each batch are computed once
-and each student still sees every sample exactly once. A student's result depends only on
-its own seed and the stream, not on which other students share the stream.
+exact output distribution (soft labels). Many students train on one data stream
+(:func:`train_students`, the authors' design): the teacher labels each batch once, every
+student sees every sample exactly once, and all of them take their Adam step as one batched
+computation (:mod:`scaling.teacher_student._engines`). A student's result depends only on
+its own seed and the stream, not on which other students share the stream (up to float
+round-off in the batched products).
 
 torch is imported inside the functions, so ``import scaling`` stays torch-free.
 """
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
+import importlib
+import math
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from idest.utils import check_choice, check_int, invalid, progress_bar
-from scaling.teacher_student._student import BIAS_STD, make_student, parameter_count
+from idest.utils import check_choice, check_int, invalid, limit_threads, progress_bar
+from scaling.teacher_student._engines import (
+    PADDINGS,
+    BatchedEngine,
+    LockstepEngine,
+    StudentSpec,
+)
+from scaling.teacher_student._student import BIAS_STD, parameter_count
 from scaling.teacher_student._teacher import LOSSES
 
 
@@ -92,17 +102,141 @@ def get_schedule(name: str | Schedule) -> Schedule:
     return SCHEDULES[check_choice(name, "schedule", "get_schedule", sorted(SCHEDULES))]
 
 
+#: Student arithmetic offered by :func:`train_students`.
+DTYPES = ("float32", "float64")
+#: Training engines: all students as one batched computation, or one by one (reference).
+ENGINES = ("batched", "lockstep")
+#: Convergence rule: a student has converged when its held-out loss fell by less than
+#: ``CONVERGENCE_TOLERANCE`` (relative) over the last ``CONVERGENCE_WINDOW`` of its steps.
+CONVERGENCE_WINDOW = 0.1
+CONVERGENCE_TOLERANCE = 0.05
+
+
+def curve_steps(total: int, n_points: int) -> tuple[int, ...]:
+    """Steps at which the held-out loss is recorded: 0, about ``n_points`` log-spaced steps
+    up to ``total``, and the start of the convergence window (see :func:`convergence`).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import curve_steps
+    >>> curve_steps(1000, 4)
+    (0, 1, 10, 100, 900, 1000)
+    """
+    if total == 0:
+        return (0,)
+    log_spaced = np.round(np.geomspace(1, total, max(2, n_points))).astype(int)
+    window = total - math.ceil(CONVERGENCE_WINDOW * total)
+    return tuple(int(s) for s in np.unique([0, window, *log_spaced]))
+
+
+def convergence(steps: Sequence[int], losses: Sequence[float]) -> tuple[bool, float]:
+    """(converged, relative improvement) of a held-out loss curve over its last 10 % of steps.
+
+    The improvement is (L(s0) − L(T)) / L(s0) with T the last step and s0 = T − ⌈0.1·T⌉ (a
+    step :func:`curve_steps` always records); the student has converged when it is below
+    :data:`CONVERGENCE_TOLERANCE` (5 %). A curve whose loss rose over the window has a
+    negative improvement and counts as converged.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import convergence
+    >>> convergence([0, 900, 1000], [1.0, 0.100, 0.098])
+    (True, 0.02)
+    >>> convergence([0, 900, 1000], [1.0, 0.100, 0.080])[0]
+    False
+    """
+    steps, losses = list(steps), list(losses)
+    if len(steps) != len(losses) or not steps:
+        raise ValueError(f"convergence: expected as many losses as steps (at least one); got "
+                         f"{len(steps)} steps and {len(losses)} losses.")
+    total = steps[-1]
+    start = total - math.ceil(CONVERGENCE_WINDOW * total)
+    if start not in steps:
+        raise ValueError(f"convergence: the curve must record step {start} (the start of the "
+                         f"last {CONVERGENCE_WINDOW:.0%} of {total} steps); record it with "
+                         f"curve_steps.")
+    before = losses[steps.index(start)]
+    improvement = (before - losses[-1]) / before if before > 0 else 0.0
+    return bool(improvement < CONVERGENCE_TOLERANCE), round(float(improvement), 12)
+
+
+@dataclass(frozen=True)
+class ActivationID:
+    """The ID of a layer's activations, as one flat CSV-ready record.
+
+    ``id_twonn`` (TwoNN, 10 % tail discarded) and ``id_mle`` (Levina–Bickel, mean
+    aggregation) come from one neighbour search; ``id_points`` is the number of distinct
+    activation vectors they used, ``id_duplicates_dropped`` the exact duplicates left out
+    (dead ReLU units make many). ``note`` says why the ID is nan, if it is.
+    """
+
+    id_twonn: float
+    id_mle: float
+    id_points: int
+    id_duplicates_dropped: int
+    note: str = ""
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        """The fields as a dict (CSV columns)."""
+        return dataclasses.asdict(self)
+
+
+def activation_dimension(activations: np.ndarray, *, mle_k: int = 20) -> ActivationID:
+    """TwoNN and MLE of a layer's activations from ONE k-NN search (:func:`idest.estimate_all`).
+
+    Exact duplicate rows (inputs that switch off the same ReLU units) are dropped, idest's
+    documented policy, and counted in ``id_duplicates_dropped`` instead of warned about;
+    every other warning passes through to the caller. A layer with too few distinct
+    activation vectors for an estimate (e.g. every unit dead) gives nan and a ``note``.
+    TwoNN is Facco et al. 2017 eq. (5) with the 10 % largest ratios discarded, the MLE is
+    Levina & Bickel 2004 eq. (8) averaged over points (MacKay–Ghahramani's note).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scaling.teacher_student import activation_dimension
+    >>> rng = np.random.default_rng(0)
+    >>> H = np.maximum(rng.standard_normal((2000, 3)) @ rng.standard_normal((3, 16)), 0)
+    >>> r = activation_dimension(H)
+    >>> 2.5 < r.id_twonn < 3.5, r.id_points + r.id_duplicates_dropped
+    (True, 2000)
+    """
+    import idest
+
+    H = np.asarray(activations)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            results = {r.method: r for r in idest.estimate_all(H, ks=(2,), mle_k=mle_k,
+                                                                progress=False)}
+        except ValueError as exc:  # too few distinct activation vectors
+            distinct = int(np.unique(H, axis=0).shape[0])
+            found = ActivationID(math.nan, math.nan, distinct, H.shape[0] - distinct,
+                                 f"no ID: {distinct} distinct activation vector(s) ({exc})")
+        else:
+            found = ActivationID(float(results["twonn"].dimension),
+                                 float(results["mle"].dimension), results["twonn"].n_points,
+                                 results["twonn"].n_duplicates_dropped)
+    for w in caught:
+        if not issubclass(w.category, idest.DuplicatesWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return found
+
+
 @dataclass(frozen=True)
 class StudentResult:
-    """One trained student: its size, held-out loss and final-hidden-layer ID.
+    """One trained student: its size, held-out loss curve and final-hidden-layer ID.
 
-    ``loss`` is the KL divergence (cross-entropy minus the teacher's entropy) for
-    ``loss_name="kl"``, the mean squared error for ``"mse"`` and mean |Δ|^p for ``"power"``;
-    ``cross_entropy`` and ``teacher_entropy`` are nan unless ``loss_name="kl"``.
-    ``id_twonn`` (TwoNN, 10 % tail discarded) and ``id_mle`` (Levina–Bickel, k=20) are
-    measured on ``n_id`` fresh inputs; ``id_distinct`` counts distinct activation rows.
-    ``seconds`` and ``cpu_seconds`` are the wall and CPU time of the whole lockstep call
-    (training, evaluation and ID of every student that shared the stream).
+    ``loss`` is the held-out KL divergence (cross-entropy minus the teacher's entropy) for
+    ``loss_name="kl"``, the mean squared error for ``"mse"`` and mean |Δ|^p for ``"power"``,
+    after the last step; ``cross_entropy`` and ``teacher_entropy`` are nan unless
+    ``loss_name="kl"``. ``curve_steps``/``curve_losses`` hold the same held-out loss at
+    log-spaced steps (:func:`curve_steps`), for :func:`convergence`. The ID fields are those
+    of :class:`ActivationID` (``id_note`` its ``note``), measured on ``n_id`` fresh inputs
+    (nan when ``n_id=0``).
+    ``seed`` is the student's run (its initialisation, :func:`student_seed`); ``seconds``
+    and ``cpu_seconds`` are the wall and CPU time of the whole call that trained it with
+    the other students of its stream.
     """
 
     width: int
@@ -114,44 +248,29 @@ class StudentResult:
     teacher_entropy: float
     id_twonn: float
     id_mle: float
-    id_distinct: int
+    id_points: int
+    id_duplicates_dropped: int
+    id_note: str
     loss_name: str
     power: float
     schedule: str
     shortened: bool
     steps: int
     samples: int
+    dtype: str
+    curve_steps: tuple[int, ...]
+    curve_losses: tuple[float, ...]
     seconds: float
     cpu_seconds: float
 
-
-def student_seed(seed: int, width: int, depth: int) -> int:
-    """The initialisation seed of student (width, depth) in trial ``seed``."""
-    return int(np.random.SeedSequence([seed, width, depth]).generate_state(1, np.uint64)[0])
-
-
-def _targets(y, loss_name: str):
-    import torch
-
-    y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.float32))
-    return torch.softmax(y, dim=1) if loss_name == "kl" else y
+    @property
+    def converged(self) -> bool:
+        """Whether the held-out loss passes :func:`convergence`'s rule."""
+        return convergence(self.curve_steps, self.curve_losses)[0]
 
 
-def _train_loss(output, target, loss_name: str, power: float):
-    import torch
-
-    if loss_name == "kl":  # cross-entropy on soft labels: same gradient as the KL divergence
-        return -(target * torch.log_softmax(output, dim=1)).sum(dim=1).mean()
-    return (output - target).abs().pow(power).sum(dim=1).mean()
-
-
-def _evaluate(model, x, y_teacher: np.ndarray, loss_name: str, power: float):
-    """Held-out (loss, cross-entropy, teacher entropy) in float64."""
-    import torch
-
-    with torch.no_grad():
-        out = model(torch.from_numpy(x)).double().numpy()
-    y = y_teacher.astype(np.float64)
+def _held_out_loss(out: np.ndarray, y: np.ndarray, loss_name: str, power: float):
+    """Held-out (loss, cross-entropy, teacher entropy) in float64 from outputs and teacher."""
     if loss_name != "kl":
         return float(np.mean(np.sum(np.abs(out - y) ** power, axis=1))), np.nan, np.nan
     log_p = y - np.logaddexp.reduce(y, axis=1, keepdims=True)
@@ -176,84 +295,83 @@ def final_hidden_activations(model, x: np.ndarray) -> np.ndarray:
     """
     import torch
 
+    dtype = next(model.parameters()).dtype
     with torch.no_grad():
-        return model[:-1](torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy()
+        return model[:-1](torch.from_numpy(np.asarray(x)).to(dtype)).float().numpy()
 
 
-def activation_dimension(H: np.ndarray) -> tuple[float, float, int]:
-    """(TwoNN, MLE k=20, number of distinct rows) of final-layer activations ``H``.
-
-    Dead-ReLU rows can coincide exactly; idest keeps one copy of each distinct point
-    and warns (its documented policy), and the count of distinct rows is recorded here
-    instead of the warning.
-    """
-    from idest import mle, twonn
-
-    distinct = int(np.unique(H, axis=0).shape[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        d_twonn = twonn(H, discard_fraction=0.1, progress=False).dimension
-        d_mle = mle(H, k=20, progress=False).dimension
-    return float(d_twonn), float(d_mle), distinct
-
-
-@contextlib.contextmanager
-def limited_threads(n_jobs: int) -> Iterator[None]:
-    """Run with ``n_jobs`` torch intra-op and BLAS threads, restoring them afterwards.
-
-    Small students train fastest on one thread; on a busy machine more threads spin and
-    can make training many times slower.
-    """
-    import torch
-    from threadpoolctl import threadpool_limits
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n_jobs)
-    try:
-        with threadpool_limits(n_jobs):
-            yield
-    finally:
-        torch.set_num_threads(previous)
+def _specs(students, seed: int, caller: str) -> list[StudentSpec]:
+    specs = []
+    for student in students:
+        if len(student) not in (2, 3):
+            raise ValueError(f"{caller}: each student must be (width, depth) or (width, depth, "
+                             f"run); got {student!r}.")
+        width = check_int(student[0], "width", caller, 1)
+        depth = check_int(student[1], "depth", caller, 1)
+        run = check_int(student[2], "run", caller, 0) if len(student) == 3 else seed
+        specs.append(StudentSpec(width, depth, run))
+    if len(set(specs)) != len(specs):
+        raise ValueError(f"{caller}: students must be distinct; got {list(students)!r}. Give "
+                         f"repeated shapes different runs, (width, depth, run).")
+    return specs
 
 
 def train_students(
     teacher,
-    students: Sequence[tuple[int, int]],
+    students: Sequence[tuple[int, ...]],
     *,
     seed: int = 0,
     schedule: str | Schedule = "smoke",
     loss: str = "kl",
     power: float = 2.0,
     bias_std: float = BIAS_STD,
+    dtype: str = "float64",
+    engine: str = "batched",
+    padding: str = "none",
     n_eval: int = 10_000,
     n_id: int = 12_000,
+    n_curve: int = 24,
     n_jobs: int = 1,
     progress: bool | None = None,
 ) -> list[StudentResult]:
-    """Train students of shapes ``(width, depth)`` in lockstep on one online stream.
+    """Train many students on one online stream: the teacher labels each batch once.
 
     Every step draws a fresh batch from the stream seeded by ``seed``, computes the
-    teacher's targets once, and takes one Adam step (default betas, Table 1 learning
-    rate) for each student. Student (width, depth) is initialised with
-    :func:`student_seed` (seed, width, depth), so its result does not depend on which
-    other students share the stream. Then every student is evaluated on ``n_eval``
-    fresh held-out inputs and its final hidden layer's ID is measured on ``n_id`` more.
+    teacher's targets once (float32), and takes one Adam step (default betas, Table 1
+    learning rate) for every student, all students at once (``engine="batched"``). Student
+    (width, depth, run) is initialised with :func:`student_seed` (run, width, depth), so its
+    result does not depend on which other students share the stream. The held-out loss on
+    ``n_eval`` fresh inputs (teacher in float64) is recorded at :func:`curve_steps`; at the
+    end the final hidden layer's ID is measured on ``n_id`` more (:func:`activation_dimension`).
 
     Parameters
     ----------
     teacher : RandomTeacher, ProductTeacher or LatentGaussianTeacher
         Anything with ``sample_inputs``, ``outputs``, ``n_inputs``, ``n_outputs``.
-    students : sequence of (width, depth)
+    students : sequence of (width, depth) or (width, depth, run)
+        A pair means run = ``seed``. The authors' design trains every width and run of one
+        k on one stream: pass (width, depth, run) triples.
     seed : int, default=0
-        Seed of the data stream (training, held-out and ID inputs) and of the students.
+        Seed of the data stream (training, held-out and ID inputs).
     schedule : str or Schedule, default="smoke"
         A name from :data:`SCHEDULES` (Table 1 or a shortened CPU version) or a Schedule.
     loss : {"kl", "mse", "power"}, default="kl"
         KL on soft labels (needs a two-logit teacher), squared error, or |Δ|^``power``.
+    dtype : {"float32", "float64"}, default="float64"
+        The students' arithmetic (the authors' float64). float32 is about 1.5x faster but
+        moved final held-out losses by up to 22 % (median 0.7 %) against float64 on the
+        same stream and initialisation (benchmarks/results/training_precision.json).
+    engine : {"batched", "lockstep"}, default="batched"
+        All students as stacked tensors, or one module and optimizer each (the reference;
+        the same numbers up to round-off, slower).
+    padding : {"none", "all"}, default="none"
+        Batched groups: one per (width, depth), or one per depth padded to the widest.
     n_id : int, default=12000
         Inputs used for the ID; 0 skips the ID (reported as nan).
+    n_curve : int, default=24
+        About how many log-spaced steps record the held-out loss.
     n_jobs : int, default=1
-        torch and BLAS threads while training (see :func:`limited_threads`).
+        torch and BLAS threads while training (:func:`idest.utils.limit_threads`).
 
     Returns
     -------
@@ -263,10 +381,10 @@ def train_students(
     --------
     >>> from scaling.teacher_student import random_teacher
     >>> from scaling.teacher_student import train_students
-    >>> res = train_students(random_teacher(2), [(22, 2)], schedule="smoke", n_eval=500,
-    ...                      n_id=0, progress=False)
-    >>> res[0].n_params, res[0].loss < 0.05
-    (1014, True)
+    >>> res = train_students(random_teacher(2), [(22, 2, 0), (22, 2, 1)], schedule="smoke",
+    ...                      n_eval=500, n_id=0, progress=False)
+    >>> [r.n_params for r in res], all(r.loss < 0.05 for r in res)
+    ([1014, 1014], True)
     """
     caller = "train_students"
     check_choice(loss, "loss", caller, LOSSES)
@@ -276,60 +394,72 @@ def train_students(
                       "Use loss='mse' or a teacher built with loss='kl'.")
     if not students:
         raise invalid(caller, "students", "at least one (width, depth)", "none")
+    check_choice(dtype, "dtype", caller, DTYPES)
+    check_choice(engine, "engine", caller, ENGINES)
+    check_choice(padding, "padding", caller, PADDINGS)
     check_int(n_eval, "n_eval", caller, 1)
     n_id = check_int(n_id, "n_id", caller, 0)
+    n_curve = check_int(n_curve, "n_curve", caller, 2)
+    specs = _specs(students, seed, caller)
     sched = get_schedule(schedule)
-    with limited_threads(check_int(n_jobs, "n_jobs", caller, 1)):
-        return _train_in_lockstep(teacher, students, seed, sched, loss, power, bias_std,
-                                  n_eval, n_id, progress)
-
-
-def _train_in_lockstep(teacher, students, seed, sched, loss, power, bias_std, n_eval, n_id,
-                       progress) -> list[StudentResult]:
-    import torch
-
     p = 2.0 if loss == "mse" else float(power)
-    models = [make_student(teacher.n_inputs, w, d, teacher.n_outputs, bias_std=bias_std,
-                           random_state=student_seed(seed, w, d)) for w, d in students]
-    optimizers = [torch.optim.Adam(m.parameters(), lr=sched.phases[0].lr) for m in models]
+    importlib.import_module("torch")  # before the limit: limit_threads limits loaded pools
+    with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
+        return _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, padding,
+                      n_eval, n_id, n_curve, progress)
+
+
+def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, padding, n_eval,
+           n_id, n_curve, progress) -> list[StudentResult]:
+    options = {"loss_name": loss, "power": p, "bias_std": bias_std, "dtype": dtype}
+    if engine == "batched":
+        trainer = BatchedEngine(specs, teacher.n_inputs, teacher.n_outputs, padding=padding,
+                                **options)
+    else:
+        trainer = LockstepEngine(specs, teacher.n_inputs, teacher.n_outputs, **options)
     train_rng, eval_rng, id_rng = (np.random.default_rng([seed, s]) for s in range(3))
+    x_eval = teacher.sample_inputs(n_eval, eval_rng)
+    y_eval = teacher.outputs(x_eval, np.float64)
+    record = curve_steps(sched.steps, n_curve)
+    curves: list[list[tuple[float, float, float]]] = [[] for _ in specs]
+
+    def evaluate() -> None:
+        for curve, out in zip(curves, trainer.outputs(x_eval), strict=True):
+            curve.append(_held_out_loss(out, y_eval, loss, p))
 
     start, start_cpu = time.perf_counter(), time.process_time()
+    step = 0
     with progress_bar(progress, total=sched.steps, desc=f"train seed={seed}",
                       unit="step", work=sched.samples * 1e6) as bar:
+        evaluate()  # step 0
         for phase in sched.phases:
-            for opt in optimizers:
-                for group in opt.param_groups:
-                    group["lr"] = phase.lr
             for _ in range(phase.steps):
                 x = teacher.sample_inputs(phase.batch_size, train_rng)
-                target = _targets(teacher.outputs(x), loss)
-                xt = torch.from_numpy(x)
-                for model, opt in zip(models, optimizers, strict=True):
-                    opt.zero_grad(set_to_none=True)
-                    _train_loss(model(xt), target, loss, p).backward()
-                    opt.step()
+                y = teacher.outputs(x)
+                if loss == "kl":
+                    y = np.exp(y - np.logaddexp.reduce(y, axis=1, keepdims=True))
+                trainer.step(x, y, phase.lr)
+                step += 1
+                if step in record:
+                    evaluate()
                 if bar is not None:
                     bar.update(1)
-
-    x_eval = teacher.sample_inputs(n_eval, eval_rng)
-    y_eval = teacher.outputs(x_eval)
-    x_id = teacher.sample_inputs(n_id, id_rng) if n_id else None
-    measured = []
-    for model in models:
-        model.eval()
-        measured.append((*_evaluate(model, x_eval, y_eval, loss, p),
-                         *(activation_dimension(final_hidden_activations(model, x_id))
-                           if n_id else (np.nan, np.nan, 0))))
+    ids = ([activation_dimension(h) for h in trainer.hidden(teacher.sample_inputs(n_id, id_rng))]
+           if n_id else [ActivationID(np.nan, np.nan, 0, 0, "not measured (n_id=0)")] * len(specs))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
     results = []
-    for (width, depth), (value, ce, entropy, twonn, mle, distinct) in zip(students, measured,
-                                                                          strict=True):
+    for spec, curve, found in zip(specs, curves, ids, strict=True):
+        value, ce, entropy = curve[-1]
         results.append(StudentResult(
-            width=width, depth=depth, seed=seed,
-            n_params=parameter_count(teacher.n_inputs, width, depth, teacher.n_outputs),
-            loss=value, cross_entropy=ce, teacher_entropy=entropy, id_twonn=twonn,
-            id_mle=mle, id_distinct=distinct, loss_name=loss, power=p, schedule=sched.name,
-            shortened=sched.shortened, steps=sched.steps, samples=sched.samples,
-            seconds=seconds, cpu_seconds=cpu_seconds))
+            width=spec.width, depth=spec.depth, seed=spec.run,
+            n_params=parameter_count(teacher.n_inputs, spec.width, spec.depth,
+                                     teacher.n_outputs),
+            loss=value, cross_entropy=ce, teacher_entropy=entropy, id_twonn=found.id_twonn,
+            id_mle=found.id_mle, id_points=found.id_points,
+            id_duplicates_dropped=found.id_duplicates_dropped, id_note=found.note,
+            loss_name=loss, power=p,
+            schedule=sched.name, shortened=sched.shortened, steps=sched.steps,
+            samples=sched.samples, dtype=dtype, curve_steps=record,
+            curve_losses=tuple(c[0] for c in curve), seconds=seconds,
+            cpu_seconds=cpu_seconds))
     return results
