@@ -46,6 +46,10 @@ from idest.estimators import DuplicatesWarning, NoPlateauWarning, estimate_all, 
 from idest.neighbors import knn
 from idest.utils import atomic_write, content_hash, progress_bar, read_json, write_json
 
+__all__ = ["COLUMNS", "DEFAULT_N_BOOTSTRAP", "GPT2_PAPER_SITES", "ScanResult", "default_sites",
+           "layer_scan",
+           "plot_gride_scan", "plot_scan", "scan_figure"]
+
 #: Columns of the scan table, in order.
 COLUMNS = ("site", "kind", "layer", "relative_depth", "estimator", "k", "id", "ci_low",
            "ci_high", "n_points", "n_duplicates_dropped", "ambient_dim", "note", "n2_low",

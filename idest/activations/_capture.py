@@ -66,7 +66,14 @@ def _prepare(batch: Any, device: Any) -> tuple[tuple, dict, Any, int]:
 
 def per_site(sites: Sequence[Site], reduce: str | Reduction | Mapping[str, str | Reduction]
               ) -> dict[str, Reduction]:
-    """The Reduction of each site: one for all, or a mapping by name (default "last")."""
+    """The Reduction of each site: one for all, or a mapping by name (default "last").
+
+    Examples
+    --------
+    >>> from idest.activations import Site
+    >>> sites = [Site("a", "a", False, "Linear", 0, 1), Site("b", "b", False, "Linear", 1, 1)]
+    >>> {name: r.kind for name, r in per_site(sites, {"a": "mean"}).items()}
+    {'a': 'mean', 'b': 'last'}"""
     if not isinstance(reduce, Mapping):
         return dict.fromkeys((s.name for s in sites), Reduction.parse(reduce))
     unknown = set(reduce) - {s.name for s in sites}

@@ -118,7 +118,12 @@ class Neighbors:
 
 
 def default_n_jobs() -> int:
-    """Number of cores this process may use."""
+    """Number of cores this process may use.
+
+    Examples
+    --------
+    >>> default_n_jobs() >= 1
+    True"""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -166,6 +171,7 @@ def knn(
     n_jobs: int | None = None,
     progress: bool | None = None,
     device: Any = None,
+    client: Any | None = None,
 ) -> Neighbors:
     """Exact k nearest neighbours of every row of ``X``.
 
@@ -195,6 +201,10 @@ def knn(
     device : str or torch.device, optional
         Where ``backend="torch"`` searches (default: the tensor's device, else
         CUDA when available, else the CPU). Other backends refuse it.
+    client : distributed.Client, optional
+        Shard the search over this Dask cluster (the same answer, bit for bit;
+        X and reference may also be ``.npy`` paths or dask arrays): see
+        :func:`idest.neighbors.sharded_knn`. Needs ``pip install 'idest[dask]'``.
 
     Returns
     -------
@@ -208,7 +218,11 @@ def knn(
     search computed from direct differences (not from the expansion
     ``|x|^2 - 2x.y + |y|^2``), so they are never negative or nan, and exact
     duplicates give exactly 0.0. Neighbours are those of that exhaustive
-    search, with equal distances ordered by the lower index.
+    search, ordered by exact float64 squared distance and, where those are
+    equal, by the lower index. The reported distance is the square root of
+    that squared distance: two squared distances one ulp apart can round to
+    the same reported distance, and then keep their squared-distance order
+    (every backend, the Dask one included, gives the same order).
 
     Examples
     --------
@@ -218,6 +232,10 @@ def knn(
     >>> bool((nn.distances[:, 1:] >= nn.distances[:, :-1]).all())
     True
     """
+    if client is not None:  # idest/neighbors/_distributed.py
+        from idest.neighbors._distributed import knn_on_client
+
+        return knn_on_client(X, k, client, reference, backend, n_jobs)
     if backend == "torch" or (backend == "auto" and any(map(is_device_tensor, (X, reference)))):
         from idest.neighbors._torch import knn_numpy
 

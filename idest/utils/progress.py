@@ -18,6 +18,12 @@ def progress_bar(
 ) -> Iterator[tqdm | None]:
     """A tqdm bar, or None when silenced.
 
+    Examples
+    --------
+    >>> with progress_bar(False, total=10, desc="search") as bar:
+    ...     bar is None
+    True
+
     ``progress=True`` always shows it, ``False`` never; ``None`` shows it when
     ``work`` exceeds :data:`AUTO_THRESHOLD_FLOPS` and stderr is a terminal.
     """

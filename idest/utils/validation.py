@@ -102,6 +102,13 @@ def check_array(
     ValueError
         Wrong number of dimensions, empty input, non-numeric dtype, too few
         rows, or a non-finite value (the message names the first bad row).
+
+    Examples
+    --------
+    >>> check_array([[1, 2], [3, 4]]).dtype
+    dtype('float64')
+    >>> check_array(np.ones((3, 2), dtype=np.float32)).dtype
+    dtype('float32')
     """
     if hasattr(X, "tocsr") or type(X).__module__.startswith("scipy.sparse"):
         raise invalid(caller, name, "a dense array", "a sparse matrix",
@@ -163,6 +170,13 @@ def check_finite(arr: np.ndarray, *, name: str = "X", caller: str = "idest") -> 
 
     Works in chunks of rows so that a memmap larger than memory is never loaded
     at once.
+
+    Examples
+    --------
+    >>> check_finite(np.array([[0.0, 1.0], [np.nan, 2.0]]), caller="twonn")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: twonn: X must be finite; got NaN (nan), first in row 1. Remove or ...
     """
     for start, chunk in row_blocks(arr):
         ok = np.isfinite(chunk).all(axis=1)

@@ -471,9 +471,14 @@ def write_report(
 
     Examples
     --------
+    The committed CPU reproduction, run from the repository root:
+
+    >>> import tempfile
     >>> from scaling.teacher_student import write_report
-    >>> write_report("reports/teacher_student/results.csv", "/tmp/ts")  # doctest: +SKIP
-    PosixPath('/tmp/ts/README.md')
+    >>> path = write_report("reports/teacher_student/results.csv", tempfile.mkdtemp(),
+    ...                     n_bootstrap=50)
+    >>> path.name
+    'README.md'
     """
     from scaling.teacher_student._sweep import read_results
 

@@ -60,7 +60,13 @@ def format_curve(steps: Sequence[int], losses: Sequence[float]) -> str:
 
 
 def parse_curve(cell: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """(steps, losses) of a :func:`format_curve` cell."""
+    """(steps, losses) of a :func:`format_curve` cell.
+
+    Examples
+    --------
+    >>> parse_curve("10:0.5 100:0.25")
+    ((10, 100), (0.5, 0.25))
+    """
     pairs = [item.split(":") for item in cell.split()]
     return tuple(int(s) for s, _ in pairs), tuple(float(v) for _, v in pairs)
 

@@ -1,0 +1,142 @@
+"""Sharded k-NN on a local Dask cluster against in-process idest.knn (issue 16).
+
+Run (50,000 x 768, k = 10; several minutes on 2 cores)::
+
+    .venv/bin/python benchmarks/bench_distributed.py -o benchmarks/results/distributed.json
+
+``--quick`` divides N by 10. Three runs on the same ``.npy`` file, in one
+session: in-process ``idest.knn`` on every core, then ``sharded_knn`` on a
+``LocalCluster`` of 2 worker processes x 1 thread and of 1 worker x 1 thread
+(the same shards for both). The results must be identical (checked, bit for
+bit). The machine is shared: the load average is recorded before and after
+each run; compare ratios, not absolute times. The peer, before and after:
+the throughput of two one-thread SGEMM processes over one (2.0 on two free
+cores); the 2-over-1-worker ratio cannot exceed what the machine gives it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from conftest import make_data, scaled
+from distributed import Client, LocalCluster
+from threadpoolctl import threadpool_info
+
+import idest
+from idest.neighbors import default_n_jobs, sharded_knn
+from idest.neighbors._distributed import default_shard_rows
+
+
+def load() -> float:
+    return os.getloadavg()[0]
+
+
+def timed(run) -> tuple[float, object, float, float]:
+    before = load()
+    start = time.perf_counter()
+    out = run()
+    return time.perf_counter() - start, out, before, load()
+
+
+def sgemm_seconds(repeats: int = 20) -> float:
+    """Seconds for ``repeats`` single-threaded 2048 x 768 x 2048 SGEMMs."""
+    from threadpoolctl import threadpool_limits
+
+    a = np.random.default_rng(0).normal(size=(2048, 768)).astype(np.float32)
+    with threadpool_limits(limits=1):
+        a @ a.T
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ a.T
+        return time.perf_counter() - start
+
+
+def two_process_speedup() -> float:
+    """The peer: throughput of two one-thread SGEMM processes over one (2.0 on 2 free cores)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2) as pool:
+        one = pool.submit(sgemm_seconds).result()
+        both = [pool.submit(sgemm_seconds) for _ in range(2)]
+        return 2 * one / max(f.result() for f in both)
+
+
+def on_cluster(path: str, k: int, n_workers: int, shard_rows: int, repeats: int):
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        sharded_knn(path, k, client=client, shard_rows=shard_rows // 8)  # warm the workers
+        runs = [timed(lambda: sharded_knn(path, k, client=client, shard_rows=shard_rows))
+                for _ in range(repeats)]
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N / 10")
+    parser.add_argument("-k", "--k", type=int, default=10)
+    parser.add_argument("--dim", type=int, default=768)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--shard-rows", type=int, default=None,
+                        help="rows per shard (default: the default for 2 one-thread workers)")
+    parser.add_argument("-o", "--out", default=None, help="JSON file for the results")
+    args = parser.parse_args()
+    n = scaled(50_000, args.quick)
+    shard_rows = args.shard_rows or default_shard_rows(n, 2)
+    X = make_data(n, args.dim)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "x.npy")
+        np.save(path, X)
+        idest.knn(X[:2000], args.k, progress=False)  # load the core
+        peer_before = two_process_speedup()
+        inproc = [timed(lambda: idest.knn(X, args.k, progress=False))
+                  for _ in range(args.repeats)]
+        two = on_cluster(path, args.k, 2, shard_rows, args.repeats)
+        one = on_cluster(path, args.k, 1, shard_rows, args.repeats)
+        peer_after = two_process_speedup()
+    ref = inproc[0][1]
+    identical = all(
+        np.array_equal(r[1].indices, ref.indices)
+        and np.array_equal(r[1].distances.view(np.int64), ref.distances.view(np.int64))
+        for r in inproc + two + one)
+    med = {name: float(np.median([r[0] for r in runs]))
+           for name, runs in (("in_process", inproc), ("workers_2x1", two), ("workers_1x1", one))}
+    report = {
+        "n": n, "dim": args.dim, "k": args.k, "shard_rows": shard_rows,
+        "in_process_threads": default_n_jobs(), "repeats": args.repeats,
+        "seconds_median": med,
+        "speedup_2_workers_over_1": med["workers_1x1"] / med["workers_2x1"],
+        "2_workers_over_in_process": med["workers_2x1"] / med["in_process"],
+        "identical": identical,
+        "peer_two_process_sgemm_speedup_before_after": [round(peer_before, 2),
+                                                         round(peer_after, 2)],
+        "load_average_before_after": {
+            name: [[round(r[2], 2), round(r[3], 2)] for r in runs]
+            for name, runs in (("in_process", inproc), ("workers_2x1", two),
+                               ("workers_1x1", one))},
+        "fallback_rows": {"in_process": ref.n_fallback_rows,
+                          "workers_2x1": two[0][1].n_fallback_rows},
+        "cpu": subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True,
+                              text=True).stdout.strip(),
+        "blas": [{key: lib.get(key) for key in ("internal_api", "version", "architecture",
+                                                "num_threads")} for lib in threadpool_info()],
+        "python": sys.version.split()[0], "platform": platform.platform(),
+    }
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.out:
+        with open(args.out, "w") as fh:
+            fh.write(text + "\n")
+    if not identical:
+        raise SystemExit("bench_distributed: the sharded result differs from idest.knn")
+
+
+if __name__ == "__main__":
+    main()
