@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+import idest.estimators as estimators
 from idest.activations import (
     LAYOUTS,
     Reduction,
@@ -43,7 +44,7 @@ from idest.activations import (
 )
 from idest.estimators import DuplicatesWarning, NoPlateauWarning, estimate_all, gride
 from idest.neighbors import knn
-from idest.utils import progress_bar, read_json, write_json
+from idest.utils import atomic_write, content_hash, progress_bar, read_json, write_json
 
 __all__ = ["COLUMNS", "DEFAULT_N_BOOTSTRAP", "GPT2_PAPER_SITES", "ScanResult", "default_sites",
            "layer_scan",
@@ -169,6 +170,38 @@ def _row(row: dict) -> dict:
     return {column: row[column] for column in COLUMNS}
 
 
+def _check_settings(ks: Sequence[int], mle_k: int, n_bootstrap: int,
+                    random_state: int | None) -> None:
+    """Refuse bad estimator settings before the (long) capture: a dry run of
+    :func:`idest.estimate_all` on a few random points raises what the real run would."""
+    ints = [k for k in (*ks, mle_k) if isinstance(k, int | np.integer)]
+    n_points = min(max(ints, default=2) + 3, 10_000)
+    light = 2 if isinstance(n_bootstrap, int | np.integer) and n_bootstrap > 2 else n_bootstrap
+    if isinstance(random_state, np.random.Generator):  # valid; do not draw from the caller's
+        random_state = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        estimators.estimate_all(np.random.default_rng(0).normal(size=(n_points, 3)), ks=ks,
+                                mle_k=mle_k, n_bootstrap=light, random_state=random_state,
+                                progress=False)
+
+
+def _what_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Names of the parts of a result's key that differ (for the one-line notice)."""
+    names = {"model": "model", "inputs": "inputs", "module": "site", "input": "site",
+             "reduce": "reduction"}
+    parts = []
+    for key in dict.fromkeys((*old, *new)):
+        if old.get(key) == new.get(key):
+            continue
+        if key == "model" and isinstance(old.get(key), dict):
+            parts += ["model weights" if k == "weights" else "model"
+                      for k in new[key] if old[key].get(k) != new[key].get(k)]
+        else:
+            parts.append(names.get(key, "estimator settings"))
+    return list(dict.fromkeys(parts))
+
+
 def layer_scan(
     model: Any,
     batches: Iterable[Any],
@@ -214,9 +247,13 @@ def layer_scan(
         interval and n2 range (``id`` None and the note "no plateau" when
         there is none), and the figure ``scan_gride.png``.
     inputs_id : JSON-serialisable, optional
-        Anything that identifies the inputs (model name, text, sequence
-        length...). Stored results are reused only when it, the model's class
-        and size, the reductions and the estimator settings all match.
+        Something that identifies the inputs' content (e.g. a hash of the token
+        ids: :func:`idest.utils.content_hash`). By default the batches are
+        hashed (a one-shot iterator is first read into a list). Stored results
+        are reused only when it, the model's weights (a SHA-256 over every
+        tensor of its ``state_dict``), the sites, the reductions and the
+        estimator settings all match; otherwise the affected sites are
+        recomputed and a one-line warning says what changed.
     title : str, optional
         Title of the figure.
     progress : bool or None, default=None
@@ -244,12 +281,18 @@ def layer_scan(
     [3, 3]
     """
     out = Path(out_dir)
-    (out / "activations").mkdir(parents=True, exist_ok=True)
-    (out / "results").mkdir(exist_ok=True)
     resolved = resolve_sites(model, sites)
     reductions = per_site(resolved, reduce)
+    _check_settings(ks, mle_k, n_bootstrap, random_state)
+    (out / "activations").mkdir(parents=True, exist_ok=True)
+    (out / "results").mkdir(exist_ok=True)
+    if inputs_id is None:  # the batches themselves identify the inputs
+        if iter(batches) is batches:  # a one-shot iterator: kept to be hashed and captured
+            batches = list(batches)
+        inputs_id = {"batches": content_hash(batches)}
     model_id = {"class": type(model).__name__,
-                "n_parameters": sum(p.numel() for p in model.parameters())}
+                "n_parameters": sum(p.numel() for p in model.parameters()),
+                "weights": content_hash(model)}
     capture_keys = {s.name: json.loads(json.dumps(
         {"model": model_id, "inputs": inputs_id, "module": s.module, "input": s.capture_input,
          "reduce": repr(reductions[s.name])}, default=str)) for s in resolved}
@@ -261,14 +304,22 @@ def layer_scan(
         estimate_key["gride_range_max"] = int(gride_range_max)
 
     rows: dict[str, list[dict]] = {}
+    changed: dict[str, None] = {}
     curves: dict[str, dict] = {}
     for s in resolved:
         stored = read_json(out / "results" / f"{s.name}.json")
-        if stored and stored.get("key") == {**capture_keys[s.name], **estimate_key}:
+        key = {**capture_keys[s.name], **estimate_key}
+        if stored and stored.get("key") == key:
             rows[s.name] = stored["rows"]
             if stored.get("gride"):
                 curves[s.name] = stored["gride"]
+        elif stored and isinstance(stored.get("key"), dict):
+            changed.update(dict.fromkeys(_what_changed(stored["key"], key)))
     n_reused = len(rows)
+    if changed:
+        warnings.warn(f"layer_scan: {len(resolved) - n_reused} site(s) of {out} recomputed: "
+                      f"the {', '.join(changed)} changed since they were stored.",
+                      UserWarning, stacklevel=2)
     todo = [s for s in resolved if s.name not in rows]
 
     arrays = {}
@@ -307,7 +358,7 @@ def layer_scan(
 
     table = [row for s in resolved for row in rows.get(s.name, [])]
     paths = out / "scan.csv", out / "scan.json", out / "scan.png"
-    with open(paths[0], "w", newline="") as fh:
+    with atomic_write(paths[0]) as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(table)

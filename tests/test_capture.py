@@ -183,8 +183,12 @@ def test_cnn_reductions_and_low_precision_upcast():
 
 
 def test_missing_site_lists_available_names_and_hooks_are_removed(gpt2, tokens):
-    with pytest.raises(KeyError, match="available sites: embed, blocks.0.hook_resid_pre"):
+    with pytest.raises(KeyError, match=r"matches nothing in GPT2\w*; did you mean "
+                                       r"'blocks\.\d\.hook_attn_out'.*idest.list_sites"):
         resolve_sites(gpt2, "blocks.9.hook_attn_out")
+    with pytest.raises(KeyError, match=r"'zzz' matches nothing.* sites exist, e\.g\. embed, "
+                                       r"blocks\.0\.hook_resid_pre"):
+        resolve_sites(gpt2, "zzz")
 
     def boom(site, tensor):
         raise RuntimeError("interrupted")

@@ -172,14 +172,21 @@ def test_width_sweep_resumes_and_measures_the_hidden_layer_id(digits, tmp_path):
                             id_samples=300, n_jobs=1, progress=False)
     assert len(first) == 1 and 1.0 < first[0]["id_twonn"] < 32
     assert first[0]["id_points"] > 100
-    rows = cnn.width_sweep("mnist", [2, 3], train, test, seeds=[0], epochs=1, results=table,
-                           measure_id=False, n_jobs=1, progress=False)
+    rows = cnn.width_sweep("mnist", [2, 3], train, test, seeds=[0], epochs=2, results=table,
+                           id_samples=300, n_jobs=1, progress=False)
     with open(table, newline="") as handle:
         assert len(list(csv.DictReader(handle))) == 2  # width 2 was not trained again
     assert [r["n"] for r in rows] == [2, 3]
     assert rows[0] == first[0]
-    assert rows[1]["n_params"] == cnn.mnist_n_params(3) and rows[1]["id_twonn"] == ""
+    assert rows[1]["n_params"] == cnn.mnist_n_params(3) and 1.0 < rows[1]["id_twonn"] < 32
     assert rows[1]["loss"] < np.log(10)
+    # Other settings are other runs: nothing stored under the old ones is reused.
+    with pytest.warns(UserWarning, match="2 mnist run.* made with other settings"):
+        other = cnn.width_sweep("mnist", [2], train, test, seeds=[0], epochs=1, results=table,
+                                measure_id=False, n_jobs=1, progress=False)
+    assert other[0]["id_twonn"] == "" and other[0]["config"] != first[0]["config"]
+    with open(table, newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 3
 
 
 def test_bad_input_raises_value_error(digits):

@@ -90,7 +90,8 @@ def test_interrupted_scan_resumes_and_gives_the_same_table(gpt2, sequences, tmp_
     assert resumed.rows == reference.rows
     assert resumed.csv.read_text() == reference.csv.read_text()
 
-    again = scan(gpt2, sequences, tmp_path / "run", ks=(2, 3))  # new estimator settings
+    with pytest.warns(UserWarning, match="6 site.* recomputed: the estimator settings changed"):
+        again = scan(gpt2, sequences, tmp_path / "run", ks=(2, 3))  # new estimator settings
     assert counter.calls == 4 + 6 and again.n_sites_reused == 0 and forwards == []
     assert len(again.rows) == 6 * 3
 

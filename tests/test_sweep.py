@@ -6,6 +6,8 @@ import subprocess
 
 import pytest
 
+from idest.utils import StoreWarning
+
 pytest.importorskip("torch", reason="the sweep trains torch students")
 
 from scaling.teacher_student._report import (  # noqa: E402
@@ -72,9 +74,10 @@ def test_interrupted_sweep_resumes_without_redoing_finished_runs(serial, tmp_pat
 def test_a_last_line_cut_by_a_crash_is_dropped_and_its_run_retrained(serial, tmp_path):
     cut = tmp_path / "cut.csv"
     cut.write_bytes(serial.path.read_bytes()[:-40])
-    with pytest.warns(RuntimeWarning, match="incomplete"):
+    with pytest.warns(StoreWarning, match="cut short"):
         assert len(read_results(cut)) == len(serial.rows) - 1
-    with pytest.warns(RuntimeWarning, match="incomplete"):
+    cut.write_bytes(serial.path.read_bytes()[:-40])
+    with pytest.warns(StoreWarning, match="cut short"):
         resumed = run_sweep(CONFIG, cut, n_jobs=1, progress=False)
     assert resumed.trained == (run_key(serial.rows[-1]),)
     assert _table(resumed.rows) == _table(serial.rows)

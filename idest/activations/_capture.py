@@ -32,7 +32,7 @@ from idest.activations._hooks import hooks
 from idest.activations._reductions import Reduction
 from idest.activations._sites import Site, SiteSpec, _check_module, resolve_sites
 from idest.activations._storage import _Checkpoint, _Sink
-from idest.utils import check_int, invalid, progress_bar
+from idest.utils import check_int, content_hash, invalid, progress_bar
 
 
 def _to_device(value: Any, device: Any) -> Any:
@@ -55,7 +55,12 @@ def _prepare(batch: Any, device: Any) -> tuple[tuple, dict, Any, int]:
             raise ValueError("A batch mapping must hold at least one tensor (e.g. input_ids); "
                              f"got keys {sorted(kwargs)}.")
         return (), kwargs, kwargs.get("attention_mask"), int(sized[0].shape[0])
-    x = _to_device(batch[0] if isinstance(batch, (tuple, list)) else batch, device)
+    x = _to_device(batch[0] if isinstance(batch, (tuple, list)) and batch else batch, device)
+    if not hasattr(x, "shape") or len(x.shape) == 0:
+        raise TypeError(f"capture: a batch must be a tensor, a (inputs, ...) tuple or list, or a "
+                        f"mapping of keyword tensors; got {type(batch).__name__} holding "
+                        f"{type(x).__name__}. Pass batches of tensors with a leading batch "
+                        "dimension.")
     return (x,), {}, None, int(x.shape[0])
 
 
@@ -119,8 +124,9 @@ def capture(
         With ``out_dir``: make the capture resumable. Every ``chunk_rows``
         rows the files are flushed and the number of batches done is saved
         in ``out_dir/capture-state.json`` with this key; a later call with
-        the same key, sites and reductions skips those batches (they must
-        come in the same order) and appends to the files.
+        the same key, sites, reductions and model weights (a SHA-256 of its
+        ``state_dict``) skips those batches (they must come in the same order)
+        and appends to the files; anything else starts over.
     progress : bool or None, default=None
         A progress bar over batches (None: on a terminal only).
     keep_on_device : bool, default=False
@@ -169,7 +175,9 @@ def capture(
 
     sinks = {s.name: _Sink(out / f"{s.name}.npy" if out else None, chunk_rows, expected_rows,
                            keep_on_device) for s in resolved}
-    checkpoint = (_Checkpoint(out / "capture-state.json", resume_key, reductions, sinks)
+    checkpoint = (_Checkpoint(out / "capture-state.json",
+                              {"id": resume_key, "weights": content_hash(model)}, reductions,
+                              sinks)
                   if out is not None and resume_key is not None else None)
     skip = checkpoint.restore(first_size) if checkpoint else 0
     mask: list[Any] = [None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -222,8 +223,11 @@ def resolve_sites(model: Any, sites: SiteSpec) -> list[Site]:
         else:
             names = [spec] if spec in available else []
         if not names:
-            raise KeyError(f"Site {spec!r} matches nothing in {type(model).__name__}; "
-                           f"available sites: {', '.join(available)}")
+            close = difflib.get_close_matches(str(spec), list(available), n=3, cutoff=0.6)
+            hint = (f"did you mean {', '.join(map(repr, close))}? " if close else
+                    f"{len(available)} sites exist, e.g. {', '.join(list(available)[:4])}; ")
+            raise KeyError(f"Site {spec!r} matches nothing in {type(model).__name__}; {hint}"
+                           "list them with idest.list_sites(model) (idest scan --list-sites).")
         chosen.update((n, available[n]) for n in names if n not in chosen)
     plain = [n for n, s in chosen.items() if s.n_layers == 0 and n not in given]
     for rank, name in enumerate(plain):

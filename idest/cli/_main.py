@@ -60,8 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"idest {args.command}: error: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, KeyError) as exc:  # raised for what the user gave
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"idest {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from idest.cli._options import number, progress
+from idest.utils import atomic_write, content_hash
 
 
 def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
@@ -79,23 +81,34 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sequences(args: argparse.Namespace, tokenizer, out: Path):
-    """The token sequences of this scan, cached in ``out`` so a resumed scan skips tokenising."""
+    """The token sequences of this scan, cached in ``out`` so a resumed scan skips tokenising.
+
+    The cache is keyed by the text's content and the tokenizer's vocabulary (not by
+    their names), so an edited text or another tokenizer is tokenised again.
+    """
     from idest.activations import TokenSequences, read_texts, stdlib_docstrings, token_sequences
 
-    meta = {"model": str(args.model), "text": str(args.text), "seq_len": args.seq_len,
-            "n_sequences": args.n_sequences, "seed": args.seed}
+    documents = read_texts(args.text) if args.text else stdlib_docstrings(progress=progress(args))
+    meta = {"text": content_hash(documents), "tokenizer": content_hash(tokenizer.get_vocab()),
+            "seq_len": args.seq_len, "n_sequences": args.n_sequences, "seed": args.seed}
     cache = out / "sequences.npz"
     if cache.exists():
-        with np.load(cache) as saved:
-            if json.loads(str(saved["meta"])) == meta:
-                return TokenSequences(saved["input_ids"], int(saved["stride"]),
-                                      int(saved["n_corpus_tokens"]))
-    documents = read_texts(args.text) if args.text else stdlib_docstrings(progress=progress(args))
+        try:
+            with open(cache, "rb") as handle, np.load(handle) as saved:
+                if json.loads(str(saved["meta"])) == meta:
+                    return TokenSequences(saved["input_ids"], int(saved["stride"]),
+                                          int(saved["n_corpus_tokens"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            print(f"note      : {cache} is damaged; tokenising again")
+        else:
+            print("note      : the text or the tokenizer changed since the last run in "
+                  f"{out}; tokenising again")
     seqs = token_sequences(documents, tokenizer, args.seq_len, n_sequences=args.n_sequences,
                            random_state=args.seed)
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, input_ids=seqs.input_ids, stride=seqs.stride,
-             n_corpus_tokens=seqs.n_corpus_tokens, meta=json.dumps(meta))
+    with atomic_write(cache, "wb") as handle:  # an interrupted write leaves the old file
+        np.savez(handle, input_ids=seqs.input_ids, stride=seqs.stride,
+                 n_corpus_tokens=seqs.n_corpus_tokens, meta=json.dumps(meta))
     return seqs
 
 
@@ -192,9 +205,7 @@ def run(args: argparse.Namespace) -> int:
                         n_samples=len(seqs), ks=args.ks, mle_k=args.k,
                         n_bootstrap=args.bootstrap, random_state=args.seed,
                         gride_range_max=args.gride,
-                        inputs_id={"model": str(args.model), "text": str(args.text),
-                                   "seq_len": args.seq_len, "n_sequences": len(seqs),
-                                   "seed": args.seed},
+                        inputs_id={"sequences": content_hash(seqs.input_ids)},
                         title=f"{args.model}: {len(seqs)} sequences of {args.seq_len} tokens, "
                         f"{tokens} token vectors",
                         progress=progress(args))

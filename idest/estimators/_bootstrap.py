@@ -11,7 +11,7 @@ import numpy as np
 from idest.estimators._duplicates import PreparedNeighbors
 from idest.estimators._results import NO_INTERVAL, IDResult
 from idest.utils.progress import progress_bar
-from idest.utils.validation import check_confidence, check_int, check_random_state
+from idest.utils.validation import check_confidence, check_int, check_random_state, invalid
 
 #: Bootstrap draws generated at once (rows x points), to bound memory.
 _DRAWS_PER_BATCH = 1 << 22
@@ -39,6 +39,9 @@ def check_bootstrap(caller: str, n_bootstrap: Any, confidence: Any, random_state
     the same int); a Generator or None gives one seed drawn from it.
     """
     n = check_int(n_bootstrap, "n_bootstrap", caller, 0)
+    if n == 1:
+        raise invalid(caller, "n_bootstrap", "0 (no interval) or an int >= 2", "1",
+                      "One resample has no spread: its interval would have zero width.")
     confidence = check_confidence(confidence, "confidence", caller)
     rng = check_random_state(random_state, caller)
     is_int = isinstance(random_state, int | np.integer) and not isinstance(random_state, bool)

@@ -2,13 +2,30 @@
 
 An exact duplicate makes r_1 = 0 and μ = r_k / r_1 infinite. Skipping those
 queries is not enough: the copies left behind in the reference set are exact
-ties (r_1 = r_2, μ = 1) that bias every estimate upward. The policy here
-(``duplicates="drop"``, the default) keeps one copy of each distinct point,
-removes the extra copies from the data, recomputes the neighbours and warns
-with the count; ``duplicates="raise"`` raises instead. Near-duplicates (r_1
-tiny but not 0, as bf16/fp32 activations produce) are merged on request:
-``merge_tolerance=t`` merges points closer than t times the median r_1,
-keeping the lowest-numbered point of each connected group.
+ties (r_1 = r_2, μ = 1) that bias every estimate upward. The same holds for
+points that differ only by rounding: a float32 twin one ulp away gives
+μ ≈ 10^7 and wrecks TwoNN as surely as an exact copy. So duplicates are
+defined *at the input's precision*: two points are duplicates when
+
+    ||x_i - x_j|| <= PRECISION_ULPS * eps * max(||x_i||, ||x_j||),
+
+with eps the machine epsilon of the dtype the data came in (float64 2^-52,
+float32 2^-23, float16 2^-10, a bfloat16 tensor 2^-7; 0 for integers, whose
+duplicates are exact). A difference in every coordinate of one rounding step
+of that dtype is at most eps ||x||, so such points carry no information that
+the precision of the data can resolve. Data that went through float16 or
+bfloat16 but arrive as float32 are judged at float32 resolution (their
+float16 twins, ~2^13 float32 ulps apart, are not caught): pass the
+low-precision array itself, or a ``merge_tolerance``.
+
+The policy (``duplicates="drop"``, the default) keeps one copy of each group
+of duplicates (the lowest-numbered point), removes the others from the data,
+recomputes the neighbours and warns with the counts; ``duplicates="raise"``
+raises instead. Larger near-duplicates are merged on request:
+``merge_tolerance=t`` also merges points closer than t times the median
+distance to the *second* nearest neighbour of the distinct points (not the
+first: when most points have a close twin, r_1 is the twin distance itself and
+a tolerance relative to it would merge almost nothing).
 """
 
 from __future__ import annotations
@@ -40,7 +57,7 @@ class PreparedNeighbors:
     neighbors : Neighbors
         At least ``k`` neighbours per point, r_1 > 0 everywhere.
     n_duplicates_dropped : int
-        Extra copies of exactly repeated points removed.
+        Extra copies removed: exact ones and those closer than the input's precision.
     n_near_duplicates_merged : int
         Points removed by the near-duplicate merge.
     """
@@ -96,9 +113,11 @@ def prepare_neighbors(
     caller : str
         Estimator named in error messages.
     duplicates : {"drop", "raise"}, default="drop"
-        Exact duplicates: keep one copy of each (with a warning), or raise.
+        Duplicates (exact, or closer than the input's precision: module doc):
+        keep one copy of each (with a warning), or raise.
     merge_tolerance : float, optional
-        Also merge points closer than ``merge_tolerance`` times the median r_1.
+        Also merge points closer than ``merge_tolerance`` times the median
+        distance to the second nearest neighbour.
     progress : bool, optional
         Progress bar of the k-NN search.
 
@@ -124,42 +143,113 @@ def prepare_neighbors(
         nn = X_or_neighbors
         check_neighbors(nn, k, caller)
         data = nn.data
+        eps = resolution(data) if data is not None else 0.0
     else:
+        eps = resolution(X_or_neighbors)
         data = check_array(X_or_neighbors, caller=caller)
         if data.shape[0] <= k:
             raise ValueError(f"{caller}: found {data.shape[0]} sample(s) while k={k} needs at "
                              f"least {k + 1}; use more points or a smaller k.")
         nn = knn(data, k, progress=progress)
 
-    n_exact = int(np.count_nonzero(nn.distances[:, 0] == 0))
-    if n_exact and duplicates == "raise":
-        raise ValueError(f"{caller}: {n_exact} point(s) have an exact duplicate (r_1 = 0); "
-                         "remove the copies or pass duplicates='drop'.")
-    nn, data, n_dropped = _merge_until_distinct(nn, data, 0.0, k, caller, progress)
+    if duplicates == "raise":
+        n_exact = int(np.count_nonzero(nn.distances[:, 0] == 0))
+        n_close = int(np.count_nonzero(_precision_pairs(nn, data, eps)[:, 0])) - n_exact
+        if n_exact or n_close:
+            raise ValueError(f"{caller}: {n_exact} point(s) have an exact duplicate (r_1 = 0) and "
+                             f"{n_close} a neighbour closer than the input's precision; remove "
+                             "the copies or pass duplicates='drop'.")
+    nn, data, n_dropped = _merge_until_distinct(nn, data, lambda nn, data: nn.distances <= 0,
+                                                k, caller, progress)
+    nn, data, n_close = _merge_until_distinct(
+        nn, data, lambda nn, data: _precision_pairs(nn, data, eps), k, caller, progress)
     n_merged = 0
     if merge_tolerance is not None:
-        threshold = float(merge_tolerance * np.median(nn.distances[:, 0]))
-        nn, data, n_merged = _merge_until_distinct(nn, data, threshold, k, caller, progress)
-    if n_dropped or n_merged:
+        threshold = float(merge_tolerance * np.median(nn.distances[:, min(1, nn.k - 1)]))
+        nn, data, n_merged = _merge_until_distinct(
+            nn, data, lambda nn, data: nn.distances <= threshold, k, caller, progress)
+    if n_dropped or n_close or n_merged:
+        dtype = _dtype_name(X_or_neighbors)
         warnings.warn(
-            f"{caller}: removed {n_dropped} exact duplicate(s) and merged {n_merged} "
-            f"near-duplicate(s); {nn.n_queries} distinct points remain.",
+            f"{caller}: removed {n_dropped} exact duplicate(s) and {n_close} point(s) closer to "
+            f"another than the {dtype} input can resolve ({PRECISION_ULPS} ulps of their norm)"
+            + (f", and merged {n_merged} near-duplicate(s)" if merge_tolerance is not None
+               else "") + f"; {nn.n_queries} distinct points remain.",
             DuplicatesWarning, stacklevel=3,
         )
-    return PreparedNeighbors(nn, n_dropped, n_merged)
+    return PreparedNeighbors(nn, n_dropped + n_close, n_merged)
+
+
+#: Points closer than this many machine epsilons of their norm are duplicates (module doc).
+PRECISION_ULPS = 4
+
+
+def resolution(X: Any) -> float:
+    """The relative resolution (machine epsilon) of the dtype the data came in; 0 for integers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resolution(np.zeros((2, 2), np.float32)) == 2.0 ** -23, resolution([[1, 2]])
+    (True, 0.0)
+    """
+    dtype = getattr(X, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(X).dtype
+    if hasattr(dtype, "is_floating_point"):  # a torch dtype (bfloat16 included)
+        import torch
+
+        return float(torch.finfo(dtype).eps) if dtype.is_floating_point else 0.0
+    dtype = np.dtype(dtype) if not isinstance(dtype, np.dtype) else dtype
+    return float(np.finfo(dtype).eps) if dtype.kind == "f" else 0.0
+
+
+def _dtype_name(X: Any) -> str:
+    dtype = getattr(X, "dtype", None)
+    if isinstance(X, Neighbors):
+        dtype = getattr(X.data, "dtype", None)
+    return str(dtype).replace("torch.", "") if dtype is not None else "float64"
+
+
+def _precision_pairs(nn: Neighbors, data: np.ndarray | None, eps: float) -> np.ndarray:
+    """Mask of the neighbour entries closer than the input's resolution (see the module doc)."""
+    d = nn.distances
+    if eps == 0 or data is None:
+        return d <= 0
+    # A cheap bound first (||x|| <= sqrt(D) max|x|): almost always nothing is that close.
+    top = max(float(np.max(data)), -float(np.min(data)))
+    candidates = d <= PRECISION_ULPS * eps * np.sqrt(data.shape[1]) * top
+    if not candidates.any():
+        return candidates
+    rows, cols = np.nonzero(candidates)
+    involved = np.unique(np.concatenate([rows, nn.indices[rows, cols]]))
+    norms = np.zeros(data.shape[0])
+    norms[involved] = _norms(np.asarray(data[involved], dtype=np.float64))
+    scale = np.maximum(norms[rows], norms[nn.indices[rows, cols]])
+    mask = np.zeros_like(candidates)
+    mask[rows, cols] = d[rows, cols] <= PRECISION_ULPS * eps * scale
+    return mask
+
+
+def _norms(X: np.ndarray) -> np.ndarray:
+    """Row norms without overflow or underflow (rows scaled by their largest entry)."""
+    top = np.abs(X).max(axis=1)
+    safe = np.where(top > 0, top, 1.0)
+    return top * np.sqrt(np.square(X / safe[:, None]).sum(axis=1))
 
 
 def _merge_until_distinct(
-    nn: Neighbors, data: np.ndarray | None, threshold: float, k: int, caller: str,
+    nn: Neighbors, data: np.ndarray | None, close: Any, k: int, caller: str,
     progress: bool | None,
 ) -> tuple[Neighbors, np.ndarray | None, int]:
-    """Keep one point per group closer than ``threshold`` (<=) and search again, until none is."""
+    """Keep one point per group linked by ``close(nn, data)`` entries and search again,
+    until no entry is close."""
     removed = 0
-    while (nn.distances[:, 0] <= threshold).any():
+    while (mask := close(nn, data)).any():
         if data is None:
-            raise ValueError(f"{caller}: some points have r_1 <= {threshold:g} but the Neighbors "
+            raise ValueError(f"{caller}: some points are duplicates of others but the Neighbors "
                              "carry no data to remove them from; pass the raw data instead.")
-        keep = _group_representatives(nn, threshold)
+        keep = _group_representatives(nn, mask)
         data = data[keep]
         removed += int(keep.size - data.shape[0])
         if data.shape[0] <= k:
@@ -172,10 +262,10 @@ def _merge_until_distinct(
     return nn, data, removed
 
 
-def _group_representatives(nn: Neighbors, threshold: float) -> np.ndarray:
-    """Mask keeping the lowest-numbered point of each group linked by distances <= threshold."""
+def _group_representatives(nn: Neighbors, mask: np.ndarray) -> np.ndarray:
+    """Mask keeping the lowest-numbered point of each group linked by the ``mask`` entries."""
     n = nn.n_queries
-    rows, cols = np.nonzero(nn.distances <= threshold)
+    rows, cols = np.nonzero(mask)
     graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, nn.indices[rows, cols])),
                        shape=(n, n))
     _, labels = connected_components(graph, directed=False)

@@ -111,9 +111,11 @@ def twonn(
         Seed of the bootstrap: an int gives the same resamples on every call;
         a Generator (or None, fresh entropy) gives one seed drawn from it.
     duplicates : {"drop", "raise"}, default="drop"
-        Exact duplicates: keep one copy of each (warning), or raise.
+        Duplicates (exact, or closer than the precision of the input's dtype: 4 machine
+        epsilons of their norm): keep one copy of each (warning), or raise.
     merge_tolerance : float, optional
-        Merge points closer than this fraction of the median r_1.
+        Merge points closer than this fraction of the median distance to the second
+        nearest neighbour (see :func:`idest.twonn`'s notes on duplicates).
     progress : bool, optional
         Progress bars (k-NN search, bootstrap).
 

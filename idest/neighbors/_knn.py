@@ -30,6 +30,7 @@ The result therefore equals an exact float64 search, ties included.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -238,7 +239,9 @@ def knn(
     if backend == "torch" or (backend == "auto" and any(map(is_device_tensor, (X, reference)))):
         from idest.neighbors._torch import knn_numpy
 
-        return knn_numpy(X, k, reference, device, progress)
+        Xs, Rs, unit = power_of_two_scaled(X, reference)
+        nn = knn_numpy(Xs, k, Rs, device, progress)
+        return nn if unit == 1.0 else _scaled_back(nn, unit)
     if device is not None:
         raise invalid("knn", "device", "None unless backend='torch'",
                       f"device={device!r} with backend={backend!r}",
@@ -261,5 +264,54 @@ def knn(
 
     run = {"cpp": _backends.cpp_knn, "numba": _backends.numba_knn,
            "tree": _backends.tree_knn}[name]
-    dist, idx, n_fallback = run(X, None if self_search else R, int(k), n_jobs, progress)
-    return Neighbors(dist, idx, self_search, name, int(n_fallback), R)
+    Xs, Rs, unit = power_of_two_scaled(X, None if self_search else R)
+    dist, idx, n_fallback = run(Xs, Rs, int(k), n_jobs, progress)
+    nn = Neighbors(dist, idx, self_search, name, int(n_fallback), R)
+    return nn if unit == 1.0 else _scaled_back(nn, unit, R)
+
+
+#: float64 data whose largest magnitude lies outside [2^-SAFE_EXPONENT, 2^SAFE_EXPONENT]
+#: are rescaled before the search: their squares, or their float32 candidates, would
+#: overflow or lose every digit in the subnormal range.
+SAFE_EXPONENT = 40
+
+
+def power_of_two_scaled(X: Any, R: Any = None) -> tuple[Any, Any, float]:
+    """``X`` and ``R`` (arrays or tensors; ``R`` may be None) divided by one power of two
+    2^e so that their largest magnitude is in [0.5, 1), when one is float64 and that
+    magnitude is outside the safe range, and the factor 2^e by which the distances of the
+    scaled data give those of the data (1.0, inputs untouched, when nothing is needed).
+
+    Multiplying by a power of two is exact (barring results below 2^-1022, far below
+    the largest point), so the scaled search is the exact search of the same points.
+
+    >>> import numpy as np
+    >>> X = np.array([[3e200, 0.0], [0.0, 4e200]])
+    >>> Xs, _, unit = power_of_two_scaled(X)
+    >>> float(np.abs(Xs).max()) < 1, bool(Xs[0, 0] * unit == X[0, 0])
+    (True, True)
+    """
+    arrays = [A for A in (X, R) if A is not None]
+    if not any(str(getattr(A, "dtype", "")).endswith("float64") for A in arrays):
+        return X, R, 1.0  # float32 values, and their squares, fit in the float64 arithmetic
+    try:
+        top = max(max(float(A.max()), -float(A.min())) for A in arrays)
+    except (ValueError, RuntimeError, TypeError, AttributeError):  # empty or not an array:
+        return X, R, 1.0  # left to the validation
+    if not np.isfinite(top) or top == 0 or 2.0 ** -SAFE_EXPONENT <= top <= 2.0 ** SAFE_EXPONENT:
+        return X, R, 1.0
+    exponent = int(np.frexp(top)[1])
+    factor = float(np.ldexp(1.0, -exponent))
+    X, R = (None if A is None else A.double() if hasattr(A, "double")  # a torch tensor
+            else np.asarray(A, dtype=np.float64) for A in (X, R))  # the wider type, as knn
+    return X * factor, (None if R is None else R * factor), float(np.ldexp(1.0, exponent))
+
+
+def _scaled_back(nn: Neighbors, unit: float, data: Any = None) -> Neighbors:
+    """The neighbours of the unscaled data: distances times ``unit`` (exact), the caller's data."""
+    distances = nn.distances * unit
+    if not np.isfinite(distances).all():
+        raise invalid("knn", "X", "data whose distances fit in float64 (below about 1.8e308)",
+                      "larger distances", "Divide the data by a constant first.")
+    return dataclasses.replace(nn, distances=distances,
+                               data=data if data is not None else nn.data * unit)

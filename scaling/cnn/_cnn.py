@@ -27,9 +27,9 @@ This module needs torch; ``import scaling`` does not import it.
 
 from __future__ import annotations
 
-import csv
 import math
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,7 +40,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from idest.utils import check_choice, check_int, check_positive, limit_threads, progress_bar
+from idest.utils import (
+    RecordStore,
+    check_choice,
+    check_int,
+    check_positive,
+    content_hash,
+    limit_threads,
+    progress_bar,
+)
 from scaling.teacher_student import activation_dimension
 
 ImageSet = tuple[np.ndarray, np.ndarray]
@@ -400,7 +408,7 @@ def hidden_activations(model: nn.Sequential, images: np.ndarray, *,
 
 _SWEEP_COLUMNS = ["family", "n", "n_params", "seed", "loss", "train_loss", "test_accuracy",
                   "best_epoch", "epochs_run", "seconds", "id_twonn", "id_mle", "id_points",
-                  "id_duplicates_dropped", "note"]
+                  "id_duplicates_dropped", "note", "config"]
 
 
 def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float | int | str]:
@@ -408,12 +416,22 @@ def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float | in
     return activation_dimension(hidden_activations(model, images)).to_dict()
 
 
-def _finished_runs(path: Path | None, family: str) -> list[dict[str, Any]]:
-    if path is None or not path.exists():
+def _sweep_store(path: Path) -> RecordStore:
+    """The resumable CSV of :func:`width_sweep`: one record per (family, n, seed, config)."""
+    return RecordStore(path, _SWEEP_COLUMNS, ("family", "n", "seed", "config"),
+                       parsers={"n": int, "seed": int, "n_params": int}, owner="width_sweep")
+
+
+def _finished_runs(store: RecordStore | None, family: str, config: str) -> list[dict[str, Any]]:
+    """The stored runs of this family made with this configuration (say how many are not)."""
+    if store is None:
         return []
-    with open(path, newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["family"] == family]
-    return rows
+    rows = [row for row in store.read() if row["family"] == family]
+    other = sum(row["config"] != config for row in rows)
+    if other:
+        warnings.warn(f"width_sweep: {store.path} holds {other} {family} run(s) made with other "
+                      "settings or data; they are not reused.", UserWarning, stacklevel=3)
+    return [row for row in rows if row["config"] == config]
 
 
 def width_sweep(
@@ -440,6 +458,9 @@ def width_sweep(
     hidden layer on up to ``id_samples`` test images with TwoNN and the MLE (k = 20).
     With ``results`` each finished run is appended to that CSV at once, and runs
     already in it are not redone, so an interrupted sweep resumes where it stopped.
+    Its ``config`` column is a hash of everything else a run depends on (the
+    training and test data, ``epochs``, ``batch_size``, ``lr``, ``patience``,
+    ``measure_id``, ``id_samples``): a run is reused only under the same hash.
 
     Parameters
     ----------
@@ -485,8 +506,11 @@ def width_sweep(
     seeds = [check_int(s, "seeds", caller, 0) for s in seeds]
     if not widths or not seeds:
         raise ValueError(f"{caller}: needs at least one width and one seed.")
-    path = Path(results) if results is not None else None
-    rows = _finished_runs(path, family)
+    store = _sweep_store(Path(results)) if results is not None else None
+    config = content_hash([np.asarray(a) for a in (*train, *test)]
+                          + [epochs, batch_size, float(lr), patience, measure_id,
+                             id_samples if measure_id else None])[:16]
+    rows = _finished_runs(store, family, config)
     done = {(int(r["n"]), int(r["seed"])) for r in rows}
     todo = [(n, s) for n in widths for s in seeds if (n, s) not in done]
     test_images = np.asarray(test[0])[:id_samples]
@@ -503,13 +527,13 @@ def width_sweep(
                 "test_accuracy": outcome.test_accuracy, "best_epoch": outcome.best_epoch,
                 "epochs_run": outcome.epochs_run, "seconds": round(outcome.seconds, 2),
                 "id_twonn": "", "id_mle": "", "id_points": "", "id_duplicates_dropped": "",
-                "note": "",
+                "note": "", "config": config,
             }
             if measure_id:
                 row.update(_hidden_id(model, test_images))
             rows.append(row)
-            if path is not None:
-                _append_row(path, row)
+            if store is not None:
+                store.append([row])
             if bar is not None:
                 bar.update(1)
     order = {key: i for i, key in enumerate((n, s) for n in widths for s in seeds)}
@@ -517,22 +541,12 @@ def width_sweep(
     return sorted(selected, key=lambda r: order[(r["n"], r["seed"])])
 
 
-def _append_row(path: Path, row: dict[str, Any]) -> None:
-    new = not path.exists()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=_SWEEP_COLUMNS)
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-
-
 def _typed(row: dict[str, Any]) -> dict[str, Any]:
     """A row read back from CSV (all strings) with its numbers restored."""
     out: dict[str, Any] = {}
     for key in _SWEEP_COLUMNS:
         value = row[key]
-        if key in ("family", "note") or value == "":
+        if key in ("family", "note", "config") or value == "":
             out[key] = value
         elif key in ("n", "n_params", "seed", "best_epoch", "epochs_run", "id_points",
                      "id_duplicates_dropped"):

@@ -262,9 +262,18 @@ def circle_window(N: Any, L: Any) -> int:
     >>> circle_window(N, L)
     6
     """
-    order = np.argsort(np.asarray(N, dtype=float))
-    x = np.log(np.asarray(N, dtype=float)[order])
-    y = np.log(np.asarray(L, dtype=float)[order])
+    N, L = np.asarray(N, dtype=float), np.asarray(L, dtype=float)
+    if N.ndim != 1 or N.shape != L.shape or N.size < 3:
+        raise ValueError(f"circle_window: needs N and L of one shape with at least 3 sizes (a "
+                         f"circle through fewer is undefined), got shapes {N.shape} and "
+                         f"{L.shape}; fit window='all' instead.")
+    if not (np.all(np.isfinite(N) & (N > 0)) and np.all(np.isfinite(L) & (L > 0))):
+        raise ValueError("circle_window: N and L must be finite and positive (the window is "
+                         "found on log N, log L); subtract less of a loss floor or drop the "
+                         "non-positive points.")
+    order = np.argsort(N)
+    x = np.log(N[order])
+    y = np.log(L[order])
     radii = [circle_radius(x[:n], y[:n]) for n in range(3, x.size + 1)]
     best = max(range(len(radii)), key=lambda i: (radii[i], i))
     return best + 3
@@ -320,6 +329,9 @@ def _check_fit_options(n_bootstrap: int, confidence: float, caller: str) -> None
     if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, numbers.Integral) \
             or n_bootstrap < 0:
         raise _invalid(caller, "n_bootstrap", "an int in [0, inf)", repr(n_bootstrap))
+    if n_bootstrap == 1:
+        raise _invalid(caller, "n_bootstrap", "0 (no interval) or an int >= 2", "1",
+                       "One resample has no spread.")
     if not _is_real(confidence) or not 0 < confidence < 1:
         raise _invalid(caller, "confidence", "a number in (0, 1), e.g. 0.95", repr(confidence))
 
@@ -694,6 +706,10 @@ def fit_offset_power_law(
                        repr(alpha_bounds))
     if huber_delta is not None and not (_is_real(huber_delta) and huber_delta > 0):
         raise _invalid(caller, "huber_delta", "a finite number > 0 or None", repr(huber_delta))
+    if isinstance(grid_size, bool) or not isinstance(grid_size, numbers.Integral) \
+            or grid_size < 3:
+        raise _invalid(caller, "grid_size", "an int >= 3 (values of log alpha per refinement "
+                       "round)", repr(grid_size))
     runs, window_name = _windowed_runs(N, L, window, seeds, groups, n_bootstrap, confidence,
                                        caller)
     alpha, floor, coef = (float(v[0]) for v in _fit_offset(

@@ -16,7 +16,6 @@ appended to a CSV (:class:`SweepCache`) so that an interrupted sweep resumes.
 
 from __future__ import annotations
 
-import csv
 import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.utils import check_choice, check_int, progress_bar
+from idest.utils import RecordStore, check_choice, check_int, progress_bar
 from scaling.fit import PowerLawFit, fit_power_law
 from scaling.random_features._features import (
     FeaturePopulation,
@@ -212,12 +211,14 @@ _PARSERS = {"int": int, "float": float, "str": str}
 
 
 class SweepCache:
-    """Finished sweep points in a CSV, appended (and flushed) as they finish.
+    """Finished sweep points in a CSV (:class:`idest.utils.RecordStore`), appended as they finish.
+
+    A point cut short by an interruption is dropped (with a warning) and recomputed.
 
     Parameters
     ----------
     path : str or Path
-        The CSV; created with a header if missing, read if present.
+        The CSV; created with a header on the first point, read if present.
     row_type : dataclass type, default=SweepRow
         The rows stored (fields of type int, float or str, and a ``key`` property).
 
@@ -235,29 +236,33 @@ class SweepCache:
         self.path = Path(path)
         self.row_type = row_type
         self._fields = fields(row_type)
+        names = [f.name for f in self._fields]
+        key = [name for name in names if name in _key_fields(row_type)]
+        self._store = RecordStore(self.path, names, key, owner="SweepCache",
+                                  parsers={f.name: _PARSERS[f.type] for f in self._fields})
         self._rows: dict[tuple, object] = {}
         self.n_added = 0                 # rows computed (not read back) by this process
-        if self.path.exists():
-            with self.path.open(newline="") as fh:
-                for record in csv.DictReader(fh):
-                    row = row_type(*(_PARSERS[f.type](record[f.name]) for f in self._fields))
-                    self._rows[row.key] = row
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("w", newline="") as fh:
-                csv.writer(fh).writerow([f.name for f in self._fields])
+        for record in self._store.read():
+            row = row_type(*(_PARSERS[f.type](record[f.name]) for f in self._fields))
+            self._rows[row.key] = row
 
     def get(self, key: tuple) -> object | None:
         """The finished row with this key, or None."""
         return self._rows.get(key)
 
     def add(self, row: object) -> None:
-        """Record a finished row (appended to the CSV at once)."""
+        """Record a finished row (appended to the CSV and fsynced at once)."""
+        self._store.append([{name: repr(float(v)) if isinstance(v, float) else v
+                             for name, v in asdict(row).items()}])
         self._rows[row.key] = row
         self.n_added += 1
-        with self.path.open("a", newline="") as fh:
-            csv.writer(fh).writerow([repr(float(v)) if isinstance(v, float) else v
-                                     for v in asdict(row).values()])
+
+
+def _key_fields(row_type: type) -> set[str]:
+    """The fields that make up ``row_type.key`` (found by giving each field its own value)."""
+    values = {f.name: _PARSERS[f.type](str(i)) for i, f in enumerate(fields(row_type))}
+    key = row_type(**values).key
+    return {name for name, value in values.items() if value in key}
 
 
 def sweep_regime(source: FeatureSource, regime: str, sizes: Iterable[int], *,

@@ -18,6 +18,7 @@ CSVs in the cache directory, so an interrupted run resumes where it stopped.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -29,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from idest.utils import atomic_write
 from scaling.fit import PowerLawFit, fit_power_law
 from scaling.random_features._features import RandomReLUFeatures, sampled_test_loss
 from scaling.random_features._regimes import (
@@ -138,10 +140,12 @@ def _eigenvalues(source: FeatureSource, seed: int, cache_root: Path) -> np.ndarr
     safe = "".join(c if c.isalnum() else "_" for c in source.name)
     path = cache_root / "spectra" / f"{safe}_seed{seed}.npy"
     if path.exists():
-        return np.load(path)
+        with contextlib.suppress(OSError, ValueError):  # a damaged file is recomputed
+            return np.load(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     eigenvalues = source.population(seed).eigenvalues
-    np.save(path, eigenvalues)
+    with atomic_write(path, "wb") as handle:
+        np.save(handle, eigenvalues)
     return eigenvalues
 
 

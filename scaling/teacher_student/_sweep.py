@@ -13,19 +13,16 @@ gives the same table as an uninterrupted one (timings aside, up to float round-o
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
 import dataclasses
-import io
 import multiprocessing
 import os
 import subprocess
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from idest.utils import progress_bar
+from idest.utils import RecordStore, exit_with_parent, progress_bar
 from scaling.teacher_student._student import BIAS_STD, student_widths
 from scaling.teacher_student._teacher import random_teacher
 from scaling.teacher_student._train import (
@@ -147,24 +144,18 @@ class SweepOutcome:
     seconds: float
 
 
-def _complete_length(path: Path) -> int:
-    """Bytes of the file up to its last newline: a last line cut by a crash is left out."""
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        cut = data.rfind(b"\n") + 1
-        warnings.warn(f"{path}: its last line is incomplete (a write was interrupted); "
-                      f"ignoring it ({len(data) - cut} bytes).", RuntimeWarning, stacklevel=3)
-        return cut
-    return len(data)
+def _store(path: str | Path) -> RecordStore:
+    """The sweep's resumable CSV (a cut last row is dropped and retrained, never merged)."""
+    return RecordStore(path, COLUMNS, KEY, parsers=dict.fromkeys(KEY, int), owner="run_sweep")
 
 
 def read_results(path: str | Path) -> list[dict[str, str]]:
-    """The complete rows of a sweep CSV as dicts of strings (empty if there is no file)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    text = path.read_bytes()[: _complete_length(path)].decode()
-    return list(csv.DictReader(io.StringIO(text, newline="")))
+    """The rows of a sweep CSV as dicts of strings (empty if the file does not exist).
+
+    A row cut short by an interruption is removed from the file with a warning
+    (:class:`idest.utils.RecordStore`), so that its run is trained again.
+    """
+    return _store(path).read()
 
 
 def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
@@ -183,9 +174,11 @@ def _check_compatible(rows: list[dict[str, str]], config: SweepConfig, path: Pat
 
 
 def _worker_init() -> None:
-    """One Numba thread per worker (training already uses one): the pool is the parallelism."""
+    """One Numba thread per worker (training already uses one): the pool is the parallelism.
+    The worker exits when the sweep's process dies, however it dies (no orphans)."""
     import numba
 
+    exit_with_parent()
     numba.set_num_threads(1)
 
 
@@ -206,22 +199,6 @@ def _train_unit(config: SweepConfig, k: int,
                "teacher": teacher.description, "finished_utc": finished}
         rows.append({c: str(row[c]) for c in COLUMNS})
     return rows
-
-
-def _append(path: Path, rows: list[dict[str, str]]) -> None:
-    """Append ``rows`` in one write, fsync'd; a cut last line left by a crash goes first."""
-    if path.exists() and (complete := _complete_length(path)) != path.stat().st_size:
-        with path.open("r+b") as f:
-            f.truncate(complete)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    if not path.exists() or path.stat().st_size == 0:
-        writer.writeheader()
-    writer.writerows(rows)
-    with path.open("a", newline="") as f:
-        f.write(buffer.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def run_sweep(
@@ -261,7 +238,8 @@ def run_sweep(
     (2, 2)
     """
     path = Path(path)
-    previous = read_results(path)
+    store = _store(path)
+    previous = store.read()
     _check_compatible(previous, config, path)
     done = {run_key(r) for r in previous}
     units: dict[int, list[tuple[int, int, int]]] = {}
@@ -277,7 +255,7 @@ def run_sweep(
     total = sum(len(v) for v in units.values())
     with progress_bar(progress, total=total, desc="sweep", unit="run") as bar:
         def finish(rows: list[dict[str, str]]) -> None:
-            _append(path, rows)
+            store.append(rows)
             trained.extend(run_key(r) for r in rows)
             if on_unit is not None:
                 on_unit(path, rows)
