@@ -70,6 +70,7 @@ py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candid
     if (k < 1 || k > available) throw std::invalid_argument("k must be in [1, number of reference points]");
     n_candidates = int(std::min<int64_t>(std::max(n_candidates, k), available));
     if (progress.size() < 2) throw std::invalid_argument("progress must hold 2 int64 values");
+    // an optional third value is the cancel flag (KnnOptions::cancel)
     idest::KnnOptions opt;
     opt.k = k;
     opt.n_candidates = n_candidates;
@@ -84,6 +85,7 @@ py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candid
     int64_t fallbacks = 0;
     // Raw pointers are taken while the GIL is held.
     int64_t* progress_ptr = progress.mutable_data();
+    if (progress.size() >= 3) opt.cancel = progress_ptr + 2;
     double* dist_ptr = dist.mutable_data();
     int64_t* idx_ptr = idx.mutable_data();
     {

@@ -337,6 +337,7 @@ class CandidateSearch {
             for (auto& w : ws) w.allocate(bq_, br_, dim_);
         TileQueue queue(tiles_, n_qblocks_);
         parallel_for(n_items, n_threads, [&](int64_t t, int tid) {
+            if (opt_.cancel && __atomic_load_n(opt_.cancel, __ATOMIC_RELAXED)) throw Cancelled();
             if (!self_) return run_query_block(ws[tid], t);
             const auto tile = queue.take();
             run_tile(ws[tid], tile.first, tile.second);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
 
 namespace idest {
 
@@ -53,6 +54,14 @@ struct KnnOptions {
     int64_t block_rows = 2048;  // rows per tile side
     bool exclude_self = false;  // query == reference: row i never returns index i
     TileKernel kernel = TileKernel::kAuto;
+    // Set to non-zero by another thread to stop the search: checked before every
+    // tile, which then throws Cancelled (no partial result is returned).
+    const int64_t* cancel = nullptr;
+};
+
+// Thrown by a search whose KnnOptions::cancel flag was set.
+struct Cancelled : std::runtime_error {
+    Cancelled() : std::runtime_error("the k-NN search was cancelled") {}
 };
 
 // The whole search: groups exactly equal rows, runs knn_candidates and

@@ -69,8 +69,11 @@ def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: 
     """The compiled core; see ``cpp/knn.hpp``."""
     from idest.neighbors import _core
 
-    counter = np.zeros(2, dtype=np.int64)
+    counter = np.zeros(3, dtype=np.int64)  # tiles done, tiles in all, cancel flag
     out: dict[str, object] = {}
+    # Waited on instead of Thread.join: a Ctrl-C inside join() makes CPython 3.11
+    # take a running thread for finished (its tstate lock is released on the way out).
+    done = threading.Event()
 
     def work() -> None:
         try:
@@ -80,18 +83,25 @@ def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: 
                                           _sgemm_capsule(), counter)
         except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
+        finally:
+            done.set()
 
     n_ref = X.shape[0] if R is None else R.shape[0]
     flops = 2.0 * X.shape[0] * n_ref * X.shape[1] * (0.5 if R is None else 1.0)
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
-    with progress_bar(progress, total=None, desc="knn", unit="tile", work=flops) as bar:
-        while thread.is_alive():
-            thread.join(0.2)
-            if bar is not None and counter[1] > 0:
-                bar.total = int(counter[1])
-                bar.n = int(counter[0])
-                bar.refresh()
+    try:
+        with progress_bar(progress, total=None, desc="knn", unit="tile", work=flops) as bar:
+            while not done.wait(0.2):
+                if bar is not None and counter[1] > 0:
+                    bar.total = int(counter[1])
+                    bar.n = int(counter[0])
+                    bar.refresh()
+    except BaseException:  # Ctrl-C: the core stops before its next tile; leave no thread
+        counter[2] = 1
+        done.wait()
+        thread.join()
+        raise
     if "error" in out:
         raise out["error"]  # type: ignore[misc]
     return out["result"]
