@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,14 @@ def _prepare(batch: Any, device: Any) -> tuple[tuple, dict, Any, int]:
                         f"{type(x).__name__}. Pass batches of tensors with a leading batch "
                         "dimension.")
     return (x,), {}, None, int(x.shape[0])
+
+
+@dataclass
+class _BatchState:
+    """What the hooks and the checkpoint share while the batches run."""
+
+    first_size: int | None = None  # the first batch's size, known before its forward pass
+    mask: Any = None  # the current batch's attention mask (None: every position counts)
 
 
 def per_site(sites: Sequence[Site], reduce: str | Reduction | Mapping[str, str | Reduction]
@@ -167,11 +176,11 @@ def capture(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     n_batches = len(batches) if hasattr(batches, "__len__") else None
-    first_size: list[int] = []  # the first batch's size, known before its forward pass
+    state = _BatchState()
 
     def expected_rows(first_rows: int) -> int:
-        total = n_samples if n_samples is not None else (n_batches or 1) * first_size[0]
-        return math.ceil(first_rows * total / first_size[0])
+        total = n_samples if n_samples is not None else (n_batches or 1) * state.first_size
+        return math.ceil(first_rows * total / state.first_size)
 
     sinks = {s.name: _Sink(out / f"{s.name}.npy" if out else None, chunk_rows, expected_rows,
                            keep_on_device) for s in resolved}
@@ -179,11 +188,12 @@ def capture(
                               {"id": resume_key, "weights": content_hash(model)}, reductions,
                               sinks)
                   if out is not None and resume_key is not None else None)
-    skip = checkpoint.restore(first_size) if checkpoint else 0
-    mask: list[Any] = [None]
+    skip = 0
+    if checkpoint:
+        skip, state.first_size = checkpoint.restore()
 
     def record(site: Site, tensor: Any) -> None:
-        sinks[site.name].append(reductions[site.name].apply(tensor.detach(), mask[0]))
+        sinks[site.name].append(reductions[site.name].apply(tensor.detach(), state.mask))
 
     try:
         device = next(model.parameters()).device
@@ -199,16 +209,16 @@ def capture(
             for index, batch in enumerate(batches):
                 if index < skip:
                     continue
-                args, kwargs, mask[0], size = _prepare(batch, device)
-                first_size[:] = first_size or [size]
+                args, kwargs, state.mask, size = _prepare(batch, device)
+                state.first_size = state.first_size or size
                 model(*args, **kwargs)
                 if bar is not None:
                     bar.update(1)
                 if checkpoint:
-                    checkpoint.save_if_due(index + 1, first_size[0], chunk_rows)
+                    checkpoint.save_if_due(index + 1, state.first_size, chunk_rows)
     finally:
         model.train(was_training)
-    if not first_size:
+    if not state.first_size:
         raise ValueError("capture received no batches; pass a non-empty iterable of inputs.")
     missing = [name for name, sink in sinks.items() if sink.empty]
     if missing:

@@ -126,17 +126,17 @@ class _Checkpoint:
             default=str))
         self.saved = dict.fromkeys(sinks, 0)  # rows per site at the last save
 
-    def restore(self, first_size: list[int]) -> int:
-        """Reopen the files of a matching earlier run; the number of batches it finished."""
+    def restore(self) -> tuple[int, int | None]:
+        """Reopen the files of a matching earlier run: (batches it finished, its first
+        batch's size), or (0, None) when there is none."""
         saved = read_json(self.path)
         if not saved or {k: saved.get(k) for k in self.state} != self.state:
-            return 0
+            return 0, None
         for name, sink in self.sinks.items():
             if saved["rows"][name]:
                 sink.reopen(saved["rows"][name])
-        first_size.append(saved["first_size"])
         self.saved = saved["rows"]
-        return saved["batches_done"]
+        return saved["batches_done"], saved["first_size"]
 
     def save_if_due(self, batches_done: int, first_size: int, every_rows: int) -> None:
         """Save the state once some site has written ``every_rows`` rows since the last save."""
