@@ -13,7 +13,9 @@ gives the same table as an uninterrupted one (timings aside, up to float round-o
 from __future__ import annotations
 
 import concurrent.futures as cf
+import csv
 import dataclasses
+import io
 import multiprocessing
 import os
 import subprocess
@@ -153,9 +155,24 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     """The rows of a sweep CSV as dicts of strings (empty if the file does not exist).
 
     A row cut short by an interruption is removed from the file with a warning
-    (:class:`idest.utils.RecordStore`), so that its run is trained again.
+    (:class:`idest.utils.RecordStore`), so that its run is trained again. A CSV
+    written by an earlier version (other columns) is read as it is, for
+    reports, without touching it; :func:`run_sweep` refuses to resume it.
     """
+    path = Path(path)
+    if path.exists():
+        with path.open(newline="") as handle:
+            header = next(csv.reader(handle), None)
+        if header is not None and tuple(header) != COLUMNS:
+            return _read_other_version(path)
     return _store(path).read()
+
+
+def _read_other_version(path: Path) -> list[dict[str, str]]:
+    """The complete rows (those ending in a newline) of a CSV with other columns."""
+    text = path.read_text()
+    complete = text[: text.rfind("\n") + 1]
+    return list(csv.DictReader(io.StringIO(complete, newline="")))
 
 
 def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
