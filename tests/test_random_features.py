@@ -1,5 +1,7 @@
 """Random-feature teacher/student: exact losses, the four regimes, duality, replica curve."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -166,3 +168,10 @@ def test_idest_regimes_quick_writes_figures_and_summary(tmp_path):
         assert (out / name).stat().st_size > 0
     summary = (out / "README.md").read_text()
     assert "| cube d=4 | variance_P |" in summary and "idest regimes --quick" in summary
+
+
+def test_the_source_key_holds_every_option_that_changes_its_points():
+    """A changed pool size is another source (its cached points are not reused)."""
+    a = FeatureSource("hypercube", 4, n_pool=1024)
+    assert a.name != dataclasses.replace(a, n_pool=2048).name
+    assert a.name != dataclasses.replace(a, n_features=64).name

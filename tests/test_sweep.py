@@ -93,9 +93,11 @@ def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     assert _table(parallel.rows) == _table(r for r in serial.rows if run_key(r) in wanted)
 
 
-def test_resuming_with_another_configuration_is_refused(serial):
-    other = dataclasses.replace(CONFIG, variant="authors")
-    with pytest.raises(ValueError, match="variant"):
+@pytest.mark.parametrize("change", [{"variant": "authors"}, {"bias_std": 0.25}],
+                         ids=["variant", "bias_std"])
+def test_resuming_with_another_configuration_is_refused(serial, change):
+    other = dataclasses.replace(CONFIG, **change)
+    with pytest.raises(ValueError, match=next(iter(change))):
         run_sweep(other, serial.path, n_jobs=1, progress=False)
 
 

@@ -587,7 +587,13 @@ def digits_demo(
 
     Examples
     --------
-    >>> result = digits_demo("/tmp/digits_cnn")  # doctest: +SKIP
+    A smoke run (three widths, one seed, two epochs: seconds; the defaults take minutes):
+
+    >>> import tempfile
+    >>> result = digits_demo(tempfile.mkdtemp(), widths=(1, 2, 4), seeds=(0,), epochs=2,
+    ...                      progress=False)
+    >>> sorted(result), len(result["rows"])
+    (['d_pred', 'fit', 'paths', 'rows'], 3)
     """
     import json
 

@@ -100,7 +100,9 @@ class FeatureSource:
                  "power_law": f"power law alpha_K={self.parameter:g}"}[self.kind]
         if self.kind == "power_law":
             return f"{label} S={self.n_features}"
-        return f"{label} S={self.n_features} hidden={list(self.hidden)} bias={self.bias_std:g}"
+        pool = f" pool={self.n_pool}" if self.kind == "hypercube" else ""
+        return (f"{label}{pool} S={self.n_features} hidden={list(self.hidden)} "
+                f"bias={self.bias_std:g}")
 
     def inputs(self, seed: int) -> np.ndarray:
         """The population's inputs for one seed (hypercube and digits only)."""

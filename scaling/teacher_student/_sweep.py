@@ -38,12 +38,12 @@ from scaling.teacher_student._train import (
 KEY = ("features", "width", "depth", "seed")
 #: Columns that must agree between a sweep and the CSV it resumes.
 CONFIG_COLUMNS = ("schedule", "loss_name", "power", "variant", "teacher_seed", "n_eval", "n_id",
-                  "dtype", "stream_seed")
+                  "dtype", "stream_seed", "bias_std")
 _CURVE_FIELDS = ("curve_steps", "curve_losses")
 COLUMNS = (*KEY, *(f.name for f in dataclasses.fields(StudentResult)
                    if f.name not in ("width", "depth", "seed", *_CURVE_FIELDS)),
-           "loss_curve", "variant", "teacher_seed", "n_eval", "n_id", "stream_seed", "teacher",
-           "finished_utc")
+           "loss_curve", "variant", "teacher_seed", "n_eval", "n_id", "stream_seed", "bias_std",
+           "teacher", "finished_utc")
 #: Columns that legitimately differ between two runs of the same sweep.
 TIMING_COLUMNS = ("seconds", "cpu_seconds", "finished_utc")
 
@@ -131,7 +131,7 @@ class SweepConfig:
         values = {"schedule": get_schedule(self.schedule).name, "loss_name": self.loss,
                   "power": power, "variant": self.variant, "teacher_seed": self.teacher_seed,
                   "n_eval": self.n_eval, "n_id": self.n_id, "dtype": self.dtype,
-                  "stream_seed": self.stream_seed}
+                  "stream_seed": self.stream_seed, "bias_std": float(self.bias_std)}
         return {k: str(v) for k, v in values.items()}
 
 
