@@ -25,7 +25,7 @@ from scaling.teacher_student._sweep import (  # noqa: E402
     run_key,
     run_sweep,
 )
-from scaling.teacher_student._train import Phase, Schedule  # noqa: E402
+from scaling.teacher_student._train import Phase, Schedule, get_schedule  # noqa: E402
 
 TINY = Schedule("test-sweep", (Phase(60, 100, 0.01), Phase(10, 400, 0.001)), shortened=True)
 CONFIG = SweepConfig(features=(2, 3, 4), widths=(8, 16, 32), depths=(2,), seeds=(0, 1),
@@ -162,3 +162,14 @@ def test_each_finished_unit_can_be_committed_to_git(tmp_path, monkeypatch):
     shown = subprocess.run(["git", "-C", str(tmp_path), "show", "HEAD:results.csv"],
                            check=True, capture_output=True, text=True).stdout
     assert shown == (tmp_path / "results.csv").read_text()
+
+
+def test_the_bar_counts_student_steps_and_runs(tmp_path, capsys):
+    """The sweep's bar moves with training steps, not only when a unit finishes."""
+    config = dataclasses.replace(CONFIG, features=(2,), seeds=(0,))
+    n_runs = len(config.runs())
+    steps = get_schedule(config.schedule).steps
+    run_sweep(config, tmp_path / "bar.csv", n_jobs=1, progress=True)
+    err = capsys.readouterr().err
+    assert f"{n_runs * steps}/{n_runs * steps}" in err and f"{n_runs}/{n_runs} runs" in err
+    assert "student-step" in err

@@ -190,24 +190,49 @@ def _check_compatible(rows: list[dict[str, str]], config: SweepConfig, path: Pat
                     f"{column}={value!r}; resume with the same configuration or use a new file.")
 
 
-def _worker_init() -> None:
+#: In a sweep worker: the driver's shared count of student-steps done (see run_sweep).
+_STEPS_DONE = None
+
+
+def _worker_init(steps_done=None) -> None:
     """One Numba thread per worker (training already uses one): the pool is the parallelism.
-    The worker exits when the sweep's process dies, however it dies (no orphans)."""
+    The worker exits when the sweep's process dies, however it dies (no orphans), and adds
+    the student-steps it trains to the driver's ``steps_done`` counter."""
     import numba
 
+    global _STEPS_DONE
+    _STEPS_DONE = steps_done
     exit_with_parent()
     numba.set_num_threads(1)
 
 
-def _train_unit(config: SweepConfig, k: int,
-                students: Sequence[tuple[int, int, int]]) -> list[dict[str, str]]:
+def _count_steps(counter, n_students: int, then: Callable[[], None] | None = None
+                 ) -> Callable[[int], None] | None:
+    """An ``on_steps`` callback adding student-steps to a shared counter (None: no counter),
+    then calling ``then`` (the in-process sweep refreshes its bar there)."""
+    if counter is None:
+        return None
+
+    def add(steps: int) -> None:
+        with counter.get_lock():
+            counter.value += steps * n_students
+        if then is not None:
+            then()
+
+    return add
+
+
+def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, int]],
+                steps_done=None, then: Callable[[], None] | None = None
+                ) -> list[dict[str, str]]:
     """Train the missing (width, depth, run) students of one k and return their CSV rows."""
     teacher = config.teacher(k)
+    counter = steps_done if steps_done is not None else _STEPS_DONE
     results = train_students(teacher, students, seed=config.stream_seed,
                              schedule=config.schedule, loss=config.loss, power=config.power,
                              bias_std=config.bias_std, dtype=config.dtype,
                              n_eval=config.n_eval, n_id=config.n_id, n_curve=config.n_curve,
-                             progress=False)
+                             progress=False, on_steps=_count_steps(counter, len(students), then))
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
     for res in results:
@@ -238,7 +263,8 @@ def run_sweep(
         Worker processes, one k each (each with one torch/BLAS thread); default: the cores
         this process may use (``os.sched_getaffinity``). 1 trains in this process.
     progress : bool, optional
-        Show a bar over runs (default: on a terminal).
+        Show a bar over student-steps, with the runs finished and the time left
+        (default: on a terminal).
     on_unit : callable, optional
         Called as ``on_unit(path, rows)`` after each finished unit's rows are on disk
         (e.g. to commit the CSV, :func:`scaling.teacher_student.git_commit`).
@@ -269,28 +295,39 @@ def run_sweep(
     path.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     trained: list[tuple[int, int, int, int]] = []
-    total = sum(len(v) for v in units.values())
-    with progress_bar(progress, total=total, desc="sweep", unit="run") as bar:
+    n_runs = sum(len(v) for v in units.values())
+    context = multiprocessing.get_context("spawn")
+    steps_done = context.Value("q", 0)  # student-steps, added to by the workers
+    total = n_runs * get_schedule(config.schedule).steps
+    with progress_bar(progress, total=total, desc="sweep", unit="student-step") as bar:
+        def show() -> None:
+            if bar is not None:
+                bar.n = steps_done.value
+                bar.set_postfix_str(f"{len(trained)}/{n_runs} runs", refresh=False)
+                bar.refresh()
+
         def finish(rows: list[dict[str, str]]) -> None:
             store.append(rows)
             trained.extend(run_key(r) for r in rows)
             if on_unit is not None:
                 on_unit(path, rows)
-            if bar is not None:
-                bar.update(len(rows))
+            show()
 
         if n_jobs == 1:
             for k, students in units.items():
-                finish(_train_unit(config, k, students))
+                finish(_train_unit(config, k, students, steps_done, show))
         else:
-            context = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(n_jobs, mp_context=context,
-                                        initializer=_worker_init) as pool:
-                futures = [pool.submit(_train_unit, config, k, students)
-                           for k, students in units.items()]
+            with cf.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_worker_init,
+                                        initargs=(steps_done,)) as pool:
+                pending = {pool.submit(_train_unit, config, k, students)
+                           for k, students in units.items()}
                 try:
-                    for future in cf.as_completed(futures):
-                        finish(future.result())
+                    while pending:
+                        finished, pending = cf.wait(pending, timeout=1.0,
+                                                    return_when=cf.FIRST_COMPLETED)
+                        for future in finished:
+                            finish(future.result())
+                        show()
                 except BaseException:
                     pool.shutdown(wait=False, cancel_futures=True)
                     raise

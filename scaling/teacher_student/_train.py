@@ -19,7 +19,7 @@ import importlib
 import math
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -333,6 +333,7 @@ def train_students(
     n_curve: int = 24,
     n_jobs: int = 1,
     progress: bool | None = None,
+    on_steps: Callable[[int], None] | None = None,
 ) -> list[StudentResult]:
     """Train many students on one online stream: the teacher labels each batch once.
 
@@ -372,6 +373,12 @@ def train_students(
         About how many log-spaced steps record the held-out loss.
     n_jobs : int, default=1
         torch and BLAS threads while training (:func:`idest.utils.limit_threads`).
+    progress : bool, optional
+        A bar over steps (default: on a terminal, for long schedules).
+    on_steps : callable, optional
+        Called as ``on_steps(n)`` every :data:`STEPS_PER_REPORT` steps and at the end,
+        with the steps taken since the last call (each step trains every student);
+        :func:`run_sweep` uses it for a bar over student-steps.
 
     Returns
     -------
@@ -406,11 +413,15 @@ def train_students(
     importlib.import_module("torch")  # before the limit: limit_threads limits loaded pools
     with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
         return _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, padding,
-                      n_eval, n_id, n_curve, progress)
+                      n_eval, n_id, n_curve, progress, on_steps)
+
+
+#: Steps between two ``on_steps`` reports (a report costs a lock in a sweep worker).
+STEPS_PER_REPORT = 100
 
 
 def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, padding, n_eval,
-           n_id, n_curve, progress) -> list[StudentResult]:
+           n_id, n_curve, progress, on_steps) -> list[StudentResult]:
     options = {"loss_name": loss, "power": p, "bias_std": bias_std, "dtype": dtype}
     if engine == "batched":
         trainer = BatchedEngine(specs, teacher.n_inputs, teacher.n_outputs, padding=padding,
@@ -444,6 +455,9 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
                     evaluate()
                 if bar is not None:
                     bar.update(1)
+                if on_steps is not None and (step % STEPS_PER_REPORT == 0
+                                             or step == sched.steps):
+                    on_steps((step - 1) % STEPS_PER_REPORT + 1)
     ids = ([activation_dimension(h) for h in trainer.hidden(teacher.sample_inputs(n_id, id_rng))]
            if n_id else [ActivationID(np.nan, np.nan, 0, 0, "not measured (n_id=0)")] * len(specs))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
