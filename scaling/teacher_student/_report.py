@@ -186,6 +186,15 @@ def summarize(
 
     N_max is read at :func:`loss_threshold` of all the losses. Each k is fitted on its
     converged runs only; a k with fewer than 2 converged sizes is listed in ``not_fitted``.
+
+    Examples
+    --------
+    The committed CPU reproduction, run from the repository root:
+
+    >>> from scaling.teacher_student import read_results
+    >>> rows = read_results("reports/teacher_student/results.csv")
+    >>> [s.features for s in summarize(rows, n_bootstrap=20).per_feature]
+    [2, 3, 4, 5, 6, 7, 8]
     """
     threshold = loss_threshold(_column(rows, "loss"))
     by_k: dict[int, list[dict[str, str]]] = {}
@@ -391,7 +400,17 @@ def _convergence_lines(rows: Sequence[dict[str, str]],
 
 def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary, *,
                     figures: dict[str, str], title: str, command: str) -> str:
-    """The markdown summary: configuration, the per-k table, the regressions, the verdict."""
+    """The markdown summary: configuration, the per-k table, the regressions, the verdict.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import read_results
+    >>> rows = read_results("reports/teacher_student/results.csv")
+    >>> text = report_markdown(rows, summarize(rows, n_bootstrap=20), figures={},
+    ...                        title="Teacher/student", command="python -m scaling.teacher_student")
+    >>> text.splitlines()[0]
+    '# Teacher/student'
+    """
     first = rows[0]
     widths = sorted({int(r["width"]) for r in rows})
     depths = sorted({int(r["depth"]) for r in rows})

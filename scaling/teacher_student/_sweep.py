@@ -158,6 +158,13 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     (:class:`idest.utils.RecordStore`), so that its run is trained again. A CSV
     written by an earlier version (other columns) is read as it is, for
     reports, without touching it; :func:`run_sweep` refuses to resume it.
+
+    Examples
+    --------
+    >>> len(read_results("reports/teacher_student/results.csv"))  # from the repository root
+    84
+    >>> read_results("no/such/file.csv")
+    []
     """
     path = Path(path)
     if path.exists():
