@@ -115,6 +115,22 @@ def _refine(Q, R, exclude_self, k, cand_i, lower_bound, out_d, out_i, fell_back)
             out_i[i, j] = valid[best[j]]
 
 
+def list_bounds(worst: np.ndarray, count: np.ndarray, width: int, available: int,
+                sq_norm: np.ndarray, scale: float, dim: int) -> np.ndarray:
+    """Per row, the certified lower bound on every point outside its reduced candidate list.
+
+    ``certified_lower_bound`` of the row's threshold, except: a list that never filled (or
+    never needed a threshold) met a non-finite approximation, so nothing is certified
+    (-inf); a full list that holds every available point leaves nothing outside it (+inf).
+    Shared by this backend and the Dask pair tile (``_pairs``).
+    """
+    bound = certified_lower_bound(worst.astype(np.float64), sq_norm, scale, dim)
+    bound[(count < width) | ~np.isfinite(worst)] = -np.inf
+    if width == available:
+        bound[count == width] = np.inf
+    return bound
+
+
 def _scaled_blocks(A: np.ndarray, mean: np.ndarray, scale: float):
     """Centred, scaled float32 copies of row blocks, with their squared norms."""
     for start, block in row_blocks(A, np.float64, _BLOCK):
@@ -165,13 +181,8 @@ def knn(X: np.ndarray, R: np.ndarray | None, k: int, width: int, n_jobs: int,
                         bar.update()
         _finish(cand_d, cand_i, count, worst, width)
         cand_i = cand_i[:, :width]
-        bound = certified_lower_bound(worst.astype(np.float64), sq_norm, scale, X.shape[1])
-        # A list that never filled (or never needed a threshold) met a non-finite
-        # approximation: certify nothing; a full list that holds every point
-        # leaves nothing outside it.
-        bound[(count < width) | ~np.isfinite(worst)] = -np.inf
-        if width == ref.shape[0] - (1 if self_search else 0):
-            bound[count == width] = np.inf
+        bound = list_bounds(worst, count, width, ref.shape[0] - (1 if self_search else 0),
+                            sq_norm, scale, X.shape[1])
         out_d = np.empty((n, k))
         out_i = np.empty((n, k), dtype=np.int64)
         fell_back = np.zeros(n, dtype=np.bool_)

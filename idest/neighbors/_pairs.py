@@ -16,8 +16,8 @@ import numpy as np
 from numba import njit, prange
 from threadpoolctl import threadpool_limits
 
-from idest.neighbors._backends import certified_lower_bound, n_candidates
-from idest.neighbors._numba import _finish, _insert
+from idest.neighbors._backends import n_candidates
+from idest.neighbors._numba import _finish, _insert, list_bounds
 
 #: Side of the float32 tiles (a 2048 x 2048 tile is 16 MB).
 TILE_ROWS = 2048
@@ -113,14 +113,9 @@ class _Lists:
 
     def lower_bound(self, sq_norm: np.ndarray, scale: float, available: int) -> np.ndarray:
         """Certified lower bound on the true squared distance of every non-candidate
-        (``certified_lower_bound``, the argument of ``cpp/knn.cpp``); after
-        :meth:`candidates`."""
-        bound = certified_lower_bound(self.worst.astype(np.float64), sq_norm, scale, self.dim)
-        width = self.width
-        bound[self.count < width] = -np.inf  # met a non-finite value: certify nothing
-        if width == available:
-            bound[self.count == width] = np.inf  # every point is a candidate
-        return bound
+        (``_numba.list_bounds``); after :meth:`candidates`."""
+        return list_bounds(self.worst, self.count, self.width, available, sq_norm, scale,
+                           self.dim)
 
 
 def _scaled(A: np.ndarray, mean: np.ndarray, scale: float):
