@@ -372,12 +372,14 @@ def layer_scan(
 
 
 #: Display names of the estimators in figures.
-ESTIMATOR_NAMES = {"twonn": "TwoNN", "knn_cdf": "k-NN CDF", "mle": "MLE"}
+ESTIMATOR_NAMES = {"twonn": "TwoNN", "knn_cdf": "k-NN CDF", "mle": "MLE",
+                   "gride": "GRIDE plateau"}
 
 
 def _series_label(kind: str, estimator: str, k: int, n_kinds: int) -> str:
     name = ESTIMATOR_NAMES.get(estimator, estimator)
-    name = name if estimator == "twonn" else f"{name} k={k}"
+    if estimator != "twonn":
+        name = f"{name} n2≤{k}" if estimator == "gride" else f"{name} k={k}"
     return name if n_kinds == 1 else f"{kind}, {name}"
 
 
@@ -403,11 +405,13 @@ def scan_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None,
     markers = "os^Dvp*"
     fig = Figure(figsize=(12, 4.6))
     axes = fig.subplots(1, 2, sharey=True)  # both panels show the same quantity
-    for ax, family, label in ((axes[0], ("twonn", "knn_cdf"), "nearest neighbours"),
+    for ax, family, label in ((axes[0], ("twonn", "knn_cdf", "gride"), "nearest neighbours"),
                               (axes[1], ("mle",), "MLE")):
         lines = sorted({(r["kind"], r["estimator"], r["k"]) for r in valid
-                        if r["estimator"] in family}, key=lambda t: (kinds.index(t[0]), t[2]))
-        ks = sorted({t[2] for t in lines})
+                        if r["estimator"] in family},
+                       key=lambda t: (kinds.index(t[0]), t[1] not in ("twonn", "gride"),
+                                      t[2], t[1]))  # GRIDE beside TwoNN
+        ks = list(dict.fromkeys(t[1:] for t in lines))  # (estimator, k): one style each
         xs = sorted({r["layer"] for r in valid if r["estimator"] in family})
         gap = float(np.min(np.diff(xs))) if len(xs) > 1 else 1.0
         step = 0.5 * gap / max(len(lines), 1)  # dodge: the series of one x side by side
@@ -419,10 +423,10 @@ def scan_figure(rows: Sequence[Mapping[str, Any]], *, title: str | None = None,
             err = None
             if all(p[2] is not None and p[3] is not None for p in pts):
                 err = np.clip([[p[1] - p[2] for p in pts], [p[3] - p[1] for p in pts]], 0, None)
-            color = palette(kinds.index(kind) % 10) if len(kinds) > 1 else \
-                palette(ks.index(k) % 10)
-            ax.errorbar(x, y, yerr=err, color=color, marker=markers[ks.index(k) % len(markers)],
-                        ls=("-", "--", ":", "-.")[ks.index(k) % 4], ms=4, lw=1.2, capsize=2,
+            style = ks.index((estimator, k))
+            color = palette(kinds.index(kind) % 10) if len(kinds) > 1 else palette(style % 10)
+            ax.errorbar(x, y, yerr=err, color=color, marker=markers[style % len(markers)],
+                        ls=("-", "--", ":", "-.")[style % 4], ms=4, lw=1.2, capsize=2,
                         label=_series_label(kind, estimator, k, len(kinds)))
         if xs:
             ax.set_xticks(xs if len(xs) <= 16 else xs[:: -(-len(xs) // 16)])
@@ -443,10 +447,11 @@ def plot_scan(rows: Sequence[Mapping[str, Any]], path: str | Path, *, title: str
               xlabel: str = "layer") -> Path:
     """ID against layer in the style of Sharma & Kaplan figure 10, saved to ``path``.
 
-    Left panel: the nearest-neighbour estimates (TwoNN and the k-NN CDF for
-    each k); right panel: the MLE, on the same y scale. One line per site kind
-    and estimator (colour: the site kind, or k when there is one kind; marker
-    and dashes: k), with bootstrap intervals as error bars when present, the
+    Left panel: the nearest-neighbour estimates (TwoNN, the k-NN CDF for
+    each k and, when the rows have it, GRIDE's plateau ID); right panel: the
+    MLE, on the same y scale. One line per site kind and estimator (colour:
+    the site kind, or the estimator and k when there is one kind; marker and
+    dashes: the estimator and k), with bootstrap intervals as error bars when present, the
     estimators of one layer drawn side by side so that their bars do not
     overlap. ``xlabel`` names the x values (``"token position"`` for rows
     whose ``layer`` holds positions).

@@ -67,6 +67,28 @@ def test_scan_figure_without_intervals_and_positions():
     assert fig.axes[0].get_xlabel() == "token position"
 
 
+def test_scan_figure_draws_the_gride_plateau_beside_twonn():
+    """The demo's figure: GRIDE's plateau rows in the nearest-neighbour panel, right after
+    TwoNN, with their own style even when n2 equals a k-NN CDF k; a site without a
+    plateau (id None) has no point."""
+    rows = _scan_rows() + [
+        {"kind": "hidden_states", "layer": i, "estimator": "gride", "k": k,
+         "id": None if (i, k) == (3, 256) else 9.0 + i, "ci_low": 8.0 + i, "ci_high": 10.0 + i}
+        for i in range(4) for k in (4, 256)]
+    fig = scan_figure(rows)
+    left, right = fig.axes
+    assert left.get_legend_handles_labels()[1] == [
+        "TwoNN", "GRIDE plateau n2≤4", "GRIDE plateau n2≤256", "k-NN CDF k=3", "k-NN CDF k=4"]
+    assert len(right.containers) == 1
+    bars = dict(zip(left.get_legend_handles_labels()[1], left.containers, strict=True))
+    line = bars["GRIDE plateau n2≤256"].lines[0]
+    assert line.get_ydata().tolist() == [9.0, 10.0, 11.0] and all(bars[n].has_yerr for n in bars)
+    styles = {(c.lines[0].get_marker(), c.lines[0].get_linestyle(), c.lines[0].get_color())
+              for c in left.containers}
+    assert len(styles) == 5
+    _legends_clear_of_data(fig)
+
+
 def test_open_ended_intervals_are_marked_and_do_not_stretch_the_axis():
     ax = Figure().subplots()
     bars = plot_intervals(ax, [1, 2, 3], [4.0, 5.0, 6.0], [3.0, 4.0, 5.0],

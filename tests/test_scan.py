@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ transformers = pytest.importorskip("transformers", reason="the scan tests need t
 
 import idest.scan  # noqa: E402
 from idest.activations._text import TokenSequences, read_texts, stdlib_docstrings, token_sequences  # noqa: E402
+from idest.cli._demo import DEMO_GRIDE  # noqa: E402
 from idest.cli._main import main  # noqa: E402
 from idest.scan import COLUMNS, GPT2_PAPER_SITES, layer_scan, plot_scan  # noqa: E402
 
@@ -198,3 +200,30 @@ class TestMiniLM:
         args = build_parser().parse_args(["demo"])
         assert args.func is _scan.run and args.model == "all-MiniLM-L6-v2"
         assert args.n_sequences * args.seq_len <= 64_000
+        assert args.gride == DEMO_GRIDE < args.n_sequences  # GRIDE beside TwoNN by default
+        assert build_parser().parse_args(["demo", "--no-gride"]).gride is None
+        assert build_parser().parse_args(["demo", "--gride", "64"]).gride == 64
+        assert build_parser().parse_args(["scan"]).gride is None
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["scan", "--no-gride"])
+
+    def test_summary_puts_the_gride_plateau_beside_twonn(self):
+        from idest.cli._scan import _summary
+
+        def row(site, estimator, k, value, **extra):
+            base = dict.fromkeys(COLUMNS)
+            return {**base, "site": site, "layer": int(site[-1]), "estimator": estimator,
+                    "k": k, "id": value, "ci_low": value and value - 1,
+                    "ci_high": value and value + 1, "n_points": 998, "note": "", **extra}
+
+        rows = [row(f"h.{i}", e, k, 10.0 + i) for i in (0, 1) for e, k in (("twonn", 2),
+                                                                            ("mle", 20))]
+        rows.insert(1, row("h.0", "gride", 256, 9.5, n2_low=4, n2_high=64))
+        rows.append(row("h.1", "gride", 256, None, note="no plateau"))
+        head, first, second, legend = _summary(rows)
+        assert head.split()[2:6] == ["twonn", "k=2", "gride", "n2<=256"]
+        cells = [c.strip() for c in re.split(r"\s{2,}", first)]
+        assert cells[2:] == ["10.00 [9.00, 11.00]", "9.50 [8.50, 10.50] n2 4-64",
+                             "10.00 [9.00, 11.00]", "998", "0"]
+        assert second.endswith("(gride: no plateau)") and " - " in second
+        assert "GRIDE" in legend

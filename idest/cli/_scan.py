@@ -16,7 +16,7 @@ from idest.utils import atomic_write, content_hash
 
 
 def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
-                  out: str) -> None:
+                  out: str, gride: int | None = None) -> None:
     """The options of a scan (shared by ``idest scan`` and ``idest demo``, with their defaults)."""
     p.add_argument("--model", default="all-MiniLM-L6-v2",
                    help="a local checkpoint folder, a hub name already in the HuggingFace cache "
@@ -46,9 +46,13 @@ def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
     p.add_argument("--ks", type=number(int, 2), nargs="+", default=[2, 3, 4], metavar="K",
                    help="k of the k-NN CDF estimates, 2 being TwoNN")
     p.add_argument("-k", "--k", type=number(int, 2), default=20, help="neighbours of the MLE")
-    p.add_argument("--gride", type=number(int, 2), metavar="RANGE_MAX",
+    p.add_argument("--gride", type=number(int, 2), metavar="RANGE_MAX", default=gride,
                    help="also GRIDE across scales up to n2 = RANGE_MAX (e.g. 256): the plateau "
-                   "ID per site in the table and scan_gride.png (default: off)")
+                   "ID per site in the table and in scan.png beside TwoNN, the ID against scale "
+                   "in scan_gride.png" + ("" if gride else " (default: off)"))
+    if gride:
+        p.add_argument("--no-gride", dest="gride", action="store_const", const=None,
+                       default=argparse.SUPPRESS, help="leave GRIDE out")
     p.add_bootstrap()
     p.add_seed("the sequence choice and the bootstrap")
     p.add_jobs("torch threads of the forward pass")
@@ -113,28 +117,40 @@ def _sequences(args: argparse.Namespace, tokenizer, out: Path):
 
 
 def _cell(row: dict) -> str:
-    """``id [ci_low, ci_high]``, or the ID alone when no interval was computed."""
-    if row.get("ci_low") is None or row.get("ci_high") is None:
-        return f"{row['id']:.2f}"
-    return f"{row['id']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+    """``id [ci_low, ci_high]`` (GRIDE's with its plateau's n2 range), or the ID alone when no
+    interval was computed."""
+    cell = f"{row['id']:.2f}"
+    if row.get("ci_low") is not None and row.get("ci_high") is not None:
+        cell += f" [{row['ci_low']:.2f}, {row['ci_high']:.2f}]"
+    if row.get("n2_low") is not None:
+        cell += f" n2 {row['n2_low']}-{row['n2_high']}"
+    return cell
 
 
 def _summary(rows: list[dict]) -> list[str]:
     """One line per site: the ID of every estimator, with its interval."""
     columns = list(dict.fromkeys((r["estimator"], r["k"]) for r in rows if r["estimator"]))
+    columns.sort(key=lambda c: c[0] != "twonn" and c[0] != "gride")  # GRIDE beside TwoNN
+    names = [f"gride n2<={k}" if m == "gride" else f"{m} k={k}" for m, k in columns]
     width = max(len(r["site"]) for r in rows)
     cells = {(r["site"], r["estimator"], r["k"]): _cell(r) for r in rows if r["id"] is not None}
-    cell = max([len(f"{m} k={k}") for m, k in columns] + [len(c) for c in cells.values()]) + 2
-    head = "".join(f"{f'{m} k={k}':>{cell}}" for m, k in columns)
+    widths = [max([len(name)] + [len(v) for (_, *c), v in cells.items() if tuple(c) == column])
+              + 2 for name, column in zip(names, columns, strict=True)]
+    head = "".join(f"{name:>{w}}" for name, w in zip(names, widths, strict=True))
     lines = [f"{'site':<{width}}  layer{head}  {'n':>6}  {'dup':>5}"]
     for site in dict.fromkeys(r["site"] for r in rows):
         mine = [r for r in rows if r["site"] == site]
-        line = "".join(f"{cells.get((site, *c), '-'):>{cell}}" for c in columns)
+        line = "".join(f"{cells.get((site, *c), '-'):>{w}}"
+                       for c, w in zip(columns, widths, strict=True))
         line = (f"{site:<{width}}  {mine[0]['layer']:>5}{line}  {mine[0]['n_points']:>6}"
                 f"  {mine[0]['n_duplicates_dropped'] or 0:>5}")
-        lines.append(line + (f"  ({mine[0]['note']})" if mine[0]["note"] else ""))
+        notes = [f"{r['estimator']}: {r['note']}" if r["estimator"] else r["note"]
+                 for r in mine if r["note"]]
+        lines.append(line + (f"  ({'; '.join(notes)})" if notes else ""))
     if any(r.get("ci_low") is not None for r in rows):
-        lines.append("ID [95% bootstrap interval over the sequences]")
+        lines.append("ID [95% bootstrap interval over the sequences]"
+                     + ("; GRIDE: the plateau's ID, interval over its scales, n2 range" if any(
+                         r["estimator"] == "gride" for r in rows) else ""))
     return lines
 
 
