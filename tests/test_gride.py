@@ -64,6 +64,28 @@ def test_mle_maximises_the_beta_likelihood_and_fisher_is_its_curvature(n1, n2):
     assert abs(d - 6.0) < 4 * se
 
 
+@pytest.mark.parametrize(("n1", "n2", "d"), [(1, 2, 3.0), (8, 16, 40.0), (512, 1024, 8.0)])
+def test_newton_root_is_the_score_root_for_the_estimate_and_every_resample(n1, n2, d):
+    """The bracketed Newton iteration lands where brentq on S does, from any start, and the
+    bootstrap kernel equals one gride_mle per resample (counts from the same draws)."""
+    from scipy.optimize import brentq
+
+    from idest.estimators._gride import _bootstrap_roots, _score_information
+
+    volumes = np.cumsum(np.random.default_rng(n2).exponential(size=(5000, n2)), axis=1)
+    x = np.log(volumes[:, n2 - 1] / volumes[:, n1 - 1]) / d
+    draws = np.random.default_rng(1).integers(0, x.size, size=(20, x.size))
+    roots = _bootstrap_roots(x, draws, n1, n2, 1.0)
+    for row, root in zip(draws, roots, strict=True):
+        counts = np.bincount(row, minlength=x.size)
+        exact = brentq(lambda t, c=counts: _score_information(x, c, n1, n2, t)[0], 0.01 * d,
+                       100 * d, xtol=1e-14, rtol=4 * np.finfo(float).eps)
+        assert root == pytest.approx(exact, rel=1e-11)
+        for start in (1e-3, 1.0, 1e4):
+            assert gride_mle(x, n1, n2, counts, start)[0] == pytest.approx(exact, rel=1e-11)
+    assert np.std(roots) > 0 and abs(np.median(roots) / d - 1) < 0.05
+
+
 def test_ties_enter_through_their_limit_and_all_ties_have_no_root():
     x = np.log(np.random.default_rng(0).pareto(3.0, 500) + 1)
     x[:20] = 0.0

@@ -17,8 +17,9 @@ and its score, strictly decreasing in d, is
 
     S(d) = (N − 1)/d + Σ_i x_i [(n2 − n1 − 1) / (1 − e^(−d x_i)) − (n2 − 1)].
 
-d̂ is the root of S (a bracketed Brent search, ``scipy.optimize.brentq``);
-since ℓ is strictly concave the root is unique whenever some μ_i > 1. Its
+d̂ is the root of S, found by Newton's method kept inside a bracket (S is
+convex as well as decreasing, so Newton steps from the left never pass the
+root); since ℓ is strictly concave the root is unique whenever some μ_i > 1. Its
 standard error is 1/√J(d̂), with the observed Fisher information
 
     J(d) = −S'(d) = (N − 1)/d² + (n2 − n1 − 1) Σ_i x_i² e^(−d x_i) / (1 − e^(−d x_i))².
@@ -41,12 +42,12 @@ from typing import Any, Literal
 
 import numba
 import numpy as np
-from scipy.optimize import brentq
 from scipy.stats import norm
 from sklearn.base import BaseEstimator
 
 from idest.estimators._bootstrap import BootstrapOptions, bootstrap_estimates, check_bootstrap
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
+from idest.estimators._kernels import resample_counts
 from idest.utils.validation import check_choice, check_fraction, check_int, invalid
 
 Discard = Literal["none", "dadapy"]
@@ -80,15 +81,67 @@ def _score_information(log_mu, counts, n1, n2, d):
             score += c * extra / d
             info += c * extra / (d * d)
             continue
-        e = np.exp(-d * x)
-        ratio = x / -np.expm1(-d * x)
+        em = np.expm1(-d * x)  # e^(−dx) − 1: one transcendental per point
+        ratio = x / -em
         score += c * (extra * ratio - (n2 - 1) * x)
-        info += c * extra * ratio * ratio * e
+        info += c * extra * ratio * ratio * (1.0 + em)
     return score + (total - 1) / d, info + (total - 1) / (d * d)
 
 
-def _score(d: float, log_mu: np.ndarray, counts: np.ndarray, n1: int, n2: int) -> float:
-    return _score_information(log_mu, counts, n1, n2, d)[0]
+@numba.njit(cache=True)
+def _root(log_mu, counts, n1, n2, start):
+    """The root of S(d) by Newton's method inside a bracket; nan when there is none.
+
+    S is decreasing and convex in d (each term is), so a Newton step from the
+    left of the root never passes it; a step from the right that leaves the
+    bracket [lo, hi] (S(lo) > 0 > S(hi)) is replaced by halving (or doubling
+    while no hi is known, or bisecting). Stops when a step is below
+    1e-13 + 4 eps d or the bracket is that narrow, or when a step below
+    1e-9 d fails to halve the previous one (the rounding error of the sum S,
+    which grows with N and n2, is reached); nan outside [1e-9, 1e9].
+    """
+    positive = False
+    for j in range(log_mu.shape[0]):
+        if counts[j] > 0 and log_mu[j] > 0:
+            positive = True
+            break
+    if not positive:  # every weighted μ = 1: S > 0 for every d
+        return np.nan
+    tol = 4 * np.finfo(np.float64).eps
+    lo, hi, d, last = 0.0, np.inf, start, np.inf
+    for _ in range(400):
+        s, info = _score_information(log_mu, counts, n1, n2, d)
+        if s == 0.0:
+            return d
+        if s > 0:
+            lo = d
+        else:
+            hi = d
+        step = s / info if info > 0 else np.nan
+        if abs(step) <= 1e-13 + tol * d:
+            return d + step
+        if abs(step) <= 1e-9 * d and abs(step) > last / 2:  # S's rounding floor: not quadratic
+            return d + step
+        new = d + step
+        if not lo < new < hi:  # also when the step is not finite
+            new = 2 * d if hi == np.inf else (d / 2 if lo == 0.0 else (lo + hi) / 2)
+        if new < _MIN_DIMENSION or new > _MAX_DIMENSION:
+            return np.nan
+        if hi - lo <= 1e-13 + tol * new:
+            return new
+        d, last = new, abs(new - d)
+    return d
+
+
+@numba.njit(cache=True)
+def _bootstrap_roots(log_mu, draws, n1, n2, start):
+    """The root of S(d) for every resample (one per row of ``draws``), from ``start``."""
+    out = np.empty(draws.shape[0])
+    counts = np.empty(log_mu.shape[0], dtype=np.int64)
+    for b in range(draws.shape[0]):
+        resample_counts(draws[b], counts)
+        out[b] = _root(log_mu, counts, n1, n2, start)
+    return out
 
 
 def gride_mle(log_mu: np.ndarray, n1: int, n2: int, counts: np.ndarray | None = None,
@@ -104,13 +157,13 @@ def gride_mle(log_mu: np.ndarray, n1: int, n2: int, counts: np.ndarray | None = 
     counts : ndarray of int, optional
         Multiplicity of each point (a bootstrap resample); default all 1.
     start : float, default=1.0
-        First guess, from which the bracket of the root search grows by
-        factors of 2.
+        First guess of the Newton iteration.
 
     Returns
     -------
     dimension, std_error : float
-        The root of the score S(d) (``scipy.optimize.brentq``) and
+        The root of the score S(d) (Newton's method kept inside a bracket
+        [lo, hi] with S(lo) > 0 > S(hi); S is convex and decreasing) and
         1/√J(d̂). Both nan when the score has no root in [1e-9, 1e9] (every
         weighted μ equal to 1, or a single point at n2 = n1 + 1).
 
@@ -122,21 +175,12 @@ def gride_mle(log_mu: np.ndarray, n1: int, n2: int, counts: np.ndarray | None = 
     >>> bool(abs(d - (x.size - 1) / x.sum()) < 1e-10), round(d, 1), round(se, 2)
     (True, 3.0, 0.03)
     """
+    log_mu = np.ascontiguousarray(log_mu, dtype=np.float64)
     if counts is None:
         counts = np.ones(log_mu.shape[0], dtype=np.int64)
-    if not (log_mu[counts > 0] > 0).any():
+    d = _root(log_mu, counts, n1, n2, float(start))
+    if np.isnan(d):
         return np.nan, np.nan
-    args = (log_mu, counts, n1, n2)
-    low = high = start
-    while _score(low, *args) <= 0:  # S decreases and S(0+) = +inf (unless N = 1, n2 = n1 + 1)
-        low /= 2
-        if low < _MIN_DIMENSION:
-            return np.nan, np.nan
-    while _score(high, *args) >= 0:  # S(inf) = -n1 Σ x < 0
-        high *= 2
-        if high > _MAX_DIMENSION:
-            return np.nan, np.nan
-    d = brentq(_score, low, high, args=args, xtol=1e-13, rtol=4 * np.finfo(float).eps)
     return float(d), float(1.0 / np.sqrt(_score_information(log_mu, counts, n1, n2, d)[1]))
 
 
@@ -347,9 +391,8 @@ def gride_estimate(
         interval = (d - z * se, d + z * se)
         if options.n_bootstrap:
             estimates = bootstrap_estimates(
-                lambda draws, x=log_mu, a=int(a), b=int(b), d=d: np.array(
-                    [gride_mle(x, a, b, np.bincount(row, minlength=x.size), d)[0]
-                     for row in draws]),
+                lambda draws, x=log_mu, a=int(a), b=int(b), d=d: _bootstrap_roots(x, draws, a,
+                                                                                  b, d),
                 log_mu.size, options)
             interval = _percentile_interval(estimates, options.confidence)
             finite = estimates[np.isfinite(estimates)]
@@ -411,7 +454,7 @@ def gride(
     At each scale n1 = 1, 2, 4, …, n2 = 2 n1 <= ``range_max``, the
     maximum-likelihood d of the law of μ = r_{n2}/r_{n1},
     f(μ | d) = d (μ^d − 1)^(n2−n1−1) / (B(n2 − n1, n1) μ^((n2−1)d+1)), found as
-    the root of the score by ``scipy.optimize.brentq`` (module docstring of
+    the root of the score by a bracketed Newton iteration (module docstring of
     ``idest.estimators._gride`` for S(d) and J(d)). Noise inflates the ID at
     small scales, curvature and finite size bend it at large ones; the answer
     is read on the plateau between (:func:`idest.estimators.find_plateau`).
