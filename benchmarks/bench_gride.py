@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import platform
 import resource
 import subprocess
@@ -96,7 +97,9 @@ def machine() -> dict:
     simd = [f for f in ("avx2", "avx512f", "fma") if f" {f}" in flags]
     blas = [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
                                       "filepath")} for info in threadpool_info()]
-    return {"cpu": model, "simd": simd, "cores": mp.cpu_count(), "blas": blas}
+    return {"cpu": model, "simd": simd, "cores": mp.cpu_count(), "blas": blas,
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def main() -> None:
@@ -107,27 +110,33 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per side and run")
+    parser.add_argument("--sides", nargs="+", choices=("idest", "dadapy"),
+                        default=["idest", "dadapy"], help="which sides to run (both: compared)")
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "gride.json"))
     args = parser.parse_args()
-    runs = {"idest": [], "dadapy": []}
+    runs = {side: [] for side in args.sides}
     for repeat in range(args.repeats):
-        for side in ("idest", "dadapy") if repeat % 2 == 0 else ("dadapy", "idest"):
+        for side in args.sides if repeat % 2 == 0 else args.sides[::-1]:
+            load = os.getloadavg()[0]
             out = run_side(side, args.n, args.dim, args.seed, args.range_max, args.timeout)
+            out["load_before"] = load
             runs[side].append(out)
             print(side, {k: v for k, v in out.items() if k != "ids"}, flush=True)
     summary = {"n": args.n, "dim": args.dim, "range_max": args.range_max,
                "repeats": args.repeats, "machine": machine(), "runs": runs}
     times = {s: [r["seconds"] for r in runs[s] if r.get("seconds")] for s in runs}
-    if all(times.values()):
-        med = {s: float(np.median(t)) for s, t in times.items()}
+    done = [s for s in runs if times[s]]
+    summary.update(median_seconds={s: float(np.median(times[s])) for s in done},
+                   max_peak_rss_mb={s: max(r["peak_rss_mb"] for r in runs[s]
+                                           if r.get("seconds")) for s in done})
+    keys = ["median_seconds", "max_peak_rss_mb"]
+    if len(done) == 2:
         ours, theirs = np.array(runs["idest"][0]["ids"]), np.array(runs["dadapy"][0]["ids"])
         summary.update(
-            median_seconds=med, speedup=med["dadapy"] / med["idest"],
-            max_peak_rss_mb={s: max(r["peak_rss_mb"] for r in runs[s]) for s in runs},
-            max_relative_id_difference=float(np.max(np.abs(ours / theirs - 1))),
-        )
-        print(json.dumps({k: summary[k] for k in ("median_seconds", "speedup", "max_peak_rss_mb",
-                                                   "max_relative_id_difference")}, indent=1))
+            speedup=summary["median_seconds"]["dadapy"] / summary["median_seconds"]["idest"],
+            max_relative_id_difference=float(np.max(np.abs(ours / theirs - 1))))
+        keys += ["speedup", "max_relative_id_difference"]
+    print(json.dumps({k: summary[k] for k in keys}, indent=1))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(summary, indent=1) + "\n")
     print(f"written: {args.output}")
