@@ -40,7 +40,8 @@ def test_first_scale_equals_twonn_pareto_mle(make):
     # twonn's Pareto MLE kernel with every μ kept: (N − 1) / Σ log μ
     x = np.sort(np.log(nn.distances[:, 1] / nn.distances[:, 0]))
     n = x.size
-    pareto = _kernels.pareto_mle(x, np.ones(n, dtype=np.int64), n)
+    pareto = _kernels.cdf_fit(x, np.arange(n), np.ones(n, dtype=np.int64),
+                              np.zeros(n + 1), True)
     assert r.dimensions[0] == pytest.approx(pareto, rel=1e-10, abs=0)
     assert r.dimensions[0] == pytest.approx((n - 1) / x.sum(), rel=1e-10, abs=0)
     # twonn(fit_method="mle") keeps at most N − 1 of them (the largest μ is censored, as in
@@ -67,7 +68,7 @@ def test_mle_maximises_the_beta_likelihood_and_fisher_is_its_curvature(n1, n2):
 @pytest.mark.parametrize(("n1", "n2", "d"), [(1, 2, 3.0), (8, 16, 40.0), (512, 1024, 8.0)])
 def test_newton_root_is_the_score_root_for_the_estimate_and_every_resample(n1, n2, d):
     """The bracketed Newton iteration lands where brentq on S does, from any start, and the
-    bootstrap kernel equals one gride_mle per resample (counts from the same draws)."""
+    bootstrap kernel equals one gride_mle per resample (the same multiplicities)."""
     from scipy.optimize import brentq
 
     from idest.estimators._gride import _bootstrap_roots, _score_information
@@ -75,9 +76,9 @@ def test_newton_root_is_the_score_root_for_the_estimate_and_every_resample(n1, n
     volumes = np.cumsum(np.random.default_rng(n2).exponential(size=(5000, n2)), axis=1)
     x = np.log(volumes[:, n2 - 1] / volumes[:, n1 - 1]) / d
     draws = np.random.default_rng(1).integers(0, x.size, size=(20, x.size))
-    roots = _bootstrap_roots(x, draws, n1, n2, 1.0)
-    for row, root in zip(draws, roots, strict=True):
-        counts = np.bincount(row, minlength=x.size)
+    multiplicities = _kernels.resample_counts(draws)
+    roots = _bootstrap_roots(x, multiplicities, n1, n2, 1.0)
+    for counts, root in zip(multiplicities, roots, strict=True):
         exact = brentq(lambda t, c=counts: _score_information(x, c, n1, n2, t)[0], 0.01 * d,
                        100 * d, xtol=1e-14, rtol=4 * np.finfo(float).eps)
         assert root == pytest.approx(exact, rel=1e-11)

@@ -47,7 +47,6 @@ from sklearn.base import BaseEstimator
 
 from idest.estimators._bootstrap import BootstrapOptions, bootstrap_estimates, check_bootstrap
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
-from idest.estimators._kernels import resample_counts
 from idest.utils.validation import check_choice, check_fraction, check_int, invalid
 
 Discard = Literal["none", "dadapy"]
@@ -134,13 +133,12 @@ def _root(log_mu, counts, n1, n2, start):
 
 
 @numba.njit(cache=True)
-def _bootstrap_roots(log_mu, draws, n1, n2, start):
-    """The root of S(d) for every resample (one per row of ``draws``), from ``start``."""
-    out = np.empty(draws.shape[0])
-    counts = np.empty(log_mu.shape[0], dtype=np.int64)
-    for b in range(draws.shape[0]):
-        resample_counts(draws[b], counts)
-        out[b] = _root(log_mu, counts, n1, n2, start)
+def _bootstrap_roots(log_mu, counts, n1, n2, start):
+    """The root of S(d) for every resample (multiplicities: one row of ``counts`` each),
+    from ``start``."""
+    out = np.empty(counts.shape[0])
+    for b in range(counts.shape[0]):
+        out[b] = _root(log_mu, counts[b], n1, n2, start)
     return out
 
 
@@ -391,8 +389,8 @@ def gride_estimate(
         interval = (d - z * se, d + z * se)
         if options.n_bootstrap:
             estimates = bootstrap_estimates(
-                lambda draws, x=log_mu, a=int(a), b=int(b), d=d: _bootstrap_roots(x, draws, a,
-                                                                                  b, d),
+                lambda counts, x=log_mu, a=int(a), b=int(b), d=d: _bootstrap_roots(x, counts, a,
+                                                                                   b, d),
                 log_mu.size, options)
             interval = _percentile_interval(estimates, options.confidence)
             finite = estimates[np.isfinite(estimates)]
