@@ -186,7 +186,7 @@ def test_worker_killed_mid_search_gives_the_full_result(client, tmp_path):
 
 def test_command_line_on_a_running_scheduler(client, capsys, tmp_path):
     from idest.cli import main
-    from idest.neighbors import dask_client
+    from idest.utils import dask_client
 
     X = duplicate_data(6)
     np.save(tmp_path / "x.npy", X)

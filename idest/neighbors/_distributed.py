@@ -28,16 +28,15 @@ core on the client (exact zeros cannot hide this: ``sqrt(x) == 0`` only for
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from idest.neighbors._backends import cpp_knn
 from idest.neighbors._knn import Neighbors, default_n_jobs
+from idest.utils.cluster import check_client
 from idest.utils.validation import check_array, check_int
 
 #: Most partial lists one merge task combines.
@@ -48,21 +47,6 @@ MERGE_FAN_IN = 8
 MAX_SHARD_ROWS = 65_536
 
 _PAD_INDEX = np.iinfo(np.int64).max
-_INSTALL = "install the extra with pip install 'idest[dask]'"
-
-
-def _require_distributed(caller: str) -> Any:
-    """Import ``distributed``; a missing extra is one clear error."""
-    try:
-        import dask  # noqa: F401
-        import dask.array  # noqa: F401
-        import distributed
-    except ImportError as exc:
-        raise ImportError(f"{caller}: a Dask client needs dask and distributed, which are "
-                          f"not installed; {_INSTALL}.") from exc
-    return distributed
-
-
 # ------------------------------------------------------------------ sources ---
 
 
@@ -404,10 +388,7 @@ def sharded_knn(
     >>> bool((nn.indices == idest.knn(X, 5).indices).all())
     True
     """
-    distributed = _require_distributed("sharded_knn")
-    if not isinstance(client, distributed.Client):
-        raise TypeError(f"sharded_knn: client must be a distributed.Client; got "
-                        f"{type(client).__name__}. Create one with Client(address).")
+    check_client(client, "sharded_knn")
     src = _Source(X, "X", "knn")
     ref = None if reference is None else _Source(reference, "reference", "knn")
     if ref is not None and ref.shape[1] != src.shape[1]:
@@ -448,49 +429,3 @@ def knn_on_client(X: Any, k: int, client: Any, reference: Any | None, backend: s
         raise ValueError(f"knn: with a client the search runs the compiled core; backend must "
                          f"be 'auto' or 'cpp', got {backend!r}. Drop backend= or client=.")
     return sharded_knn(X, k, client=client, reference=reference, n_jobs=n_jobs)
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None,
-                echo: Any = print) -> Iterator[Any]:
-    """A Dask client for a command line: an existing cluster, a local one, or None.
-
-    Parameters
-    ----------
-    scheduler : str, optional
-        Address of a running scheduler (``tcp://host:8786``); the cluster is
-        left running.
-    workers : int, optional
-        Start a ``LocalCluster`` of this many one-thread worker processes,
-        closed on exit.
-    echo : callable, default=print
-        Receives one line naming the dashboard's address.
-
-    Yields
-    ------
-    distributed.Client or None
-        None when neither argument is given (the in-process default).
-
-    Examples
-    --------
-    >>> with dask_client() as client:
-    ...     print(client)
-    None
-    """
-    if scheduler is not None and workers is not None:
-        raise ValueError("dask_client: give scheduler (an existing cluster) or workers (a "
-                         f"local one), not both; got {scheduler!r} and {workers!r}.")
-    if scheduler is None and workers is None:
-        yield None
-        return
-    distributed = _require_distributed("dask_client")
-    with contextlib.ExitStack() as stack:
-        if scheduler is not None:
-            client = stack.enter_context(distributed.Client(scheduler))
-        else:
-            workers = check_int(workers, "workers", "dask_client", 1)
-            cluster = stack.enter_context(distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True))
-            client = stack.enter_context(distributed.Client(cluster))
-        echo(f"dask      : {len(client.nthreads())} worker(s), dashboard {client.dashboard_link}")
-        yield client
