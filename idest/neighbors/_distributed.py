@@ -28,6 +28,7 @@ core on the client (exact zeros cannot hide this: ``sqrt(x) == 0`` only for
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
@@ -80,6 +81,20 @@ def _working_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32 if dtype == np.float16 else np.float64)
 
 
+def _npy_file_of(X: Any) -> Any:
+    """The path of a whole ``.npy`` file when X is its memory map (``np.load(mmap_mode="r")``),
+    so that its tasks map their own rows instead of receiving them; else X itself."""
+    path = getattr(X, "filename", None) if isinstance(X, np.memmap) else None
+    if not path or not str(path).endswith(".npy") or not os.path.isfile(path):
+        return X
+    with contextlib.suppress(OSError, ValueError):
+        whole = np.load(path, mmap_mode="r")
+        if (whole.shape, whole.dtype, whole.offset) == (X.shape, X.dtype, X.offset) \
+                and X.flags.c_contiguous:
+            return path
+    return X
+
+
 class _Source:
     """A row-sharded input: a ``.npy`` path, a dask array or a validated ndarray."""
 
@@ -88,6 +103,7 @@ class _Source:
         self.path: str | None = None
         self.dask = None
         self.array: np.ndarray | None = None
+        X = _npy_file_of(X)
         if isinstance(X, str | os.PathLike):
             self.path = os.path.abspath(os.fspath(X))
             if not self.path.endswith(".npy") or not os.path.isfile(self.path):
@@ -339,8 +355,9 @@ def sharded_knn(
     Parameters
     ----------
     X : str, path, dask array or array-like of shape (n_samples, n_features)
-        A path to a ``.npy`` file (each task maps only its own rows; the workers
-        must see the same path), a 2-D dask array (rechunked into shards), or
+        A path to a ``.npy`` file or its memory map (``np.load(path,
+        mmap_mode="r")``): each task maps only its own rows, and the workers
+        must see the same path; a 2-D dask array (rechunked into shards), or
         anything :func:`idest.knn` accepts (validated here, each shard scattered
         to the cluster once).
     k : int

@@ -11,6 +11,7 @@ mid-unit costs only that unit (the scheduler runs it again on another worker).
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -58,6 +59,8 @@ def check_client(client: Any, caller: str) -> Any:
 def worker_threads(n_jobs: int | None = None) -> int | None:
     """Threads for one task: ``n_jobs``, else its Dask worker's thread count (None outside one).
 
+    Never imports Dask: a process that has not imported ``distributed`` runs no worker.
+
     Examples
     --------
     >>> worker_threads(3), worker_threads()
@@ -65,11 +68,12 @@ def worker_threads(n_jobs: int | None = None) -> int | None:
     """
     if n_jobs is not None:
         return n_jobs
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
     try:
-        from distributed import get_worker
-
-        return int(get_worker().state.nthreads)
-    except (ImportError, ValueError):  # not in a Dask worker
+        return int(distributed.get_worker().state.nthreads)
+    except ValueError:  # not in a Dask worker
         return None
 
 
@@ -79,17 +83,48 @@ def _unit(function: Callable[..., Any], arguments: tuple, n_jobs: int | None) ->
         return function(*arguments)
 
 
+class Units:
+    """Units submitted to a cluster (:func:`as_completed_units`): iterate to consume them.
+
+    Iterating yields ``(i, result)`` in order of completion; leaving the
+    ``with`` block (or :meth:`cancel`) cancels the units not yet finished.
+    """
+
+    def __init__(self, client: Any, futures: dict[Any, int]) -> None:
+        self.client, self.futures = client, futures
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        from distributed import as_completed
+
+        for future in as_completed(self.futures):
+            yield self.futures[future], future.result()
+
+    def __len__(self) -> int:
+        return len(self.futures)
+
+    def cancel(self) -> None:
+        """Cancel every unit that has not finished (no-op for the others)."""
+        self.client.cancel([f for f in self.futures if not f.done()])
+
+    def __enter__(self) -> Units:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
 def as_completed_units(client: Any, function: Callable[..., Any],
                        arguments: Sequence[tuple], *, caller: str,
-                       n_jobs: int | None = None) -> Iterator[tuple[int, Any]]:
-    """Run ``function(*args)`` for each ``args`` on a cluster; yield ``(i, result)`` as each ends.
+                       n_jobs: int | None = None) -> Units:
+    """Submit ``function(*args)`` for each ``args`` to a cluster; consume them as they end.
 
     Every unit is one ``client.submit`` (not pure: a resubmitted unit runs
-    again), consumed with ``distributed.as_completed``. A unit whose worker dies
-    is run again by the scheduler on another worker; a unit that raises raises
-    here. When the caller stops iterating (an exception, Ctrl-C, ``break``),
-    the units not yet consumed are cancelled, so an interrupted sweep leaves
-    nothing running on the cluster.
+    again), submitted at once and consumed with ``distributed.as_completed``
+    when the returned :class:`Units` is iterated. A unit whose worker dies is
+    run again by the scheduler on another worker; a unit that raises raises
+    where it is consumed. Use the result as a context manager: leaving the
+    block (an exception, Ctrl-C, ``break``) cancels the units not yet finished,
+    so an interrupted sweep leaves nothing running on the cluster.
 
     Parameters
     ----------
@@ -105,32 +140,27 @@ def as_completed_units(client: Any, function: Callable[..., Any],
         Threads of each unit (BLAS, OpenMP, torch; scoped to the unit); default:
         the thread count of the worker that runs it.
 
-    Yields
-    ------
-    (int, object)
-        The unit's position in ``arguments`` and its result, in order of completion.
+    Returns
+    -------
+    Units
+        Iterating yields ``(i, result)``: the unit's position in ``arguments``
+        and its result, in order of completion.
 
     Examples
     --------
     >>> from distributed import Client
     >>> with Client(processes=False, n_workers=1, threads_per_worker=1,
     ...             dashboard_address=None) as client:
-    ...     done = dict(as_completed_units(client, pow, [(2, 3), (3, 2)], caller="example"))
+    ...     with as_completed_units(client, pow, [(2, 3), (3, 2)], caller="example") as units:
+    ...         done = dict(units)
     >>> done
     {0: 8, 1: 9}
     """
     check_client(client, caller)
-    from distributed import as_completed
-
     if n_jobs is not None:
         n_jobs = check_int(n_jobs, "n_jobs", caller, 1)
-    futures = {client.submit(_unit, function, tuple(args), n_jobs, pure=False): i
-               for i, args in enumerate(arguments)}
-    try:
-        for future in as_completed(futures):
-            yield futures[future], future.result()
-    finally:
-        client.cancel([f for f in futures if not f.done()])
+    return Units(client, {client.submit(_unit, function, tuple(args), n_jobs, pure=False): i
+                          for i, args in enumerate(arguments)})
 
 
 @contextlib.contextmanager
