@@ -30,7 +30,7 @@ def dask_cluster():
     """
     distributed = pytest.importorskip("distributed", reason="needs the dask extra")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
         client.run(_warm_up_worker)  # imports and Numba's cached kernels, once per worker
         yield client

@@ -22,7 +22,7 @@ from idest.neighbors._distributed import NpyRows, _Source, _task_threads, build_
 
 @pytest.fixture
 def client(dask_cluster):
-    """The session's cluster (tests/conftest.py), once every worker is back."""
+    """The module's cluster (tests/conftest.py), once every worker is back."""
     dask_cluster.wait_for_workers(2, timeout=60)
     return dask_cluster
 

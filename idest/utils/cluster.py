@@ -150,7 +150,7 @@ def as_completed_units(client: Any, function: Callable[..., Any],
     --------
     >>> from distributed import Client
     >>> with Client(processes=False, n_workers=1, threads_per_worker=1,
-    ...             dashboard_address=None) as client:
+    ...             dashboard_address=":0") as client:
     ...     with as_completed_units(client, pow, [(2, 3), (3, 2)], caller="example") as units:
     ...         done = dict(units)
     >>> done
