@@ -56,6 +56,7 @@ class Stop(Exception):
     """Stands for Ctrl-C or a lost driver after the first unit is on disk."""
 
 
+@pytest.mark.slow  # trains torch models on both workers (the fixture: 11-23 s at load 8-9)
 def test_sweep_through_the_client_equals_the_serial_one(uninterrupted, tmp_path):
     assert sorted(uninterrupted.trained) == sorted(CONFIG.runs())
     serial = run_sweep(dataclasses.replace(CONFIG, features=(3,)), tmp_path / "serial.csv",
@@ -63,6 +64,7 @@ def test_sweep_through_the_client_equals_the_serial_one(uninterrupted, tmp_path)
     assert table(serial.rows) == [r for r in table(uninterrupted.rows) if r["features"] == "3"]
 
 
+@pytest.mark.slow  # trains torch models on both workers (the fixture: 11-23 s at load 8-9)
 def test_interrupted_sweep_resumes_to_the_uninterrupted_table(client, uninterrupted, tmp_path):
     path = tmp_path / "resumed.csv"
 
@@ -126,6 +128,7 @@ def test_regime_sweeps_through_the_client(client, tmp_path):
                                   solvable.losses)
 
 
+@pytest.mark.slow  # trains torch models on both workers (the fixture: 11-23 s at load 8-9)
 def test_cnn_width_sweep_through_the_client(client, tmp_path):
     rng = np.random.default_rng(0)
     data = (rng.random((40, 28, 28, 1), dtype=np.float32), rng.integers(0, 10, 40))
