@@ -7,6 +7,10 @@ the same numbers) and expose the same three operations:
 * ``outputs(x)``: every student's output on ``x`` (float64 arrays);
 * ``hidden(x)``: every student's final-hidden-layer activations on ``x`` (float32 arrays).
 
+and ``state_dict()`` / ``load_state_dict(state)``: every parameter and the Adam state, for
+a checkpoint (:mod:`scaling.teacher_student._checkpoint`); loading copies the numbers into
+the engine's own tensors, so the optimizer keeps training the same objects.
+
 :class:`LockstepEngine` keeps one ``torch.nn.Sequential`` and one ``torch.optim.Adam`` per
 student (the reference). :class:`BatchedEngine` stacks the students into groups and runs
 each group's forward pass, backward pass and Adam update as single tensor operations, so
@@ -99,6 +103,16 @@ class LockstepEngine:
             opt.zero_grad(set_to_none=True)
             train_loss(model(xt), tt, self.loss_name, self.power).backward()
             opt.step()
+
+    def state_dict(self) -> dict:
+        return {"models": [m.state_dict() for m in self.models],
+                "adam": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        for model, opt, saved, adam in zip(self.models, self.optimizers, state["models"],
+                                           state["adam"], strict=True):
+            model.load_state_dict(saved)
+            opt.load_state_dict(adam)
 
     def _apply(self, x: np.ndarray, hidden: bool) -> list[np.ndarray]:
         import torch
@@ -193,7 +207,7 @@ class BatchedEngine:
                 self.where[i] = (len(self.groups), row)
             self.groups.append(_Group([models[i] for i in members],
                                       [specs[i].width for i in members], torch, self.dtype))
-        self.optimizer = torch.optim.Adam([p for g in self.groups for p in g.parameters()])
+        self.optimizer = torch.optim.Adam(self._parameters())
 
     def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> None:
         import torch
@@ -207,6 +221,27 @@ class BatchedEngine:
                     for g in self.groups)
         total.backward()
         self.optimizer.step()
+
+    def _parameters(self) -> list:
+        return [p for g in self.groups for p in g.parameters()]
+
+    def state_dict(self) -> dict:
+        return {"parameters": [p.detach() for p in self._parameters()],
+                "adam": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        import torch
+
+        params = self._parameters()
+        shapes = [tuple(p.shape) for p in params]
+        saved_shapes = [tuple(p.shape) for p in state["parameters"]]
+        if shapes != saved_shapes:
+            raise ValueError(f"BatchedEngine: the state's tensors have shapes {saved_shapes}, "
+                             f"this engine's {shapes}.")
+        with torch.no_grad():
+            for p, saved in zip(params, state["parameters"], strict=True):
+                p.copy_(saved)
+        self.optimizer.load_state_dict(state["adam"])
 
     def _apply(self, x: np.ndarray, hidden: bool) -> list[np.ndarray]:
         import torch
