@@ -33,12 +33,14 @@ Exactness of the batched engine
 * **Adam.** Adam (Kingma & Ba 2015, algorithm 1) is elementwise: each parameter entry's
   moments and update depend only on that entry's gradients, the learning rate, the betas,
   eps and the step count, all shared by the students. One optimizer over the flat buffer
-  therefore performs the same arithmetic as one optimizer per student.
+  therefore performs the same arithmetic as one optimizer per student (torch's fused Adam,
+  one pass over the buffer, orders that arithmetic slightly differently from the
+  reference's loop: float round-off).
 * **Neighbours.** A student's numbers do not depend on the other students of its stack,
   bit for bit: each product is one matrix per student, every student's block of a stacked
   tensor starts at the same alignment (the SIMD kernels' results depend on it), and the
   vectorised functions of the loss gradient run over each student's block on its own
-  (:func:`_stacked`, :func:`_per_student`).
+  (:func:`_stacked`, :func:`_loss_gradient`).
 * **Padding.** A group may hold students of different widths padded to the widest. The
   padded entries start at 0; a padded hidden unit then outputs ReLU(0) = 0 for every
   input, contributes nothing to any output, and gets zero gradient; the gradient is also
@@ -203,7 +205,7 @@ class _Group:
         self.size = sum(len(models) * _block(a * b) for a, b in self.shapes)
         self.layers: list = []  # parameter views, set by bind
         self.grads: list = []  # gradient views, set by bind
-        self._buffers: tuple[int, list] = (0, [])
+        self._work: _Workspace | None = None
 
     def bind(self, params, grads, mask) -> None:
         """Take this group's views of the flat buffers and copy the students' initial
@@ -236,68 +238,71 @@ class _Group:
         """Every layer's biases, (students, 1, fan_out) views."""
         return [layer[:, -1:] for layer in self.layers]
 
-    def _activations(self, rows: int, torch, cache: bool) -> list:
-        """Buffers (students, rows, width + 1) for the hidden layers, last column ones; the
-        training batch size's are kept (one size at a time: the phases come in order)."""
-        if cache and self._buffers[0] == rows:
-            return self._buffers[1]
-        buffers = []
-        for rows_w, _ in self.shapes[1:]:
-            h = _new_stack(torch, len(self.widths), rows, rows_w, dtype=self.layers[0].dtype)
-            h[..., -1] = 1
-            buffers.append(h)
+    def workspace(self, rows: int, cache: bool = False) -> _Workspace:
+        """The stacks a pass over ``rows`` inputs writes; with ``cache``, those of the last
+        training batch size are kept (the phases come in order), so that a step allocates
+        (and the system zero-fills) no new memory."""
+        if cache and self._work is not None and self._work.rows == rows:
+            return self._work
+        work = _Workspace(self.shapes, len(self.widths), rows, self.layers[0].dtype)
         if cache:
-            self._buffers = (rows, buffers)
-        return buffers
+            self._work = work
+        return work
 
-    def forward(self, x_aug, hidden: bool = False, cache: bool = False):
+    def forward(self, x_aug, work: _Workspace, hidden: bool = False):
         """Activations of every layer: [input, hidden..., output (or nothing if
         ``hidden``)], each (students, rows, features [+1 ones column for all but the
         output]). ``x_aug``: the inputs with their ones column (:func:`_augmented`)."""
         import torch
 
         acts = [x_aug.expand(len(self.widths), *x_aug.shape)]  # every student reads it
-        for layer, h in zip(self.layers[:-1],
-                            self._activations(x_aug.shape[0], torch, cache), strict=True):
+        for layer, h in zip(self.layers[:-1], work.hidden, strict=True):
             torch.bmm(acts[-1], layer, out=h[..., :-1])  # h @ W + b, in place
             h[..., :-1].clamp_(min=0)  # ReLU (the ones column stays 1)
             acts.append(h)
         if not hidden:
-            last = self.layers[-1]
-            acts.append(torch.bmm(acts[-1], last, out=_new_stack(
-                torch, last.shape[0], x_aug.shape[0], last.shape[2], dtype=last.dtype)))
+            acts.append(torch.bmm(acts[-1], self.layers[-1], out=work.output))
         return acts
 
-    def backward(self, acts, grad_out) -> None:
+    def backward(self, acts, work: _Workspace) -> None:
         """Write d(sum of the students' losses)/d(every parameter) into :attr:`grads`,
-        from ``grad_out`` = d/d(output) (backpropagation, Rumelhart et al. 1986)."""
+        from ``work.loss`` = d/d(output) (backpropagation, Rumelhart et al. 1986)."""
         import torch
 
-        g = grad_out
+        g = work.loss
         for layer in range(len(self.layers) - 1, -1, -1):
             torch.bmm(acts[layer].transpose(1, 2), g, out=self.grads[layer])
             if layer:  # through the weights, then through the ReLU (zero where h = 0)
-                W = self.layers[layer][:, :-1]
-                g = torch.bmm(g, W.transpose(1, 2), out=_new_stack(
-                    torch, W.shape[0], g.shape[1], W.shape[1], dtype=W.dtype))
+                g = torch.bmm(g, self.layers[layer][:, :-1].transpose(1, 2),
+                              out=work.backward[layer - 1])
                 torch.ops.aten.threshold_backward.grad_input(g, acts[layer][..., :-1], 0,
                                                              grad_input=g)
 
 
-def _per_student(x):
-    """A copy of ``x`` (students, ...) with one block per student (:func:`_stacked`).
+class _Workspace:
+    """The stacks (:func:`_stacked`) of one pass of a group over ``rows`` inputs: the hidden
+    activations (last column ones), the gradients flowing back into them, the output and
+    d(loss)/d(output)."""
 
-    Elementwise kernels then run over each student's block on its own, so a vectorised
-    function (sigmoid, pow: SIMD body and scalar tail round differently) treats a student's
-    entries the same whatever other students share its stack.
-    """
-    import torch
+    def __init__(self, shapes, n_students: int, rows: int, dtype) -> None:
+        import torch
 
-    return _new_stack(torch, x.shape[0], *x.shape[1:], dtype=x.dtype).copy_(x)
+        self.rows = rows
+        self.hidden = [_new_stack(torch, n_students, rows, w, dtype=dtype)
+                       for w, _ in shapes[1:]]
+        for h in self.hidden:
+            h[..., -1] = 1
+        self.backward = [_new_stack(torch, n_students, rows, w - 1, dtype=dtype)
+                         for w, _ in shapes[1:]]
+        self.output = _new_stack(torch, n_students, rows, shapes[-1][1], dtype=dtype)
+        self.loss = _new_stack(torch, n_students, rows, shapes[-1][1], dtype=dtype)
 
 
-def _loss_gradient(output, target, target_sum, loss_name: str, power: float):
-    """d(mean training loss)/d(output) of every student (:func:`train_loss`), in closed form.
+def _loss_gradient(output, target, target_sum, loss_name: str, power: float, out):
+    """d(mean training loss)/d(output) of every student (:func:`train_loss`), in closed
+    form, written into ``out`` (a stack: elementwise kernels run over each student's block
+    on its own, so a vectorised function, whose SIMD body and scalar tail round
+    differently, treats a student's entries the same whatever students share its stack).
 
     KL (cross-entropy on soft labels): softmax(o) * sum(t) - t over the batch size, the
     gradient of log-softmax, the two-logit softmax computed as sigmoids of the logits'
@@ -307,11 +312,12 @@ def _loss_gradient(output, target, target_sum, loss_name: str, power: float):
 
     rows = output.shape[1]
     if loss_name == "kl":
-        o0, o1 = output[..., 0], output[..., 1]
-        p = torch.sigmoid(_per_student(torch.stack((o0 - o1, o1 - o0), dim=-1)))
-        return p.mul_(target_sum).sub_(target).div_(rows)
-    diff = output - target
-    return _per_student(diff.abs()).pow_(power - 1).mul_(diff.sign()).mul_(power / rows)
+        torch.sub(output[..., 0], output[..., 1], out=out[..., 0])
+        torch.sub(output[..., 1], output[..., 0], out=out[..., 1])
+        return out.sigmoid_().mul_(target_sum).sub_(target).div_(rows)
+    torch.sub(output, target, out=out)
+    sign = out.sign()
+    return out.abs_().pow_(power - 1).mul_(sign).mul_(power / rows)
 
 
 class BatchedEngine:
@@ -354,19 +360,27 @@ class BatchedEngine:
                        self.parameters.grad[offset:offset + g.size],
                        None if self.mask is None else self.mask[offset:offset + g.size])
                 offset += g.size
-        self.optimizer = torch.optim.Adam([self.parameters])
+        try:  # one pass over the buffer (torch >= 2.4 on CPU); else the elementwise loop
+            self.optimizer = torch.optim.Adam([self.parameters], fused=True)
+        except RuntimeError:
+            self.optimizer = torch.optim.Adam([self.parameters])
+        self._inputs = torch.empty(0)  # the last batch with its ones column
 
     def step(self, x: np.ndarray, target: np.ndarray, lr: float) -> None:
         import torch
 
         with torch.no_grad():
-            x_aug = _augmented(x, self.dtype, torch)
+            if self._inputs.shape[0] != len(x):
+                self._inputs = _augmented(x, self.dtype, torch)
+            else:
+                self._inputs[:, :-1] = torch.from_numpy(x)
             tt = torch.from_numpy(target).to(self.dtype)
             t_sum = tt.sum(dim=-1, keepdim=True) if self.loss_name == "kl" else None
             for g in self.groups:
-                acts = g.forward(x_aug, cache=True)
-                g.backward(acts, _loss_gradient(acts[-1], tt, t_sum, self.loss_name,
-                                                self.power))
+                work = g.workspace(len(x), cache=True)
+                acts = g.forward(self._inputs, work)
+                _loss_gradient(acts[-1], tt, t_sum, self.loss_name, self.power, work.loss)
+                g.backward(acts, work)
             if self.mask is not None:
                 self.parameters.grad.mul_(self.mask)
         for group in self.optimizer.param_groups:
@@ -391,9 +405,10 @@ class BatchedEngine:
         import torch
 
         with torch.no_grad():
-            per_group = [torch.cat([g.forward(_augmented(x[a:a + EVAL_ROWS], self.dtype,
-                                                         torch), hidden=hidden)[-1]
-                                    for a in range(0, len(x), EVAL_ROWS)], dim=1).numpy()
+            chunks = [x[a:a + EVAL_ROWS] for a in range(0, len(x), EVAL_ROWS)]
+            per_group = [torch.cat([g.forward(_augmented(c, self.dtype, torch),
+                                              g.workspace(len(c)), hidden=hidden)[-1]
+                                    for c in chunks], dim=1).numpy()
                          for g in self.groups]
         out = []
         for g, row in self.where:
