@@ -24,6 +24,9 @@ engine) by Table 1's steps, for one thread: CPU hours per k and for k = 2…8. I
 measures the error of the float32 teacher labels: the mean KL divergence between the
 teacher's softmax(6y) computed in float32 and in float64 on the same inputs.
 
+``--threads`` instead times one batched float64 step (students, then teacher labels) with 1
+and with 2 torch/BLAS threads, in wall time: can a unit use a second, idle core?
+
 ``--precision SCHEDULE`` instead trains the 21 students of one k in float32 and in float64
 (same initialisation and stream) and reports every final held-out loss's relative change.
 """
@@ -160,6 +163,37 @@ def measure(k: int, rounds: int, steps_at: dict[int, int], before: str | None = 
             "depth": DEPTH, "per_batch": per_batch}
 
 
+def threads(k: int, rounds: int, steps_at: dict[int, int]) -> dict:
+    """Wall seconds per batched float64 step and per teacher labelling, 1 against 2
+    threads, in interleaved rounds (medians), and the speed-up of 2 threads."""
+    teacher = random_teacher(k, variant="authors")
+    specs = [StudentSpec(w, DEPTH, r) for r in RUNS for w in student_widths(7)]
+    engine = BatchedEngine(specs, teacher.n_inputs, 2, loss_name="kl", power=2.0,
+                           bias_std=0.5, dtype="float64")
+    rng = np.random.default_rng(0)
+    out = {}
+    for batch, steps in steps_at.items():
+        x = teacher.sample_inputs(batch, rng)
+        target = _soft(teacher.outputs(x))
+        wall: dict[str, dict[int, list[float]]] = {"students": {1: [], 2: []},
+                                                   "teacher": {1: [], 2: []}}
+        for _ in range(rounds):
+            for n in (1, 2):
+                with limit_threads(n):
+                    engine.step(x, target, 0.001)  # warm the pool
+                    for name, fn, args in (("students", engine.step, (x, target, 0.001)),
+                                           ("teacher", _label_batch, (teacher, batch, rng))):
+                        start = time.perf_counter()
+                        for _ in range(steps):
+                            fn(*args)
+                        wall[name][n].append((time.perf_counter() - start) / steps)
+        medians = {name: {n: statistics.median(v) for n, v in by.items()}
+                   for name, by in wall.items()}
+        out[batch] = {"wall_seconds_median": medians, "speedup_2_threads": {
+            name: by[1] / by[2] for name, by in medians.items()}}
+    return out
+
+
 def project(result: dict) -> dict:
     """CPU hours of Table 1 (teacher + students) per k and for k = 2…8, for every student
     engine, from the median step times (the held-out curve and the ID add about a minute
@@ -213,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     parser.add_argument("--before", metavar="REV", default=None,
                         help="also time the batched float64 engine of git revision REV")
+    parser.add_argument("--threads", action="store_true",
+                        help="instead: one batched float64 step with 1 and 2 threads")
     parser.add_argument("--precision", metavar="SCHEDULE", default=None,
                         help="instead: train k's 21 students with this schedule by every "
                         "--variants and compare their final losses")
@@ -237,6 +273,20 @@ def main(argv: list[str] | None = None) -> int:
                           for c in found["comparisons"]], indent=1))
         return 0
     steps_at = {200: 4, 1000: 2, 4000: 1} if args.quick else {200: 40, 1000: 10, 4000: 3}
+    if args.threads:
+        found = {"command": " ".join(["python", *sys.argv]), "cpu": _cpu(),
+                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "load_average_before": [round(v, 2) for v in os.getloadavg()],
+                 "per_batch": threads(args.k, args.rounds, steps_at),
+                 "timing": "wall seconds per call (time.perf_counter), median of "
+                           "interleaved rounds"}
+        found["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        text = json.dumps(found, indent=1)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        print(text)
+        return 0
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with limit_threads(1):
         result = measure(args.k, args.rounds, steps_at, args.before)
