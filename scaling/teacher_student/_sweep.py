@@ -3,7 +3,8 @@
 The unit of work is one k (the authors' design): every width, depth and run of that k
 trains on one online stream, the teacher labelling each batch once, all students as one
 batched computation (:func:`scaling.teacher_student.train_students`). Units run in
-parallel processes. Each finished unit appends its rows to the CSV in one fsync'd write;
+parallel processes, or as tasks on a Dask cluster (``client=``). Each finished unit's rows
+are appended by the driver (never by a worker) to the CSV in one fsync'd write;
 rerunning the same sweep on the same CSV skips every run already there, so an interrupted
 sweep resumes where it stopped (a last line cut by a crash is detected and dropped). A
 unit cut off part-way resumes from its last checkpoint, a file beside the CSV
@@ -26,8 +27,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from idest.utils import RecordStore, exit_with_parent, progress_bar
+from idest.utils import RecordStore, as_completed_units, exit_with_parent, progress_bar
 from scaling.teacher_student._checkpoint import CHECKPOINT_SECONDS, SUFFIX, StopSignals
 from scaling.teacher_student._student import BIAS_STD, student_widths
 from scaling.teacher_student._teacher import random_teacher
@@ -276,6 +278,7 @@ def run_sweep(
     n_jobs: int | None = None,
     progress: bool | None = None,
     on_unit: Callable[[Path, list[dict[str, str]]], None] | None = None,
+    client: Any = None,
     checkpoint_every: float = CHECKPOINT_SECONDS,
 ) -> SweepOutcome:
     """Run every run of ``config`` that ``path`` does not hold yet, appending as units finish.
@@ -295,10 +298,18 @@ def run_sweep(
     on_unit : callable, optional
         Called as ``on_unit(path, rows)`` after each finished unit's rows are on disk
         (e.g. to commit the CSV, :func:`scaling.teacher_student.git_commit`).
+    client : distributed.Client, optional
+        Train the units on this Dask cluster instead of local processes (``pip install
+        'idest[dask]'``): one ``client.submit`` per k, consumed as they finish; this
+        process appends each unit's rows. A worker lost mid-unit costs that unit only
+        (the scheduler trains it again elsewhere); an interrupted sweep cancels the
+        units still running and resumes from the CSV. Not with ``n_jobs``.
     checkpoint_every : float, default=300
         Wall seconds between two checkpoints of a unit in training (:func:`checkpoint_path`;
         the next call continues a unit from its checkpoint, and refuses one written by
-        another configuration).
+        another configuration). On a Dask cluster the workers write them (periodically
+        only: a task runs in a worker thread, where no signal arrives), so a unit resumes
+        from its checkpoint where the worker that takes it sees the CSV's folder.
 
     Examples
     --------
@@ -311,6 +322,9 @@ def run_sweep(
     >>> len(out.rows), len(out.trained)
     (2, 2)
     """
+    if client is not None and n_jobs is not None:
+        raise ValueError(f"run_sweep: give n_jobs (local processes) or client (a Dask cluster), "
+                         f"not both; got n_jobs={n_jobs!r} and a client.")
     path = Path(path)
     store = _store(path)
     previous = store.read()
@@ -346,7 +360,15 @@ def run_sweep(
 
         saving = {k: {"checkpoint": checkpoint_path(path, k),
                       "checkpoint_every": checkpoint_every} for k in units}
-        if n_jobs == 1:
+        if client is not None:
+            work = [(config, k, students, None, None, checkpoint_path(path, k),
+                     checkpoint_every) for k, students in units.items()]
+            with as_completed_units(client, _train_unit, work, caller="run_sweep") as done_units:
+                for _, rows in done_units:
+                    with steps_done.get_lock():  # the workers have no shared counter
+                        steps_done.value += len(rows) * get_schedule(config.schedule).steps
+                    finish(rows)
+        elif n_jobs == 1:
             for k, students in units.items():
                 finish(_train_unit(config, k, students, steps_done, show, **saving[k]))
         else:
