@@ -157,20 +157,21 @@ def prepare_neighbors(
 
     if duplicates == "raise":
         n_exact = int(np.count_nonzero(nn.distances[:, 0] == 0))
-        n_close = int(np.count_nonzero(_precision_pairs(nn, data, eps)[:, 0])) - n_exact
+        n_close = int(np.count_nonzero(_precision_pairs(nn, data, eps)[1] == 0)) - n_exact
         if n_exact or n_close:
             raise ValueError(f"{caller}: {n_exact} point(s) have an exact duplicate (r_1 = 0) and "
                              f"{n_close} a neighbour closer than the input's precision; remove "
                              "the copies or pass duplicates='drop'.")
-    nn, data, n_dropped = _merge_until_distinct(nn, data, lambda nn, data: nn.distances <= 0,
-                                                k, caller, progress)
+    nn, data, n_dropped = _merge_until_distinct(
+        nn, data, lambda nn, data: _entries_at_most(nn.distances, 0.0), k, caller, progress)
     nn, data, n_close = _merge_until_distinct(
         nn, data, lambda nn, data: _precision_pairs(nn, data, eps), k, caller, progress)
     n_merged = 0
     if merge_tolerance is not None:
         threshold = float(merge_tolerance * np.median(nn.distances[:, min(1, nn.k - 1)]))
         nn, data, n_merged = _merge_until_distinct(
-            nn, data, lambda nn, data: nn.distances <= threshold, k, caller, progress)
+            nn, data, lambda nn, data: _entries_at_most(nn.distances, threshold), k, caller,
+            progress)
     if n_dropped or n_close or n_merged:
         dtype = _dtype_name(X_or_neighbors)
         warnings.warn(
@@ -214,24 +215,37 @@ def _dtype_name(X: Any) -> str:
     return str(dtype).replace("torch.", "") if dtype is not None else "float64"
 
 
-def _precision_pairs(nn: Neighbors, data: np.ndarray | None, eps: float) -> np.ndarray:
-    """Mask of the neighbour entries closer than the input's resolution (see the module doc)."""
+def _entries_at_most(distances: np.ndarray, bound: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the neighbour entries <= ``bound``.
+
+    Rows are ascending, so only the leading columns that hold such an entry are read: no
+    N x k mask is built (at 100,000 x 8,192 one would be 0.8 GB), and usually only the
+    first column is looked at.
+    """
+    width = 0
+    while width < distances.shape[1] and (distances[:, width] <= bound).any():
+        width += 1
+    return np.nonzero(distances[:, :width] <= bound)
+
+
+def _precision_pairs(nn: Neighbors, data: np.ndarray | None,
+                     eps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the neighbour entries closer than the input's resolution (see the
+    module doc)."""
     d = nn.distances
     if eps == 0 or data is None:
-        return d <= 0
+        return _entries_at_most(d, 0.0)
     # A cheap bound first (||x|| <= sqrt(D) max|x|): almost always nothing is that close.
     top = max(float(np.max(data)), -float(np.min(data)))
-    candidates = d <= PRECISION_ULPS * eps * np.sqrt(data.shape[1]) * top
-    if not candidates.any():
-        return candidates
-    rows, cols = np.nonzero(candidates)
+    rows, cols = _entries_at_most(d, PRECISION_ULPS * eps * np.sqrt(data.shape[1]) * top)
+    if not rows.size:
+        return rows, cols
     involved = np.unique(np.concatenate([rows, nn.indices[rows, cols]]))
     norms = np.zeros(data.shape[0])
     norms[involved] = _norms(np.asarray(data[involved], dtype=np.float64))
     scale = np.maximum(norms[rows], norms[nn.indices[rows, cols]])
-    mask = np.zeros_like(candidates)
-    mask[rows, cols] = d[rows, cols] <= PRECISION_ULPS * eps * scale
-    return mask
+    close = d[rows, cols] <= PRECISION_ULPS * eps * scale
+    return rows[close], cols[close]
 
 
 def _norms(X: np.ndarray) -> np.ndarray:
@@ -245,14 +259,14 @@ def _merge_until_distinct(
     nn: Neighbors, data: np.ndarray | None, close: Any, k: int, caller: str,
     progress: bool | None,
 ) -> tuple[Neighbors, np.ndarray | None, int]:
-    """Keep one point per group linked by ``close(nn, data)`` entries and search again,
-    until no entry is close."""
+    """Keep one point per group linked by the ``close(nn, data)`` entries (rows, columns)
+    and search again, until no entry is close."""
     removed = 0
-    while (mask := close(nn, data)).any():
+    while (entries := close(nn, data))[0].size:
         if data is None:
             raise ValueError(f"{caller}: some points are duplicates of others but the Neighbors "
                              "carry no data to remove them from; pass the raw data instead.")
-        keep = _group_representatives(nn, mask)
+        keep = _group_representatives(nn, *entries)
         data = data[keep]
         removed += int(keep.size - data.shape[0])
         if data.shape[0] <= k:
@@ -265,10 +279,9 @@ def _merge_until_distinct(
     return nn, data, removed
 
 
-def _group_representatives(nn: Neighbors, mask: np.ndarray) -> np.ndarray:
-    """Mask keeping the lowest-numbered point of each group linked by the ``mask`` entries."""
+def _group_representatives(nn: Neighbors, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Mask keeping the lowest-numbered point of each group linked by the entries (rows, cols)."""
     n = nn.n_queries
-    rows, cols = np.nonzero(mask)
     graph = coo_matrix((np.ones(rows.size, dtype=np.int8), (rows, nn.indices[rows, cols])),
                        shape=(n, n))
     _, labels = connected_components(graph, directed=False)
