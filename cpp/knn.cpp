@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -287,8 +288,11 @@ void fused_diagonal(FusedIsa isa, const float* rows, const float* norms, int64_t
 template <class T>
 class CandidateSearch {
   public:
+    // `out_dist`, `out_idx` (n_query x opt.k) are the search's output, where
+    // the lists live while they fit (large k); the re-scoring reads each row's
+    // list (candidates()) before it writes the row's answer there.
     CandidateSearch(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                    SgemmFn sgemm, int64_t* progress)
+                    SgemmFn sgemm, int64_t* progress, double* out_dist, int64_t* out_idx)
         : query_(query),
           ref_(ref),
           opt_(opt),
@@ -298,10 +302,15 @@ class CandidateSearch {
           dim_(ref.n_cols),
           nq_(query.n_rows),
           nr_(ref.n_rows),
-          scaling_(compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads)),
-          lists_(query.n_rows, opt.n_candidates, ref.n_rows) {
+          scaling_(compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads)) {
         choose_kernel();
         plan_tiles();
+        ListMemory lent;
+        // k doubles (int64) per output row hold 2k floats (int32)
+        if (CandidateLists::capacity_for(opt.n_candidates) <= 2 * int64_t(opt.k))
+            lent = {reinterpret_cast<float*>(out_dist), reinterpret_cast<int32_t*>(out_idx),
+                    2 * int64_t(opt.k), fused_ ? qset_.order.data() : nullptr};
+        lists_.emplace(nq_, opt.n_candidates, nr_, lent);
     }
 
     // The tiles: every query row's candidate list and threshold.
@@ -336,20 +345,20 @@ class CandidateSearch {
     // point outside them.
     int candidates(int64_t i, int64_t* out, double* bound) {
         const int64_t p = fused_ ? position_of_[i] : i;
-        const int width = lists_.width;
-        const int n = lists_.finish(p, out);
+        const int width = lists_->width;
+        const int n = lists_->finish(p, out);
         for (int j = 0; j < n; ++j) out[j] = position_to_row(ref_rows(), out[j]);
         const int64_t available = nr_ - (self_ ? 1 : 0);
         const double inf = std::numeric_limits<double>::infinity();
         if (n == width && width == available) {
             *bound = inf;  // a list that holds every point leaves nothing outside
-        } else if (n < width || !std::isfinite(lists_.worst[p])) {
+        } else if (n < width || !std::isfinite(lists_->worst[p])) {
             // Every point was offered to every list, so a list that is not full
             // (or never needed a threshold) met a non-finite approximation:
             // certify nothing, search exhaustively.
             *bound = -inf;
         } else {
-            *bound = certified_lower_bound(lists_.worst[p], scaling_.sq_norm[i], scaling_, dim_);
+            *bound = certified_lower_bound(lists_->worst[p], scaling_.sq_norm[i], scaling_, dim_);
         }
         return n;
     }
@@ -471,13 +480,13 @@ class CandidateSearch {
         if (fused_ && diagonal) {
             const auto guard = lock_blocks(bi, bj);
             fused_diagonal(isa_, qset_.rows.data(), qset_.norms.data(), q0, nqa, dim_, w.packed,
-                           lists_);
+                           *lists_);
         } else if (fused_) {
             w.packed.pack(ref_rows().rows.data() + r0 * dim_, ref_rows().norms.data() + r0, nrb,
                           dim_);
             const auto guard = lock_blocks(bi, bj);
             fused_scan(isa_, qset_.rows.data() + q0 * dim_, qset_.norms.data() + q0, nqa, q0,
-                       w.packed, r0, dim_, self_, self_, lists_);
+                       w.packed, r0, dim_, self_, self_, *lists_);
         } else {
             sgemm_tile(w, bi, bj, q0, nqa, r0, nrb);
         }
@@ -505,10 +514,10 @@ class CandidateSearch {
         const auto guard = lock_blocks(bi, bj);
         for (int64_t r = 0; r < nqa; ++r)  // rows update the query positions q0..
             scan_row(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, self_ ? q0 + r : -1,
-                     lists_);
+                     *lists_);
         if (self_ && !diagonal)  // columns update the positions r0.. (symmetry)
             for (int64_t r = 0; r < nqa; ++r)
-                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, lists_);
+                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, *lists_);
     }
 
     const MatrixView& query_;
@@ -519,7 +528,7 @@ class CandidateSearch {
     const bool self_;
     const int64_t dim_, nq_, nr_;
     const Scaling scaling_;
-    CandidateLists lists_;
+    std::optional<CandidateLists> lists_;  // made once the visiting order is known
     bool fused_ = false;
     FusedIsa isa_ = FusedIsa::kAvx2;
     int64_t bq_ = 0, br_ = 0, n_qblocks_ = 0, n_rblocks_ = 0;
@@ -592,6 +601,7 @@ class Rescorer {
             for (int64_t i = i0; i < i1; ++i) {
                 to_float64(i, xd_.data());
                 const int n = source.candidates(i, id_.data(), &bound_[0]);
+                std::atomic_signal_fence(std::memory_order_seq_cst);  // see below
                 std::sort(id_.begin(), id_.begin() + n);
                 for (int t = 0; t < n; ++t) add(xd_.data(), id_[t], &d2_[t]);
                 flush();
@@ -607,6 +617,10 @@ class Rescorer {
             const int n = source.candidates(i0 + b, cand, &bound_[b]);
             for (int j = 0; j < n; ++j) mask_[cand[j]] |= uint64_t(1) << b;
         }
+        // The candidates may have been read from the rows' output memory (as
+        // float32 / int32, see CandidateSearch), which the answer overwrites
+        // (as float64 / int64): no access may move across this point.
+        std::atomic_signal_fence(std::memory_order_seq_cst);
         for (int64_t j = 0; j < ref_.n_rows; ++j) {
             uint64_t bits = mask_[j];
             if (!bits) continue;
@@ -734,7 +748,7 @@ template <class T>
 int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                          SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
                          int64_t* progress) {
-    CandidateSearch<T> search(query, ref, opt, sgemm, progress);
+    CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
     search.run();
     return rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates, search,
                       opt.n_threads, distances, indices, squared);
