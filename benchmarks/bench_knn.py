@@ -203,9 +203,12 @@ def test_peak_memory(benchmark, quick):
 
 # --- interleaved large-k runs (issue 13) ------------------------------------
 #
-#     flock /work/bench.lock .venv/bin/python benchmarks/bench_knn.py \
-#         --interleaved --before /path/to/main/_core.so -o benchmarks/results/knn_large_k.json
-#     .venv/bin/python benchmarks/report.py benchmarks/results/knn_large_k.json
+#     .venv/bin/python benchmarks/bench_knn.py --interleaved --cases small \
+#         --before /path/to/main/_core.so -o benchmarks/results/knn_large_k.json
+#     .venv/bin/python benchmarks/bench_knn.py --interleaved --cases big \
+#         -o benchmarks/results/knn_large_k_50000.json
+#     .venv/bin/python benchmarks/report.py benchmarks/results/knn_large_k.json \
+#         benchmarks/results/knn_large_k_50000.json -o benchmarks/results/knn_large_k.md
 #
 # pytest-benchmark runs one peer's rounds back to back; on a shared machine a
 # change of load between peers then reads as a speed difference. Here every
@@ -279,7 +282,7 @@ def bench_entry(group: str, library: str, times: list[float], info: dict) -> dic
             "extra_info": {"library": library, **info}}
 
 
-def interleaved(out: str, before: str | None, quick: bool) -> None:
+def interleaved(out: str, before: str | None, quick: bool, cases: str = "all") -> None:
     import datetime
     import importlib.machinery
     import importlib.util
@@ -301,11 +304,11 @@ def interleaved(out: str, before: str | None, quick: bool) -> None:
     benches = []
     n, dim = scaled(10_000, quick), 256
     X = make_data(n, dim)
-    for p in [*cores, "sklearn-brute"]:  # warm-up (imports, thread pools), untimed
+    for p in [*cores, "sklearn-brute"] if cases != "big" else []:  # warm-up, untimed
         if p in cores:
             idest.neighbors._core = sys.modules["idest.neighbors._core"] = cores[p]
         run_peer(p, X, K)
-    for k, rounds in SMALL_CASES:
+    for k, rounds in SMALL_CASES if cases != "big" else []:
         k = max(K, k // 10) if quick else k
         group = f"knn k={k} float32 N={n} D={dim}"
         peers = [*cores, "sklearn-brute"]
@@ -326,7 +329,7 @@ def interleaved(out: str, before: str | None, quick: bool) -> None:
         print(group, {p: round(float(np.median(t)), 3) for p, t in times.items()}, flush=True)
         benches += [bench_entry(group, p, times[p], info[p]) for p in peers]
     n, dim = scaled(50_000, quick), 768
-    for k, peers in BIG_CASES:
+    for k, peers in BIG_CASES if cases != "small" else []:
         k = k // 10 if quick else k
         group = f"knn k={k} float32 N={n} D={dim} (one process per peer)"
         for p in peers:
@@ -364,6 +367,8 @@ if __name__ == "__main__":
     parser.add_argument("--interleaved", action="store_true", required=True)
     parser.add_argument("--before", help="another build of idest.neighbors._core (a .so)")
     parser.add_argument("--quick", action="store_true", help="N / 10, k / 10")
+    parser.add_argument("--cases", choices=["small", "big", "all"], default="all",
+                        help="10,000 x 256 only, 50,000 x 768 only, or both")
     parser.add_argument("-o", "--out", default="benchmarks/results/knn_large_k.json")
     args = parser.parse_args()
-    interleaved(args.out, args.before, args.quick)
+    interleaved(args.out, args.before, args.quick, args.cases)
