@@ -28,10 +28,10 @@ def is_quick(config: pytest.Config) -> bool:
     return bool(config.getoption("--quick") or os.environ.get("IDEST_BENCH_QUICK"))
 
 
-def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
-    """Name the machine in every result: the CPU model and vector extensions
-    (lscpu) and, for each loaded BLAS / OpenMP library, the kernel it chose
-    (threadpoolctl), so that a peer on a generic fallback kernel is noticed."""
+def describe_machine() -> dict:
+    """The machine a result comes from: the CPU model and vector extensions (lscpu) and,
+    for each loaded BLAS / OpenMP library, the kernel it chose (threadpoolctl), so that a
+    peer on a generic fallback kernel is noticed."""
     import platform
     import subprocess
 
@@ -44,9 +44,14 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
         lscpu = ""
     fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
     flags = fields.get("Flags", "").split()
-    machine_info["cpu_model"] = fields.get("Model name", platform.processor()).strip()
-    machine_info["cpu_vector_flags"] = sorted(f for f in flags if f.startswith(("avx", "fma")))
-    machine_info["threadpools"] = threadpool_info()
+    return {"cpu_model": fields.get("Model name", platform.processor()).strip(),
+            "cpu_vector_flags": sorted(f for f in flags if f.startswith(("avx", "fma"))),
+            "threadpools": threadpool_info()}
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    """Name the machine in every result (:func:`describe_machine`)."""
+    machine_info.update(describe_machine())
 
 
 @pytest.fixture(scope="session")

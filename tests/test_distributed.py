@@ -24,7 +24,7 @@ from idest.neighbors._distributed import NpyRows, _Source, _task_threads, build_
 def client():
     """Two worker processes of one thread each (the CI configuration of issue 16)."""
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, \
+                                  dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as c:
         c.run(_warm_up)  # imports and Numba's cached kernels, once per worker
         yield c

@@ -99,6 +99,34 @@ def test_one_draw_per_call_even_from_a_generator():
     assert [r.interval for r in twice] == [r.interval for r in results]  # ...same resamples
 
 
+def test_every_estimator_bootstraps_the_same_resampled_points():
+    """The count walk equals estimating on explicitly resampled points, for each estimator."""
+    from idest.estimators._bootstrap import resample_counts
+    from idest.estimators._kernels import cdf_targets
+
+    nn = poisson_neighbors(3000, 6, k=12, random_state=1)
+    B, seed, n = 40, 11, 3000
+    counts = resample_counts(seed, n, 0, B)
+    assert counts.shape == (B, n) and (counts.sum(axis=1) == n).all()
+    log_mu = np.log(nn.distances[:, 1] / nn.distances[:, 0])
+    n_fit = int(np.floor(n * 0.9))
+    targets = cdf_targets(n, n_fit, 2)
+    local = (np.log(nn.distances[:, 9:10] / nn.distances[:, :9]).sum(axis=1) / 9) ** -1.0
+    twonn, mle = [], []
+    for row in counts:
+        points = np.repeat(np.arange(n), row)  # the resample, point by point
+        x = np.sort(log_mu[points])[:n_fit]
+        twonn.append((x @ targets) / (x @ x))
+        mle.append(local[points].mean())
+    for result, estimates in [
+        (idest.twonn(nn, n_bootstrap=B, random_state=seed), twonn),
+        (idest.mle(nn, k=10, n_bootstrap=B, random_state=seed), mle),
+    ]:
+        expected = np.quantile(estimates, [0.025, 0.975])
+        np.testing.assert_allclose(result.interval, expected, rtol=1e-12)
+        assert result.std_error == pytest.approx(np.std(estimates, ddof=1), rel=1e-12)
+
+
 def test_to_dict_is_json_ready(law10):
     r = idest.twonn(law10, n_bootstrap=10)
     d = json.loads(json.dumps(r.to_dict()))

@@ -40,7 +40,8 @@ def test_first_scale_equals_twonn_pareto_mle(make):
     # twonn's Pareto MLE kernel with every μ kept: (N − 1) / Σ log μ
     x = np.sort(np.log(nn.distances[:, 1] / nn.distances[:, 0]))
     n = x.size
-    pareto = _kernels.pareto_mle(x, np.ones(n, dtype=np.int64), n)
+    pareto = _kernels.cdf_fit(x, np.arange(n), np.ones(n, dtype=np.int64),
+                              np.zeros(n + 1), True)
     assert r.dimensions[0] == pytest.approx(pareto, rel=1e-10, abs=0)
     assert r.dimensions[0] == pytest.approx((n - 1) / x.sum(), rel=1e-10, abs=0)
     # twonn(fit_method="mle") keeps at most N − 1 of them (the largest μ is censored, as in

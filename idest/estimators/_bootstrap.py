@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from idest.estimators import _kernels
 from idest.estimators._duplicates import PreparedNeighbors
 from idest.estimators._results import NO_INTERVAL, IDResult
 from idest.utils.progress import progress_bar
@@ -49,21 +51,38 @@ def check_bootstrap(caller: str, n_bootstrap: Any, confidence: Any, random_state
     return BootstrapOptions(n, confidence, seed, progress)
 
 
+@functools.lru_cache(maxsize=4)
+def resample_counts(seed: int, n_points: int, batch: int, n_rows: int) -> np.ndarray:
+    """Multiplicities of the points in resamples of one batch: (n_rows, n_points), read-only.
+
+    Batch ``batch`` draws from its own stream (``default_rng([seed, batch])``), so every
+    estimator that asks for the same seed, points and batch gets the same resamples;
+    the last few batches are kept, so the estimators of one search draw them once.
+    """
+    rng = np.random.default_rng([seed, batch])
+    draws = rng.integers(0, n_points, size=(n_rows, n_points), dtype=np.int32)
+    counts = _kernels.resample_counts(draws)
+    counts.flags.writeable = False
+    return counts
+
+
 def bootstrap_estimates(statistic: Callable[[np.ndarray], np.ndarray], n_points: int,
                         options: BootstrapOptions) -> np.ndarray:
     """The statistic of ``options.n_bootstrap`` resamples of the points (with replacement).
 
-    ``statistic`` maps a (batch, n_points) array of drawn point indices to one
-    estimate per row (a Numba kernel of ``idest/estimators/_kernels.py``).
+    ``statistic`` maps a (batch, n_points) array of multiplicities, how often each point
+    (in the order of the neighbour rows) was drawn, to one estimate per row (a Numba
+    kernel of ``idest/estimators/_kernels.py``). The same options give the same
+    resamples to every estimator (:func:`resample_counts`).
     """
-    rng = np.random.default_rng(options.seed)
-    batch = max(1, _DRAWS_PER_BATCH // n_points)
+    rows = max(1, _DRAWS_PER_BATCH // n_points)
     out = np.empty(options.n_bootstrap)
     with progress_bar(options.progress, total=options.n_bootstrap, desc="bootstrap",
-                      unit="resample", work=100.0 * options.n_bootstrap * n_points) as bar:
-        for start in range(0, options.n_bootstrap, batch):
-            stop = min(start + batch, options.n_bootstrap)
-            out[start:stop] = statistic(rng.integers(0, n_points, size=(stop - start, n_points)))
+                      unit="resample", work=10.0 * options.n_bootstrap * n_points) as bar:
+        for batch, start in enumerate(range(0, options.n_bootstrap, rows)):
+            stop = min(start + rows, options.n_bootstrap)
+            out[start:stop] = statistic(resample_counts(options.seed, n_points, batch,
+                                                        stop - start))
             if bar is not None:
                 bar.update(stop - start)
     return out

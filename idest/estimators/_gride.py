@@ -347,9 +347,8 @@ def gride_estimate(
         interval = (d - z * se, d + z * se)
         if options.n_bootstrap:
             estimates = bootstrap_estimates(
-                lambda draws, x=log_mu, a=int(a), b=int(b), d=d: np.array(
-                    [gride_mle(x, a, b, np.bincount(row, minlength=x.size), d)[0]
-                     for row in draws]),
+                lambda counts, x=log_mu, a=int(a), b=int(b), d=d: np.array(
+                    [gride_mle(x, a, b, row, d)[0] for row in counts]),
                 log_mu.size, options)
             interval = _percentile_interval(estimates, options.confidence)
             finite = estimates[np.isfinite(estimates)]

@@ -68,7 +68,7 @@ def mle_estimate(
     variant = f"{'unbiased' if unbiased else 'biased'}, {aggregation}, {k_text}"
     return make_result(
         "mle", k2, dimension, prepared, variant, options,
-        lambda draws: _kernels.bootstrap_mle(inverse, draws, mackay), local,
+        lambda counts: _kernels.bootstrap_mle(inverse, counts, mackay), local,
     )
 
 

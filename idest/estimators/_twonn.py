@@ -45,12 +45,16 @@ def n_fitted(n_points: int, discard_fraction: float, caller: str) -> int:
 
 
 def fit_points(prepared: PreparedNeighbors, k: int, discard_fraction: float,
-               caller: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted log μ_k of every point and the fit targets of the n_fit smallest (B.16)."""
-    sorted_x = _kernels.log_ratios(prepared.neighbors.distances, k)
-    sorted_x.sort()
-    n = sorted_x.size
-    return sorted_x, _kernels.cdf_targets(n, n_fitted(n, discard_fraction, caller), k)
+               caller: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted log μ_k, the point each came from, and the fit targets of the n_fit smallest.
+
+    The targets are −log(1 − C_i^(1/(k−1))) (B.16); the order is stable, so equal ratios
+    keep the order of their points.
+    """
+    x = _kernels.log_ratios(prepared.neighbors.distances, k)
+    order = np.argsort(x, kind="stable")
+    n = x.size
+    return x[order], order, _kernels.cdf_targets(n, n_fitted(n, discard_fraction, caller), k)
 
 
 def cdf_estimate(
@@ -58,20 +62,18 @@ def cdf_estimate(
     method: str, options: BootstrapOptions, caller: str,
 ) -> IDResult:
     """The k-NN CDF slope (or, for ``fit_method="mle"``, the censored Pareto MLE)."""
-    sorted_x, targets = fit_points(prepared, k, discard_fraction, caller)
-    ones = np.ones(sorted_x.size, dtype=np.int64)
+    sorted_x, order, targets = fit_points(prepared, k, discard_fraction, caller)
     pareto = fit_method == "mle"
-    if pareto:
-        dimension = _kernels.pareto_mle(sorted_x, ones, targets.size)
-    else:
-        dimension = _kernels.cdf_slope(sorted_x, ones, targets)
+    ones = np.ones(sorted_x.size, dtype=np.int64)
+    cum_targets = _kernels.cumulative_targets(targets)
+    dimension = _kernels.cdf_fit(sorted_x, order, ones, cum_targets, pareto)
     if not np.isfinite(dimension):
         raise ValueError(f"{caller}: μ_{k} = r_{k}/r_1 equals 1 for every fitted point (all "
                          f"{k} nearest neighbours equidistant, e.g. lattice data), so the "
                          "dimension is undefined; use a larger k or the MLE.")
     return make_result(
         method, k, dimension, prepared, f"{fit_method}, discard {discard_fraction:g}", options,
-        lambda draws: _kernels.bootstrap_cdf(sorted_x, targets, draws, pareto),
+        lambda counts: _kernels.bootstrap_cdf(sorted_x, order, cum_targets, counts, pareto),
     )
 
 
@@ -247,7 +249,7 @@ def cdf_fit_data(
     options = check_bootstrap(caller, n_bootstrap, confidence, random_state, progress)
     prepared = prepare_neighbors(X_or_neighbors, k, caller=caller, duplicates=duplicates,
                                  merge_tolerance=merge_tolerance, progress=progress)
-    sorted_x, targets = fit_points(prepared, k, discard_fraction, caller)
+    sorted_x, _, targets = fit_points(prepared, k, discard_fraction, caller)
     result = cdf_estimate(prepared, k, discard_fraction, "regression", "knn_cdf", options, caller)
     return CDFFit(k, sorted_x[: targets.size], targets, result.dimension, result.interval,
                   result.confidence)

@@ -399,7 +399,7 @@ def sharded_knn(
     >>> from idest.neighbors import sharded_knn
     >>> X = np.random.default_rng(0).normal(size=(600, 16)).astype(np.float32)
     >>> with Client(processes=False, n_workers=1, threads_per_worker=1,
-    ...             dashboard_address=None) as client:
+    ...             dashboard_address=":0") as client:
     ...     nn = sharded_knn(X, 5, client=client, shard_rows=200)
     >>> bool((nn.indices == idest.knn(X, 5).indices).all())
     True
