@@ -221,7 +221,7 @@ def test_peak_memory(benchmark, quick):
 # kernel their OpenBLAS picks and again with OPENBLAS_CORETYPE=SkylakeX (see the
 # kernel each child reports). The JSON has pytest-benchmark's layout, for report.py.
 
-SMALL_CASES = [(10, 5), (1_000, 3), (4_000, 3)]  # (k, rounds) at N=10,000, D=256
+SMALL_CASES = [(10, 15), (1_000, 3), (4_000, 3)]  # (k, rounds) at N=10,000, D=256
 BIG_CASES = [  # (k, peers) at N=50,000, D=768, one round each
     (2_048, ["idest", "idest SkylakeX", "sklearn-brute", "faiss-flatl2",
              "faiss-flatl2 SkylakeX"]),
