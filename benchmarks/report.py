@@ -18,14 +18,16 @@ def tables(paths: list[str]) -> str:
     """The markdown of the benchmark JSON files ``paths`` (a later file's memory overrides)."""
     lines: list[str] = []
     groups: dict[str, list[dict]] = defaultdict(list)
+    dates = []
     for path in paths:
         with open(path) as fh:
             data = json.load(fh)
+        dates.append(data.get("datetime", "")[:19])
         for bench in data["benchmarks"]:
             groups[bench["group"]].append(bench)
     cpu = data.get("machine_info", {}).get("cpu", {})
     lines.append(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
-          f"{data.get('datetime', '')[:19]} UTC\n")
+          f"{', '.join(dates)} UTC\n")
     rate = None
     if "sgemm rate" in groups:
         b = groups.pop("sgemm rate")[0]
