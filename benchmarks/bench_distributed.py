@@ -4,10 +4,11 @@ Run (50,000 x 768, k = 10; several minutes on 2 cores)::
 
     .venv/bin/python benchmarks/bench_distributed.py -o benchmarks/results/distributed.json
 
-``--quick`` divides N by 10. Three runs on the same ``.npy`` file, in one
-session: in-process ``idest.knn`` on every core, then ``sharded_knn`` on a
-``LocalCluster`` of 2 worker processes x 1 thread and of 1 worker x 1 thread
-(the same shards for both). The results must be identical (checked, bit for
+``--quick`` divides N by 10. Three runs on the same ``.npy`` file, in
+interleaved rounds (``--repeats``; medians reported): in-process ``idest.knn``
+on every core, then ``sharded_knn`` on a ``LocalCluster`` of 2 worker processes
+x 1 thread and on one of 1 worker x 1 thread (the same shards for both; both
+clusters stay up, idle, between their runs). The results must be identical (checked, bit for
 bit). The machine is shared: the load average is recorded before and after
 each run; compare ratios, not absolute times. The peer, before and after:
 the throughput of two one-thread SGEMM processes over one (2.0 on two free
@@ -17,6 +18,7 @@ cores); the 2-over-1-worker ratio cannot exceed what the machine gives it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -69,13 +71,11 @@ def two_process_speedup() -> float:
         return 2 * one / max(f.result() for f in both)
 
 
-def on_cluster(path: str, k: int, n_workers: int, shard_rows: int, repeats: int):
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        sharded_knn(path, k, client=client, shard_rows=shard_rows // 8)  # warm the workers
-        runs = [timed(lambda: sharded_knn(path, k, client=client, shard_rows=shard_rows))
-                for _ in range(repeats)]
-    return runs
+def cluster(stack: contextlib.ExitStack, n_workers: int) -> Client:
+    """A client of a LocalCluster of ``n_workers`` one-thread worker processes."""
+    local = stack.enter_context(LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                             processes=True, dashboard_address=None))
+    return stack.enter_context(Client(local))
 
 
 def main() -> None:
@@ -96,10 +96,16 @@ def main() -> None:
         np.save(path, X)
         idest.knn(X[:2000], args.k, progress=False)  # load the core
         peer_before = two_process_speedup()
-        inproc = [timed(lambda: idest.knn(X, args.k, progress=False))
-                  for _ in range(args.repeats)]
-        two = on_cluster(path, args.k, 2, shard_rows, args.repeats)
-        one = on_cluster(path, args.k, 1, shard_rows, args.repeats)
+        inproc, two, one = [], [], []
+        with contextlib.ExitStack() as stack:
+            clients = {2: cluster(stack, 2), 1: cluster(stack, 1)}
+            for client in clients.values():  # warm the workers (imports, Numba kernels)
+                sharded_knn(path, args.k, client=client, shard_rows=shard_rows // 8)
+            for _ in range(args.repeats):  # interleaved rounds: the load hits all three
+                inproc.append(timed(lambda: idest.knn(X, args.k, progress=False)))
+                for runs, workers in ((two, 2), (one, 1)):
+                    runs.append(timed(lambda w=workers: sharded_knn(
+                        path, args.k, client=clients[w], shard_rows=shard_rows)))
         peer_after = two_process_speedup()
     ref = inproc[0][1]
     identical = all(

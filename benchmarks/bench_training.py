@@ -13,13 +13,19 @@ alike) and the medians are reported:
 * ``lockstep-float32``: the path before this benchmark, one module and one Adam per student
   (``lockstep-float64``: the same in float64, the arithmetic the precision check requires);
 * ``batched-float32`` / ``batched-float64``: all students as stacked tensors, one group per
-  width (``padding="none"``); ``batched-padded-float32``: one group, widths padded to 106.
+  width (``padding="none"``); ``batched-padded-float32``: one group, widths padded to 106;
+* with ``--before REV``: ``before-batched-float64``, the batched float64 engine of git
+  revision REV (e.g. ``main``), so that a change to the engine is timed against the engine
+  it replaces in the same run.
 
 Student-samples per second = students × batch size / (CPU seconds per step of the students
 alone). The projection multiplies the median seconds per step (teacher + each student
 engine) by Table 1's steps, for one thread: CPU hours per k and for k = 2…8. It also
 measures the error of the float32 teacher labels: the mean KL divergence between the
 teacher's softmax(6y) computed in float32 and in float64 on the same inputs.
+
+``--threads`` instead times one batched float64 step (students, then teacher labels) with 1
+and with 2 torch/BLAS threads, in wall time: can a unit use a second, idle core?
 
 ``--precision SCHEDULE`` instead trains the 21 students of one k in float32 and in float64
 (same initialisation and stream) and reports every final held-out loss's relative change.
@@ -28,13 +34,16 @@ teacher's softmax(6y) computed in float32 and in float64 on the same inputs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -82,9 +91,24 @@ def _label_error(n: int = 100_000) -> dict[int, dict[str, float]]:
     return out
 
 
-def _engines(specs, n_inputs):
+def _engine_of_revision(rev: str):
+    """The ``BatchedEngine`` class of ``scaling/teacher_student/_engines.py`` at git ``rev``."""
+    source = subprocess.run(["git", "show", f"{rev}:scaling/teacher_student/_engines.py"],
+                            capture_output=True, text=True, check=True).stdout
+    path = Path(tempfile.mkdtemp()) / "_engines_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("_engines_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module.BatchedEngine
+
+
+def _engines(specs, n_inputs, before: str | None = None):
     common = {"loss_name": "kl", "power": 2.0, "bias_std": 0.5}
-    return {
+    peers = {} if before is None else {"before-batched-float64": _engine_of_revision(before)(
+        specs, n_inputs, 2, dtype="float64", **common)}
+    return {**peers,
         "lockstep-float32": LockstepEngine(specs, n_inputs, 2, dtype="float32", **common),
         "lockstep-float64": LockstepEngine(specs, n_inputs, 2, dtype="float64", **common),
         "batched-float32": BatchedEngine(specs, n_inputs, 2, dtype="float32", **common),
@@ -106,10 +130,10 @@ def _label_batch(teacher, batch: int, rng) -> np.ndarray:
     return _soft(teacher.outputs(teacher.sample_inputs(batch, rng)))
 
 
-def measure(k: int, rounds: int, steps_at: dict[int, int]) -> dict:
+def measure(k: int, rounds: int, steps_at: dict[int, int], before: str | None = None) -> dict:
     teacher = random_teacher(k, variant="clean")
     specs = [StudentSpec(w, DEPTH, r) for r in RUNS for w in student_widths(7)]
-    engines = _engines(specs, teacher.n_inputs)
+    engines = _engines(specs, teacher.n_inputs, before)
     rng = np.random.default_rng(0)
     per_batch = {}
     for batch, steps in steps_at.items():
@@ -130,10 +154,44 @@ def measure(k: int, rounds: int, steps_at: dict[int, int]) -> dict:
                                            for name, s in medians.items() if name != "teacher"},
             "speedup_vs_lockstep": {name: medians[f"lockstep-{name.rsplit('-', 1)[1]}"] / s
                                     for name, s in medians.items()
-                                    if name.startswith("batched")},
+                                    if "batched" in name},
         }
+        if before is not None:
+            per_batch[batch]["speedup_vs_before"] = (medians["before-batched-float64"]
+                                                     / medians["batched-float64"])
     return {"k": k, "students": len(specs), "widths": student_widths(7), "runs": list(RUNS),
             "depth": DEPTH, "per_batch": per_batch}
+
+
+def threads(k: int, rounds: int, steps_at: dict[int, int]) -> dict:
+    """Wall seconds per batched float64 step and per teacher labelling, 1 against 2
+    threads, in interleaved rounds (medians), and the speed-up of 2 threads."""
+    teacher = random_teacher(k, variant="authors")
+    specs = [StudentSpec(w, DEPTH, r) for r in RUNS for w in student_widths(7)]
+    engine = BatchedEngine(specs, teacher.n_inputs, 2, loss_name="kl", power=2.0,
+                           bias_std=0.5, dtype="float64")
+    rng = np.random.default_rng(0)
+    out = {}
+    for batch, steps in steps_at.items():
+        x = teacher.sample_inputs(batch, rng)
+        target = _soft(teacher.outputs(x))
+        wall: dict[str, dict[int, list[float]]] = {"students": {1: [], 2: []},
+                                                   "teacher": {1: [], 2: []}}
+        for _ in range(rounds):
+            for n in (1, 2):
+                with limit_threads(n):
+                    engine.step(x, target, 0.001)  # warm the pool
+                    for name, fn, args in (("students", engine.step, (x, target, 0.001)),
+                                           ("teacher", _label_batch, (teacher, batch, rng))):
+                        start = time.perf_counter()
+                        for _ in range(steps):
+                            fn(*args)
+                        wall[name][n].append((time.perf_counter() - start) / steps)
+        medians = {name: {n: statistics.median(v) for n, v in by.items()}
+                   for name, by in wall.items()}
+        out[batch] = {"wall_seconds_median": medians, "speedup_2_threads": {
+            name: by[1] / by[2] for name, by in medians.items()}}
+    return out
 
 
 def project(result: dict) -> dict:
@@ -187,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", "--k", type=int, default=5, help="teacher features (default 5)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per peer")
     parser.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
+    parser.add_argument("--before", metavar="REV", default=None,
+                        help="also time the batched float64 engine of git revision REV")
+    parser.add_argument("--threads", action="store_true",
+                        help="instead: one batched float64 step with 1 and 2 threads")
     parser.add_argument("--precision", metavar="SCHEDULE", default=None,
                         help="instead: train k's 21 students with this schedule by every "
                         "--variants and compare their final losses")
@@ -211,9 +273,23 @@ def main(argv: list[str] | None = None) -> int:
                           for c in found["comparisons"]], indent=1))
         return 0
     steps_at = {200: 4, 1000: 2, 4000: 1} if args.quick else {200: 40, 1000: 10, 4000: 3}
+    if args.threads:
+        found = {"command": " ".join(["python", *sys.argv]), "cpu": _cpu(),
+                 "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                 "load_average_before": [round(v, 2) for v in os.getloadavg()],
+                 "per_batch": threads(args.k, args.rounds, steps_at),
+                 "timing": "wall seconds per call (time.perf_counter), median of "
+                           "interleaved rounds"}
+        found["load_average_at_end"] = [round(v, 2) for v in os.getloadavg()]
+        text = json.dumps(found, indent=1)
+        if args.out:
+            with open(args.out, "w") as f:
+                f.write(text + "\n")
+        print(text)
+        return 0
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with limit_threads(1):
-        result = measure(args.k, args.rounds, steps_at)
+        result = measure(args.k, args.rounds, steps_at, args.before)
         labels = _label_error(20_000 if args.quick else 100_000)
     report = {
         "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
@@ -233,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
             f.write(text + "\n")
     summary = {b: {"samples/s": {n: f"{v:.3g}" for n, v in r["student_samples_per_second"]
                                  .items()},
-                   "speedup": {n: round(v, 2) for n, v in r["speedup_vs_lockstep"].items()}}
+                   "speedup": {n: round(v, 2) for n, v in r["speedup_vs_lockstep"].items()},
+                   **({"speedup_vs_before": round(r["speedup_vs_before"], 2)}
+                      if "speedup_vs_before" in r else {})}
                for b, r in result["per_batch"].items()}
     print(json.dumps({"cpu": report["cpu"], "per_batch": summary,
                       "projection": report["projection"]}, indent=1))

@@ -44,10 +44,18 @@ from idest.activations import (
 )
 from idest.estimators import DuplicatesWarning, NoPlateauWarning, estimate_all, gride
 from idest.neighbors import knn
-from idest.utils import atomic_write, content_hash, progress_bar, read_json, write_json
+from idest.utils import (
+    as_completed_units,
+    atomic_write,
+    check_client,
+    content_hash,
+    progress_bar,
+    read_json,
+    write_json,
+)
 
-__all__ = ["COLUMNS", "DEFAULT_N_BOOTSTRAP", "GPT2_PAPER_SITES", "ScanResult", "default_sites",
-           "layer_scan",
+__all__ = ["COLUMNS", "DEFAULT_N_BOOTSTRAP", "GPT2_PAPER_SITES", "SHARDED_SITE_ROWS", "ScanResult",
+           "default_sites", "layer_scan",
            "plot_gride_scan", "plot_scan", "scan_figure"]
 
 #: Columns of the scan table, in order.
@@ -62,6 +70,10 @@ DEFAULT_N_BOOTSTRAP = 100
 
 #: Rows per site between two checkpoints of an interrupted capture.
 CHECKPOINT_ROWS = 1024
+
+#: With a Dask client, sites of at least this many vectors have their k-NN search sharded
+#: over the cluster (one site then uses every worker); smaller sites are one task each.
+SHARDED_SITE_ROWS = 50_000
 
 #: Sites of the paper's GPT-2 scan (figure 10): every block's attention, MLP and residual output.
 GPT2_PAPER_SITES = ("blocks.*.hook_attn_out", "blocks.*.hook_mlp_out", "blocks.*.hook_resid_post")
@@ -119,10 +131,14 @@ def _flat_interval(interval: tuple[float, float]) -> dict[str, float | None]:
 
 
 def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap: int,
-               random_state: int | None, gride_range_max: int | None = None
-               ) -> tuple[list[dict], dict | None]:
+               random_state: int | None, gride_range_max: int | None = None,
+               client: Any = None) -> tuple[list[dict], dict | None]:
     """The table rows of one site: every estimator of :func:`idest.estimate_all`, and GRIDE's
-    plateau when ``gride_range_max`` is set (with its curve, ``GRIDEResult.to_dict()``)."""
+    plateau when ``gride_range_max`` is set (with its curve, ``GRIDEResult.to_dict()``).
+
+    With a Dask ``client`` the site's k-NN search is sharded over the cluster
+    (:func:`idest.neighbors.sharded_knn`, the same neighbours bit for bit; the
+    memory map of an activation file is searched by its path)."""
     base = {"site": site.name, "kind": site.kind, "layer": site.layer,
             "relative_depth": site.relative_depth, "ambient_dim": int(X.shape[1]),
             "n2_low": None, "n2_high": None}
@@ -134,7 +150,9 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap
         k = max(2, *ks, mle_k)
         if gride_range_max:  # one search for every estimator, GRIDE's largest n2 included
             k = min(max(k, 1 << (int(gride_range_max).bit_length() - 1)), int(X.shape[0]) - 1)
-        if gride_range_max or not isinstance(X, np.ndarray):  # a tensor: searched on its device
+        if client is not None:
+            data = knn(X, k, progress=False, client=client)
+        elif gride_range_max or not isinstance(X, np.ndarray):  # a tensor: on its device
             data = knn(X, k, progress=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DuplicatesWarning)  # counted in the table instead
@@ -168,6 +186,12 @@ def _site_rows(X: Any, site: Site, *, ks: Sequence[int], mle_k: int, n_bootstrap
 
 def _row(row: dict) -> dict:
     return {column: row[column] for column in COLUMNS}
+
+
+def _site_task(path: str, site: Site, settings: dict[str, Any]
+               ) -> tuple[list[dict], dict | None]:
+    """:func:`_site_rows` of one site's activation file, run by a Dask worker (which maps it)."""
+    return _site_rows(np.load(path, mmap_mode="r"), site, **settings)
 
 
 def _check_settings(ks: Sequence[int], mle_k: int, n_bootstrap: int,
@@ -219,6 +243,7 @@ def layer_scan(
     title: str | None = None,
     progress: bool | None = None,
     keep_on_device: bool = False,
+    client: Any = None,
 ) -> ScanResult:
     """Intrinsic dimension of every site of a model: capture, estimate, table, figure.
 
@@ -263,6 +288,14 @@ def layer_scan(
         there (:func:`idest.capture`'s option of that name): no activation
         files, so an interrupted scan captures again the sites it had not
         estimated. By default they stream to ``out_dir/activations``.
+    client : distributed.Client, optional
+        Estimate the sites on this Dask cluster (``pip install 'idest[dask]'``):
+        one task per site, each mapping its site's activation file (the workers
+        must see ``out_dir``), its results stored by this process as it
+        finishes; a site of :data:`SHARDED_SITE_ROWS` vectors or more is instead
+        estimated here from a k-NN search sharded over the cluster
+        (:func:`idest.neighbors.sharded_knn`). The table equals the in-process
+        one. The capture stays in this process.
 
     Returns
     -------
@@ -281,6 +314,12 @@ def layer_scan(
     [3, 3]
     """
     out = Path(out_dir)
+    if client is not None:
+        check_client(client, "layer_scan")
+        if keep_on_device:
+            raise ValueError("layer_scan: with a client the workers read the activation files; "
+                             "got keep_on_device=True, which keeps them in this process. Drop "
+                             "one of client= and keep_on_device=.")
     resolved = resolve_sites(model, sites)
     reductions = per_site(resolved, reduce)
     _check_settings(ks, mle_k, n_bootstrap, random_state)
@@ -341,20 +380,33 @@ def layer_scan(
                 write_json(out / "activations" / f"{s.name}.done.json", capture_keys[s.name])
         arrays.update(captured)
 
+    settings = {"ks": ks, "mle_k": mle_k, "n_bootstrap": n_bootstrap,
+                "random_state": random_state, "gride_range_max": gride_range_max}
+    ready = [s for s in todo if s.name in arrays]  # the others never ran (capture warned)
     with progress_bar(progress, total=len(todo), desc="estimate", unit="site") as bar:
-        for s in todo:
-            if s.name not in arrays:  # never ran in the forward pass (capture warned)
-                continue
-            rows[s.name], curve = _site_rows(arrays[s.name], s, ks=ks, mle_k=mle_k,
-                                             n_bootstrap=n_bootstrap, random_state=random_state,
-                                             gride_range_max=gride_range_max)
+        def store(site: Site, site_rows: list[dict], curve: dict | None) -> None:
+            rows[site.name] = site_rows
             if curve is not None:
-                curves[s.name] = curve
-            write_json(out / "results" / f"{s.name}.json",
-                       {"key": {**capture_keys[s.name], **estimate_key}, "rows": rows[s.name],
+                curves[site.name] = curve
+            write_json(out / "results" / f"{site.name}.json",
+                       {"key": {**capture_keys[site.name], **estimate_key}, "rows": site_rows,
                         "gride": curve})
             if bar is not None:
                 bar.update(1)
+
+        if client is None:
+            for s in ready:
+                store(s, *_site_rows(arrays[s.name], s, **settings))
+        else:
+            large = [s for s in ready if arrays[s.name].shape[0] >= SHARDED_SITE_ROWS]
+            small = [s for s in ready if s not in large]
+            tasks = [(str(out.resolve() / "activations" / f"{s.name}.npy"), s, settings)
+                     for s in small]
+            with as_completed_units(client, _site_task, tasks, caller="layer_scan") as units:
+                for s in large:  # its search shares the cluster with the small sites' tasks
+                    store(s, *_site_rows(arrays[s.name], s, **settings, client=client))
+                for i, result in units:
+                    store(small[i], *result)
 
     table = [row for s in resolved for row in rows.get(s.name, [])]
     paths = out / "scan.csv", out / "scan.json", out / "scan.png"

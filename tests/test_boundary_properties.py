@@ -78,10 +78,13 @@ def datasets(draw, min_points=2, max_points=40):
 
 def distinct_at_precision(base, dtype):
     """The rows of ``base`` farther than the estimators' duplicate threshold from every
-    earlier kept row (4 machine epsilons of the dtype times the larger norm)."""
+    earlier kept row (4 machine epsilons of the dtype times the larger norm), with a margin
+    of 2 more for the one-ulp twins: a twin of A within the threshold of B would join A and
+    B into one group (duplicate groups are connected components), and then ``base`` would
+    no longer be the distinct points the estimators must see."""
     if np.dtype(dtype).kind != "f":
         return base
-    eps = 4 * np.finfo(dtype).eps
+    eps = (4 + 2) * np.finfo(dtype).eps
     distance = exact_distances(base, base)
     exponents = np.frexp(np.abs(base).max(axis=1))[1]  # row norms without overflow
     norms = np.ldexp(np.linalg.norm(np.ldexp(base, -exponents[:, None]), axis=1), exponents)

@@ -20,18 +20,11 @@ from idest.neighbors import sharded_knn  # noqa: E402
 from idest.neighbors._distributed import NpyRows, _Source, _task_threads, build_graph  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def client():
-    """Two worker processes of one thread each (the CI configuration of issue 16)."""
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, \
-            distributed.Client(cluster) as c:
-        c.run(_warm_up)  # imports and Numba's cached kernels, once per worker
-        yield c
-
-
-def _warm_up() -> None:
-    from idest.neighbors import _core, _pairs  # noqa: F401
+@pytest.fixture
+def client(dask_cluster):
+    """The module's cluster (tests/conftest.py), once every worker is back."""
+    dask_cluster.wait_for_workers(2, timeout=60)
+    return dask_cluster
 
 
 def assert_same(nn, ref):
@@ -121,6 +114,10 @@ def test_npy_tasks_map_only_their_rows(client, tmp_path):
     assert {(r.start, r.stop) for r in reads} == {(0, 100), (100, 200), (200, 300),
                                                   (300, 400), (400, 420)}
     assert_same(idest.knn(str(path), 10, client=client), idest.knn(X, 10))
+    mapped = np.load(path, mmap_mode="r")  # a memory map of the whole file: searched by path
+    assert _Source(mapped, "X", "knn").path == str(path)
+    assert _Source(mapped[1:], "X", "knn").path is None  # a part of it: its rows are sent
+    assert_same(idest.knn(mapped, 10, client=client), idest.knn(X, 10))
 
 
 def test_dask_array_input(client):
@@ -186,7 +183,7 @@ def test_worker_killed_mid_search_gives_the_full_result(client, tmp_path):
 
 def test_command_line_on_a_running_scheduler(client, capsys, tmp_path):
     from idest.cli import main
-    from idest.neighbors import dask_client
+    from idest.utils import dask_client
 
     X = duplicate_data(6)
     np.save(tmp_path / "x.npy", X)

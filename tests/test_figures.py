@@ -17,6 +17,7 @@ from idest.scan import scan_figure  # noqa: E402
 from scaling.fit import (  # noqa: E402
     compare_alpha_to_dimension,
     fit_power_law,
+    plot_dimension_comparison,
     plot_intervals,
     predicted_dimension,
 )
@@ -136,3 +137,11 @@ def test_no_plotting_code_selects_a_backend():
         if "matplotlib.use(" in source:
             offenders.append(f"{path.relative_to(ROOT)}: calls matplotlib.use")
     assert not offenders, "\n".join(offenders)
+
+
+def test_dimension_comparison_with_nothing_fitted_draws_the_diagonal_only():
+    """A sweep where no k could be fitted (e.g. too few converged sizes) still gets its
+    figure: the identity line, no points, no error (it used to raise on an empty max)."""
+    ax = Figure().subplots()
+    plot_dimension_comparison(ax, [], [])
+    assert len(ax.lines) >= 1 and all(len(c.lines[0].get_xdata()) == 0 for c in ax.containers)

@@ -7,7 +7,7 @@ import json
 import time
 import warnings
 
-from idest.cli._options import number, progress
+from idest.cli._options import cluster_client, number, progress
 from idest.io import load_vectors
 
 
@@ -40,10 +40,29 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="merge points closer than this fraction of the median r_1")
     p.add_out(None, "also write the results to this JSON file")
     p.add_quiet()
+    p.add_cluster()
     p.set_defaults(func=run)
 
 
+def needed_k(args: argparse.Namespace) -> int:
+    """Neighbours the chosen estimator(s) read: the k of their one k-NN search.
+
+    Examples
+    --------
+    >>> needed_k(argparse.Namespace(method="all", ks=[2, 3, 4], k=[20], range_max=64))
+    20
+    >>> needed_k(argparse.Namespace(method="gride", ks=[2], k=[20], range_max=100))
+    64
+    """
+    if args.method == "gride":
+        return 1 << (args.range_max.bit_length() - 1)  # the largest n2, as idest.gride
+    k2 = max(args.k)
+    return {"twonn": 2, "knn_cdf": max(args.ks), "mle": k2}.get(args.method,
+                                                                max(2, k2, *args.ks))
+
+
 def _results(X, args: argparse.Namespace) -> list:
+    """The estimates of ``args.method`` on X (an array, or the Neighbors of a cluster search)."""
     import idest
 
     common = dict(n_bootstrap=args.bootstrap, random_state=args.seed, duplicates=args.duplicates,
@@ -55,7 +74,8 @@ def _results(X, args: argparse.Namespace) -> list:
     if args.method == "twonn":
         return [idest.twonn(X, **cdf)]
     if args.method == "knn_cdf":
-        nn = idest.knn(X, max(args.ks), progress=common["progress"])  # one search for every k
+        nn = X if isinstance(X, idest.Neighbors) else \
+            idest.knn(X, max(args.ks), progress=common["progress"])  # one search for every k
         return [idest.knn_cdf(nn, k, **cdf) for k in args.ks]
     return idest.estimate_all(X, ks=tuple(args.ks), mle_k=mle_k, **cdf)
 
@@ -65,16 +85,17 @@ def _interval(r) -> str:
     return "" if low != low else f"[{low:.3f}, {high:.3f}]"  # nan: no interval
 
 
-def _run_gride(X, args: argparse.Namespace) -> int:
-    """``--method gride``: the ID-vs-scale table and the plateau (or that there is none)."""
+def _run_gride(data, X, args: argparse.Namespace, t0: float) -> int:
+    """``--method gride``: the ID-vs-scale table and the plateau (or that there is none).
+
+    ``data`` is X or the Neighbors of a cluster search; the clock started at ``t0``."""
     import idest
     from idest.estimators import DuplicatesWarning, NoPlateauWarning
 
-    t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted below
         warnings.simplefilter("ignore", category=NoPlateauWarning)  # printed below
-        r = idest.gride(X, args.range_max, n_bootstrap=args.bootstrap, random_state=args.seed,
+        r = idest.gride(data, args.range_max, n_bootstrap=args.bootstrap, random_state=args.seed,
                         duplicates=args.duplicates, merge_tolerance=args.merge_tolerance,
                         progress=progress(args))
     elapsed = time.perf_counter() - t0
@@ -102,18 +123,23 @@ def _run_gride(X, args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import idest
     from idest.estimators import DuplicatesWarning
 
     if len(args.k) > 2:
         raise ValueError(f"-k/--k takes one k or a range k1 k2 for the MLE; got {args.k}.")
     X = load_vectors(args.file)
-    if args.method == "gride":
-        return _run_gride(X, args)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted in the table
-        results = _results(X, args)
-    elapsed = time.perf_counter() - t0
+    with cluster_client(args) as client:
+        t0 = time.perf_counter()
+        # On a cluster, the one search the estimators share is sharded there (a .npy file
+        # by its path: each task maps its rows); the estimates run here from its result.
+        data = X if client is None else idest.knn(X, needed_k(args), client=client)
+        if args.method == "gride":
+            return _run_gride(data, X, args, t0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=DuplicatesWarning)  # counted in the table
+            results = _results(data, args)
+        elapsed = time.perf_counter() - t0
     print(f"data      : {args.file}  shape={X.shape} dtype={X.dtype}")
     first = results[0]
     print(f"points    : {first.n_points} used, {first.n_duplicates_dropped} duplicate(s) dropped, "

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from idest.cli._options import number, progress
+from idest.cli._options import cluster_client, number, progress
 from idest.io import load_vectors
 
 
@@ -29,16 +29,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_seed("the generated data")
     p.add_jobs("threads of the search")
     p.add_quiet()
-    p.add_argument("--scheduler", help="run on this Dask scheduler (tcp://host:8786)")
-    p.add_argument("--workers", type=number(int, 1),
-                   help="run on a local Dask cluster of N worker processes")
+    p.add_cluster()
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from idest import knn
     from idest.datasets import linear_gaussian
-    from idest.neighbors import dask_client
 
     if args.file:
         X = load_vectors(args.file)
@@ -47,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         X = linear_gaussian(args.n_samples, 5, 64, noise=0.01, dtype=np.float32,
                             random_state=args.seed)
         source = f"linear_gaussian(n={args.n_samples}, d=5, D=64, seed={args.seed})"
-    with dask_client(args.scheduler, args.workers) as client:  # None: in process
+    with cluster_client(args) as client:  # None: in process
         t0 = time.perf_counter()
         nn = knn(X, args.k, backend=args.backend, n_jobs=args.jobs, progress=progress(args),
                  client=client)

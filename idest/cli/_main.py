@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, OSError, KeyError) as exc:  # raised for what the user gave
+    except (ValueError, TypeError, OSError, KeyError, ImportError) as exc:  # the user's input,
+        # or an extra an option needs (--workers: "install ... pip install 'idest[dask]'")
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"idest {args.command}: error: {message}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 One vocabulary, the Python API's: ``-k/--k`` for one neighbour count, ``--ks``
 where several are taken, ``-o/--out`` for the output, ``--bootstrap N``
-(one default, :data:`DEFAULT_BOOTSTRAP`), ``--jobs``, ``--seed``, ``--quiet``.
+(one default, :data:`DEFAULT_BOOTSTRAP`), ``--jobs``, ``--seed``, ``--quiet``, and
+``--scheduler``/``--workers`` where a command runs on a Dask cluster.
 Values are checked by argparse while the command line is read, so a bad one
 stops the command with its usage before any work starts.
 """
@@ -10,6 +11,7 @@ stops the command with its usage before any work starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Callable
 
 from idest.scan import DEFAULT_N_BOOTSTRAP
@@ -107,10 +109,39 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--jobs", type=number(int, 1), default=None, metavar="N",
                           help=f"{what} (default: the cores available)")
 
+    def add_cluster(self) -> None:
+        """``--scheduler ADDRESS`` or ``--workers N``: a Dask cluster (:func:`cluster_client`)."""
+        group = self.add_mutually_exclusive_group()
+        group.add_argument("--scheduler", metavar="ADDRESS",
+                           help="run on this running Dask scheduler (tcp://host:8786); needs "
+                           "pip install 'idest[dask]'")
+        group.add_argument("--workers", type=number(int, 1), metavar="N",
+                           help="run on a local Dask cluster of N one-thread worker processes, "
+                           "started and closed by this command")
+
     def add_quiet(self, what: str = "no progress bars (they are only drawn on a terminal)"
                   ) -> None:
         """``--quiet`` on every command; ``what`` says what it silences."""
         self.add_argument("--quiet", action="store_true", help=what)
+
+
+def cluster_client(args: argparse.Namespace) -> contextlib.AbstractContextManager:
+    """The Dask client of ``--scheduler``/``--workers`` (None without them), as a context.
+
+    Prints the dashboard's address when a cluster is used and closes a local
+    cluster it started (:func:`idest.utils.dask_client`).
+
+    Examples
+    --------
+    >>> p = Parser(prog="idest example")
+    >>> p.add_cluster()
+    >>> with cluster_client(p.parse_args([])) as client:
+    ...     print(client)
+    None
+    """
+    from idest.utils import dask_client
+
+    return dask_client(args.scheduler, args.workers)
 
 
 def progress(args: argparse.Namespace) -> bool | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from idest.cli._options import number, progress
+from idest.cli._options import cluster_client, number, progress
 from idest.utils import atomic_write, content_hash
 
 
@@ -55,6 +55,7 @@ def add_arguments(p: argparse.ArgumentParser, *, n_sequences: int, seq_len: int,
     p.add_argument("--download", action="store_true",
                    help="allow the HuggingFace hub to be contacted (off by default)")
     p.add_quiet()
+    p.add_cluster()  # estimate the sites on a Dask cluster
 
 
 def _tokens(text: str) -> str:
@@ -201,14 +202,15 @@ def run(args: argparse.Namespace) -> int:
           f"{seqs.n_corpus_tokens} tokens -> {len(seqs)} sequences of {args.seq_len}{overlap}")
     print(f"vectors   : {tokens}{' (first token skipped)' if args.skip_first else ''} "
           f"at {' '.join(sites)}")
-    result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
-                        n_samples=len(seqs), ks=args.ks, mle_k=args.k,
-                        n_bootstrap=args.bootstrap, random_state=args.seed,
-                        gride_range_max=args.gride,
-                        inputs_id={"sequences": content_hash(seqs.input_ids)},
-                        title=f"{args.model}: {len(seqs)} sequences of {args.seq_len} tokens, "
-                        f"{tokens} token vectors",
-                        progress=progress(args))
+    with cluster_client(args) as client:  # the sites are estimated there (None: here)
+        result = layer_scan(model, seqs.batches(args.batch_size), sites, out, reduce=reduction,
+                            n_samples=len(seqs), ks=args.ks, mle_k=args.k,
+                            n_bootstrap=args.bootstrap, random_state=args.seed,
+                            gride_range_max=args.gride,
+                            inputs_id={"sequences": content_hash(seqs.input_ids)},
+                            title=f"{args.model}: {len(seqs)} sequences of {args.seq_len} "
+                            f"tokens, {tokens} token vectors",
+                            progress=progress(args), client=client)
     print("\n".join(_summary(result.rows)))
     reused = f" ({result.n_sites_reused} site(s) reused from an earlier run)" \
         if result.n_sites_reused else ""

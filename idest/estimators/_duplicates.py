@@ -18,7 +18,10 @@ bfloat16 but arrive as float32 are judged at float32 resolution (their
 float16 twins, ~2^13 float32 ulps apart, are not caught): pass the
 low-precision array itself, or a ``merge_tolerance``.
 
-The policy (``duplicates="drop"``, the default) keeps one copy of each group
+A group of duplicates is a connected component of that relation: a point within the
+resolution of two others joins them into one group, even when those two are farther
+apart than the threshold (a one-ulp twin of A that lies within four ulps of B merges A
+and B). The policy (``duplicates="drop"``, the default) keeps one copy of each group
 of duplicates (the lowest-numbered point), removes the others from the data,
 recomputes the neighbours and warns with the counts; ``duplicates="raise"``
 raises instead. Larger near-duplicates are merged on request:

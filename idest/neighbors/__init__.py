@@ -10,9 +10,9 @@ backend returns the same exact float64 answer, index for index:
 and ``_distributed`` shards the same search over a Dask cluster (:func:`sharded_knn`).
 """
 
-from idest.neighbors._distributed import dask_client, sharded_knn
+from idest.neighbors._distributed import sharded_knn
 from idest.neighbors._knn import BACKENDS, Neighbors, default_n_jobs, knn
 from idest.neighbors._torch import torch_knn
 
-__all__ = ["BACKENDS", "Neighbors", "dask_client", "default_n_jobs", "knn", "sharded_knn",
+__all__ = ["BACKENDS", "Neighbors", "default_n_jobs", "knn", "sharded_knn",
            "torch_knn"]

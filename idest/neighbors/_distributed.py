@@ -31,13 +31,13 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from idest.neighbors._backends import cpp_knn
 from idest.neighbors._knn import Neighbors, default_n_jobs
+from idest.utils.cluster import check_client
 from idest.utils.validation import check_array, check_int
 
 #: Most partial lists one merge task combines.
@@ -48,21 +48,6 @@ MERGE_FAN_IN = 8
 MAX_SHARD_ROWS = 65_536
 
 _PAD_INDEX = np.iinfo(np.int64).max
-_INSTALL = "install the extra with pip install 'idest[dask]'"
-
-
-def _require_distributed(caller: str) -> Any:
-    """Import ``distributed``; a missing extra is one clear error."""
-    try:
-        import dask  # noqa: F401
-        import dask.array  # noqa: F401
-        import distributed
-    except ImportError as exc:
-        raise ImportError(f"{caller}: a Dask client needs dask and distributed, which are "
-                          f"not installed; {_INSTALL}.") from exc
-    return distributed
-
-
 # ------------------------------------------------------------------ sources ---
 
 
@@ -96,6 +81,20 @@ def _working_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float32 if dtype == np.float16 else np.float64)
 
 
+def _npy_file_of(X: Any) -> Any:
+    """The path of a whole ``.npy`` file when X is its memory map (``np.load(mmap_mode="r")``),
+    so that its tasks map their own rows instead of receiving them; else X itself."""
+    path = getattr(X, "filename", None) if isinstance(X, np.memmap) else None
+    if not path or not str(path).endswith(".npy") or not os.path.isfile(path):
+        return X
+    with contextlib.suppress(OSError, ValueError):
+        whole = np.load(path, mmap_mode="r")
+        if (whole.shape, whole.dtype, whole.offset) == (X.shape, X.dtype, X.offset) \
+                and X.flags.c_contiguous:
+            return path
+    return X
+
+
 class _Source:
     """A row-sharded input: a ``.npy`` path, a dask array or a validated ndarray."""
 
@@ -104,6 +103,7 @@ class _Source:
         self.path: str | None = None
         self.dask = None
         self.array: np.ndarray | None = None
+        X = _npy_file_of(X)
         if isinstance(X, str | os.PathLike):
             self.path = os.path.abspath(os.fspath(X))
             if not self.path.endswith(".npy") or not os.path.isfile(self.path):
@@ -355,8 +355,9 @@ def sharded_knn(
     Parameters
     ----------
     X : str, path, dask array or array-like of shape (n_samples, n_features)
-        A path to a ``.npy`` file (each task maps only its own rows; the workers
-        must see the same path), a 2-D dask array (rechunked into shards), or
+        A path to a ``.npy`` file or its memory map (``np.load(path,
+        mmap_mode="r")``): each task maps only its own rows, and the workers
+        must see the same path; a 2-D dask array (rechunked into shards), or
         anything :func:`idest.knn` accepts (validated here, each shard scattered
         to the cluster once).
     k : int
@@ -404,10 +405,7 @@ def sharded_knn(
     >>> bool((nn.indices == idest.knn(X, 5).indices).all())
     True
     """
-    distributed = _require_distributed("sharded_knn")
-    if not isinstance(client, distributed.Client):
-        raise TypeError(f"sharded_knn: client must be a distributed.Client; got "
-                        f"{type(client).__name__}. Create one with Client(address).")
+    check_client(client, "sharded_knn")
     src = _Source(X, "X", "knn")
     ref = None if reference is None else _Source(reference, "reference", "knn")
     if ref is not None and ref.shape[1] != src.shape[1]:
@@ -448,49 +446,3 @@ def knn_on_client(X: Any, k: int, client: Any, reference: Any | None, backend: s
         raise ValueError(f"knn: with a client the search runs the compiled core; backend must "
                          f"be 'auto' or 'cpp', got {backend!r}. Drop backend= or client=.")
     return sharded_knn(X, k, client=client, reference=reference, n_jobs=n_jobs)
-
-
-@contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int | None = None,
-                echo: Any = print) -> Iterator[Any]:
-    """A Dask client for a command line: an existing cluster, a local one, or None.
-
-    Parameters
-    ----------
-    scheduler : str, optional
-        Address of a running scheduler (``tcp://host:8786``); the cluster is
-        left running.
-    workers : int, optional
-        Start a ``LocalCluster`` of this many one-thread worker processes,
-        closed on exit.
-    echo : callable, default=print
-        Receives one line naming the dashboard's address.
-
-    Yields
-    ------
-    distributed.Client or None
-        None when neither argument is given (the in-process default).
-
-    Examples
-    --------
-    >>> with dask_client() as client:
-    ...     print(client)
-    None
-    """
-    if scheduler is not None and workers is not None:
-        raise ValueError("dask_client: give scheduler (an existing cluster) or workers (a "
-                         f"local one), not both; got {scheduler!r} and {workers!r}.")
-    if scheduler is None and workers is None:
-        yield None
-        return
-    distributed = _require_distributed("dask_client")
-    with contextlib.ExitStack() as stack:
-        if scheduler is not None:
-            client = stack.enter_context(distributed.Client(scheduler))
-        else:
-            workers = check_int(workers, "workers", "dask_client", 1)
-            cluster = stack.enter_context(distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True))
-            client = stack.enter_context(distributed.Client(cluster))
-        echo(f"dask      : {len(client.nthreads())} worker(s), dashboard {client.dashboard_link}")
-        yield client

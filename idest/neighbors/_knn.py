@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from idest.utils.cluster import worker_threads
 from idest.utils.validation import check_array, check_choice, check_int, invalid
 
 Backend = Literal["auto", "cpp", "numba", "tree", "torch"]
@@ -118,12 +119,15 @@ class Neighbors:
 
 
 def default_n_jobs() -> int:
-    """Number of cores this process may use.
+    """Number of cores this process may use; in a Dask worker, the worker's threads.
 
     Examples
     --------
     >>> default_n_jobs() >= 1
     True"""
+    threads = worker_threads()  # a search inside a task of a sweep or a scan on a cluster
+    if threads is not None:
+        return threads
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux

@@ -42,6 +42,7 @@ from torch import nn
 
 from idest.utils import (
     RecordStore,
+    as_completed_units,
     check_choice,
     check_int,
     check_positive,
@@ -450,6 +451,7 @@ def width_sweep(
     results: str | Path | None = None,
     n_jobs: int | None = None,
     progress: bool | None = None,
+    client: Any = None,
 ) -> list[dict[str, Any]]:
     """Train one network per (width, seed) and return the tidy table of L(N).
 
@@ -477,9 +479,15 @@ def width_sweep(
     results : str or Path, optional
         CSV to append to and resume from.
     n_jobs : int, optional
-        torch threads while training (see :func:`train_cnn`).
+        torch threads while training (see :func:`train_cnn`); with a client, default:
+        the threads of the worker that trains the run.
     progress : bool, optional
         A progress bar over runs.
+    client : distributed.Client, optional
+        Train the runs on this Dask cluster (``pip install 'idest[dask]'``): one
+        ``client.submit`` per (width, seed), the data sent to every worker once; this
+        process appends each finished run to ``results``, so a worker lost mid-run
+        costs that run only and an interrupted sweep resumes from the CSV.
 
     Returns
     -------
@@ -513,32 +521,50 @@ def width_sweep(
     rows = _finished_runs(store, family, config)
     done = {(int(r["n"]), int(r["seed"])) for r in rows}
     todo = [(n, s) for n in widths for s in seeds if (n, s) not in done]
-    test_images = np.asarray(test[0])[:id_samples]
+    run = dict(family=family, epochs=epochs, batch_size=batch_size, lr=lr, patience=patience,
+               measure_id=measure_id, id_samples=id_samples, config=config)
     with progress_bar(progress, total=len(todo), desc=f"{family} widths", unit="run") as bar:
-        for n, seed in todo:
-            torch.manual_seed(seed)
-            model = FAMILIES[family](n)
-            outcome = train_cnn(model, train, test, epochs=epochs, batch_size=batch_size,
-                                lr=lr, patience=patience, seed=seed,
-                                n_jobs=n_jobs, progress=False)
-            row: dict[str, Any] = {
-                "family": family, "n": n, "n_params": n_params(model), "seed": seed,
-                "loss": outcome.test_loss, "train_loss": outcome.train_loss,
-                "test_accuracy": outcome.test_accuracy, "best_epoch": outcome.best_epoch,
-                "epochs_run": outcome.epochs_run, "seconds": round(outcome.seconds, 2),
-                "id_twonn": "", "id_mle": "", "id_points": "", "id_duplicates_dropped": "",
-                "note": "", "config": config,
-            }
-            if measure_id:
-                row.update(_hidden_id(model, test_images))
+        def finish(row: dict[str, Any]) -> None:
             rows.append(row)
             if store is not None:
                 store.append([row])
             if bar is not None:
                 bar.update(1)
+
+        if client is None:
+            for n, seed in todo:
+                finish(_width_run(n, seed, train, test, run, n_jobs))
+        else:  # the data goes to every worker once; a lost worker's copy is not needed
+            data = client.scatter([train, test], broadcast=True) if todo else [None, None]
+            units = [(n, seed, *data, run, None) for n, seed in todo]
+            with as_completed_units(client, _width_run, units, caller=caller,
+                                    n_jobs=n_jobs) as finished:
+                for _, row in finished:
+                    finish(row)
     order = {key: i for i, key in enumerate((n, s) for n in widths for s in seeds)}
     selected = [_typed(r) for r in rows if (int(r["n"]), int(r["seed"])) in order]
     return sorted(selected, key=lambda r: order[(r["n"], r["seed"])])
+
+
+def _width_run(n: int, seed: int, train: ImageSet, test: ImageSet, run: dict[str, Any],
+               n_jobs: int | None) -> dict[str, Any]:
+    """One run of :func:`width_sweep` (``run``: its settings), as its CSV row."""
+    torch.manual_seed(seed)
+    model = FAMILIES[run["family"]](n)
+    outcome = train_cnn(model, train, test, epochs=run["epochs"], batch_size=run["batch_size"],
+                        lr=run["lr"], patience=run["patience"], seed=seed, n_jobs=n_jobs,
+                        progress=False)
+    row: dict[str, Any] = {
+        "family": run["family"], "n": n, "n_params": n_params(model), "seed": seed,
+        "loss": outcome.test_loss, "train_loss": outcome.train_loss,
+        "test_accuracy": outcome.test_accuracy, "best_epoch": outcome.best_epoch,
+        "epochs_run": outcome.epochs_run, "seconds": round(outcome.seconds, 2),
+        "id_twonn": "", "id_mle": "", "id_points": "", "id_duplicates_dropped": "",
+        "note": "", "config": run["config"],
+    }
+    if run["measure_id"]:
+        row.update(_hidden_id(model, np.asarray(test[0])[: run["id_samples"]]))
+    return row
 
 
 def _typed(row: dict[str, Any]) -> dict[str, Any]:
@@ -568,6 +594,7 @@ def digits_demo(
     patience: int | None = 4,
     n_jobs: int | None = 1,
     progress: bool | None = None,
+    client: Any = None,
 ) -> dict[str, Any]:
     """Offline width sweep of the MNIST network of Table 3 on scikit-learn's digits.
 
@@ -578,7 +605,8 @@ def digits_demo(
     measured with TwoNN. This is a demonstration of the pipeline on data that exists
     offline, not a reproduction: 1257 training images overfit quickly, so the
     power-law region is short. Writes ``digits_sweep.csv`` (resumable), ``.json``,
-    ``.png`` and ``.md`` in ``out_dir``.
+    ``.png`` and ``.md`` in ``out_dir``. With a Dask ``client`` the runs train on that
+    cluster (:func:`width_sweep`).
 
     Returns
     -------
@@ -609,7 +637,7 @@ def digits_demo(
                                                         stratify=labels, random_state=0)
     rows = width_sweep("mnist", widths, (x_train, y_train), (x_test, y_test), seeds=seeds,
                        epochs=epochs, patience=patience, results=out / "digits_sweep.csv",
-                       n_jobs=n_jobs, progress=progress)
+                       n_jobs=n_jobs, progress=progress, client=client)
     N = [r["n_params"] for r in rows]
     fit = fit_power_law(N, [r["loss"] for r in rows], seeds=[r["seed"] for r in rows])
     d_pred = predicted_dimension(fit) if fit.alpha > 0 else None
@@ -682,7 +710,7 @@ def _digits_summary(rows: list[dict[str, Any]], fit: Any, d_pred: Any, epochs: i
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    from idest.cli import Parser
+    from idest.cli import Parser, cluster_client
 
     parser = Parser(prog="python -m scaling.cnn",
                     description="Offline CNN width sweep on sklearn digits.")
@@ -698,10 +726,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=parser.number(int, 1), default=1,
                         help="torch threads of each run")
     parser.add_quiet()
+    parser.add_cluster()  # train the runs on a Dask cluster
     args = parser.parse_args(argv)
-    result = digits_demo(args.out, widths=args.widths, seeds=args.seeds, epochs=args.epochs,
-                         patience=args.patience, n_jobs=args.jobs,
-                         progress=False if args.quiet else None)
+    with cluster_client(args) as client:
+        result = digits_demo(args.out, widths=args.widths, seeds=args.seeds,
+                             epochs=args.epochs, patience=args.patience, n_jobs=args.jobs,
+                             progress=False if args.quiet else None, client=client)
     print(result["paths"]["md"].read_text())
     print("written:", ", ".join(str(p) for p in result["paths"].values()))
     return 0

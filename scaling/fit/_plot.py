@@ -103,7 +103,7 @@ def plot_intervals(ax: Any, x: Any, y: Any, low: Any, high: Any, *, top: float |
     x, y, low, high = (np.asarray(v, dtype=float) for v in (x, y, low, high))
     finite_high = high[np.isfinite(high)]
     if top is None:
-        top = 2 * float(np.max(y))
+        top = 2 * float(np.max(y)) if y.size else 1.0  # nothing to draw: any top will do
         if finite_high.size and finite_high.max() < top:
             top = float(finite_high.max())
     is_open = np.isinf(high) | (np.isfinite(high) & (high > top))
@@ -162,7 +162,7 @@ def plot_dimension_comparison(ax: Any, predictions: Any, measured: Any,
     scale = f"{2 * preds[0].loss_exponent:g}/α" if preds else "2p/α"
     plot_intervals(ax, measured, y, low, high, color="C0", label=f"{scale} (95% interval)")
     top = ax.get_ylim()[1]
-    line = np.linspace(0, max(measured.max(), 1.0) * 1.08, 50)
+    line = np.linspace(0, max(measured.max(initial=0.0), 1.0) * 1.08, 50)
     ax.plot(line, line, "k--", lw=0.8, label=f"{scale} = dimension")
     if comparison is not None:
         mx, my = float(np.mean(comparison.measured)), float(np.mean(comparison.predicted))

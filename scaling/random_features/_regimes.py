@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.utils import RecordStore, check_choice, check_int, progress_bar
+from idest.utils import RecordStore, as_completed_units, check_choice, check_int, progress_bar
 from scaling.fit import PowerLawFit, fit_power_law
 from scaling.random_features._features import (
     FeaturePopulation,
@@ -267,14 +267,25 @@ def _key_fields(row_type: type) -> set[str]:
     return {name for name, value in values.items() if value in key}
 
 
+def _regime_row(source: FeatureSource, regime: str, size: int, fixed: int | None,
+                seed: int) -> SweepRow:
+    """One point of :func:`sweep_regime` (seed s: the population of seed s)."""
+    loss, reference = regime_point(source.population(seed), regime, size, fixed=fixed,
+                                   random_state=seed)
+    return SweepRow(source.name, regime, 0 if fixed is None else int(fixed), size, seed, loss,
+                    reference)
+
+
 def sweep_regime(source: FeatureSource, regime: str, sizes: Iterable[int], *,
                  fixed: int | None = None, seeds: Sequence[int] = (0, 1, 2, 3),
-                 cache: SweepCache | None = None, progress: bool | None = None
-                 ) -> list[SweepRow]:
+                 cache: SweepCache | None = None, progress: bool | None = None,
+                 client: Any = None) -> list[SweepRow]:
     """Every (size, seed) point of one regime, reusing finished points from ``cache``.
 
     Seed s uses the population of seed s (its own inputs and network) and its own
-    projection and training sets.
+    projection and training sets. With a Dask ``client`` the missing points are
+    computed on the cluster (one task each, consumed as they finish) and this
+    process adds each to ``cache``.
 
     Examples
     --------
@@ -286,22 +297,33 @@ def sweep_regime(source: FeatureSource, regime: str, sizes: Iterable[int], *,
     sizes = [int(s) for s in sizes]
     todo = [(size, seed) for seed in seeds for size in sizes]
     fixed_key = 0 if fixed is None else int(fixed)
-    rows = []
+    found = {}
+    for size, seed in todo if cache is not None else ():
+        row = cache.get((source.name, regime, fixed_key, size, seed))
+        if row is not None:
+            found[size, seed] = row
+    missing = [point for point in todo if point not in found]
     with progress_bar(progress, total=len(todo), desc=f"{source.name[:28]} {regime}",
                       unit="pt") as bar:
-        for size, seed in todo:
-            key = (source.name, regime, fixed_key, size, seed)
-            row = cache.get(key) if cache is not None else None
-            if row is None:
-                loss, reference = regime_point(source.population(seed), regime, size,
-                                               fixed=fixed, random_state=seed)
-                row = SweepRow(*key, loss, reference)
-                if cache is not None:
-                    cache.add(row)
-            rows.append(row)
+        def finish(row: SweepRow) -> None:
+            found[row.size, row.seed] = row
+            if cache is not None:
+                cache.add(row)
             if bar is not None:
                 bar.update()
-    return rows
+
+        if bar is not None:
+            bar.update(len(todo) - len(missing))
+        if client is None:
+            for size, seed in missing:
+                finish(_regime_row(source, regime, size, fixed, seed))
+        else:
+            points = [(source, regime, size, fixed, seed) for size, seed in missing]
+            with as_completed_units(client, _regime_row, points,
+                                    caller="sweep_regime") as finished:
+                for _, row in finished:
+                    finish(row)
+    return [found[point] for point in todo]
 
 
 def fit_regime(rows: Sequence[SweepRow], *, window: str | tuple[float, float] = "all",

@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -150,7 +151,7 @@ def _eigenvalues(source: FeatureSource, seed: int, cache_root: Path) -> np.ndarr
 
 
 def _run_source(source: FeatureSource, config: ReportConfig, cache: SweepCache,
-                all_regimes: bool, progress: bool | None) -> _SourceResult:
+                all_regimes: bool, progress: bool | None, client: Any = None) -> _SourceResult:
     window = config.resolution_window
     plan = {"resolution_D": (config.resolution_sizes, None),
             "resolution_P": (config.resolution_sizes, None)}
@@ -160,7 +161,7 @@ def _run_source(source: FeatureSource, config: ReportConfig, cache: SweepCache,
     rows, fits = {}, {}
     for regime, (sizes, fixed) in plan.items():
         rows[regime] = sweep_regime(source, regime, sizes, fixed=fixed, seeds=config.seeds,
-                                    cache=cache, progress=progress)
+                                    cache=cache, progress=progress, client=client)
         fits[regime] = fit_regime(rows[regime],
                                   window=window if regime.startswith("resolution") else "all")
     eigenvalues = [_eigenvalues(source, seed, cache.path.parent) for seed in config.seeds]
@@ -198,8 +199,8 @@ def _sampled_check(result: _SourceResult, config: ReportConfig, sizes: Sequence[
 # --------------------------------------------------------------------- solvable
 
 
-def _solvable_sweeps(config: ReportConfig, cache: SweepCache, progress: bool | None
-                     ) -> dict[str, SolvableSweep]:
+def _solvable_sweeps(config: ReportConfig, cache: SweepCache, progress: bool | None,
+                     client: Any = None) -> dict[str, SolvableSweep]:
     M = config.n_latent
     near_M = [M - 16, M - 4, M, M + 4, M + 16] if M > 32 else [M - 4, M, M + 4]
     T_sizes = sorted(set(_sizes(4, M, 10)) | set(near_M) | {2 * M, 4 * M, 8 * M, 16 * M, 32 * M})
@@ -208,7 +209,7 @@ def _solvable_sweeps(config: ReportConfig, cache: SweepCache, progress: bool | N
     dd_sizes = sorted(set(_sizes(4, 8 * M, 14)) | {small_T - 4, small_T - 2, small_T,
                                                     small_T + 2, small_T + 4})
     common = dict(alpha=config.latent_alpha, seeds=config.solvable_seeds, cache=cache,
-                  progress=progress)
+                  progress=progress, client=client)
     return {
         "T": solvable_sweep(M, varied="T", sizes=T_sizes, fixed=2 * M, **common),
         "T_noise": solvable_sweep(M, varied="T", sizes=T_sizes, fixed=2 * M,
@@ -646,10 +647,12 @@ def _md_caveats(results: list[_SourceResult], config: ReportConfig) -> list[str]
 
 def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig | None = None,
                cache_dir: str | Path | None = None, progress: bool | None = None,
-               command: str = "python -m scaling.random_features") -> Path:
+               command: str = "python -m scaling.random_features", client: Any = None) -> Path:
     """Run every sweep (resuming from ``cache_dir``), fit, plot and write the summary.
 
-    Returns the path of the markdown summary.
+    Returns the path of the markdown summary. With a Dask ``client`` the sweep
+    points are computed on that cluster and this process caches them as they finish
+    (:func:`scaling.random_features.sweep_regime`, :func:`solvable_sweep`).
 
     Examples
     --------
@@ -675,13 +678,13 @@ def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig 
     for k, source in enumerate(config.sources):
         _log(f"random features {k + 1}/{len(config.sources)}: {source.name}")
         results.append(_run_source(source, config, cache, k in config.regime_sources,
-                                   progress))
+                                   progress, client))
         if k == config.regime_sources[0] and source.kind == "hypercube":
             _log(f"fresh-sample check on {source.name}")   # while its populations are cached
             sampled = _sampled_check(results[-1], config, config.resolution_sizes[1::4])
 
     _log("solvable model")
-    sweeps = _solvable_sweeps(config, solvable_cache, progress)
+    sweeps = _solvable_sweeps(config, solvable_cache, progress, client)
     M = config.n_latent
     noise_sweep = sweeps["T_noise"]
     solvable_fits = {
@@ -721,23 +724,27 @@ def run_report(out_dir: str | Path = "reports/regimes", *, config: ReportConfig 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options shared by ``idest regimes`` and ``python -m scaling.random_features``."""
+    """Options shared by ``idest regimes`` and ``python -m scaling.random_features``
+    (``parser``: an :class:`idest.cli.Parser`, as both commands create)."""
     parser.add_argument("-o", "--out", default="reports/regimes", metavar="PATH",
                         help="output folder for the figures, tables and README.md")
     parser.add_argument("--cache-dir", default=None,
                         help=f"finished points, kept for resuming (default {_cache_dir()})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sweeps (a smoke run of ~20 s); the figures are not meaningful")
-    parser.add_argument("--quiet", action="store_true",
-                        help="no progress bars (they are only drawn on a terminal)")
+    parser.add_quiet()
+    parser.add_cluster()  # compute the sweep points on a Dask cluster
 
 
 def run(args: argparse.Namespace, command: str) -> int:
     """Run the report from parsed arguments."""
+    from idest.cli import cluster_client
+
     config = default_config(quick=args.quick)
-    run_report(args.out, config=config, cache_dir=args.cache_dir,
-               progress=False if args.quiet else None,
-               command=command + (" --quick" if args.quick else ""))
+    with cluster_client(args) as client:
+        run_report(args.out, config=config, cache_dir=args.cache_dir,
+                   progress=False if args.quiet else None,
+                   command=command + (" --quick" if args.quick else ""), client=client)
     return 0
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from idest.utils import check_choice, check_int, progress_bar
+from idest.utils import as_completed_units, check_choice, check_int, progress_bar
 from scaling.random_features._features import (
     gaussian_projection,
     linear_model_loss,
@@ -132,16 +133,27 @@ class SolvableSweep:
         return self.losses[:, np.arange(self.sizes.size), best], self.ridges[best]
 
 
+def _solvable_rows(n_latent: int, alpha: float, noise: float,
+                   keys: list[tuple[str, int, int, int, float]]) -> list[SolvableRow]:
+    """The rows of one (N, T, seed) point of :func:`solvable_sweep`, one per ridge of ``keys``."""
+    _, N, T, seed, _ = keys[0]
+    values = solvable_loss(n_latent, N, T, alpha=alpha, ridge=np.array([k[4] for k in keys]),
+                           noise=noise, random_state=seed)
+    return [SolvableRow(*k, float(v)) for k, v in zip(keys, values, strict=True)]
+
+
 def solvable_sweep(n_latent: int, *, varied: str, sizes: Iterable[int], fixed: int,
                    alpha: float = 1.0, noise: float = 0.0,
                    relative_ridges: Sequence[float] = tuple(np.logspace(-12, 1, 27)),
                    seeds: Sequence[int] = (0, 1, 2, 3), cache: SweepCache | None = None,
-                   progress: bool | None = None) -> SolvableSweep:
+                   progress: bool | None = None, client: Any = None) -> SolvableSweep:
     """Sweep N (at T = ``fixed``) or T (at N = ``fixed``) over ``sizes``, for γ = 0 and a grid.
 
     The ridge grid is γ = T·N·``relative_ridges`` (the scale of the largest
     eigenvalue of Φ^TΦ), so that the oracle-optimal γ (Maloney et al. γ*) can be
-    read off at every point; finished points are kept in ``cache``.
+    read off at every point; finished points are kept in ``cache``. With a Dask
+    ``client`` the missing points are computed on the cluster (one task per
+    (N, T, seed)) and this process adds them to ``cache``.
 
     Examples
     --------
@@ -158,21 +170,35 @@ def solvable_sweep(n_latent: int, *, varied: str, sizes: Iterable[int], fixed: i
             f"{'T' if varied == 'N' else 'N'}={fixed}")
     relative = np.asarray(relative_ridges, dtype=float)
     losses = np.empty((len(seeds), sizes.size, relative.size + 1))
+    points = {}  # (i, j) -> the arguments of _solvable_rows
+    for i, seed in enumerate(seeds):
+        for j, (N, T) in enumerate(zip(n_features, n_train, strict=True)):
+            ridges = np.concatenate([[0.0], N * T * relative])
+            keys = [(name, int(N), int(T), int(seed), float(g)) for g in ridges]
+            rows = [cache.get(k) for k in keys] if cache is not None else [None]
+            if any(r is None for r in rows):
+                points[i, j] = (n_latent, alpha, noise, keys)
+            else:
+                losses[i, j] = [r.loss for r in rows]
     with progress_bar(progress, total=losses.shape[0] * sizes.size, desc=name[:40],
                       unit="pt") as bar:
-        for i, seed in enumerate(seeds):
-            for j, (N, T) in enumerate(zip(n_features, n_train, strict=True)):
-                ridges = np.concatenate([[0.0], N * T * relative])
-                keys = [(name, int(N), int(T), int(seed), float(g)) for g in ridges]
-                rows = [cache.get(k) for k in keys] if cache is not None else [None]
-                if any(r is None for r in rows):
-                    values = solvable_loss(n_latent, int(N), int(T), alpha=alpha,
-                                           ridge=ridges, noise=noise, random_state=seed)
-                    rows = [SolvableRow(*k, float(v)) for k, v in zip(keys, values, strict=True)]
-                    for row in rows if cache is not None else ():
-                        cache.add(row)
-                losses[i, j] = [r.loss for r in rows]
-                if bar is not None:
-                    bar.update()
+        def finish(i: int, j: int, rows: list[SolvableRow]) -> None:
+            for row in rows if cache is not None else ():
+                cache.add(row)
+            losses[i, j] = [r.loss for r in rows]
+            if bar is not None:
+                bar.update()
+
+        if bar is not None:
+            bar.update(losses.shape[0] * sizes.size - len(points))
+        if client is None:
+            for (i, j), arguments in points.items():
+                finish(i, j, _solvable_rows(*arguments))
+        else:
+            where = list(points)
+            with as_completed_units(client, _solvable_rows, list(points.values()),
+                                    caller="solvable_sweep") as finished:
+                for unit, rows in finished:
+                    finish(*where[unit], rows)
     return SolvableSweep(name, varied, sizes, n_features, n_train,
                          np.concatenate([[0.0], relative]), losses)

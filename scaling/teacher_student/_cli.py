@@ -42,12 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from an existing results.csv without training")
     p.add_quiet()
+    p.add_cluster()  # train the units (one k each) on a Dask cluster instead of --jobs
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from idest.cli import cluster_client
     from scaling.teacher_student._report import write_report
     from scaling.teacher_student._reproduce import reproduce, reproduction_config
 
@@ -60,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
                                      n_widths=args.n_widths, depths=args.depths,
                                      seeds=args.seeds, variant=args.variant,
                                      dtype=args.dtype)
-        path = reproduce(config, args.out, n_jobs=args.jobs, command=command,
-                         progress=False if args.quiet else None, commit=args.commit)
+        with cluster_client(args) as client:
+            path = reproduce(config, args.out, n_jobs=args.jobs, command=command,
+                             progress=False if args.quiet else None, commit=args.commit,
+                             client=client)
     print(f"report    : {path or 'not written yet (fewer than 2 values of k)'}")
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from scaling.teacher_student._student import student_widths
 from scaling.teacher_student._sweep import SweepConfig, git_commit, run_sweep
@@ -45,12 +46,14 @@ def reproduction_config(
 def reproduce(
     config: SweepConfig, out_dir: str | Path, *, n_jobs: int | None = None,
     progress: bool | None = True, command: str = "idest reproduce", commit: bool = False,
+    client: Any = None,
 ) -> Path | None:
     """Run (or resume) the sweep into ``out_dir/results.csv`` and write the report there.
 
     Returns the path of the markdown report (``out_dir/README.md``), or None while the CSV
     holds fewer than 2 values of k (the report regresses across k). ``commit=True`` commits
-    the CSV to its git repository after every finished k (:func:`git_commit`).
+    the CSV to its git repository after every finished k (:func:`git_commit`). With a Dask
+``client`` the units train on that cluster (:func:`run_sweep`).
 
     Examples
     --------
@@ -62,7 +65,7 @@ def reproduce(
 
     out = Path(out_dir)
     outcome = run_sweep(config, out / "results.csv", n_jobs=n_jobs, progress=progress,
-                        on_unit=git_commit if commit else None)
+                        on_unit=git_commit if commit else None, client=client)
     print(f"sweep: {len(outcome.trained)} run(s) trained now, {outcome.n_previous} resumed "
           f"from {outcome.path}, {outcome.seconds:.0f} s", file=sys.stderr)
     ks = sorted({int(r["features"]) for r in outcome.rows})

@@ -3,11 +3,15 @@
 The unit of work is one k (the authors' design): every width, depth and run of that k
 trains on one online stream, the teacher labelling each batch once, all students as one
 batched computation (:func:`scaling.teacher_student.train_students`). Units run in
-parallel processes. Each finished unit appends its rows to the CSV in one fsync'd write;
+parallel processes, or as tasks on a Dask cluster (``client=``). Each finished unit's rows
+are appended by the driver (never by a worker) to the CSV in one fsync'd write;
 rerunning the same sweep on the same CSV skips every run already there, so an interrupted
 sweep resumes where it stopped (a last line cut by a crash is detected and dropped). A
-run's numbers depend only on (k, width, depth, run) and the stream, so a resumed sweep
-gives the same table as an uninterrupted one (timings aside, up to float round-off).
+unit cut off part-way resumes from its last checkpoint, a file beside the CSV
+(:func:`checkpoint_path`, written every few minutes and at SIGTERM/SIGINT; see
+:mod:`scaling.teacher_student._checkpoint`). A run's numbers depend only on (k, width,
+depth, run) and the stream, so a resumed sweep gives the same table as an uninterrupted
+one (timings aside, up to float round-off).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from idest.utils import RecordStore, exit_with_parent, progress_bar
+from idest.utils import RecordStore, as_completed_units, exit_with_parent, progress_bar
+from scaling.teacher_student._checkpoint import CHECKPOINT_SECONDS, SUFFIX, StopSignals
 from scaling.teacher_student._student import BIAS_STD, student_widths
 from scaling.teacher_student._teacher import random_teacher
 from scaling.teacher_student._train import (
@@ -229,8 +235,22 @@ def _count_steps(counter, n_students: int, then: Callable[[], None] | None = Non
     return add
 
 
+def checkpoint_path(path: str | Path, k: int) -> Path:
+    """The checkpoint file of unit k of the sweep whose CSV is ``path`` (git-ignored).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import checkpoint_path
+    >>> checkpoint_path("reports/ts/results.csv", 3).as_posix()
+    'reports/ts/results.k3.ckpt'
+    """
+    path = Path(path)
+    return path.with_name(f"{path.stem}.k{k}{SUFFIX}")
+
+
 def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, int]],
-                steps_done=None, then: Callable[[], None] | None = None
+                steps_done=None, then: Callable[[], None] | None = None,
+                checkpoint: Path | None = None, checkpoint_every: float = CHECKPOINT_SECONDS,
                 ) -> list[dict[str, str]]:
     """Train the missing (width, depth, run) students of one k and return their CSV rows."""
     teacher = config.teacher(k)
@@ -239,7 +259,8 @@ def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, 
                              schedule=config.schedule, loss=config.loss, power=config.power,
                              bias_std=config.bias_std, dtype=config.dtype,
                              n_eval=config.n_eval, n_id=config.n_id, n_curve=config.n_curve,
-                             progress=False, on_steps=_count_steps(counter, len(students), then))
+                             progress=False, on_steps=_count_steps(counter, len(students), then),
+                             checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
     for res in results:
@@ -257,6 +278,8 @@ def run_sweep(
     n_jobs: int | None = None,
     progress: bool | None = None,
     on_unit: Callable[[Path, list[dict[str, str]]], None] | None = None,
+    client: Any = None,
+    checkpoint_every: float = CHECKPOINT_SECONDS,
 ) -> SweepOutcome:
     """Run every run of ``config`` that ``path`` does not hold yet, appending as units finish.
 
@@ -275,6 +298,18 @@ def run_sweep(
     on_unit : callable, optional
         Called as ``on_unit(path, rows)`` after each finished unit's rows are on disk
         (e.g. to commit the CSV, :func:`scaling.teacher_student.git_commit`).
+    client : distributed.Client, optional
+        Train the units on this Dask cluster instead of local processes (``pip install
+        'idest[dask]'``): one ``client.submit`` per k, consumed as they finish; this
+        process appends each unit's rows. A worker lost mid-unit costs that unit only
+        (the scheduler trains it again elsewhere); an interrupted sweep cancels the
+        units still running and resumes from the CSV. Not with ``n_jobs``.
+    checkpoint_every : float, default=300
+        Wall seconds between two checkpoints of a unit in training (:func:`checkpoint_path`;
+        the next call continues a unit from its checkpoint, and refuses one written by
+        another configuration). On a Dask cluster the workers write them (periodically
+        only: a task runs in a worker thread, where no signal arrives), so a unit resumes
+        from its checkpoint where the worker that takes it sees the CSV's folder.
 
     Examples
     --------
@@ -287,6 +322,9 @@ def run_sweep(
     >>> len(out.rows), len(out.trained)
     (2, 2)
     """
+    if client is not None and n_jobs is not None:
+        raise ValueError(f"run_sweep: give n_jobs (local processes) or client (a Dask cluster), "
+                         f"not both; got n_jobs={n_jobs!r} and a client.")
     path = Path(path)
     store = _store(path)
     previous = store.read()
@@ -320,26 +358,60 @@ def run_sweep(
                 on_unit(path, rows)
             show()
 
-        if n_jobs == 1:
+        saving = {k: {"checkpoint": checkpoint_path(path, k),
+                      "checkpoint_every": checkpoint_every} for k in units}
+        if client is not None:
+            work = [(config, k, students, None, None, checkpoint_path(path, k),
+                     checkpoint_every) for k, students in units.items()]
+            with as_completed_units(client, _train_unit, work, caller="run_sweep") as done_units:
+                for _, rows in done_units:
+                    with steps_done.get_lock():  # the workers have no shared counter
+                        steps_done.value += len(rows) * get_schedule(config.schedule).steps
+                    finish(rows)
+        elif n_jobs == 1:
             for k, students in units.items():
-                finish(_train_unit(config, k, students, steps_done, show))
+                finish(_train_unit(config, k, students, steps_done, show, **saving[k]))
         else:
             with cf.ProcessPoolExecutor(n_jobs, mp_context=context, initializer=_worker_init,
-                                        initargs=(steps_done,)) as pool:
-                pending = {pool.submit(_train_unit, config, k, students)
+                                        initargs=(steps_done,)) as pool, StopSignals() as stop:
+                pending = {pool.submit(_train_unit, config, k, students, **saving[k])
                            for k, students in units.items()}
                 try:
-                    while pending:
+                    while pending and stop.received is None:
                         finished, pending = cf.wait(pending, timeout=1.0,
                                                     return_when=cf.FIRST_COMPLETED)
                         for future in finished:
                             finish(future.result())
                         show()
                 except BaseException:
-                    pool.shutdown(wait=False, cancel_futures=True)
+                    _stop_workers(pool)
                     raise
+                if stop.received is not None:  # SIGTERM or SIGINT: checkpoint, then obey
+                    _stop_workers(pool)
+                    stop.resume_default()
     return SweepOutcome(path, read_results(path), len(previous), tuple(trained),
                         time.perf_counter() - start)
+
+
+#: Seconds an interrupted sweep waits for its workers to write their checkpoints.
+WORKER_GRACE_SECONDS = 30.0
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop an interrupted sweep's workers so that each first writes its unit's checkpoint.
+
+    Workers get SIGTERM, write the checkpoint at their next step boundary and exit; the
+    sweep waits for them (at most :data:`WORKER_GRACE_SECONDS`), since workers die with
+    it (:func:`idest.utils.exit_with_parent`). Pending units are cancelled.
+    """
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    deadline = time.monotonic() + WORKER_GRACE_SECONDS
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def git_commit(path: Path, rows: list[dict[str, str]]) -> None:

@@ -14,6 +14,7 @@ torch is imported inside the functions, so ``import scaling`` stays torch-free.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import math
@@ -21,10 +22,18 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from idest.utils import check_choice, check_int, invalid, limit_threads, progress_bar
+from scaling.teacher_student._checkpoint import (
+    CHECKPOINT_SECONDS,
+    StopSignals,
+    checkpoint_key,
+    load_checkpoint,
+    save_checkpoint,
+)
 from scaling.teacher_student._engines import (
     PADDINGS,
     BatchedEngine,
@@ -235,8 +244,8 @@ class StudentResult:
     of :class:`ActivationID` (``id_note`` its ``note``), measured on ``n_id`` fresh inputs
     (nan when ``n_id=0``).
     ``seed`` is the student's run (its initialisation, :func:`student_seed`); ``seconds``
-    and ``cpu_seconds`` are the wall and CPU time of the whole call that trained it with
-    the other students of its stream.
+    and ``cpu_seconds`` are the wall and CPU time of the whole training with the other
+    students of its stream (summed over the calls, when it resumed from a checkpoint).
     """
 
     width: int
@@ -334,6 +343,8 @@ def train_students(
     n_jobs: int = 1,
     progress: bool | None = None,
     on_steps: Callable[[int], None] | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: float = CHECKPOINT_SECONDS,
 ) -> list[StudentResult]:
     """Train many students on one online stream: the teacher labels each batch once.
 
@@ -379,6 +390,17 @@ def train_students(
         Called as ``on_steps(n)`` every :data:`STEPS_PER_REPORT` steps and at the end,
         with the steps taken since the last call (each step trains every student);
         :func:`run_sweep` uses it for a bar over student-steps.
+    checkpoint : str or Path, optional
+        A file for the training's state (every student's parameters and Adam state, the
+        step, the stream's generator, the curve so far): written every
+        ``checkpoint_every`` seconds of wall time, after the last step, and at SIGTERM or
+        SIGINT (at the next step boundary; then the signal takes its course:
+        KeyboardInterrupt, or the process ends). If the file exists when the call starts,
+        the training continues from it and gives the numbers of an uninterrupted one,
+        bit for bit; a file written by another configuration raises ValueError. The file
+        is removed when the call returns.
+    checkpoint_every : float, default=300
+        Wall seconds between two checkpoints (0: after every step).
 
     Returns
     -------
@@ -407,21 +429,49 @@ def train_students(
     check_int(n_eval, "n_eval", caller, 1)
     n_id = check_int(n_id, "n_id", caller, 0)
     n_curve = check_int(n_curve, "n_curve", caller, 2)
+    if not isinstance(checkpoint_every, (int, float)) or not 0 <= checkpoint_every < math.inf:
+        raise invalid(caller, "checkpoint_every", "a number of seconds >= 0",
+                      repr(checkpoint_every))
     specs = _specs(students, seed, caller)
     sched = get_schedule(schedule)
     p = 2.0 if loss == "mse" else float(power)
     importlib.import_module("torch")  # before the limit: limit_threads limits loaded pools
+    saver = None if checkpoint is None else _Saver(
+        Path(checkpoint), float(checkpoint_every),
+        checkpoint_key(teacher, specs, seed, sched, loss=loss, power=p, bias_std=bias_std,
+                       dtype=dtype, engine=engine, padding=padding, n_eval=n_eval,
+                       n_id=n_id, n_curve=n_curve))
     with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
-        return _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, padding,
-                      n_eval, n_id, n_curve, progress, on_steps)
+        results = _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine,
+                         padding, n_eval, n_id, n_curve, progress, on_steps, saver)
+    if saver is not None:
+        saver.path.unlink(missing_ok=True)
+    return results
 
 
 #: Steps between two ``on_steps`` reports (a report costs a lock in a sweep worker).
 STEPS_PER_REPORT = 100
 
 
+@dataclass
+class _Saver:
+    """Where and how often :func:`_train` checkpoints, and under which key."""
+
+    path: Path
+    every: float
+    key: dict
+    last: float = 0.0
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.every
+
+    def save(self, trainer, progress: dict) -> None:
+        save_checkpoint(self.path, self.key, trainer.state_dict(), progress)
+        self.last = time.perf_counter()
+
+
 def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, padding, n_eval,
-           n_id, n_curve, progress, on_steps) -> list[StudentResult]:
+           n_id, n_curve, progress, on_steps, saver) -> list[StudentResult]:
     options = {"loss_name": loss, "power": p, "bias_std": bias_std, "dtype": dtype}
     if engine == "batched":
         trainer = BatchedEngine(specs, teacher.n_inputs, teacher.n_outputs, padding=padding,
@@ -439,12 +489,35 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
             curve.append(_held_out_loss(out, y_eval, loss, p))
 
     start, start_cpu = time.perf_counter(), time.process_time()
-    step = 0
-    with progress_bar(progress, total=sched.steps, desc=f"train seed={seed}",
-                      unit="step", work=sched.samples * 1e6) as bar:
-        evaluate()  # step 0
+    step, spent, spent_cpu = 0, 0.0, 0.0
+    resumed = None if saver is None else load_checkpoint(saver.path, saver.key,
+                                                         "train_students")
+    if resumed is not None:
+        state, saved = resumed
+        trainer.load_state_dict(state)
+        train_rng.bit_generator.state = saved["rng"]
+        curves = [[tuple(point) for point in curve] for curve in saved["curves"]]
+        step, spent, spent_cpu = saved["step"], saved["seconds"], saved["cpu_seconds"]
+
+    def progress_now() -> dict:
+        return {"step": step, "rng": train_rng.bit_generator.state, "curves": curves,
+                "seconds": spent + time.perf_counter() - start,
+                "cpu_seconds": spent_cpu + time.process_time() - start_cpu}
+
+    first, reported = step, step
+    if saver is not None:
+        saver.last = time.perf_counter()
+    with (StopSignals() if saver is not None else contextlib.nullcontext()) as stop, \
+            progress_bar(progress, total=sched.steps, desc=f"train seed={seed}",
+                         unit="step", work=sched.samples * 1e6) as bar:
+        if resumed is None:
+            evaluate()  # step 0
+        elif bar is not None:
+            bar.update(step)
+        end = 0
         for phase in sched.phases:
-            for _ in range(phase.steps):
+            end += phase.steps
+            while step < end:
                 x = teacher.sample_inputs(phase.batch_size, train_rng)
                 y = teacher.outputs(x)
                 if loss == "kl":
@@ -457,10 +530,20 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
                     bar.update(1)
                 if on_steps is not None and (step % STEPS_PER_REPORT == 0
                                              or step == sched.steps):
-                    on_steps((step - 1) % STEPS_PER_REPORT + 1)
+                    on_steps(step - reported)
+                    reported = step
+                if saver is not None and (stop.received is not None or saver.due()):
+                    saver.save(trainer, progress_now())
+                    if stop.received is not None:
+                        stop.resume_default()
+        if saver is not None and step > first:  # an interruption from here costs the ID
+            saver.save(trainer, progress_now())
+        if saver is not None and stop.received is not None:  # arrived after the last check
+            stop.resume_default()
     ids = ([activation_dimension(h) for h in trainer.hidden(teacher.sample_inputs(n_id, id_rng))]
            if n_id else [ActivationID(np.nan, np.nan, 0, 0, "not measured (n_id=0)")] * len(specs))
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+    seconds = spent + time.perf_counter() - start
+    cpu_seconds = spent_cpu + time.process_time() - start_cpu
     results = []
     for spec, curve, found in zip(specs, curves, ids, strict=True):
         value, ce, entropy = curve[-1]

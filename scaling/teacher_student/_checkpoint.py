@@ -1,0 +1,137 @@
+"""Mid-training checkpoints: a unit cut off part-way resumes where it stopped.
+
+A unit of the full grid trains 21 students for about an hour of CPU time, and a unit is
+written to the results CSV only when it finishes. :func:`train_students` therefore saves
+the whole state of its training every few minutes of wall time, after the last step, and
+when SIGTERM or SIGINT arrives (at the next step boundary, so the state is consistent):
+
+* every student's parameters and Adam moments and step count (the engine's state);
+* the number of steps taken (the phase of the schedule follows from it);
+* the state of the training stream's random generator (``bit_generator.state``);
+* the held-out loss curve recorded so far, and the wall and CPU seconds spent;
+* the key: everything the training depends on (:func:`checkpoint_key`).
+
+A checkpoint is one file, replaced atomically (:func:`idest.utils.atomic_write`), so an
+interruption while writing leaves the previous checkpoint intact. Training restarted with
+the same key continues from it and takes exactly the steps it would have taken without the
+interruption (same batches, same Adam arithmetic: the final numbers are equal bit for bit);
+a checkpoint with another key is refused with an error naming what differs, never reused.
+
+torch is imported inside the functions, so importing this module needs no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from idest.utils import atomic_write, content_hash
+
+#: Version of the checkpoint layout (part of the key: a new layout never loads an old file).
+FORMAT = 1
+#: Default wall seconds between two checkpoints of a training.
+CHECKPOINT_SECONDS = 300.0
+#: What the sweep's checkpoint files end with (git-ignored: they are never committed).
+SUFFIX = ".ckpt"
+
+
+def checkpoint_key(teacher, specs, seed: int, schedule, **options: Any) -> dict[str, Any]:
+    """Everything a training's numbers depend on, as a JSON-ready dict.
+
+    The teacher enters by its description and a fingerprint of its outputs (float64, on
+    fixed inputs), so two teachers that compute different functions never share a key.
+    """
+    x = teacher.sample_inputs(16, np.random.default_rng(0))
+    return {"format": FORMAT, "teacher": teacher.description,
+            "teacher_outputs": content_hash(teacher.outputs(x, np.float64)),
+            "students": [[s.width, s.depth, s.run] for s in specs], "seed": int(seed),
+            "schedule": [schedule.name, [[p.steps, p.batch_size, p.lr]
+                                         for p in schedule.phases]],
+            **{name: value for name, value in sorted(options.items())}}
+
+
+def save_checkpoint(path: str | Path, key: dict[str, Any], engine_state: dict,
+                    progress: dict[str, Any]) -> None:
+    """Write ``key``, the engine's state and the loop's ``progress`` (JSON-ready: step,
+    generator state, curves, seconds) to ``path``, replacing it atomically."""
+    import torch
+
+    meta = json.dumps({"key": key, **progress})
+    with atomic_write(path, "wb") as handle:
+        torch.save({"meta": meta, "engine": engine_state}, handle)
+
+
+def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
+                    ) -> tuple[dict, dict[str, Any]] | None:
+    """(engine state, progress) saved at ``path``, or None when there is no file.
+
+    Raises ValueError when the file was written for another configuration (its key
+    differs from ``key``): the message names the fields that differ.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    saved = torch.load(path, weights_only=True)
+    meta = json.loads(saved["meta"])
+    found = meta.pop("key")
+    expected = json.loads(json.dumps(key))  # tuples as lists, as stored
+    if found != expected:
+        fields = sorted(f for f in {*found, *expected} if found.get(f) != expected.get(f))
+        shown = ", ".join(f"{f}: {found.get(f)!r} there, {expected.get(f)!r} here"
+                          for f in fields)
+        raise ValueError(f"{caller}: checkpoint {path} was written by another training "
+                         f"({shown}); resume with the configuration that wrote it, or "
+                         f"delete the file to start this one from step 0.")
+    return saved["engine"], meta
+
+
+class StopSignals:
+    """While active, SIGINT and SIGTERM only set :attr:`received`; the training loop acts
+    on it at the next step boundary (checkpoint, then :meth:`resume_default`).
+
+    Installed only in the main thread (Python delivers signals there; elsewhere, e.g. in
+    a thread pool, the periodic checkpoints are the protection). The previous handlers
+    are restored on exit.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                previous = signal.getsignal(sig)
+                if previous is not None and previous != signal.SIG_IGN:  # else: leave it
+                    self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def resume_default(self) -> None:
+        """Restore the previous handlers and do what the received signal would have done
+        without them: call the previous handler (KeyboardInterrupt for SIGINT), or, if it
+        was the default action, take it (SIGTERM terminates the process)."""
+        signum, self.received = self.received, None
+        previous = self._previous.get(signum, signal.SIG_DFL)
+        self.__exit__()
+        if callable(previous):
+            previous(signum, None)
+        else:
+            os.kill(os.getpid(), signum)  # the default action, now that it is restored

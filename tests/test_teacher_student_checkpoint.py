@@ -1,0 +1,219 @@
+"""Mid-training checkpoints: an interrupted unit resumes to the numbers of an uninterrupted one."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs torch")
+
+from scaling.teacher_student import (  # noqa: E402
+    SweepConfig,
+    checkpoint_path,
+    random_teacher,
+    read_results,
+    run_sweep,
+    train_students,
+)
+from scaling.teacher_student._sweep import TIMING_COLUMNS, run_key  # noqa: E402
+from scaling.teacher_student._train import Phase, Schedule  # noqa: E402
+
+TEACHER = random_teacher(3, variant="authors", random_state=0)
+STUDENTS = [(6, 2, 0), (9, 2, 0), (6, 2, 1)]
+#: The phase boundary (step 60) comes before the first on_steps report (step 100), so an
+#: interruption there falls in the second phase, with curve points on both sides.
+SCHEDULE = Schedule("test-checkpoint", (Phase(60, 100, 0.01), Phase(80, 200, 0.001)),
+                    shortened=True)
+COMMON = {"seed": 1, "schedule": SCHEDULE, "dtype": "float64", "n_eval": 300, "n_id": 300,
+          "n_curve": 8, "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    from idest.utils import limit_threads
+
+    with limit_threads(1):
+        yield
+
+
+def _numbers(results) -> np.ndarray:
+    """Every number a result holds but its timings, as one float64 array."""
+    return np.array([[r.loss, r.cross_entropy, r.teacher_entropy, r.id_twonn, r.id_mle,
+                      r.id_points, *r.curve_steps, *r.curve_losses] for r in results])
+
+
+def _signal_at(step: int, signum: int = signal.SIGINT):
+    """An ``on_steps`` callback sending ``signum`` to this process after ``step`` steps."""
+    done = [0]
+
+    def on_steps(n: int) -> None:
+        done[0] += n
+        if done[0] == step:
+            os.kill(os.getpid(), signum)
+
+    return on_steps
+
+
+def _saved_step(path) -> int:
+    return json.loads(torch.load(path, weights_only=True)["meta"])["step"]
+
+
+@pytest.mark.parametrize("engine", ["batched", "lockstep"])
+def test_an_interrupted_training_resumes_to_the_uninterrupted_numbers_bit_for_bit(
+        engine, tmp_path):
+    reference = train_students(TEACHER, STUDENTS, engine=engine, **COMMON)
+    path = tmp_path / "unit.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_students(TEACHER, STUDENTS, engine=engine, checkpoint=path,
+                       on_steps=_signal_at(100), **COMMON)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert _saved_step(path) == 100  # saved at the step the signal arrived, not at the end
+    resumed = train_students(TEACHER, STUDENTS, engine=engine, checkpoint=path, **COMMON)
+    np.testing.assert_array_equal(_numbers(resumed), _numbers(reference))
+    assert not np.isnan(_numbers(reference)).any()
+    assert not path.exists()  # removed once the results are returned
+    assert resumed[0].seconds > 0 and resumed[0].cpu_seconds > 0
+
+
+def test_periodic_checkpoints_let_a_crashed_training_resume(tmp_path):
+    """checkpoint_every=0 saves after every step: a crash at step 100 (inside the step's
+    report, before its checkpoint) resumes from step 99 and still ends bit for bit equal."""
+    reference = train_students(TEACHER, STUDENTS, **COMMON)
+    path = tmp_path / "unit.ckpt"
+
+    def crash(n: int) -> None:
+        raise RuntimeError("power cut")
+
+    with pytest.raises(RuntimeError, match="power cut"):
+        train_students(TEACHER, STUDENTS, checkpoint=path, checkpoint_every=0,
+                       on_steps=crash, **COMMON)
+    assert _saved_step(path) == 99
+    reported = []
+    resumed = train_students(TEACHER, STUDENTS, checkpoint=path, on_steps=reported.append,
+                             **COMMON)
+    np.testing.assert_array_equal(_numbers(resumed), _numbers(reference))
+    assert sum(reported) == SCHEDULE.steps - 99  # only the steps this call took
+
+
+@pytest.mark.parametrize("change", [{"schedule": Schedule("test-checkpoint", (
+    Phase(60, 100, 0.01), Phase(80, 200, 0.002)), shortened=True)}, {"dtype": "float32"},
+    {"students": STUDENTS[:2]}, {"teacher": random_teacher(4, random_state=0)},
+    {"n_id": 200}, {"engine": "lockstep"}])
+def test_a_checkpoint_of_another_configuration_is_refused(change, tmp_path):
+    path = tmp_path / "unit.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_students(TEACHER, STUDENTS, checkpoint=path, on_steps=_signal_at(100), **COMMON)
+    saved = path.read_bytes()
+    args = {"teacher": TEACHER, "students": STUDENTS, **COMMON, **change}
+    with pytest.raises(ValueError, match="written by another training .*delete the file"):
+        train_students(args.pop("teacher"), args.pop("students"), checkpoint=path, **args)
+    assert path.read_bytes() == saved  # untouched
+
+
+def test_bad_checkpoint_interval_raises(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_every must be a number of seconds"):
+        train_students(TEACHER, STUDENTS, checkpoint=tmp_path / "c", checkpoint_every=-1,
+                       **COMMON)
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_then_ends_the_process(tmp_path):
+    """The default action of SIGTERM still happens (the process ends with it), after the
+    checkpoint; resuming it in another process gives the uninterrupted numbers."""
+    path = tmp_path / "unit.ckpt"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_teacher_student_checkpoint import COMMON, STUDENTS, TEACHER, _signal_at
+        from scaling.teacher_student import train_students
+        import signal
+        train_students(TEACHER, STUDENTS, checkpoint={str(path)!r},
+                       on_steps=_signal_at(100, signal.SIGTERM), **COMMON)
+        print("not reached")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert "not reached" not in proc.stdout
+    assert _saved_step(path) == 100
+    reference = train_students(TEACHER, STUDENTS, **COMMON)
+    resumed = train_students(TEACHER, STUDENTS, checkpoint=path, **COMMON)
+    np.testing.assert_array_equal(_numbers(resumed), _numbers(reference))
+
+
+SWEEP = SweepConfig(features=(2, 3), widths=(8, 16), depths=(2,), seeds=(0,),
+                    schedule=SCHEDULE, variant="clean", n_eval=300, n_id=300)
+
+
+def _table(rows):
+    return sorted(({k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows),
+                  key=run_key)
+
+
+def test_a_sweep_unit_cut_off_part_way_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    import scaling.teacher_student._sweep as sweep
+
+    reference = run_sweep(SWEEP, tmp_path / "reference.csv", n_jobs=1, progress=False)
+    path = tmp_path / "results.csv"
+    train = sweep.train_students
+
+    def interrupted(teacher, students, **kwargs):  # SIGINT at step 100 of unit k = 3
+        if teacher.n_features == 3:
+            kwargs["on_steps"] = _signal_at(100)
+        return train(teacher, students, **kwargs)
+
+    monkeypatch.setattr(sweep, "train_students", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SWEEP, path, n_jobs=1, progress=False)
+    monkeypatch.undo()
+    assert {r["features"] for r in read_results(path)} == {"2"}
+    assert _saved_step(checkpoint_path(path, 3)) == 100
+    other = SweepConfig(**{**SWEEP.__dict__, "features": (3,), "widths": (8, 12)})
+    with pytest.raises(ValueError, match="written by another training"):
+        run_sweep(other, path, n_jobs=1, progress=False)
+    resumed = run_sweep(SWEEP, path, n_jobs=1, progress=False)
+    assert sorted(resumed.trained) == [(3, 8, 2, 0), (3, 16, 2, 0)]
+    assert _table(resumed.rows) == _table(reference.rows)
+    assert not checkpoint_path(path, 3).exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_parallel_sweep_lets_its_workers_checkpoint(tmp_path):
+    """The sweep's process gets SIGTERM while two workers train: it stops them, they write
+    their checkpoints, and a later call finishes both units with the uninterrupted table."""
+    long = Schedule("test-checkpoint-long", (Phase(600, 100, 0.01),), shortened=True)
+    config = SweepConfig(**{**SWEEP.__dict__, "schedule": long, "n_id": 0})
+    path = tmp_path / "results.csv"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        from test_teacher_student_checkpoint import SWEEP, Phase, Schedule, SweepConfig
+        from scaling.teacher_student import run_sweep
+        long = Schedule("test-checkpoint-long", (Phase(600, 100, 0.01),), shortened=True)
+        config = SweepConfig(**{{**SWEEP.__dict__, "schedule": long, "n_id": 0}})
+        run_sweep(config, {str(path)!r}, n_jobs=2, progress=False, checkpoint_every=0.2)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    files = [checkpoint_path(path, k) for k in (2, 3)]
+    deadline = time.monotonic() + 120
+    while not all(f.exists() for f in files) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGTERM, stderr
+    print(f"stopped in {time.monotonic() - started:.1f} s")
+    steps = [_saved_step(f) for f in files]
+    assert all(0 < s < long.steps for s in steps), steps
+    assert read_results(path) == []
+    t = time.monotonic()
+    resumed = run_sweep(config, path, n_jobs=1, progress=False)
+    print(f"steps saved {steps}, resumed in {time.monotonic() - t:.1f} s")
+    reference = run_sweep(config, tmp_path / "reference.csv", n_jobs=1, progress=False)
+    assert _table(resumed.rows) == _table(reference.rows)
