@@ -18,14 +18,16 @@ def tables(paths: list[str]) -> str:
     """The markdown of the benchmark JSON files ``paths`` (a later file's memory overrides)."""
     lines: list[str] = []
     groups: dict[str, list[dict]] = defaultdict(list)
+    dates = []
     for path in paths:
         with open(path) as fh:
             data = json.load(fh)
+        dates.append(data.get("datetime", "")[:19])
         for bench in data["benchmarks"]:
             groups[bench["group"]].append(bench)
     cpu = data.get("machine_info", {}).get("cpu", {})
     lines.append(f"Machine: {cpu.get('brand_raw', '?')}, {cpu.get('count', '?')} cores; "
-          f"{data.get('datetime', '')[:19]} UTC\n")
+          f"{', '.join(dates)} UTC\n")
     rate = None
     if "sgemm rate" in groups:
         b = groups.pop("sgemm rate")[0]
@@ -36,19 +38,27 @@ def tables(paths: list[str]) -> str:
         lines.append(f"Peak memory of a whole process running idest.knn on N={info['n']:,}, "
               f"D={info['dim']} float32 ({info['input_bytes'] / 1e6:.0f} MB input): "
               f"{info['peak_rss_bytes'] / 2**20:.0f} MiB\n")
+    kernels = blas_kernels(data.get("machine_info", {}).get("threadpools", []))
+    if kernels:
+        lines.append(f"BLAS libraries loaded (threadpoolctl): {kernels}\n")
     for name, benches in groups.items():
         ours = next((b for b in benches if b["extra_info"].get("library") == "idest"), None)
+        # per-process results (bench_knn.py --interleaved) add peak memory and kernels
+        extra = any("peak_rss_bytes" in b["extra_info"] for b in benches)
         lines.append(f"**{name}**\n")
         lines.append("| library | median (s) | rounds | time / idest | max rel. distance error "
-              "| rows identical to float64 |")
-        lines.append("|---|---:|---:|---:|---:|---:|")
+              "| rows identical to float64 |"
+              + (" peak RSS (MiB) | BLAS kernels |" if extra else ""))
+        lines.append("|---|---:|---:|---:|---:|---:|" + ("---:|---|" if extra else ""))
         for b in sorted(benches, key=lambda b: b["stats"]["median"]):
             info, med = b["extra_info"], b["stats"]["median"]
             ratio = med / ours["stats"]["median"] if ours else float("nan")
             lines.append(f"| {info.get('library', info.get('backend', b['name']))} | {med:.3f} | "
                   f"{b['stats']['rounds']} | {ratio:.2f} | "
                   f"{info.get('max_rel_distance_error', float('nan')):.1e} | "
-                  f"{info.get('rows_identical', float('nan')):.3f} |")
+                  f"{info.get('rows_identical', float('nan')):.3f} |"
+                  + (f" {info['peak_rss_bytes'] / 2**20:,.0f} | {blas_kernels(info['blas'])} |"
+                     if extra else ""))
         if ours and rate and ours["extra_info"].get("dim", 0) >= 256:
             n, dim = ours["extra_info"]["n"], ours["extra_info"]["dim"]
             full = 2.0 * n * n * dim / rate
@@ -58,6 +68,12 @@ def tables(paths: list[str]) -> str:
                   "its symmetric bound.")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def blas_kernels(pools: list[dict]) -> str:
+    """'openblas 0.3.30 Haswell, ...' for the BLAS libraries threadpoolctl listed."""
+    return ", ".join(f"{p.get('internal_api')} {p.get('version')} {p.get('architecture')}"
+                     for p in pools if p.get("internal_api") in ("openblas", "mkl", "blis"))
 
 
 def main(argv: list[str] | None = None) -> Path:

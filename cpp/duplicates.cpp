@@ -88,17 +88,6 @@ RowGroups group_impl(const MatrixView& m, int n_threads) {
     return g;
 }
 
-// The search of every row as it is (no grouping): candidates, then refinement.
-int64_t search_rows(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                    SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
-                    int64_t* progress) {
-    std::vector<int64_t> cand(size_t(query.n_rows) * opt.n_candidates);
-    std::vector<double> bound(query.n_rows);
-    knn_candidates(query, ref, opt, sgemm, cand.data(), bound.data(), progress);
-    return refine_candidates(query, ref, opt.exclude_self, opt.k, cand.data(), opt.n_candidates,
-                             bound.data(), opt.n_threads, distances, indices, squared);
-}
-
 // Expands the answer of query row i from the exact search of the distinct rows.
 //
 // `levels` lists (squared distance, reference group) pairs in ascending order:

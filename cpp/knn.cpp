@@ -8,41 +8,22 @@
 #include "cpu.hpp"
 #include "fused_scan.hpp"
 #include "parallel.hpp"
+#include "rescoring.hpp"
 #include "spatial_order.hpp"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 #include <vector>
 
 namespace idest {
 namespace {
-
-// ------------------------------------------------------- exact distances ---
-
-// Squared Euclidean distance from direct differences, accumulated in float64
-// (eight partial sums: two AVX2 registers of four doubles, for instruction-level
-// parallelism). Identical rows give exactly 0.0.
-template <class T>
-IDEST_CLONES
-double exact_sqdist(const T* x, const T* y, int64_t dim) {
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t j = 0;
-    for (; j + 8 <= dim; j += 8)
-        for (int l = 0; l < 8; ++l) {
-            const double d = double(x[j + l]) - double(y[j + l]);
-            s[l] += d * d;
-        }
-    for (; j < dim; ++j) {
-        const double d = double(x[j]) - double(y[j]);
-        s[0] += d * d;
-    }
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
 
 // ------------------------------------------------------ float32 tiles ---
 
@@ -307,8 +288,11 @@ void fused_diagonal(FusedIsa isa, const float* rows, const float* norms, int64_t
 template <class T>
 class CandidateSearch {
   public:
+    // `out_dist`, `out_idx` (n_query x opt.k) are the search's output, where
+    // the lists live while they fit (large k); the re-scoring reads each row's
+    // list (candidates()) before it writes the row's answer there.
     CandidateSearch(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                    SgemmFn sgemm, int64_t* progress)
+                    SgemmFn sgemm, int64_t* progress, double* out_dist, int64_t* out_idx)
         : query_(query),
           ref_(ref),
           opt_(opt),
@@ -318,13 +302,19 @@ class CandidateSearch {
           dim_(ref.n_cols),
           nq_(query.n_rows),
           nr_(ref.n_rows),
-          scaling_(compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads)),
-          lists_(query.n_rows, opt.n_candidates, ref.n_rows) {
+          scaling_(compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads)) {
         choose_kernel();
         plan_tiles();
+        ListMemory lent;
+        // k doubles (int64) per output row hold 2k floats (int32)
+        if (CandidateLists::capacity_for(opt.n_candidates) <= 2 * int64_t(opt.k))
+            lent = {reinterpret_cast<float*>(out_dist), reinterpret_cast<int32_t*>(out_idx),
+                    2 * int64_t(opt.k), fused_ ? qset_.order.data() : nullptr};
+        lists_.emplace(nq_, opt.n_candidates, nr_, lent);
     }
 
-    void run(int64_t* cand_idx, double* lower_bound) {
+    // The tiles: every query row's candidate list and threshold.
+    void run() {
         const int64_t n_items = self_ ? int64_t(tiles_.size()) : n_qblocks_;
         if (progress_) {
             __atomic_store_n(&progress_[0], int64_t(0), __ATOMIC_RELAXED);
@@ -343,7 +333,34 @@ class CandidateSearch {
             run_tile(ws[tid], tile.first, tile.second);
             queue.release(tile);
         });
-        for (int64_t p = 0; p < nq_; ++p) certify_row(p, cand_idx, lower_bound);
+        if (fused_) {  // query row -> position of its list
+            position_of_.resize(nq_);
+            for (int64_t p = 0; p < nq_; ++p) position_of_[qset_.order[p]] = p;
+        }
+    }
+
+    // After run(), once per query row i (from any thread, each row once):
+    // writes its candidates (reference rows) to out[0..n), returns n, and sets
+    // *bound to the certified lower bound on the squared distance of every
+    // point outside them.
+    int candidates(int64_t i, int64_t* out, double* bound) {
+        const int64_t p = fused_ ? position_of_[i] : i;
+        const int width = lists_->width;
+        const int n = lists_->finish(p, out);
+        for (int j = 0; j < n; ++j) out[j] = position_to_row(ref_rows(), out[j]);
+        const int64_t available = nr_ - (self_ ? 1 : 0);
+        const double inf = std::numeric_limits<double>::infinity();
+        if (n == width && width == available) {
+            *bound = inf;  // a list that holds every point leaves nothing outside
+        } else if (n < width || !std::isfinite(lists_->worst[p])) {
+            // Every point was offered to every list, so a list that is not full
+            // (or never needed a threshold) met a non-finite approximation:
+            // certify nothing, search exhaustively.
+            *bound = -inf;
+        } else {
+            *bound = certified_lower_bound(lists_->worst[p], scaling_.sq_norm[i], scaling_, dim_);
+        }
+        return n;
     }
 
   private:
@@ -463,13 +480,13 @@ class CandidateSearch {
         if (fused_ && diagonal) {
             const auto guard = lock_blocks(bi, bj);
             fused_diagonal(isa_, qset_.rows.data(), qset_.norms.data(), q0, nqa, dim_, w.packed,
-                           lists_);
+                           *lists_);
         } else if (fused_) {
             w.packed.pack(ref_rows().rows.data() + r0 * dim_, ref_rows().norms.data() + r0, nrb,
                           dim_);
             const auto guard = lock_blocks(bi, bj);
             fused_scan(isa_, qset_.rows.data() + q0 * dim_, qset_.norms.data() + q0, nqa, q0,
-                       w.packed, r0, dim_, self_, self_, lists_);
+                       w.packed, r0, dim_, self_, self_, *lists_);
         } else {
             sgemm_tile(w, bi, bj, q0, nqa, r0, nrb);
         }
@@ -497,33 +514,10 @@ class CandidateSearch {
         const auto guard = lock_blocks(bi, bj);
         for (int64_t r = 0; r < nqa; ++r)  // rows update the query positions q0..
             scan_row(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, self_ ? q0 + r : -1,
-                     lists_);
+                     *lists_);
         if (self_ && !diagonal)  // columns update the positions r0.. (symmetry)
             for (int64_t r = 0; r < nqa; ++r)
-                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, lists_);
-    }
-
-    // Query position p: its candidates (input indices) and the certified lower
-    // bound on the squared distance of every point outside them.
-    void certify_row(int64_t p, int64_t* cand_idx, double* lower_bound) {
-        const int64_t i = position_to_row(qset_, p);
-        const int width = lists_.width;
-        int64_t* out = cand_idx + i * width;
-        const int n = lists_.finish(p, out);
-        for (int j = 0; j < n; ++j) out[j] = position_to_row(ref_rows(), out[j]);
-        const int64_t available = nr_ - (self_ ? 1 : 0);
-        const double inf = std::numeric_limits<double>::infinity();
-        if (n == width && width == available) {
-            lower_bound[i] = inf;  // a list that holds every point leaves nothing outside
-        } else if (n < width || !std::isfinite(lists_.worst[p])) {
-            // Every point was offered to every list, so a list that is not full
-            // (or never needed a threshold) met a non-finite approximation:
-            // certify nothing, search exhaustively.
-            lower_bound[i] = -inf;
-        } else {
-            lower_bound[i] = certified_lower_bound(lists_.worst[p], scaling_.sq_norm[i], scaling_,
-                                                   dim_);
-        }
+                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, *lists_);
     }
 
     const MatrixView& query_;
@@ -534,11 +528,12 @@ class CandidateSearch {
     const bool self_;
     const int64_t dim_, nq_, nr_;
     const Scaling scaling_;
-    CandidateLists lists_;
+    std::optional<CandidateLists> lists_;  // made once the visiting order is known
     bool fused_ = false;
     FusedIsa isa_ = FusedIsa::kAvx2;
     int64_t bq_ = 0, br_ = 0, n_qblocks_ = 0, n_rblocks_ = 0;
     OrderedRows qset_, rset_;
+    std::vector<int64_t> position_of_;  // fused: query row -> list position
     std::vector<std::pair<int64_t, int64_t>> tiles_;  // self search only
     std::vector<std::mutex> block_locks_;              // self search only
 };
@@ -553,13 +548,6 @@ void take_smallest(std::vector<std::pair<double, int64_t>>& v, int k) {
     std::sort(v.begin(), v.end());
 }
 
-// Asks the cache for a row that is about to be read.
-template <class T>
-void prefetch_row(const T* x, int64_t dim) {
-    const char* p = reinterpret_cast<const char*>(x);
-    for (int64_t b = 0; b < dim * int64_t(sizeof(T)); b += 64) __builtin_prefetch(p + b);
-}
-
 template <class T>
 void exhaustive_impl(const MatrixView& query, const MatrixView& ref, bool self, int64_t i, int k,
                      std::vector<std::pair<double, int64_t>>& v) {
@@ -571,58 +559,223 @@ void exhaustive_impl(const MatrixView& query, const MatrixView& ref, bool self, 
     take_smallest(v, k);
 }
 
+// Query rows re-scored together by the dense path (one bit each in a mask).
+constexpr int64_t kRescoreBlock = 64;
+
+// The float64 re-scoring of candidate lists (the third step of the search),
+// per thread. Each row's candidates are scored in ascending index order, so
+// that a stable sort by distance gives the contract's order (ties by the
+// lower index); pairs go to the batched kernel kSqdistBatch at a time. Two
+// ways to visit the pairs:
+// - sparse (short lists against many points: k ~ 10): row by row, its
+//   candidate indices sorted first;
+// - dense (kRescoreBlock x width >= the number of reference points: large k):
+//   a block of rows marks its candidates in one bit mask per reference point,
+//   then walks the reference points in index order, each read once for every
+//   row of the block that lists it (the rows, in float64, stay in cache).
 template <class T>
-int64_t refine_impl(const MatrixView& query, const MatrixView& ref, bool self, int k,
-                    const int64_t* cand_idx, int width, const double* lower_bound, int n_threads,
-                    double* distances, int64_t* indices, bool squared) {
-    const int64_t dim = ref.n_cols, nq = query.n_rows;
-    const int64_t chunk = 64;
-    std::atomic<int64_t> fallbacks{0};
-    parallel_for((nq + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
-        std::vector<std::pair<double, int64_t>> v;
-        const int64_t end = std::min(nq, (c + 1) * chunk);
-        for (int64_t i = c * chunk; i < end; ++i) {
-            const T* x = row_ptr<T>(query, i);
-            v.clear();
-            const int64_t* cand = cand_idx + i * width;
-            for (int j = 0; j < width; ++j) {
-                // Candidates are scattered rows: fetch the one after next early.
-                if (j + 2 < width && cand[j + 2] >= 0) prefetch_row(row_ptr<T>(ref, cand[j + 2]), dim);
-                if (cand[j] >= 0) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, cand[j]), dim), cand[j]);
+class Rescorer {
+  public:
+    Rescorer(const MatrixView& query, const MatrixView& ref, bool self, int k, int width,
+             bool squared, double* distances, int64_t* indices)
+        : query_(query), ref_(ref), self_(self), k_(k), width_(width), dim_(ref.n_cols),
+          squared_(squared), distances_(distances), indices_(indices),
+          kernel_(sqdist_batch_kernel(ref.is_float64)),
+          dense_(kRescoreBlock * width >= ref.n_rows) {}
+
+    // Rows per work item of the parallel loop.
+    int64_t rows_per_item() const { return dense_ ? kRescoreBlock : 64; }
+
+    // Re-scores rows [i0, i1) whose candidates `source.candidates(i, out,
+    // &bound)` writes (at most width, -1 for none); returns how many rows
+    // fell back to the exhaustive search.
+    template <class Source>
+    int64_t run(int64_t i0, int64_t i1, Source& source) {
+        const int64_t nb = i1 - i0;
+        xd_.resize(size_t(dense_ ? nb : 1) * dim_);
+        d2_.resize(size_t(dense_ ? nb : 1) * width_);
+        id_.resize(d2_.size());
+        bound_.resize(size_t(nb));
+        int64_t fallbacks = 0;
+        if (!dense_) {
+            for (int64_t i = i0; i < i1; ++i) {
+                to_float64(i, xd_.data());
+                const int n = source.candidates(i, id_.data(), &bound_[0]);
+                std::atomic_signal_fence(std::memory_order_seq_cst);  // see below
+                std::sort(id_.begin(), id_.begin() + n);
+                for (int t = 0; t < n; ++t) add(xd_.data(), id_[t], &d2_[t]);
+                flush();
+                fallbacks += finish_row(i, d2_.data(), id_.data(), n, bound_[0]);
             }
-            take_smallest(v, k);
-            if (int64_t(v.size()) < k || !(v[k - 1].first < lower_bound[i])) {
-                ++fallbacks;  // exhaustive float64 search of this row
-                exhaustive_impl<T>(query, ref, self, i, k, v);
-            }
-            for (int j = 0; j < k; ++j) {
-                distances[i * k + j] = squared ? v[j].first : std::sqrt(v[j].first);
-                indices[i * k + j] = v[j].second;
+            return fallbacks;
+        }
+        mask_.resize(size_t(ref_.n_rows), 0);
+        count_.assign(size_t(nb), 0);
+        for (int64_t b = 0; b < nb; ++b) {
+            to_float64(i0 + b, xd_.data() + b * dim_);
+            int64_t* cand = id_.data() + b * width_;  // overwritten below, in index order
+            const int n = source.candidates(i0 + b, cand, &bound_[b]);
+            for (int j = 0; j < n; ++j) mask_[cand[j]] |= uint64_t(1) << b;
+        }
+        // The candidates may have been read from the rows' output memory (as
+        // float32 / int32, see CandidateSearch), which the answer overwrites
+        // (as float64 / int64): no access may move across this point.
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        for (int64_t j = 0; j < ref_.n_rows; ++j) {
+            uint64_t bits = mask_[j];
+            if (!bits) continue;
+            mask_[j] = 0;
+            for (; bits; bits &= bits - 1) {
+                const int b = __builtin_ctzll(bits);
+                const size_t slot = size_t(b) * width_ + count_[b]++;
+                id_[slot] = j;
+                add(xd_.data() + b * dim_, j, &d2_[slot]);
             }
         }
+        flush();
+        for (int64_t b = 0; b < nb; ++b)
+            fallbacks += finish_row(i0 + b, d2_.data() + b * width_, id_.data() + b * width_,
+                                    count_[b], bound_[b]);
+        return fallbacks;
+    }
+
+  private:
+    void to_float64(int64_t i, double* out) const {  // exact
+        const T* x = row_ptr<T>(query_, i);
+        for (int64_t j = 0; j < dim_; ++j) out[j] = double(x[j]);
+    }
+
+    // Queues the pair (x, reference row j); its squared distance goes to *slot.
+    void add(const double* x, int64_t j, uint64_t* slot) {
+        x_[pending_] = x;
+        y_[pending_] = row_ptr<T>(ref_, j);
+        slot_[pending_] = slot;
+        if (++pending_ == kSqdistBatch) flush();
+    }
+
+    void flush() {
+        if (!pending_) return;
+        for (int p = pending_; p < kSqdistBatch; ++p) x_[p] = x_[0], y_[p] = y_[0];
+        double out[kSqdistBatch];
+        kernel_(x_, y_, dim_, out);
+        for (int p = 0; p < pending_; ++p) std::memcpy(slot_[p], &out[p], sizeof(double));
+        pending_ = 0;
+    }
+
+    // Sorts row i's n scored candidates (ascending index order), certifies the
+    // k-th (or searches the row exhaustively) and writes the answer.
+    int64_t finish_row(int64_t i, uint64_t* d2, int64_t* id, int n, double bound) {
+        stable_sort_by_distance(d2, id, n, tmp_d2_, tmp_id_);
+        double* dist = distances_ + i * k_;
+        int64_t* idx = indices_ + i * k_;
+        double kth = 0.0;
+        if (n >= k_) std::memcpy(&kth, &d2[k_ - 1], sizeof(double));
+        if (n < k_ || !(kth < bound)) {  // exhaustive float64 search of this row
+            exhaustive_impl<T>(query_, ref_, self_, i, k_, fallback_);
+            for (int j = 0; j < k_; ++j) {
+                dist[j] = squared_ ? fallback_[j].first : std::sqrt(fallback_[j].first);
+                idx[j] = fallback_[j].second;
+            }
+            return 1;
+        }
+        for (int j = 0; j < k_; ++j) {
+            double v;
+            std::memcpy(&v, &d2[j], sizeof(double));
+            dist[j] = squared_ ? v : std::sqrt(v);
+            idx[j] = id[j];
+        }
+        return 0;
+    }
+
+    const MatrixView& query_;
+    const MatrixView& ref_;
+    const bool self_;
+    const int k_, width_;
+    const int64_t dim_;
+    const bool squared_;
+    double* const distances_;
+    int64_t* const indices_;
+    const SqdistBatchFn kernel_;
+    const bool dense_;
+    std::vector<double> xd_;      // the rows being re-scored, in float64
+    std::vector<uint64_t> mask_;  // dense: per reference point, the block rows listing it
+    std::vector<int> count_;      // dense: pairs scored so far per block row
+    std::vector<uint64_t> d2_;    // per row: squared distances (float64 bits) ...
+    std::vector<int64_t> id_;     // ... and the candidates' indices
+    std::vector<double> bound_;   // per row: the certified lower bound outside its list
+    std::vector<uint64_t> tmp_d2_;
+    std::vector<int64_t> tmp_id_;
+    std::vector<std::pair<double, int64_t>> fallback_;
+    const double* x_[kSqdistBatch] = {};
+    const void* y_[kSqdistBatch] = {};
+    uint64_t* slot_[kSqdistBatch] = {};
+    int pending_ = 0;
+};
+
+// Candidate lists given as an array (refine_candidates).
+struct CandidateArray {
+    const int64_t* idx;
+    int width;
+    const double* lower_bound;
+
+    int candidates(int64_t i, int64_t* out, double* bound) const {
+        int n = 0;
+        for (int j = 0; j < width; ++j)
+            if (idx[i * width + j] >= 0) out[n++] = idx[i * width + j];
+        *bound = lower_bound[i];
+        return n;
+    }
+};
+
+// Re-scores every query row of `source` on n_threads threads.
+template <class T, class Source>
+int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k, int width,
+                Source& source, int n_threads, double* distances, int64_t* indices,
+                bool squared) {
+    const int64_t nq = query.n_rows;
+    Rescorer<T> probe(query, ref, self, k, width, squared, distances, indices);
+    const int64_t chunk = probe.rows_per_item(), n_items = (nq + chunk - 1) / chunk;
+    const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
+    std::vector<Rescorer<T>> workers(threads, probe);
+    std::atomic<int64_t> fallbacks{0};
+    parallel_for(n_items, threads, [&](int64_t c, int tid) {
+        fallbacks += workers[tid].run(c * chunk, std::min(nq, (c + 1) * chunk), source);
     });
     return fallbacks.load();
 }
 
+template <class T>
+int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                         SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
+                         int64_t* progress) {
+    CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
+    search.run();
+    return rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates, search,
+                      opt.n_threads, distances, indices, squared);
+}
+
 }  // namespace
 
-void knn_candidates(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                    SgemmFn sgemm, int64_t* cand_idx, double* lower_bound, int64_t* progress) {
+int64_t search_rows(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                    SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
+                    int64_t* progress) {
     if (query.is_float64)
-        CandidateSearch<double>(query, ref, opt, sgemm, progress).run(cand_idx, lower_bound);
-    else
-        CandidateSearch<float>(query, ref, opt, sgemm, progress).run(cand_idx, lower_bound);
+        return search_rows_impl<double>(query, ref, opt, sgemm, squared, distances, indices,
+                                        progress);
+    return search_rows_impl<float>(query, ref, opt, sgemm, squared, distances, indices,
+                                   progress);
 }
 
 int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool exclude_self,
                           int k, const int64_t* cand_idx, int n_candidates,
                           const double* lower_bound, int n_threads, double* distances,
                           int64_t* indices, bool squared) {
+    CandidateArray source{cand_idx, n_candidates, lower_bound};
     if (query.is_float64)
-        return refine_impl<double>(query, ref, exclude_self, k, cand_idx, n_candidates,
-                                   lower_bound, n_threads, distances, indices, squared);
-    return refine_impl<float>(query, ref, exclude_self, k, cand_idx, n_candidates, lower_bound,
-                              n_threads, distances, indices, squared);
+        return rescore<double>(query, ref, exclude_self, k, n_candidates, source, n_threads,
+                               distances, indices, squared);
+    return rescore<float>(query, ref, exclude_self, k, n_candidates, source, n_threads,
+                          distances, indices, squared);
 }
 
 void exhaustive_row(const MatrixView& query, const MatrixView& ref, bool exclude_self,

@@ -64,22 +64,24 @@ struct Cancelled : std::runtime_error {
     Cancelled() : std::runtime_error("the k-NN search was cancelled") {}
 };
 
-// The whole search: groups exactly equal rows, runs knn_candidates and
-// refine_candidates on the distinct rows, and expands the groups. Writes
+// The whole search: groups exactly equal rows, runs search_rows on the
+// distinct rows, and expands the groups. Writes
 // Euclidean distances and indices (n_query x k, ascending, ties by the lower
 // index; with exclude_self row i never lists i) and returns how many rows were
 // searched exhaustively in float64. `opt.n_candidates - opt.k` is the candidate
-// margin kept beyond k. `progress` as in knn_candidates.
+// margin kept beyond k. `progress` as in search_rows.
 int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                    SgemmFn sgemm, double* distances, int64_t* indices, int64_t* progress);
 
-// Float32 candidate pass. Writes, for each query row, `n_candidates` reference
-// indices (-1 where fewer exist) into `cand_idx` (n_query x n_candidates) and a
-// lower bound on the true squared distance of every reference point that is not a
-// candidate into `lower_bound` (+inf when every point is a candidate).
-// `progress[0]` counts finished tiles out of `progress[1]` (may be null).
-void knn_candidates(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                    SgemmFn sgemm, int64_t* cand_idx, double* lower_bound, int64_t* progress);
+// The search of every row as it is (no grouping of equal rows): the float32
+// candidate pass, then the exact float64 re-scoring of each row's candidates
+// with its certificate (rows that fail it are searched exhaustively). Output
+// as in knn_search, squared distances with `squared`; returns the number of
+// exhaustive rows. `progress[0]` counts finished tiles out of `progress[1]`
+// (may be null).
+int64_t search_rows(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                    SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
+                    int64_t* progress);
 
 // Exact float64 re-scoring of candidate lists. Output distances are Euclidean (not
 // squared), sorted ascending with ties broken by the lower index. Rows whose k-th

@@ -483,3 +483,31 @@ def test_all_rows_identical(dtype):
     np.testing.assert_array_equal(nn.indices[0], np.arange(1, 30))
     Q = np.vstack([X[:3], np.ones((2, 4), dtype=dtype)])
     assert_equal_neighbors(core_knn(Q, 30, X), *reference_knn(Q, 30, X))
+
+
+def integer_lattice(n, dim, seed=0):
+    """Points of {0..3}^dim: few exact duplicates, many equal distances."""
+    return np.random.default_rng(seed).integers(0, 4, size=(n, dim)).astype(np.float32)
+
+
+@pytest.mark.parametrize("k", [20, 100])
+def test_rescoring_row_by_row_and_in_blocks(k):
+    """The re-scoring visits short lists row by row (k = 20: 64 x 28 candidates
+    < 2,000 points) and long ones in blocks of 64 rows that read each point
+    once (k = 100); both order ties by index, self and query/reference, and the
+    tree backend's refine() takes the same paths."""
+    X = integer_lattice(2000, 8)
+    assert_equal_neighbors(core_knn(X, k, block_rows=1024), *reference_knn(X, k))
+    Q, R = X[:300], integer_lattice(1900, 8, seed=1)
+    assert_equal_neighbors(core_knn(Q, k, R, block_rows=1024), *reference_knn(Q, k, R))
+    assert_equal_neighbors(idest.knn(X, k, backend="tree"), *reference_knn(X, k))
+
+
+def test_equidistant_points_keep_the_lowest_indices():
+    """Every pair of the simplex's vertices is at distance sqrt(2): the lists
+    compact over equal approximations, and the answer is the lowest indices."""
+    X = np.eye(100, dtype=np.float32)
+    nn = core_knn(X, 50)
+    expected = np.array([[j for j in range(100) if j != i][:50] for i in range(100)])
+    np.testing.assert_array_equal(nn.indices, expected)
+    np.testing.assert_array_equal(nn.distances, np.sqrt(2.0))
