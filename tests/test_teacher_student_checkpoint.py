@@ -183,11 +183,35 @@ def test_a_sweep_unit_cut_off_part_way_resumes_from_its_checkpoint(tmp_path, mon
     assert not checkpoint_path(path, 3).exists()
 
 
+def test_a_unit_trained_but_not_yet_stored_keeps_its_checkpoint(tmp_path, monkeypatch):
+    """A sweep stopped after a unit's training returned but before its rows reached the CSV
+    loses nothing: the checkpoint (the finished state) stays until the rows are stored, and
+    the next call only evaluates it."""
+    from idest.utils import RecordStore
+
+    reference = run_sweep(SWEEP, tmp_path / "reference.csv", n_jobs=1, progress=False)
+    path = tmp_path / "results.csv"
+    append = RecordStore.append
+
+    def stopped(self, rows):  # Ctrl-C as unit k = 2's rows are about to be written
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RecordStore, "append", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SWEEP, path, n_jobs=1, progress=False)
+    monkeypatch.setattr(RecordStore, "append", append)
+    assert read_results(path) == []
+    assert _saved_step(checkpoint_path(path, 2)) == SCHEDULE.steps  # the finished state
+    resumed = run_sweep(SWEEP, path, n_jobs=1, progress=False)
+    assert _table(resumed.rows) == _table(reference.rows)
+    assert not any(checkpoint_path(path, k).exists() for k in (2, 3))  # spent once stored
+
+
 @pytest.mark.slow
 def test_sigterm_to_a_parallel_sweep_lets_its_workers_checkpoint(tmp_path):
     """The sweep's process gets SIGTERM while two workers train: it stops them, they write
     their checkpoints, and a later call finishes both units with the uninterrupted table."""
-    long = Schedule("test-checkpoint-long", (Phase(600, 100, 0.01),), shortened=True)
+    long = Schedule("test-checkpoint-long", (Phase(6000, 100, 0.01),), shortened=True)
     config = SweepConfig(**{**SWEEP.__dict__, "schedule": long, "n_id": 0})
     path = tmp_path / "results.csv"
     script = textwrap.dedent(f"""
@@ -195,7 +219,7 @@ def test_sigterm_to_a_parallel_sweep_lets_its_workers_checkpoint(tmp_path):
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         from test_teacher_student_checkpoint import SWEEP, Phase, Schedule, SweepConfig
         from scaling.teacher_student import run_sweep
-        long = Schedule("test-checkpoint-long", (Phase(600, 100, 0.01),), shortened=True)
+        long = Schedule("test-checkpoint-long", (Phase(6000, 100, 0.01),), shortened=True)
         config = SweepConfig(**{{**SWEEP.__dict__, "schedule": long, "n_id": 0}})
         run_sweep(config, {str(path)!r}, n_jobs=2, progress=False, checkpoint_every=0.2)
     """)

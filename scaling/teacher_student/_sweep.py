@@ -260,7 +260,8 @@ def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, 
                              bias_std=config.bias_std, dtype=config.dtype,
                              n_eval=config.n_eval, n_id=config.n_id, n_curve=config.n_curve,
                              progress=False, on_steps=_count_steps(counter, len(students), then),
-                             checkpoint=checkpoint, checkpoint_every=checkpoint_every)
+                             checkpoint=checkpoint, checkpoint_every=checkpoint_every,
+                             keep_checkpoint=True)
     finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     rows = []
     for res in results:
@@ -353,6 +354,8 @@ def run_sweep(
 
         def finish(rows: list[dict[str, str]]) -> None:
             store.append(rows)
+            for k in {int(r["features"]) for r in rows}:  # stored: its checkpoint is spent
+                checkpoint_path(path, k).unlink(missing_ok=True)
             trained.extend(run_key(r) for r in rows)
             if on_unit is not None:
                 on_unit(path, rows)
@@ -387,6 +390,8 @@ def run_sweep(
                     _stop_workers(pool)
                     raise
                 if stop.received is not None:  # SIGTERM or SIGINT: checkpoint, then obey
+                    for future in [f for f in pending if f.done() and not f.exception()]:
+                        finish(future.result())  # finished meanwhile: store it now
                     _stop_workers(pool)
                     stop.resume_default()
     return SweepOutcome(path, read_results(path), len(previous), tuple(trained),

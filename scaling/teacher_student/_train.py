@@ -345,6 +345,7 @@ def train_students(
     on_steps: Callable[[int], None] | None = None,
     checkpoint: str | Path | None = None,
     checkpoint_every: float = CHECKPOINT_SECONDS,
+    keep_checkpoint: bool = False,
 ) -> list[StudentResult]:
     """Train many students on one online stream: the teacher labels each batch once.
 
@@ -398,7 +399,11 @@ def train_students(
         KeyboardInterrupt, or the process ends). If the file exists when the call starts,
         the training continues from it and gives the numbers of an uninterrupted one,
         bit for bit; a file written by another configuration raises ValueError. The file
-        is removed when the call returns.
+        is removed when the call returns, unless ``keep_checkpoint``.
+    keep_checkpoint : bool, default=False
+        Leave the checkpoint (then holding the finished state) for the caller to remove
+        once it has stored the results: :func:`run_sweep` removes a unit's file only after
+        its rows are in the CSV, so a sweep stopped between the two loses nothing.
     checkpoint_every : float, default=300
         Wall seconds between two checkpoints (0: after every step).
 
@@ -444,7 +449,7 @@ def train_students(
     with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
         results = _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine,
                          padding, n_eval, n_id, n_curve, progress, on_steps, saver)
-    if saver is not None:
+    if saver is not None and not keep_checkpoint:
         saver.path.unlink(missing_ok=True)
     return results
 
