@@ -101,12 +101,15 @@ def test_one_draw_per_call_even_from_a_generator():
 
 def test_every_estimator_bootstraps_the_same_resampled_points():
     """The count walk equals estimating on explicitly resampled points, for each estimator."""
-    from idest.estimators._bootstrap import resample_counts
+    from idest.estimators._bootstrap import resample_batches, resample_counts
     from idest.estimators._kernels import cdf_targets
 
     nn = poisson_neighbors(3000, 6, k=12, random_state=1)
     B, seed, n = 40, 11, 3000
-    counts = resample_counts(seed, n, 0, B)
+    batches = resample_batches(B, n)
+    assert len(batches) > 1  # the batches run on threads; their layout is fixed
+    counts = np.concatenate([resample_counts(seed, n, i, b - a)
+                             for i, (a, b) in enumerate(batches)])
     assert counts.shape == (B, n) and (counts.sum(axis=1) == n).all()
     log_mu = np.log(nn.distances[:, 1] / nn.distances[:, 0])
     n_fit = int(np.floor(n * 0.9))

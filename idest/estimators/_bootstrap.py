@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,11 +13,17 @@ import numpy as np
 from idest.estimators import _kernels
 from idest.estimators._duplicates import PreparedNeighbors
 from idest.estimators._results import NO_INTERVAL, IDResult
+from idest.neighbors import default_n_jobs
 from idest.utils.progress import progress_bar
 from idest.utils.validation import check_confidence, check_int, check_random_state, invalid
 
 #: Bootstrap draws generated at once (rows x points), to bound memory.
 _DRAWS_PER_BATCH = 1 << 22
+#: Resamples per batch at most: batches are the unit of work of the bootstrap's threads,
+#: and their layout depends only on (n_bootstrap, n_points), never on the thread count.
+_RESAMPLES_PER_BATCH = 25
+#: Fewer draws than this in all run on the calling thread.
+_THREADED_DRAWS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ def check_bootstrap(caller: str, n_bootstrap: Any, confidence: Any, random_state
     return BootstrapOptions(n, confidence, seed, progress)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=8)
 def resample_counts(seed: int, n_points: int, batch: int, n_rows: int) -> np.ndarray:
     """Multiplicities of the points in resamples of one batch: (n_rows, n_points), read-only.
 
@@ -66,25 +73,54 @@ def resample_counts(seed: int, n_points: int, batch: int, n_rows: int) -> np.nda
     return counts
 
 
+def resample_batches(n_bootstrap: int, n_points: int) -> list[tuple[int, int]]:
+    """(start, stop) of each batch of resamples: at most :data:`_RESAMPLES_PER_BATCH`
+    resamples and about 4 million draws each, whatever the number of threads.
+
+    >>> resample_batches(100, 20_000)
+    [(0, 25), (25, 50), (50, 75), (75, 100)]
+    """
+    rows = max(1, min(_RESAMPLES_PER_BATCH, _DRAWS_PER_BATCH // n_points))
+    return [(a, min(a + rows, n_bootstrap)) for a in range(0, n_bootstrap, rows)]
+
+
 def bootstrap_estimates(statistic: Callable[[np.ndarray], np.ndarray], n_points: int,
                         options: BootstrapOptions) -> np.ndarray:
     """The statistic of ``options.n_bootstrap`` resamples of the points (with replacement).
 
     ``statistic`` maps a (batch, n_points) array of multiplicities, how often each point
     (in the order of the neighbour rows) was drawn, to one estimate per row (a Numba
-    kernel of ``idest/estimators/_kernels.py``). The same options give the same
-    resamples to every estimator (:func:`resample_counts`).
+    kernel of ``idest/estimators/_kernels.py`` that releases the GIL). The batches
+    (:func:`resample_batches`) run on the cores this process may use, each drawing from
+    its own stream, so the result does not depend on the number of threads; the same
+    options give the same resamples to every estimator (:func:`resample_counts`).
     """
-    rows = max(1, _DRAWS_PER_BATCH // n_points)
+    batches = resample_batches(options.n_bootstrap, n_points)
     out = np.empty(options.n_bootstrap)
+
+    def run(batch: int) -> int:
+        start, stop = batches[batch]
+        out[start:stop] = statistic(resample_counts(options.seed, n_points, batch,
+                                                    stop - start))
+        return stop - start
+
+    # threads only where they pay: a pool costs ~0.1 ms, 2^20 draws ~2 ms
+    n_threads = min(default_n_jobs(), len(batches)) if options.n_bootstrap * n_points >= (
+        _THREADED_DRAWS) else 1
     with progress_bar(options.progress, total=options.n_bootstrap, desc="bootstrap",
                       unit="resample", work=10.0 * options.n_bootstrap * n_points) as bar:
-        for batch, start in enumerate(range(0, options.n_bootstrap, rows)):
-            stop = min(start + rows, options.n_bootstrap)
-            out[start:stop] = statistic(resample_counts(options.seed, n_points, batch,
-                                                        stop - start))
-            if bar is not None:
-                bar.update(stop - start)
+        if n_threads == 1:
+            done = map(run, range(len(batches)))
+        else:
+            pool = ThreadPoolExecutor(n_threads, thread_name_prefix="idest-bootstrap")
+            done = pool.map(run, range(len(batches)))
+        try:
+            for n in done:
+                if bar is not None:
+                    bar.update(n)
+        finally:
+            if n_threads > 1:
+                pool.shutdown(cancel_futures=True)
     return out
 
 

@@ -59,7 +59,7 @@ class NoPlateauWarning(UserWarning):
     """GRIDE found no scale range on which the ID is flat; ``dimension`` is nan."""
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _score_information(log_mu, counts, n1, n2, d):
     """Score S(d) and observed information J(d) of the GRIDE log-likelihood.
 
@@ -87,7 +87,7 @@ def _score_information(log_mu, counts, n1, n2, d):
     return score + (total - 1) / d, info + (total - 1) / (d * d)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _root(log_mu, counts, n1, n2, start):
     """The root of S(d) by Newton's method inside a bracket; nan when there is none.
 
@@ -132,7 +132,7 @@ def _root(log_mu, counts, n1, n2, start):
     return d
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _bootstrap_roots(log_mu, counts, n1, n2, start):
     """The root of S(d) for every resample (multiplicities: one row of ``counts`` each),
     from ``start``."""

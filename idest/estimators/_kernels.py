@@ -45,7 +45,7 @@ def cumulative_targets(targets):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def cdf_fit(sorted_x, order, counts, cum_targets, pareto):
     """The k-NN CDF slope (B.16), or the censored Pareto MLE, of weighted points.
 
@@ -107,7 +107,7 @@ def mle_inverse_local(distances, k1, k2, unbiased):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _weighted_mle(terms, counts, mackay_ghahramani):
     n, n_k = terms.shape
     n_total = 0
@@ -122,7 +122,7 @@ def _weighted_mle(terms, counts, mackay_ghahramani):
     return result / n_k
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def mle_aggregate(inverse_local, counts, mackay_ghahramani):
     """Global MLE from inverse local estimates, averaged over the k columns.
 
@@ -135,7 +135,7 @@ def mle_aggregate(inverse_local, counts, mackay_ghahramani):
     return _weighted_mle(terms, counts, mackay_ghahramani)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def resample_counts(draws):
     """How often each point index occurs in each row of ``draws`` (one row per resample)."""
     n_rows, n = draws.shape
@@ -146,7 +146,7 @@ def resample_counts(draws):
     return counts
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def bootstrap_cdf(sorted_x, order, cum_targets, counts, pareto):
     """:func:`cdf_fit` of every resample (one row of point multiplicities each)."""
     out = np.empty(counts.shape[0])
@@ -155,7 +155,7 @@ def bootstrap_cdf(sorted_x, order, cum_targets, counts, pareto):
     return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def bootstrap_mle(inverse_local, counts, mackay_ghahramani):
     """The aggregated Levina–Bickel MLE of every resample (one row of multiplicities each)."""
     terms = inverse_local if mackay_ghahramani else 1.0 / inverse_local
