@@ -231,3 +231,16 @@ def test_no_nan_or_inf_on_float32_benchmark_like_data():
         results = idest.estimate_all(X, n_bootstrap=20)
     for r in results:
         assert np.isfinite([r.dimension, *r.interval, r.std_error]).all()
+
+
+def test_the_bootstrap_gives_the_same_interval_on_any_number_of_threads(monkeypatch):
+    import idest.estimators._bootstrap as bootstrap
+
+    X = hypercube(12_000, 4, random_state=3)  # 100 x 12,000 draws: threaded batches
+    assert 100 * 12_000 >= bootstrap._THREADED_DRAWS
+    nn = idest.knn(X, 20)
+    found = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(bootstrap, "default_n_jobs", lambda threads=threads: threads)
+        found.append([r.interval for r in idest.estimate_all(nn, n_bootstrap=100)])
+    assert found[0] == found[1] == found[2]
