@@ -165,7 +165,8 @@ class ResultEstimatorMixin:
                 raise
             raise ValueError(f"{type(self).__name__}: {str(exc)[len(prefix):]}") from exc
 
-    def _store(self, result: IDResult, X: Any) -> None:
+    def _store(self, result: Any, X: Any) -> None:
+        """The fitted attributes every estimator has (an IDResult's, or GRIDE's result)."""
         data = getattr(X, "data", X)
         shape = np.shape(data) if data is not None else ()
         if len(shape) == 2:

@@ -45,7 +45,12 @@ import numpy as np
 from scipy.stats import norm
 from sklearn.base import BaseEstimator
 
-from idest.estimators._bootstrap import BootstrapOptions, bootstrap_estimates, check_bootstrap
+from idest.estimators._bootstrap import (
+    BootstrapOptions,
+    ResultEstimatorMixin,
+    bootstrap_estimates,
+    check_bootstrap,
+)
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
 from idest.utils.validation import check_choice, check_fraction, check_int, invalid
 
@@ -538,7 +543,7 @@ def gride(
                           plateau_min_scales, caller)
 
 
-class GRIDE(BaseEstimator):
+class GRIDE(ResultEstimatorMixin, BaseEstimator):
     """GRIDE across scales as a scikit-learn style estimator (see :func:`gride`).
 
     Parameters
@@ -590,14 +595,7 @@ confidence, random_state, duplicates, merge_tolerance, progress
     def fit(self, X: Any, y: None = None) -> GRIDE:
         """Estimate the ID of ``X`` (array-like or Neighbors) at every scale."""
         result = gride(X, **self.get_params())
-        shape = np.shape(getattr(X, "data", X)) if getattr(X, "data", X) is not None else ()
-        if len(shape) == 2:
-            self.n_features_in_ = int(shape[1])
-        self.result_ = result
-        self.dimension_ = result.dimension
-        self.interval_ = result.interval
+        self._store(result, X)
         self.dimensions_ = result.dimensions
         self.plateau_range_ = result.plateau_range
-        self.n_points_ = result.n_points
-        self.n_duplicates_dropped_ = result.n_duplicates_dropped
         return self
