@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.neighbors._backends import cpp_knn
+from idest.neighbors._backends import cpp_knn, cpp_pair_knn
 from idest.neighbors._knn import Neighbors, default_n_jobs
 from idest.utils.cluster import check_client
 from idest.utils.validation import check_array, check_int
@@ -204,12 +204,10 @@ def _self_diagonal(shard: Any, start: int, k: int, dtype: np.dtype, n_jobs: int 
 def _self_pair(shard_a: Any, shard_b: Any, start_a: int, start_b: int, k: int,
                dtype: np.dtype, n_jobs: int | None):
     """Partial lists of shard a's rows within shard b and of b's rows within a."""
-    from idest.neighbors._pairs import pair_knn
-
     A, B = _load(shard_a, start_a, dtype, "X"), _load(shard_b, start_b, dtype, "X")
     threads, lock = _task_threads(n_jobs)
     with lock:
-        (da, ia, fa), (db, ib, fb) = pair_knn(A, B, k, threads)
+        (da, ia, fa), (db, ib, fb) = cpp_pair_knn(A, B, k, threads)
     return (da, ia + start_b, fa), (db, ib + start_a, fb)
 
 
