@@ -190,15 +190,24 @@ class _NoLock:
 # ------------------------------------------------------------------ tasks ---
 
 
-def _self_diagonal(shard: Any, start: int, k: int, dtype: np.dtype, n_jobs: int | None):
-    """Partial lists of one shard's rows within that shard (the core's self search)."""
-    S = _load(shard, start, dtype, "X")
-    if S.shape[0] == 1:
-        return np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), 0
+def _self_diagonals(shards: tuple, starts: tuple, k: int, dtype: np.dtype,
+                    n_jobs: int | None) -> tuple:
+    """Partial lists of each shard's rows within that shard (the core's self search).
+
+    Two shards per task where possible: two diagonals are the work of one pair
+    task, and tasks of equal work fill W workers evenly in any order.
+    """
     threads, lock = _task_threads(n_jobs)
-    with lock:
-        dist, idx, fallbacks = cpp_knn(S, None, min(k, S.shape[0] - 1), threads, False)
-    return dist, idx + start, fallbacks
+    parts = []
+    for shard, start in zip(shards, starts, strict=True):
+        S = _load(shard, start, dtype, "X")
+        if S.shape[0] == 1:
+            parts.append((np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), 0))
+            continue
+        with lock:
+            dist, idx, fallbacks = cpp_knn(S, None, min(k, S.shape[0] - 1), threads, False)
+        parts.append((dist, idx + start, fallbacks))
+    return tuple(parts)
 
 
 def _self_pair(shard_a: Any, shard_b: Any, start_a: int, start_b: int, k: int,
@@ -262,14 +271,18 @@ def _bounds(n: int, shard_rows: int) -> np.ndarray:
 
 
 def default_shard_rows(n: int, n_threads: int) -> int:
-    """Shard size that gives at least 4 tasks per worker thread in a self search.
+    """Shard size that gives at least 4 equal tasks per worker thread in a self search.
 
-    >>> default_shard_rows(50_000, 2)  # 4 shards: 10 pair tasks
+    An even number P of shards: the P (P - 1) / 2 pair tasks and the P / 2
+    tasks of two diagonals each are then P^2 / 2 tasks of the same work, which
+    any order spreads evenly over the workers.
+
+    >>> default_shard_rows(50_000, 2)  # 4 shards: 6 pair tasks + 2 of two diagonals
     12500
     """
-    n_shards = 1
-    while n_shards * (n_shards + 1) // 2 < 4 * n_threads:
-        n_shards += 1
+    n_shards = 2
+    while n_shards * n_shards // 2 < 4 * n_threads:
+        n_shards += 2
     return int(min(MAX_SHARD_ROWS, max(1, -(-n // n_shards))))
 
 
@@ -284,10 +297,14 @@ def build_graph(client: Any, X: _Source, R: _Source | None, k: int, shard_rows: 
     n = len(q_shards)
     partials: list[list[Any]] = [[] for _ in range(n)]
     if R is None:
-        diagonal = delayed(_self_diagonal, pure=True)
         pair = delayed(_self_pair, pure=True, nout=2)
+        for i in range(0, n, 2):  # the diagonals, two per task
+            ids = range(i, min(n, i + 2))
+            diagonals = delayed(_self_diagonals, pure=True, nout=len(ids))(
+                tuple(q_shards[s] for s in ids), tuple(int(qb[s]) for s in ids), k, dtype, n_jobs)
+            for s, part in zip(ids, diagonals, strict=True):
+                partials[s].append(part)
         for i in range(n):
-            partials[i].append(diagonal(q_shards[i], int(qb[i]), k, dtype, n_jobs))
             for j in range(i + 1, n):
                 part_i, part_j = pair(q_shards[i], q_shards[j], int(qb[i]), int(qb[j]), k,
                                       dtype, n_jobs)
