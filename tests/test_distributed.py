@@ -17,7 +17,13 @@ distributed = pytest.importorskip("distributed", reason="needs the dask extra")
 da = pytest.importorskip("dask.array", reason="needs the dask extra")
 
 from idest.neighbors import sharded_knn  # noqa: E402
-from idest.neighbors._distributed import NpyRows, _Source, _task_threads, build_graph  # noqa: E402
+from idest.neighbors._distributed import (  # noqa: E402
+    NpyRows,
+    _Source,
+    _task_threads,
+    build_graph,
+    default_shard_rows,
+)
 
 
 @pytest.fixture
@@ -126,6 +132,16 @@ def test_dask_array_input(client):
     assert_same(sharded_knn(x, 8, client=client, shard_rows=110), idest.knn(X, 8))
     assert_same(sharded_knn(X[:50], 8, client=client, reference=x, shard_rows=110),
                 idest.knn(X[:50], 8, reference=X))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 8, 32])
+def test_default_shards_make_equal_tasks(n_threads):
+    """An even number of shards: P (P - 1) / 2 pair tasks and P / 2 tasks of two
+    diagonals, each the work of one pair, at least 4 per worker thread."""
+    n = 100_003  # shards under MAX_SHARD_ROWS
+    n_shards = -(-n // default_shard_rows(n, n_threads))
+    assert n_shards % 2 == 0 and n_shards**2 // 2 >= 4 * n_threads
+    assert (n_shards - 2) ** 2 // 2 < 4 * n_threads  # the fewest that do
 
 
 def test_task_threads_are_the_workers(client):
