@@ -13,6 +13,9 @@ bit). The machine is shared: the load average is recorded before and after
 each run; compare ratios, not absolute times. The peer, before and after:
 the throughput of two one-thread SGEMM processes over one (2.0 on two free
 cores); the 2-over-1-worker ratio cannot exceed what the machine gives it.
+Each sharded run also records Dask's task stream: the seconds spent in each
+kind of task (pair tasks, diagonal tasks, merges) and each worker's busy
+seconds, against which its wall time shows the idle tail.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 
 import numpy as np
 from conftest import make_data, scaled
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, get_task_stream
 from threadpoolctl import threadpool_info
 
 import idest
@@ -46,6 +49,25 @@ def timed(run) -> tuple[float, object, float, float]:
     start = time.perf_counter()
     out = run()
     return time.perf_counter() - start, out, before, load()
+
+
+def task_profile(client: Client, run) -> tuple[float, object, float, float, dict]:
+    """``timed(run)`` with Dask's task stream: seconds of each kind of task and of each
+    worker, so a run's time splits into search tasks, merges and idle workers."""
+    with get_task_stream(client=client) as stream:
+        result = timed(run)
+    kinds: dict[str, float] = {}
+    workers: dict[str, float] = {}
+    for task in stream.data:
+        kind = str(task["key"]).strip("('\"").split("-")[0]
+        for span in task["startstops"]:
+            if span["action"] == "compute":
+                seconds = span["stop"] - span["start"]
+                kinds[kind] = kinds.get(kind, 0.0) + seconds
+                workers[task["worker"]] = workers.get(task["worker"], 0.0) + seconds
+    profile = {"task_seconds": {k: round(v, 2) for k, v in sorted(kinds.items())},
+               "worker_busy_seconds": sorted(round(v, 2) for v in workers.values())}
+    return (*result, profile)
 
 
 def sgemm_seconds(repeats: int = 20) -> float:
@@ -104,7 +126,7 @@ def main() -> None:
             for _ in range(args.repeats):  # interleaved rounds: the load hits all three
                 inproc.append(timed(lambda: idest.knn(X, args.k, progress=False)))
                 for runs, workers in ((two, 2), (one, 1)):
-                    runs.append(timed(lambda w=workers: sharded_knn(
+                    runs.append(task_profile(clients[workers], lambda w=workers: sharded_knn(
                         path, args.k, client=clients[w], shard_rows=shard_rows)))
         peer_after = two_process_speedup()
     ref = inproc[0][1]
@@ -127,6 +149,7 @@ def main() -> None:
             name: [[round(r[2], 2), round(r[3], 2)] for r in runs]
             for name, runs in (("in_process", inproc), ("workers_2x1", two),
                                ("workers_1x1", one))},
+        "task_profile": {"workers_2x1": [r[4] for r in two], "workers_1x1": [r[4] for r in one]},
         "fallback_rows": {"in_process": ref.n_fallback_rows,
                           "workers_2x1": two[0][1].n_fallback_rows},
         "cpu": subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True,
