@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fma_rate.hpp"
 #include "knn.hpp"
 
 namespace py = pybind11;
@@ -153,6 +154,23 @@ py::tuple pair_knn(const py::array& a, const py::array& b, int k, int n_candidat
                           py::make_tuple(dist_b, idx_b, fallbacks.second));
 }
 
+double fma_rate(const std::string& kernel, int n_threads, double seconds) {
+    idest::FusedIsa isa = idest::FusedIsa::kAvx2;
+    switch (tile_kernel(kernel)) {
+        case idest::TileKernel::kSgemm:
+            throw std::invalid_argument("fma_rate measures a fused kernel's instruction set, not 'sgemm'");
+        case idest::TileKernel::kAuto:
+        case idest::TileKernel::kFused:
+            if (idest::fused_scan_supported(idest::FusedIsa::kAvx512)) isa = idest::FusedIsa::kAvx512;
+            break;
+        case idest::TileKernel::kFusedAvx2: break;
+        case idest::TileKernel::kFusedAvx512: isa = idest::FusedIsa::kAvx512; break;
+    }
+    if (!(seconds > 0.0 && seconds <= 60.0)) throw std::invalid_argument("seconds must be in (0, 60]");
+    py::gil_scoped_release release;
+    return idest::fma_rate(isa, std::max(1, n_threads), seconds);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -180,4 +198,10 @@ PYBIND11_MODULE(_core, m) {
           "then each side's float64 re-scoring with its certificate (as knn).\n"
           "Returns ((distances (n_a, min(k, n_b)), indices, n_fallback_rows),\n"
           "         (distances (n_b, min(k, n_a)), indices, n_fallback_rows)).");
+    m.def("fma_rate", &fma_rate, py::arg("kernel") = "fused", py::arg("n_threads") = 1,
+          py::arg("seconds") = 0.5,
+          "Float32 flops per second (2 per FMA lane) of n_threads threads running\n"
+          "independent chains of the fused kernel's FMA instruction in registers: the\n"
+          "arithmetic bound of a small-D search (N (N - 1) D flops for a self search).\n"
+          "kernel as for knn ('fused' or 'auto': the widest the CPU has).");
 }

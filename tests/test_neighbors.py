@@ -564,3 +564,27 @@ def test_pair_search_refuses_bad_arguments():
         _core.pair_knn(A, A.astype(np.float64), 2, 10, 1, 64, _sgemm_capsule())
     with pytest.raises(ValueError, match="k must be at least 1"):
         _core.pair_knn(A, A, 0, 10, 1, 64, _sgemm_capsule())
+
+
+@pytest.mark.parametrize("kernel", ["fused-avx2", "fused-avx512"])
+def test_fma_rate_measures_each_fused_instruction_set(kernel):
+    """The micro-kernel behind the benchmarks' FMA bound: a rate in flops per second
+    (a sane magnitude, not a speed target) for each instruction set the CPU has."""
+    from idest.neighbors import _core
+
+    try:
+        rate = _core.fma_rate(kernel, 2, 0.02)
+    except ValueError as exc:
+        assert "lacks the instruction set" in str(exc)
+        pytest.skip(f"this CPU cannot run the {kernel!r} kernel")
+    assert np.isfinite(rate) and 1e8 < rate < 1e14
+
+
+@pytest.mark.parametrize(("kernel", "seconds", "message"), [
+    ("sgemm", 0.1, "not 'sgemm'"), ("fused-sse", 0.1, "kernel must be"),
+    ("fused", 0.0, "seconds must be"), ("fused", 100.0, "seconds must be")])
+def test_fma_rate_rejects_what_it_cannot_measure(kernel, seconds, message):
+    from idest.neighbors import _core
+
+    with pytest.raises(ValueError, match=message):
+        _core.fma_rate(kernel, 1, seconds)
