@@ -25,15 +25,13 @@ import contextlib
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
-from conftest import make_data, scaled
+from conftest import describe_machine, make_data, scaled
 from distributed import Client, LocalCluster, get_task_stream
-from threadpoolctl import threadpool_info
 
 import idest
 from idest.neighbors import default_n_jobs, sharded_knn
@@ -152,10 +150,8 @@ def main() -> None:
         "task_profile": {"workers_2x1": [r[4] for r in two], "workers_1x1": [r[4] for r in one]},
         "fallback_rows": {"in_process": ref.n_fallback_rows,
                           "workers_2x1": two[0][1].n_fallback_rows},
-        "cpu": subprocess.run("lscpu | grep 'Model name'", shell=True, capture_output=True,
-                              text=True).stdout.strip(),
-        "blas": [{key: lib.get(key) for key in ("internal_api", "version", "architecture",
-                                                "num_threads")} for lib in threadpool_info()],
+        "machine": {**describe_machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                time.gmtime())},
         "python": sys.version.split()[0], "platform": platform.platform(),
     }
     text = json.dumps(report, indent=2)
