@@ -53,9 +53,11 @@ def task_profile(client: Client, run) -> tuple[float, object, float, float, dict
     """``timed(run)`` with Dask's task stream: seconds of each kind of task and of each
     worker, so a run's time splits into search tasks, merges and idle workers."""
     with get_task_stream(client=client) as stream:
+        start = time.time()
         result = timed(run)
     kinds: dict[str, float] = {}
     workers: dict[str, float] = {}
+    spans = []
     for task in stream.data:
         kind = str(task["key"]).strip("('\"").split("-")[0]
         for span in task["startstops"]:
@@ -63,8 +65,13 @@ def task_profile(client: Client, run) -> tuple[float, object, float, float, dict
                 seconds = span["stop"] - span["start"]
                 kinds[kind] = kinds.get(kind, 0.0) + seconds
                 workers[task["worker"]] = workers.get(task["worker"], 0.0) + seconds
-    profile = {"task_seconds": {k: round(v, 2) for k, v in sorted(kinds.items())},
-               "worker_busy_seconds": sorted(round(v, 2) for v in workers.values())}
+                spans.append((span["start"] - start, span["stop"] - start))
+    profile = {"seconds": round(result[0], 2),
+               "task_seconds": {k: round(v, 2) for k, v in sorted(kinds.items())},
+               "worker_busy_seconds": sorted(round(v, 2) for v in workers.values()),
+               # from the call: the first task's start and the last task's end
+               "first_task_last_task": [round(min(a for a, _ in spans), 2),
+                                        round(max(b for _, b in spans), 2)]}
     return (*result, profile)
 
 
@@ -138,6 +145,8 @@ def main() -> None:
         "n": n, "dim": args.dim, "k": args.k, "shard_rows": shard_rows,
         "in_process_threads": default_n_jobs(), "repeats": args.repeats,
         "seconds_median": med,
+        "seconds": {name: [round(r[0], 2) for r in runs] for name, runs in
+                    (("in_process", inproc), ("workers_2x1", two), ("workers_1x1", one))},
         "speedup_2_workers_over_1": med["workers_1x1"] / med["workers_2x1"],
         "2_workers_over_in_process": med["workers_2x1"] / med["in_process"],
         "identical": identical,
