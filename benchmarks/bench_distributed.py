@@ -13,7 +13,9 @@ bit). The machine is shared: the load average is recorded before and after
 each run; compare ratios, not absolute times. The peer, before and after:
 the throughput of two one-thread SGEMM processes over one (2.0 on two free
 cores); the 2-over-1-worker ratio cannot exceed what the machine gives it.
-Each sharded run also records Dask's task stream: the seconds spent in each
+The clusters' schedulers use the worker saturation of the clusters idest starts
+(``--worker-saturation``, 1.0: a one-thread worker holds only the task it
+runs). Each sharded run also records Dask's task stream: the seconds spent in each
 kind of task (pair tasks, diagonal tasks, merges) and each worker's busy
 seconds, against which its wall time shows the idle tail.
 """
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import time
 
+import dask
 import numpy as np
 from conftest import describe_machine, make_data, scaled
 from distributed import Client, LocalCluster, get_task_stream
@@ -36,6 +39,7 @@ from distributed import Client, LocalCluster, get_task_stream
 import idest
 from idest.neighbors import default_n_jobs, sharded_knn
 from idest.neighbors._distributed import default_shard_rows
+from idest.utils.cluster import WORKER_SATURATION
 
 
 def load() -> float:
@@ -98,10 +102,12 @@ def two_process_speedup() -> float:
         return 2 * one / max(f.result() for f in both)
 
 
-def cluster(stack: contextlib.ExitStack, n_workers: int) -> Client:
-    """A client of a LocalCluster of ``n_workers`` one-thread worker processes."""
-    local = stack.enter_context(LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                             processes=True, dashboard_address=None))
+def cluster(stack: contextlib.ExitStack, n_workers: int, saturation: float) -> Client:
+    """A client of a LocalCluster of ``n_workers`` one-thread worker processes whose
+    scheduler has this worker saturation."""
+    with dask.config.set({"distributed.scheduler.worker-saturation": saturation}):
+        local = stack.enter_context(LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                                 processes=True, dashboard_address=None))
     return stack.enter_context(Client(local))
 
 
@@ -113,6 +119,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--shard-rows", type=int, default=None,
                         help="rows per shard (default: the default for 2 one-thread workers)")
+    parser.add_argument("--worker-saturation", type=float, default=WORKER_SATURATION,
+                        help="the schedulers' worker saturation (default: that of the "
+                             "clusters idest starts; Dask's own default is 1.1)")
     parser.add_argument("-o", "--out", default=None, help="JSON file for the results")
     args = parser.parse_args()
     n = scaled(50_000, args.quick)
@@ -125,7 +134,7 @@ def main() -> None:
         peer_before = two_process_speedup()
         inproc, two, one = [], [], []
         with contextlib.ExitStack() as stack:
-            clients = {2: cluster(stack, 2), 1: cluster(stack, 1)}
+            clients = {w: cluster(stack, w, args.worker_saturation) for w in (2, 1)}
             for client in clients.values():  # warm the workers (imports, Numba kernels)
                 sharded_knn(path, args.k, client=client, shard_rows=shard_rows // 8)
             for _ in range(args.repeats):  # interleaved rounds: the load hits all three
@@ -143,6 +152,7 @@ def main() -> None:
            for name, runs in (("in_process", inproc), ("workers_2x1", two), ("workers_1x1", one))}
     report = {
         "n": n, "dim": args.dim, "k": args.k, "shard_rows": shard_rows,
+        "worker_saturation": args.worker_saturation,
         "in_process_threads": default_n_jobs(), "repeats": args.repeats,
         "seconds_median": med,
         "seconds": {name: [round(r[0], 2) for r in runs] for name, runs in

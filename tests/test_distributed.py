@@ -211,3 +211,15 @@ def test_command_line_on_a_running_scheduler(client, capsys, tmp_path):
     np.testing.assert_array_equal(saved["indices"], ref.indices)
     with pytest.raises(ValueError, match="not both"), dask_client("tcp://x:1", 2):
         pass
+
+
+def test_local_cluster_sends_a_worker_only_the_task_it_runs():
+    """--workers N starts a scheduler of worker saturation 1.0: a one-thread worker
+    is never sent a second long task that another, idle worker could run."""
+    from idest.utils import dask_client
+    from idest.utils.cluster import WORKER_SATURATION
+
+    with dask_client(workers=1, echo=lambda line: None) as client:
+        saturation = client.run_on_scheduler(lambda dask_scheduler:
+                                             dask_scheduler.WORKER_SATURATION)
+    assert saturation == WORKER_SATURATION == 1.0

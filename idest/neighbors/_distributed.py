@@ -286,6 +286,22 @@ def default_shard_rows(n: int, n_threads: int) -> int:
     return int(min(MAX_SHARD_ROWS, max(1, -(-n // n_shards))))
 
 
+def _search_task(func: Any, *args: Any, nout: int | None = None) -> Any:
+    """A delayed search task whose key starts ``knn_search-``, whatever ``func``.
+
+    Dask's scheduler groups tasks by the prefix of their keys; one group of
+    every search task is larger than twice the cluster's threads, so it is
+    root-ish: the scheduler queues it and hands out its tasks as threads free
+    up, where a small group (two tasks of two diagonals) would be sent to the
+    workers at once and run first wherever it landed.
+    """
+    from dask import delayed
+    from dask.base import tokenize
+
+    return delayed(func, nout=nout)(
+        *args, dask_key_name=f"knn_search-{tokenize(func.__name__, *args)}")
+
+
 def build_graph(client: Any, X: _Source, R: _Source | None, k: int, shard_rows: int,
                 n_jobs: int | None) -> list[Any]:
     """One delayed (dist, idx, fallbacks) per block of query rows, in row order."""
@@ -297,27 +313,26 @@ def build_graph(client: Any, X: _Source, R: _Source | None, k: int, shard_rows: 
     n = len(q_shards)
     partials: list[list[Any]] = [[] for _ in range(n)]
     if R is None:
-        pair = delayed(_self_pair, pure=True, nout=2)
         for i in range(0, n, 2):  # the diagonals, two per task
             ids = range(i, min(n, i + 2))
-            diagonals = delayed(_self_diagonals, pure=True, nout=len(ids))(
-                tuple(q_shards[s] for s in ids), tuple(int(qb[s]) for s in ids), k, dtype, n_jobs)
+            diagonals = _search_task(_self_diagonals, tuple(q_shards[s] for s in ids),
+                                     tuple(int(qb[s]) for s in ids), k, dtype, n_jobs,
+                                     nout=len(ids))
             for s, part in zip(ids, diagonals, strict=True):
                 partials[s].append(part)
         for i in range(n):
             for j in range(i + 1, n):
-                part_i, part_j = pair(q_shards[i], q_shards[j], int(qb[i]), int(qb[j]), k,
-                                      dtype, n_jobs)
+                part_i, part_j = _search_task(_self_pair, q_shards[i], q_shards[j], int(qb[i]),
+                                              int(qb[j]), k, dtype, n_jobs, nout=2)
                 partials[i].append(part_i)
                 partials[j].append(part_j)
     else:
         rb = _bounds(R.shape[0], shard_rows)
         r_shards = R.shards(client, rb)
-        task = delayed(_query_shard, pure=True)
         for i in range(n):
             for j, shard in enumerate(r_shards):
-                partials[i].append(task(q_shards[i], shard, int(qb[i]), int(rb[j]), k, dtype,
-                                        n_jobs))
+                partials[i].append(_search_task(_query_shard, q_shards[i], shard, int(qb[i]),
+                                                int(rb[j]), k, dtype, n_jobs))
     return [_tree_merge(delayed, k, p) for p in partials]
 
 
