@@ -1,13 +1,13 @@
 """Exact k-NN sharded over a Dask cluster: the same answer as :func:`idest.knn`.
 
 The reference rows are split into shards of ``shard_rows`` rows. A self search
-runs one task per shard pair (i <= j): the diagonal pairs run the compiled
-core's self search on their shard, and each off-diagonal pair computes the
-float32 distance tile between its two shards once and keeps candidate lists
-for the rows of *both* (the upper triangle only, as the in-process search
-does); the candidates are then re-scored in float64 by the compiled core's
-``refine``, which certifies each row or searches it exhaustively within the
-other shard. A search against a separate reference set runs one task per
+runs one task per shard pair (i < j) and one per two diagonals (i, i): a
+diagonal is the compiled core's self search on its shard, and a pair task the
+core's pair search (``_core.pair_knn``), which computes each float32 distance
+tile between the two shards once and updates the candidate lists of the rows
+of *both* (the upper triangle only, as the in-process search does), then
+re-scores each side's candidates in float64 and certifies each row or searches
+it exhaustively within the other shard. A search against a separate reference set runs one task per
 (query block, reference shard), each the compiled core in query/reference
 mode. Every task returns exact partial top-k lists with global indices, and a
 tree of merge tasks combines the lists of each query block.
@@ -399,8 +399,9 @@ def sharded_knn(
         Search ``X`` against this set instead of against itself (excluding each
         point's own row, as :func:`idest.knn` does).
     shard_rows : int, optional
-        Rows per shard and per query block. Default: at least 4 tasks per
-        worker thread, at most 65,536 rows. A task holds two blocks of
+        Rows per shard and per query block. Default: the smallest even number
+        of shards that gives at least 4 tasks of equal work per worker thread,
+        at most 65,536 rows. A task holds two blocks of
         ``shard_rows`` rows; see ``docs/distributed.md`` for the memory formula.
     n_jobs : int, optional
         Threads per task (compiled core, Numba and BLAS, scoped to the task).
@@ -416,12 +417,13 @@ def sharded_knn(
 
     Notes
     -----
-    A self search runs one task per shard pair (i <= j), each computing the
+    A self search runs one task per shard pair (i < j), each computing the
     float32 distance tile of its two shards once and updating the lists of
     both (half the work of all (block, shard) pairs, like the in-process
-    upper-triangle search); candidates are certified and re-scored in float64
-    by the compiled core. Rows whose lists end in equal non-zero distances are
-    re-ranked on the client by squared distance (see this module's docstring).
+    upper-triangle search), and one per two diagonals; candidates are
+    certified and re-scored in float64 by the compiled core. Rows whose lists
+    end in equal non-zero distances are re-ranked on the client by squared
+    distance (see this module's docstring).
 
     Examples
     --------
