@@ -323,7 +323,9 @@ class CandidateSearch {
         if (out_dist && CandidateLists::capacity_for(opt.n_candidates) <= 2 * int64_t(opt.k))
             lent = {reinterpret_cast<float*>(out_dist), reinterpret_cast<int32_t*>(out_idx),
                     2 * int64_t(opt.k), fused_ ? qset_.order.data() : nullptr};
-        lists_.emplace(nq_ + (pair_ ? nr_ : 0), opt.n_candidates, std::max(nq_, nr_), lent);
+        // a pair search's lists hold rows of either set
+        lists_.emplace(nq_ + (pair_ ? nr_ : 0), opt.n_candidates,
+                       pair_ ? std::max(nq_, nr_) : nr_, lent);
     }
 
     // The tiles: every query row's candidate list and threshold.
@@ -453,10 +455,10 @@ class CandidateSearch {
     }
 
     // A pair search: each set cut into equal blocks of at most block_rows (a
-    // shard of 12,500 rows in 1,024-row blocks would leave a thin 212-row
-    // block, whose SGEMM runs far below peak), and every (query block,
-    // reference block) tile in row-major order (a thread keeps its converted
-    // query block across a row of tiles). Reference block b takes lock
+    // shard of 12,500 rows in 1,024-row blocks would otherwise end in a thin
+    // 212-row block, a narrow SGEMM), and every (query block, reference
+    // block) tile in row-major order (a thread keeps its converted query
+    // block across a row of tiles). Reference block b takes lock
     // n_qblocks_ + b.
     void plan_pair_tiles() {
         auto side = [&](int64_t n) {
