@@ -165,8 +165,8 @@ def _task_threads(n_jobs: int | None) -> tuple[int, Any]:
 
     A task uses ``n_jobs`` threads (default: every thread of its worker), so the
     tasks of one worker run one at a time: a worker of T threads would otherwise
-    run T tasks of T threads each, and BLAS limits (process-wide) and Numba's
-    thread pools would be shared by concurrent tasks.
+    run T tasks of T threads each, and the BLAS limit (process-wide) would be
+    shared by concurrent tasks.
     """
     try:
         from distributed import get_worker
@@ -404,7 +404,8 @@ def sharded_knn(
         at most 65,536 rows. A task holds two blocks of
         ``shard_rows`` rows; see ``docs/distributed.md`` for the memory formula.
     n_jobs : int, optional
-        Threads per task (compiled core, Numba and BLAS, scoped to the task).
+        Threads per task of the compiled core (each with a one-thread BLAS,
+        scoped to the task).
         Default: the worker's thread count. A worker runs one search task at a
         time.
 
