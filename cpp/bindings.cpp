@@ -126,6 +126,34 @@ py::tuple refine(const py::array& query, const py::object& ref, int k,
     return py::make_tuple(dist, idx, fallbacks);
 }
 
+py::tuple pair_knn(const py::array& a, const py::array& b, int k, int n_candidates,
+                   int n_threads, int64_t block_rows, const py::capsule& sgemm_capsule) {
+    auto [va, vb] = views(a, b);
+    if (k < 1) throw std::invalid_argument("k must be at least 1");
+    const int64_t larger = std::max(va.n_rows, vb.n_rows);
+    idest::KnnOptions opt;
+    opt.k = k;
+    opt.n_candidates = int(std::min<int64_t>(std::max(n_candidates, k), larger));
+    opt.n_threads = std::max(1, n_threads);
+    opt.block_rows = std::max<int64_t>(64, block_rows);
+    const auto sgemm = sgemm_from(sgemm_capsule);
+    const auto ka = py::ssize_t(std::min<int64_t>(k, vb.n_rows));
+    const auto kb = py::ssize_t(std::min<int64_t>(k, va.n_rows));
+    py::array_t<double> dist_a({va.n_rows, ka}), dist_b({vb.n_rows, kb});
+    py::array_t<int64_t> idx_a({va.n_rows, ka}), idx_b({vb.n_rows, kb});
+    double* da = dist_a.mutable_data();
+    double* db = dist_b.mutable_data();
+    int64_t* ia = idx_a.mutable_data();
+    int64_t* ib = idx_b.mutable_data();
+    std::pair<int64_t, int64_t> fallbacks;
+    {
+        py::gil_scoped_release release;
+        fallbacks = idest::pair_search(va, vb, opt, sgemm, da, ia, db, ib);
+    }
+    return py::make_tuple(py::make_tuple(dist_a, idx_a, fallbacks.first),
+                          py::make_tuple(dist_b, idx_b, fallbacks.second));
+}
+
 double fma_rate(const std::string& kernel, int n_threads, double seconds) {
     idest::FusedIsa isa = idest::FusedIsa::kAvx2;
     switch (tile_kernel(kernel)) {
@@ -163,6 +191,13 @@ PYBIND11_MODULE(_core, m) {
           "Exact float64 re-scoring of candidate lists (-1 = empty slot). Rows whose k-th\n"
           "squared distance is not below lower_bound are searched exhaustively.\n"
           "Returns (distances, indices, n_fallback_rows).");
+    m.def("pair_knn", &pair_knn, py::arg("a"), py::arg("b"), py::arg("k"),
+          py::arg("n_candidates"), py::arg("n_threads"), py::arg("block_rows"), py::arg("sgemm"),
+          "Exact k-NN of a's rows within b and of b's rows within a (disjoint row sets),\n"
+          "from one float32 pass over the a x b SGEMM tiles that updates both sides' lists,\n"
+          "then each side's float64 re-scoring with its certificate (as knn).\n"
+          "Returns ((distances (n_a, min(k, n_b)), indices, n_fallback_rows),\n"
+          "         (distances (n_b, min(k, n_a)), indices, n_fallback_rows)).");
     m.def("fma_rate", &fma_rate, py::arg("kernel") = "fused", py::arg("n_threads") = 1,
           py::arg("seconds") = 0.5,
           "Float32 flops per second (2 per FMA lane) of n_threads threads running\n"

@@ -30,14 +30,16 @@ namespace {
 struct Scaling {
     std::vector<double> mean;      // column means of the reference set
     double scale = 1.0;            // power of two: scaled values lie in (-1, 1)
-    std::vector<double> sq_norm;   // |x - mean|^2 per query row, unscaled
+    std::vector<double> sq_norm;   // |x - mean|^2 per query row (then per reference
+                                   // row in a pair search), unscaled
 };
 
 // Column means of the reference rows and max |x - mean| over both sets. The
 // scale is a power of two, so scaling is exact and only rounding to float32
-// perturbs the values (that error enters the certificate).
+// perturbs the values (that error enters the certificate). A pair search
+// (`pair`) certifies the reference rows' lists too, so it needs their norms.
 template <class T>
-Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool self,
+Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool self, bool pair,
                         int n_threads) {
     const int64_t dim = ref.n_cols;
     const int64_t chunk = 4096;
@@ -58,7 +60,7 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
             for (int64_t j = 0; j < dim; ++j) s.mean[j] += p[j];
         for (int64_t j = 0; j < dim; ++j) s.mean[j] /= double(ref.n_rows);
     }
-    auto max_abs = [&](const MatrixView& m, std::vector<double>* norms) {
+    auto max_abs = [&](const MatrixView& m, double* norms) {
         const int64_t n_chunks = (m.n_rows + chunk - 1) / chunk;
         std::vector<double> partial(n_chunks, 0.0);
         parallel_for(n_chunks, n_threads, [&](int64_t c, int) {
@@ -74,7 +76,7 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
                     finite &= std::isfinite(v);
                     sq += v * v;
                 }
-                if (norms) (*norms)[i] = sq;
+                if (norms) norms[i] = sq;
             }
             // Python validates its input; this guards direct callers of the core.
             if (!finite) throw std::invalid_argument("the input holds nan or inf values");
@@ -82,11 +84,11 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
         });
         return *std::max_element(partial.begin(), partial.end());
     };
-    s.sq_norm.assign(query.n_rows, 0.0);
-    double m = max_abs(query, &s.sq_norm);
+    s.sq_norm.assign(query.n_rows + (pair ? ref.n_rows : 0), 0.0);
+    double m = max_abs(query, s.sq_norm.data());
     // A separate reference set is always scanned, even when it shares the
     // query's buffer (a query that is a view of the reference).
-    if (!self) m = std::max(m, max_abs(ref, nullptr));
+    if (!self) m = std::max(m, max_abs(ref, pair ? s.sq_norm.data() + query.n_rows : nullptr));
     if (m > 0.0) {
         int e = 0;
         std::frexp(m, &e);  // m = f * 2^e with f in [0.5, 1)
@@ -285,50 +287,63 @@ void fused_diagonal(FusedIsa isa, const float* rows, const float* norms, int64_t
 // (scaling, kernel, tile sides, visiting orders), run each tile (its distances
 // and the list updates), certify each row (its candidates and the lower bound
 // on every point outside them).
+//
+// A pair search (`pair`: a sharded self search's tile between two disjoint
+// shards, see pair_search) is a self search's off-diagonal tiles between two
+// row sets: each (query block, reference block) tile updates the query rows'
+// lists and the reference rows' lists, which follow them (list nq + j is
+// reference row j's, holding query rows). SGEMM tiles only.
 template <class T>
 class CandidateSearch {
   public:
     // `out_dist`, `out_idx` (n_query x opt.k) are the search's output, where
     // the lists live while they fit (large k); the re-scoring reads each row's
-    // list (candidates()) before it writes the row's answer there.
+    // list (candidates()) before it writes the row's answer there. A pair
+    // search has two outputs and keeps its lists apart (both null).
     CandidateSearch(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                    SgemmFn sgemm, int64_t* progress, double* out_dist, int64_t* out_idx)
+                    SgemmFn sgemm, int64_t* progress, double* out_dist, int64_t* out_idx,
+                    bool pair = false)
         : query_(query),
           ref_(ref),
           opt_(opt),
           sgemm_(sgemm),
           progress_(progress),
           self_(opt.exclude_self),
+          pair_(pair),
           dim_(ref.n_cols),
           nq_(query.n_rows),
           nr_(ref.n_rows),
-          scaling_(compute_scaling<T>(query, ref, opt.exclude_self, opt.n_threads)) {
+          scaling_(compute_scaling<T>(query, ref, opt.exclude_self, pair, opt.n_threads)) {
+        if (pair && (self_ || opt.kernel != TileKernel::kSgemm))
+            throw std::logic_error("a pair search is a non-self search of SGEMM tiles");
         choose_kernel();
         plan_tiles();
         ListMemory lent;
         // k doubles (int64) per output row hold 2k floats (int32)
-        if (CandidateLists::capacity_for(opt.n_candidates) <= 2 * int64_t(opt.k))
+        if (out_dist && CandidateLists::capacity_for(opt.n_candidates) <= 2 * int64_t(opt.k))
             lent = {reinterpret_cast<float*>(out_dist), reinterpret_cast<int32_t*>(out_idx),
                     2 * int64_t(opt.k), fused_ ? qset_.order.data() : nullptr};
-        lists_.emplace(nq_, opt.n_candidates, nr_, lent);
+        // a pair search's lists hold rows of either set
+        lists_.emplace(nq_ + (pair_ ? nr_ : 0), opt.n_candidates,
+                       pair_ ? std::max(nq_, nr_) : nr_, lent);
     }
 
     // The tiles: every query row's candidate list and threshold.
     void run() {
-        const int64_t n_items = self_ ? int64_t(tiles_.size()) : n_qblocks_;
+        const int64_t n_items = tiled() ? int64_t(tiles_.size()) : n_qblocks_;
         if (progress_) {
             __atomic_store_n(&progress_[0], int64_t(0), __ATOMIC_RELAXED);
-            __atomic_store_n(&progress_[1], self_ ? n_items : n_items * n_rblocks_,
+            __atomic_store_n(&progress_[1], tiled() ? n_items : n_items * n_rblocks_,
                              __ATOMIC_RELAXED);
         }
         const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt_.n_threads, n_items)));
         std::vector<Workspace> ws(n_threads);
         if (!fused_)  // the fused kernel reads the converted rows of qset_ / rset_
             for (auto& w : ws) w.allocate(bq_, br_, dim_);
-        TileQueue queue(tiles_, n_qblocks_);
+        TileQueue queue(tiles_, int64_t(block_locks_.size()));
         parallel_for(n_items, n_threads, [&](int64_t t, int tid) {
             if (opt_.cancel && __atomic_load_n(opt_.cancel, __ATOMIC_RELAXED)) throw Cancelled();
-            if (!self_) return run_query_block(ws[tid], t);
+            if (!tiled()) return run_query_block(ws[tid], t);
             const auto tile = queue.take();
             run_tile(ws[tid], tile.first, tile.second);
             queue.release(tile);
@@ -340,17 +355,19 @@ class CandidateSearch {
     }
 
     // After run(), once per query row i (from any thread, each row once):
-    // writes its candidates (reference rows) to out[0..n), returns n, and sets
-    // *bound to the certified lower bound on the squared distance of every
-    // point outside them.
+    // writes its candidates (reference rows) to out[0..width), -1 past the n
+    // it holds, returns n, and sets *bound to the certified lower bound on the
+    // squared distance of every point outside them. In a pair search, row
+    // nq + j is reference row j, whose candidates are query rows.
     int candidates(int64_t i, int64_t* out, double* bound) {
         const int64_t p = fused_ ? position_of_[i] : i;
         const int width = lists_->width;
         const int n = lists_->finish(p, out);
         for (int j = 0; j < n; ++j) out[j] = position_to_row(ref_rows(), out[j]);
-        const int64_t available = nr_ - (self_ ? 1 : 0);
+        // (a pair search's list may be wider than the other set: it then holds all of it)
+        const int64_t available = pair_ && i >= nq_ ? nq_ : nr_ - (self_ ? 1 : 0);
         const double inf = std::numeric_limits<double>::infinity();
-        if (n == width && width == available) {
+        if (n == available) {
             *bound = inf;  // a list that holds every point leaves nothing outside
         } else if (n < width || !std::isfinite(lists_->worst[p])) {
             // Every point was offered to every list, so a list that is not full
@@ -401,6 +418,7 @@ class CandidateSearch {
     // the spatial visiting orders of the fused kernel, and the order of the
     // self search's tiles.
     void plan_tiles() {
+        if (pair_) return plan_pair_tiles();
         const int64_t threads = opt_.n_threads;
         bq_ = std::min(opt_.block_rows, std::max<int64_t>(64, (nq_ + threads - 1) / threads));
         if (self_)
@@ -436,6 +454,30 @@ class CandidateSearch {
         for (const auto& kt : keyed) tiles_.push_back(kt.second);
     }
 
+    // A pair search: each set cut into equal blocks of at most block_rows (a
+    // shard of 12,500 rows in 1,024-row blocks would otherwise end in a thin
+    // 212-row block, a narrow SGEMM), and every (query block, reference
+    // block) tile in row-major order (a thread keeps its converted query
+    // block across a row of tiles). Reference block b takes lock
+    // n_qblocks_ + b.
+    void plan_pair_tiles() {
+        auto side = [&](int64_t n) {
+            const int64_t blocks = (n + opt_.block_rows - 1) / opt_.block_rows;
+            return (n + blocks - 1) / blocks;
+        };
+        bq_ = side(nq_);
+        br_ = side(nr_);
+        n_qblocks_ = (nq_ + bq_ - 1) / bq_;
+        n_rblocks_ = (nr_ + br_ - 1) / br_;
+        block_locks_ = std::vector<std::mutex>(n_qblocks_ + n_rblocks_);
+        for (int64_t bi = 0; bi < n_qblocks_; ++bi)
+            for (int64_t bj = 0; bj < n_rblocks_; ++bj) tiles_.push_back({bi, n_qblocks_ + bj});
+    }
+
+    // Whether the work items are tiles from a TileQueue (self and pair searches)
+    // rather than query blocks.
+    bool tiled() const { return self_ || pair_; }
+
     const OrderedRows& ref_rows() const { return self_ ? qset_ : rset_; }
 
     double block_distance(int64_t bi, int64_t bj) const {
@@ -455,13 +497,14 @@ class CandidateSearch {
         for (const auto& [d2, b] : near) run_tile(w, bi, b);
     }
 
-    // In self search the tile's rows and columns are both query rows: the
-    // selection holds the locks of both blocks (std::lock: no lock-order
-    // deadlock); the distance computation itself runs unlocked.
+    // In self search the tile's rows and columns are both query rows (in a
+    // pair search both have lists): the selection holds the locks of both
+    // blocks (std::lock: no lock-order deadlock); the distance computation
+    // itself runs unlocked.
     std::pair<std::unique_lock<std::mutex>, std::unique_lock<std::mutex>> lock_blocks(
         int64_t bi, int64_t bj) {
         std::unique_lock<std::mutex> rows_guard, cols_guard;
-        if (!self_) return {std::move(rows_guard), std::move(cols_guard)};
+        if (!tiled()) return {std::move(rows_guard), std::move(cols_guard)};
         rows_guard = std::unique_lock<std::mutex>(block_locks_[bi], std::defer_lock);
         if (bi == bj) {
             rows_guard.lock();
@@ -472,10 +515,11 @@ class CandidateSearch {
         return {std::move(rows_guard), std::move(cols_guard)};
     }
 
-    // One tile: query positions q0.. against reference positions r0...
+    // One tile: query positions q0.. against reference positions r0.. (bj
+    // numbers the lock of the reference block, see plan_pair_tiles).
     void run_tile(Workspace& w, int64_t bi, int64_t bj) {
         const int64_t q0 = bi * bq_, nqa = std::min(bq_, nq_ - q0);
-        const int64_t r0 = bj * br_, nrb = std::min(br_, nr_ - r0);
+        const int64_t r0 = (pair_ ? bj - n_qblocks_ : bj) * br_, nrb = std::min(br_, nr_ - r0);
         const bool diagonal = self_ && bi == bj;
         if (fused_ && diagonal) {
             const auto guard = lock_blocks(bi, bj);
@@ -515,9 +559,11 @@ class CandidateSearch {
         for (int64_t r = 0; r < nqa; ++r)  // rows update the query positions q0..
             scan_row(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, self_ ? q0 + r : -1,
                      *lists_);
-        if (self_ && !diagonal)  // columns update the positions r0.. (symmetry)
+        if ((self_ && !diagonal) || pair_) {  // columns update their own lists (symmetry)
+            const int64_t list0 = pair_ ? nq_ + r0 : r0;
             for (int64_t r = 0; r < nqa; ++r)
-                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, r0, q0 + r, *lists_);
+                scan_columns(w.g.data() + r * nrb, bnorm, w.na[r], nrb, list0, q0 + r, *lists_);
+        }
     }
 
     const MatrixView& query_;
@@ -525,7 +571,7 @@ class CandidateSearch {
     const KnnOptions& opt_;
     const SgemmFn sgemm_;
     int64_t* const progress_;
-    const bool self_;
+    const bool self_, pair_;
     const int64_t dim_, nq_, nr_;
     const Scaling scaling_;
     std::optional<CandidateLists> lists_;  // made once the visiting order is known
@@ -534,8 +580,8 @@ class CandidateSearch {
     int64_t bq_ = 0, br_ = 0, n_qblocks_ = 0, n_rblocks_ = 0;
     OrderedRows qset_, rset_;
     std::vector<int64_t> position_of_;  // fused: query row -> list position
-    std::vector<std::pair<int64_t, int64_t>> tiles_;  // self search only
-    std::vector<std::mutex> block_locks_;              // self search only
+    std::vector<std::pair<int64_t, int64_t>> tiles_;  // self and pair searches only
+    std::vector<std::mutex> block_locks_;              // self and pair searches only
 };
 
 // k smallest (squared distance, index) pairs, sorted; ties by lower index.
@@ -754,7 +800,48 @@ int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const K
                       opt.n_threads, distances, indices, squared);
 }
 
+// One side of a pair search's lists, as rows 0.. for rescore: the query
+// rows' lists (offset 0) or the reference rows' (offset n_query).
+template <class T>
+struct PairSide {
+    CandidateSearch<T>& search;
+    int64_t offset;
+
+    int candidates(int64_t i, int64_t* out, double* bound) {
+        return search.candidates(offset + i, out, bound);
+    }
+};
+
+template <class T>
+std::pair<int64_t, int64_t> pair_search_impl(const MatrixView& a, const MatrixView& b,
+                                             const KnnOptions& opt, SgemmFn sgemm,
+                                             double* dist_a, int64_t* idx_a, double* dist_b,
+                                             int64_t* idx_b) {
+    CandidateSearch<T> search(a, b, opt, sgemm, nullptr, nullptr, nullptr, /*pair=*/true);
+    search.run();
+    PairSide<T> a_side{search, 0}, b_side{search, a.n_rows};
+    const int ka = int(std::min<int64_t>(opt.k, b.n_rows));
+    const int kb = int(std::min<int64_t>(opt.k, a.n_rows));
+    return {rescore<T>(a, b, false, ka, opt.n_candidates, a_side, opt.n_threads, dist_a, idx_a,
+                       false),
+            rescore<T>(b, a, false, kb, opt.n_candidates, b_side, opt.n_threads, dist_b, idx_b,
+                       false)};
+}
+
 }  // namespace
+
+std::pair<int64_t, int64_t> pair_search(const MatrixView& a, const MatrixView& b,
+                                        const KnnOptions& opt, SgemmFn sgemm, double* dist_a,
+                                        int64_t* idx_a, double* dist_b, int64_t* idx_b) {
+    if (a.row_index || b.row_index)
+        throw std::invalid_argument("pair_search: the views must not be row subsets");
+    KnnOptions popt = opt;
+    popt.exclude_self = false;
+    popt.kernel = TileKernel::kSgemm;
+    if (a.is_float64)
+        return pair_search_impl<double>(a, b, popt, sgemm, dist_a, idx_a, dist_b, idx_b);
+    return pair_search_impl<float>(a, b, popt, sgemm, dist_a, idx_a, dist_b, idx_b);
+}
 
 int64_t search_rows(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                     SgemmFn sgemm, bool squared, double* distances, int64_t* indices,

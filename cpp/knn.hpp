@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <stdexcept>
+#include <utility>
 
 namespace idest {
 
@@ -82,6 +83,20 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
 int64_t search_rows(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                     SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
                     int64_t* progress);
+
+// The tile between two disjoint shards of a sharded self search: for every
+// row of `a` its k nearest rows of `b`, and for every row of `b` its k nearest
+// rows of `a`, from one float32 pass over the a x b tiles (each tile updates
+// both sides' candidate lists, as the self search's off-diagonal tiles do),
+// then each side's re-scoring and certificate as in search_rows. SGEMM tiles
+// whatever opt.kernel says, opt.exclude_self ignored, no grouping of equal
+// rows (a row with more exact duplicates than its list holds falls back to
+// the exhaustive search). Writes a's Euclidean answers (n_a x min(k, n_b))
+// and b's (n_b x min(k, n_a)); returns each side's number of exhaustive rows.
+// opt.n_candidates >= k is the width of both sides' lists.
+std::pair<int64_t, int64_t> pair_search(const MatrixView& a, const MatrixView& b,
+                                        const KnnOptions& opt, SgemmFn sgemm, double* dist_a,
+                                        int64_t* idx_a, double* dist_b, int64_t* idx_b);
 
 // Exact float64 re-scoring of candidate lists. Output distances are Euclidean (not
 // squared), sorted ascending with ties broken by the lower index. Rows whose k-th

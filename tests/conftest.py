@@ -32,9 +32,9 @@ def dask_cluster():
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=":0") as cluster, \
             distributed.Client(cluster) as client:
-        client.run(_warm_up_worker)  # imports and Numba's cached kernels, once per worker
+        client.run(_warm_up_worker)  # the compiled core and the task module, once per worker
         yield client
 
 
 def _warm_up_worker() -> None:
-    from idest.neighbors import _core, _pairs  # noqa: F401
+    from idest.neighbors import _core, _distributed  # noqa: F401

@@ -17,7 +17,13 @@ distributed = pytest.importorskip("distributed", reason="needs the dask extra")
 da = pytest.importorskip("dask.array", reason="needs the dask extra")
 
 from idest.neighbors import sharded_knn  # noqa: E402
-from idest.neighbors._distributed import NpyRows, _Source, _task_threads, build_graph  # noqa: E402
+from idest.neighbors._distributed import (  # noqa: E402
+    NpyRows,
+    _Source,
+    _task_threads,
+    build_graph,
+    default_shard_rows,
+)
 
 
 @pytest.fixture
@@ -128,6 +134,16 @@ def test_dask_array_input(client):
                 idest.knn(X[:50], 8, reference=X))
 
 
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 8, 32])
+def test_default_shards_make_equal_tasks(n_threads):
+    """An even number of shards: P (P - 1) / 2 pair tasks and P / 2 tasks of two
+    diagonals, each the work of one pair, at least 4 per worker thread."""
+    n = 100_003  # shards under MAX_SHARD_ROWS
+    n_shards = -(-n // default_shard_rows(n, n_threads))
+    assert n_shards % 2 == 0 and n_shards**2 // 2 >= 4 * n_threads
+    assert (n_shards - 2) ** 2 // 2 < 4 * n_threads  # the fewest that do
+
+
 def test_task_threads_are_the_workers(client):
     counts = [client.submit(lambda: _task_threads(None)[0], workers=[addr], pure=False)
               for addr in client.nthreads()]
@@ -195,3 +211,15 @@ def test_command_line_on_a_running_scheduler(client, capsys, tmp_path):
     np.testing.assert_array_equal(saved["indices"], ref.indices)
     with pytest.raises(ValueError, match="not both"), dask_client("tcp://x:1", 2):
         pass
+
+
+def test_local_cluster_sends_a_worker_only_the_task_it_runs():
+    """--workers N starts a scheduler of worker saturation 1.0: a one-thread worker
+    is never sent a second long task that another, idle worker could run."""
+    from idest.utils import dask_client
+    from idest.utils.cluster import WORKER_SATURATION
+
+    with dask_client(workers=1, echo=lambda line: None) as client:
+        saturation = client.run_on_scheduler(lambda dask_scheduler:
+                                             dask_scheduler.WORKER_SATURATION)
+    assert saturation == WORKER_SATURATION == 1.0

@@ -513,6 +513,59 @@ def test_equidistant_points_keep_the_lowest_indices():
     np.testing.assert_array_equal(nn.distances, np.sqrt(2.0))
 
 
+def shard_pair_data(dtype):
+    """Two shards (rows :150 and 150:) for the pair search: an exact-duplicate group of
+    40 rows (more than any list holds at k = 10) straddling the split, copies of a row
+    of the first shard inside the second, near duplicates, integer rows (tied non-zero
+    distances) and tight clusters far from the origin."""
+    rng = np.random.default_rng(3)
+    X = clustered_near_duplicates(400, 40, np.float64, seed=3)
+    X[120:160] = X[120]  # 30 copies in A, 10 in B
+    X[300:306] = X[10]  # copies of an A row inside B
+    X[200:230] = np.round(X[200:230])
+    X[230:240] = X[200:210] + 1.0
+    X[50:58] = X[60] + rng.normal(scale=1e-7, size=(8, 40))
+    return X.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("k", "n_threads", "block_rows"), [(1, 1, 64), (10, 2, 64),
+                                                            (10, 3, 2048), (200, 2, 100)])
+def test_pair_search_is_both_query_reference_searches(dtype, k, n_threads, block_rows):
+    """The compiled core's pair search (the sharded self search's off-diagonal task)
+    answers, bit for bit, the two query/reference searches between its sets, k
+    clipped to each other set (k = 200 exceeds the first set's 150 rows)."""
+    from idest.neighbors import _core
+    from idest.neighbors._backends import _sgemm_capsule
+
+    X = shard_pair_data(dtype)
+    A, B = X[:150], X[150:]
+    (da, ia, _), (db, ib, fb) = _core.pair_knn(A, B, k, n_candidates(k), n_threads, block_rows,
+                                               _sgemm_capsule())
+    assert ia.shape == (150, k) and ib.shape == (250, min(k, 150))
+    for dist, idx, Q, R in ((da, ia, A, B), (db, ib, B, A)):
+        ref = idest.knn(Q, min(k, R.shape[0]), reference=R, backend="cpp")
+        np.testing.assert_array_equal(idx, ref.indices)
+        assert np.array_equal(dist.view(np.int64), ref.distances.view(np.int64))
+        assert_equal_neighbors(ref, *reference_knn(Q, min(k, R.shape[0]), R))
+    # B's 10 copies of the 40-row group have 30 copies in A, more than their lists hold
+    # at k <= 10: certification fails and they are searched exhaustively
+    assert fb >= (10 if k <= 10 else 0)
+
+
+def test_pair_search_refuses_bad_arguments():
+    from idest.neighbors import _core
+    from idest.neighbors._backends import _sgemm_capsule
+
+    A = random_data(20, 4, np.float32)
+    with pytest.raises(ValueError, match="widths differ"):
+        _core.pair_knn(A, A[:, :3].copy(), 2, 10, 1, 64, _sgemm_capsule())
+    with pytest.raises(ValueError, match="dtypes differ"):
+        _core.pair_knn(A, A.astype(np.float64), 2, 10, 1, 64, _sgemm_capsule())
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        _core.pair_knn(A, A, 0, 10, 1, 64, _sgemm_capsule())
+
+
 @pytest.mark.parametrize("kernel", ["fused-avx2", "fused-avx512"])
 def test_fma_rate_measures_each_fused_instruction_set(kernel):
     """The micro-kernel behind the benchmarks' FMA bound: a rate in flops per second

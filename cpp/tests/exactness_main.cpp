@@ -1,8 +1,9 @@
 // A standalone exactness check of the compiled k-NN core, without Python: the
-// core (knn_search) against a brute-force float64 search, index for index, on
-// small random, clustered and duplicate-heavy data, for self and
-// query/reference search, float32 and float64, every tile kernel this CPU runs,
-// k from 1 to N - 1. It brings its own plain SGEMM, so it builds with nothing
+// core (knn_search, and pair_search: both directions between two disjoint row
+// sets) against a brute-force float64 search, index for index, on small
+// random, clustered and duplicate-heavy data, for self and query/reference
+// search, float32 and float64, every tile kernel this CPU runs, k from 1 to
+// N - 1. It brings its own plain SGEMM, so it builds with nothing
 // but a C++17 compiler: .ci/aarch64.sh cross-compiles it for aarch64 and runs
 // it under qemu, and runs it natively. Exit status 0 when every case matches.
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -114,6 +116,22 @@ idest::MatrixView view(const std::vector<T>& x, int n, int dim) {
 
 int failures = 0, cases = 0;
 
+// One case's output against the brute-force answer; prints the first mismatch.
+bool matches(const std::vector<double>& dist, const std::vector<int64_t>& idx,
+             const std::vector<double>& want_d, const std::vector<int64_t>& want_i, int k,
+             const std::string& what) {
+    for (size_t t = 0; t < idx.size(); ++t) {
+        const bool same_d = std::fabs(dist[t] - want_d[t]) <= 1e-12 * want_d[t];
+        if (idx[t] != want_i[t] || !same_d) {
+            std::printf("FAIL %s: row %zu col %zu got (%g, %lld) want (%g, %lld)\n", what.c_str(),
+                        t / k, t % k, dist[t], (long long)idx[t], want_d[t],
+                        (long long)want_i[t]);
+            return false;
+        }
+    }
+    return true;
+}
+
 template <class T>
 void check(const std::string& kind, int n, int dim, int k, bool self, idest::TileKernel kernel,
            const char* kernel_name, int threads) {
@@ -136,18 +154,42 @@ void check(const std::string& kind, int n, int dim, int k, bool self, idest::Til
                       reference_sgemm, dist.data(), idx.data(), progress);
     brute_force(q, r, n, nr, dim, self, k, want_d, want_i);
     ++cases;
-    for (size_t t = 0; t < idx.size(); ++t) {
-        const bool same_d = std::fabs(dist[t] - want_d[t]) <= 1e-12 * want_d[t];
-        if (idx[t] != want_i[t] || !same_d || progress[0] != progress[1]) {
-            ++failures;
-            std::printf("FAIL %s n=%d D=%d k=%d %s %s %s threads=%d: row %zu col %zu got (%g, %lld) "
-                        "want (%g, %lld)\n",
-                        kind.c_str(), n, dim, k, self ? "self" : "query", kernel_name,
-                        sizeof(T) == 8 ? "float64" : "float32", threads, t / k, t % k, dist[t],
-                        (long long)idx[t], want_d[t], (long long)want_i[t]);
-            return;
-        }
-    }
+    char what[160];
+    std::snprintf(what, sizeof what, "%s n=%d D=%d k=%d %s %s %s threads=%d", kind.c_str(), n,
+                  dim, k, self ? "self" : "query", kernel_name,
+                  sizeof(T) == 8 ? "float64" : "float32", threads);
+    if (progress[0] != progress[1]) std::printf("FAIL %s: %lld of %lld tiles\n", what,
+                                                (long long)progress[0], (long long)progress[1]);
+    if (progress[0] != progress[1] || !matches(dist, idx, want_d, want_i, k, what)) ++failures;
+}
+
+// The pair search between rows [0, na) and [na, n) of one data set (the
+// sharded self search's pair task, duplicate groups straddling the split):
+// each side against the brute-force search of the other set.
+template <class T>
+void check_pair(const std::string& kind, int n, int na, int dim, int k, int threads) {
+    const auto x = make_data<T>(kind, n, dim, 3);
+    const std::vector<T> a(x.begin(), x.begin() + size_t(na) * dim);
+    const std::vector<T> b(x.begin() + size_t(na) * dim, x.end());
+    const int nb = n - na, ka = std::min(k, nb), kb = std::min(k, na);
+    idest::KnnOptions opt;
+    opt.k = k;
+    opt.n_candidates = std::min(std::max(na, nb), k + std::max(8, k / 16));
+    opt.n_threads = threads;
+    opt.block_rows = 64;
+    std::vector<double> da(size_t(na) * ka), db(size_t(nb) * kb), want_d;
+    std::vector<int64_t> ia(da.size()), ib(db.size()), want_i;
+    idest::pair_search(view(a, na, dim), view(b, nb, dim), opt, reference_sgemm, da.data(),
+                       ia.data(), db.data(), ib.data());
+    char what[160];
+    std::snprintf(what, sizeof what, "pair %s n=%d+%d D=%d k=%d %s threads=%d", kind.c_str(), na,
+                  nb, dim, k, sizeof(T) == 8 ? "float64" : "float32", threads);
+    ++cases;
+    brute_force(a, b, na, nb, dim, false, ka, want_d, want_i);
+    bool ok = matches(da, ia, want_d, want_i, ka, std::string(what) + " a->b");
+    brute_force(b, a, nb, na, dim, false, kb, want_d, want_i);
+    ok = ok && matches(db, ib, want_d, want_i, kb, std::string(what) + " b->a");
+    failures += !ok;
 }
 
 }  // namespace
@@ -169,6 +211,14 @@ int main() {
                         check<float>(kind, n, dim, k, self, kernel, name, threads);
                         if (kind != "random") check<double>(kind, n, dim, k, self, kernel, name, threads);
                     }
+    for (const std::string kind : {"random", "clustered", "grid", "duplicates"})
+        for (const auto& [n, na, dim] : {std::tuple<int, int, int>{301, 150, 20}, {130, 17, 67},
+                                         {200, 190, 5}})
+            for (const int k : {1, 7, 40, 100000}) {
+                const int threads = 1 + (k % 3);
+                check_pair<float>(kind, n, na, dim, k, threads);
+                if (kind != "random") check_pair<double>(kind, n, na, dim, k, threads);
+            }
     std::printf("%d cases, %d failed\n", cases, failures);
     return failures ? 1 : 0;
 }

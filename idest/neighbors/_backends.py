@@ -107,6 +107,53 @@ def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: 
     return out["result"]
 
 
+#: Rows per tile side of the pair search (``cpp_pair_knn``): its SGEMM tiles
+#: are streamed once by both sides' scans, and 2,048-row tiles ran 3 % faster
+#: than 1,024 at 12,500 x 12,500 x 768 on one thread (2.49 vs 2.56 s CPU).
+PAIR_BLOCK_ROWS = 2048
+
+
+def cpp_pair_knn(A: np.ndarray, B: np.ndarray, k: int, n_jobs: int):
+    """Exact k-NN of A's rows within B and of B's rows within A, one pass over their tiles.
+
+    The off-diagonal task of a sharded self search (``_distributed``): the
+    compiled core's ``pair_knn`` computes each float32 SGEMM tile of the two
+    (disjoint) row sets once and updates the candidate lists of its A rows
+    *and* of its B columns, the symmetry the in-process self search uses for
+    its upper triangle; each side is then re-scored in float64 and certified
+    (or searched exhaustively within the other set) as in :func:`idest.knn`.
+
+    Parameters
+    ----------
+    A, B : ndarray of shape (n_a, D) and (n_b, D)
+        Validated rows of the same dtype (float32 or float64).
+    k : int
+        Neighbours per row (at most the size of the other set is returned).
+    n_jobs : int
+        Threads, each calling a single-threaded SGEMM on its own tiles.
+
+    Returns
+    -------
+    tuple
+        ``((dist_a, idx_a, fallbacks_a), (dist_b, idx_b, fallbacks_b))``:
+        Euclidean distances and indices local to the other set, ascending,
+        ties by the lower index.
+
+    Examples
+    --------
+    >>> import numpy as np, idest
+    >>> X = np.random.default_rng(0).normal(size=(300, 20)).astype(np.float32)
+    >>> (da, ia, _), (db, ib, _) = cpp_pair_knn(X[:100], X[100:], 3, 1)
+    >>> bool((ia == idest.knn(X[:100], 3, reference=X[100:]).indices).all())
+    True
+    """
+    from idest.neighbors import _core
+
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        return _core.pair_knn(A, B, k, n_candidates(k), n_jobs, PAIR_BLOCK_ROWS,
+                              _sgemm_capsule())
+
+
 def columns_without_self(idx: np.ndarray) -> np.ndarray:
     """Column positions that drop each row's own index from a (n, m) self-search.
 

@@ -1,13 +1,13 @@
 """Exact k-NN sharded over a Dask cluster: the same answer as :func:`idest.knn`.
 
 The reference rows are split into shards of ``shard_rows`` rows. A self search
-runs one task per shard pair (i <= j): the diagonal pairs run the compiled
-core's self search on their shard, and each off-diagonal pair computes the
-float32 distance tile between its two shards once and keeps candidate lists
-for the rows of *both* (the upper triangle only, as the in-process search
-does); the candidates are then re-scored in float64 by the compiled core's
-``refine``, which certifies each row or searches it exhaustively within the
-other shard. A search against a separate reference set runs one task per
+runs one task per shard pair (i < j) and one per two diagonals (i, i): a
+diagonal is the compiled core's self search on its shard, and a pair task the
+core's pair search (``_core.pair_knn``), which computes each float32 distance
+tile between the two shards once and updates the candidate lists of the rows
+of *both* (the upper triangle only, as the in-process search does), then
+re-scores each side's candidates in float64 and certifies each row or searches
+it exhaustively within the other shard. A search against a separate reference set runs one task per
 (query block, reference shard), each the compiled core in query/reference
 mode. Every task returns exact partial top-k lists with global indices, and a
 tree of merge tasks combines the lists of each query block.
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.neighbors._backends import cpp_knn
+from idest.neighbors._backends import cpp_knn, cpp_pair_knn
 from idest.neighbors._knn import Neighbors, default_n_jobs
 from idest.utils.cluster import check_client
 from idest.utils.validation import check_array, check_int
@@ -165,8 +165,8 @@ def _task_threads(n_jobs: int | None) -> tuple[int, Any]:
 
     A task uses ``n_jobs`` threads (default: every thread of its worker), so the
     tasks of one worker run one at a time: a worker of T threads would otherwise
-    run T tasks of T threads each, and BLAS limits (process-wide) and Numba's
-    thread pools would be shared by concurrent tasks.
+    run T tasks of T threads each, and the BLAS limit (process-wide) would be
+    shared by concurrent tasks.
     """
     try:
         from distributed import get_worker
@@ -190,26 +190,33 @@ class _NoLock:
 # ------------------------------------------------------------------ tasks ---
 
 
-def _self_diagonal(shard: Any, start: int, k: int, dtype: np.dtype, n_jobs: int | None):
-    """Partial lists of one shard's rows within that shard (the core's self search)."""
-    S = _load(shard, start, dtype, "X")
-    if S.shape[0] == 1:
-        return np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), 0
+def _self_diagonals(shards: tuple, starts: tuple, k: int, dtype: np.dtype,
+                    n_jobs: int | None) -> tuple:
+    """Partial lists of each shard's rows within that shard (the core's self search).
+
+    Two shards per task where possible: two diagonals are the work of one pair
+    task, and tasks of equal work fill W workers evenly in any order.
+    """
     threads, lock = _task_threads(n_jobs)
-    with lock:
-        dist, idx, fallbacks = cpp_knn(S, None, min(k, S.shape[0] - 1), threads, False)
-    return dist, idx + start, fallbacks
+    parts = []
+    for shard, start in zip(shards, starts, strict=True):
+        S = _load(shard, start, dtype, "X")
+        if S.shape[0] == 1:
+            parts.append((np.empty((1, 0)), np.empty((1, 0), dtype=np.int64), 0))
+            continue
+        with lock:
+            dist, idx, fallbacks = cpp_knn(S, None, min(k, S.shape[0] - 1), threads, False)
+        parts.append((dist, idx + start, fallbacks))
+    return tuple(parts)
 
 
 def _self_pair(shard_a: Any, shard_b: Any, start_a: int, start_b: int, k: int,
                dtype: np.dtype, n_jobs: int | None):
     """Partial lists of shard a's rows within shard b and of b's rows within a."""
-    from idest.neighbors._pairs import pair_knn
-
     A, B = _load(shard_a, start_a, dtype, "X"), _load(shard_b, start_b, dtype, "X")
     threads, lock = _task_threads(n_jobs)
     with lock:
-        (da, ia, fa), (db, ib, fb) = pair_knn(A, B, k, threads)
+        (da, ia, fa), (db, ib, fb) = cpp_pair_knn(A, B, k, threads)
     return (da, ia + start_b, fa), (db, ib + start_a, fb)
 
 
@@ -264,15 +271,35 @@ def _bounds(n: int, shard_rows: int) -> np.ndarray:
 
 
 def default_shard_rows(n: int, n_threads: int) -> int:
-    """Shard size that gives at least 4 tasks per worker thread in a self search.
+    """Shard size that gives at least 4 equal tasks per worker thread in a self search.
 
-    >>> default_shard_rows(50_000, 2)  # 4 shards: 10 pair tasks
+    An even number P of shards: the P (P - 1) / 2 pair tasks and the P / 2
+    tasks of two diagonals each are then P^2 / 2 tasks of the same work, which
+    any order spreads evenly over the workers.
+
+    >>> default_shard_rows(50_000, 2)  # 4 shards: 6 pair tasks + 2 of two diagonals
     12500
     """
-    n_shards = 1
-    while n_shards * (n_shards + 1) // 2 < 4 * n_threads:
-        n_shards += 1
+    n_shards = 2
+    while n_shards * n_shards // 2 < 4 * n_threads:
+        n_shards += 2
     return int(min(MAX_SHARD_ROWS, max(1, -(-n // n_shards))))
+
+
+def _search_task(func: Any, *args: Any, nout: int | None = None) -> Any:
+    """A delayed search task whose key starts ``knn_search-``, whatever ``func``.
+
+    Dask's scheduler groups tasks by the prefix of their keys; one group of
+    every search task is larger than twice the cluster's threads, so it is
+    root-ish: the scheduler queues it and hands out its tasks as threads free
+    up, where a small group (two tasks of two diagonals) would be sent to the
+    workers at once and run first wherever it landed.
+    """
+    from dask import delayed
+    from dask.base import tokenize
+
+    return delayed(func, nout=nout)(
+        *args, dask_key_name=f"knn_search-{tokenize(func.__name__, *args)}")
 
 
 def build_graph(client: Any, X: _Source, R: _Source | None, k: int, shard_rows: int,
@@ -286,23 +313,26 @@ def build_graph(client: Any, X: _Source, R: _Source | None, k: int, shard_rows: 
     n = len(q_shards)
     partials: list[list[Any]] = [[] for _ in range(n)]
     if R is None:
-        diagonal = delayed(_self_diagonal, pure=True)
-        pair = delayed(_self_pair, pure=True, nout=2)
+        for i in range(0, n, 2):  # the diagonals, two per task
+            ids = range(i, min(n, i + 2))
+            diagonals = _search_task(_self_diagonals, tuple(q_shards[s] for s in ids),
+                                     tuple(int(qb[s]) for s in ids), k, dtype, n_jobs,
+                                     nout=len(ids))
+            for s, part in zip(ids, diagonals, strict=True):
+                partials[s].append(part)
         for i in range(n):
-            partials[i].append(diagonal(q_shards[i], int(qb[i]), k, dtype, n_jobs))
             for j in range(i + 1, n):
-                part_i, part_j = pair(q_shards[i], q_shards[j], int(qb[i]), int(qb[j]), k,
-                                      dtype, n_jobs)
+                part_i, part_j = _search_task(_self_pair, q_shards[i], q_shards[j], int(qb[i]),
+                                              int(qb[j]), k, dtype, n_jobs, nout=2)
                 partials[i].append(part_i)
                 partials[j].append(part_j)
     else:
         rb = _bounds(R.shape[0], shard_rows)
         r_shards = R.shards(client, rb)
-        task = delayed(_query_shard, pure=True)
         for i in range(n):
             for j, shard in enumerate(r_shards):
-                partials[i].append(task(q_shards[i], shard, int(qb[i]), int(rb[j]), k, dtype,
-                                        n_jobs))
+                partials[i].append(_search_task(_query_shard, q_shards[i], shard, int(qb[i]),
+                                                int(rb[j]), k, dtype, n_jobs))
     return [_tree_merge(delayed, k, p) for p in partials]
 
 
@@ -369,11 +399,13 @@ def sharded_knn(
         Search ``X`` against this set instead of against itself (excluding each
         point's own row, as :func:`idest.knn` does).
     shard_rows : int, optional
-        Rows per shard and per query block. Default: at least 4 tasks per
-        worker thread, at most 65,536 rows. A task holds two blocks of
+        Rows per shard and per query block. Default: the smallest even number
+        of shards that gives at least 4 tasks of equal work per worker thread,
+        at most 65,536 rows. A task holds two blocks of
         ``shard_rows`` rows; see ``docs/distributed.md`` for the memory formula.
     n_jobs : int, optional
-        Threads per task (compiled core, Numba and BLAS, scoped to the task).
+        Threads per task of the compiled core (each with a one-thread BLAS,
+        scoped to the task).
         Default: the worker's thread count. A worker runs one search task at a
         time.
 
@@ -386,12 +418,13 @@ def sharded_knn(
 
     Notes
     -----
-    A self search runs one task per shard pair (i <= j), each computing the
+    A self search runs one task per shard pair (i < j), each computing the
     float32 distance tile of its two shards once and updating the lists of
     both (half the work of all (block, shard) pairs, like the in-process
-    upper-triangle search); candidates are certified and re-scored in float64
-    by the compiled core. Rows whose lists end in equal non-zero distances are
-    re-ranked on the client by squared distance (see this module's docstring).
+    upper-triangle search), and one per two diagonals; candidates are
+    certified and re-scored in float64 by the compiled core. Rows whose lists
+    end in equal non-zero distances are re-ranked on the client by squared
+    distance (see this module's docstring).
 
     Examples
     --------

@@ -122,7 +122,6 @@ def list_bounds(worst: np.ndarray, count: np.ndarray, width: int, available: int
     ``certified_lower_bound`` of the row's threshold, except: a list that never filled (or
     never needed a threshold) met a non-finite approximation, so nothing is certified
     (-inf); a full list that holds every available point leaves nothing outside it (+inf).
-    Shared by this backend and the Dask pair tile (``_pairs``).
     """
     bound = certified_lower_bound(worst.astype(np.float64), sq_norm, scale, dim)
     bound[(count < width) | ~np.isfinite(worst)] = -np.inf
