@@ -37,7 +37,7 @@ def cdf_targets(n_total, n_fit, k):
 
 @numba.njit(cache=True)
 def cumulative_targets(targets):
-    """[0, t_1, t_1 + t_2, …]: the sums :func:`cdf_fit` reads a run of ranks from."""
+    """T = [0, t_1, t_1 + t_2, …]: :func:`cdf_fit` reads T(m) at the m ranks before a value."""
     out = np.empty(targets.shape[0] + 1)
     out[0] = 0.0
     for i in range(targets.shape[0]):
