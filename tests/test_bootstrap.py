@@ -28,14 +28,14 @@ def test_resamples_are_numpys_sfc64_integers_counted(n, rows):
     np.testing.assert_array_equal(counts, expected)
     assert (counts.sum(axis=1) == n).all()  # n draws per resample
     assert not counts.flags.writeable  # shared between the estimators of one search
+    assert resample_counts(seed, n, batch, rows) is not counts  # drawn afresh, not kept
 
 
 def test_resample_batches_draw_from_their_own_streams():
     a, b = resample_counts(1, 500, 0, 25), resample_counts(1, 500, 1, 25)
     assert not np.array_equal(a, b)
     assert not np.array_equal(a, resample_counts(2, 500, 0, 25))
-    fresh = resample_counts.__wrapped__(1, 500, 0, 25)  # not from the cache: drawn again
-    np.testing.assert_array_equal(a, fresh)
+    np.testing.assert_array_equal(a, resample_counts(1, 500, 0, 25))  # drawn again: the same
 
 
 def _explicit_cdf_fit(x, multiplicities, targets, pareto):
@@ -111,7 +111,6 @@ def test_every_statistic_of_one_bootstrap_sees_the_same_resamples(monkeypatch):
     found = []
     for threads in (1, 2):
         monkeypatch.setattr(bootstrap, "default_n_jobs", lambda threads=threads: threads)
-        bootstrap.resample_counts.cache_clear()
         together = bootstrap_estimates(statistics, n, options)
         alone = np.stack([bootstrap_estimates([s], n, options)[0] for s in statistics])
         np.testing.assert_array_equal(together, alone)
