@@ -28,7 +28,9 @@ def test_resamples_are_numpys_sfc64_integers_counted(n, rows):
     np.testing.assert_array_equal(counts, expected)
     assert (counts.sum(axis=1) == n).all()  # n draws per resample
     assert not counts.flags.writeable  # shared between the estimators of one search
-    assert resample_counts(seed, n, batch, rows) is not counts  # drawn afresh, not kept
+    into = np.full(rows * n + 5, -1, dtype=np.int32)  # drawn into given memory: the same
+    np.testing.assert_array_equal(resample_counts(seed, n, batch, rows, into), expected)
+    assert (into[rows * n:] == -1).all()
 
 
 def test_resample_batches_draw_from_their_own_streams():
@@ -131,3 +133,45 @@ def test_estimate_all_intervals_are_those_of_the_estimators_alone():
              idest.mle(nn, k=12, n_bootstrap=30, random_state=4)]
     assert [r.interval for r in together] == [r.interval for r in alone]
     assert [r.std_error for r in together] == [r.std_error for r in alone]
+
+
+def test_on_threads_runs_every_task_once_and_reports_it_here():
+    import threading
+
+    from idest.estimators._bootstrap import on_threads
+
+    reported, where = [], set()
+
+    def task(i, thread):
+        where.add((threading.current_thread().name, thread))
+        return i
+
+    on_threads(task, 200, 3, lambda value: reported.append((value, threading.current_thread())))
+    assert sorted(v for v, _ in reported) == list(range(200))
+    assert {t for _, t in reported} == {threading.current_thread()}  # reported on this thread
+    assert where <= {("MainThread", 0), ("idest-bootstrap", 1), ("idest-bootstrap", 2)}
+    assert "idest-bootstrap" not in {t.name for t in threading.enumerate()}  # none left
+
+
+@pytest.mark.parametrize("failing_thread", ["helper", "caller"])
+def test_on_threads_raises_an_error_of_any_thread_once_every_helper_stopped(failing_thread):
+    import threading
+    import time
+
+    from idest.estimators._bootstrap import on_threads
+
+    caller = threading.current_thread()
+    started = []
+
+    def task(i, thread):
+        started.append(i)
+        time.sleep(0.002)  # so that the helper surely takes tasks too
+        on_caller = threading.current_thread() is caller
+        if on_caller == (failing_thread == "caller") and len(started) > 4:
+            raise KeyboardInterrupt if on_caller else ValueError(f"task {i} failed")
+        return i
+
+    with pytest.raises(KeyboardInterrupt if failing_thread == "caller" else ValueError):
+        on_threads(task, 1000, 2, lambda value: None)
+    assert "idest-bootstrap" not in {t.name for t in threading.enumerate()}
+    assert len(started) < 1000  # the helpers stopped early

@@ -208,8 +208,9 @@ def mle_aggregate(terms, counts, mackay_ghahramani):
 
 
 @numba.njit(cache=True, nogil=True)
-def resample_counts(state, n_rows, n):
-    """Multiplicities of ``n_rows`` resamples of ``n`` points, drawn from an SFC64 state.
+def resample_counts(state, counts):
+    """Fill ``counts`` (n_rows, n) with the multiplicities of n_rows resamples of n points,
+    drawn from an SFC64 state.
 
     Exactly ``np.random.Generator(SFC64)`` with this ``state`` (its four 64-bit words):
     ``integers(0, n, size=(n_rows, n), dtype=np.int32)``, counted per row. Each 64-bit
@@ -220,8 +221,9 @@ def resample_counts(state, n_rows, n):
     compiles the loop a third slower.
     """
     a, b, c, w = state[0], state[1], state[2], state[3]
-    counts = np.zeros((n_rows, n), dtype=np.int32)
-    flat = counts.ravel()
+    n = counts.shape[1]
+    flat = counts.reshape(counts.size)  # a view (Numba refuses to reshape a non-contiguous one)
+    flat[:] = 0
     bound = np.uint64(n)
     threshold = np.uint64(1 << 32) % bound  # 2³² mod n
     low = np.uint64(0xFFFFFFFF)
@@ -251,7 +253,6 @@ def resample_counts(state, n_rows, n):
                 left = n
                 if row == flat.size:
                     break
-    return counts
 
 
 @numba.njit(cache=True, nogil=True)
