@@ -22,9 +22,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import resource
-import subprocess
 import time
 from pathlib import Path
 
@@ -85,21 +83,12 @@ def run_side(side: str, n: int, dim: int, seed: int, range_max: int, timeout: fl
 
 
 def machine() -> dict:
-    """CPU model and flags summary, and the BLAS kernels numpy/scipy load."""
-    import scipy.linalg  # noqa: F401  (load every BLAS the two sides use, then list them)
-    import sklearn.metrics  # noqa: F401
-    from threadpoolctl import threadpool_info
+    """The machine (conftest.describe_machine: CPU, vector flags, every BLAS both sides
+    load and the kernel it chose) and the date."""
+    import sklearn.metrics  # noqa: F401  (load every BLAS the two sides use, then list them)
+    from conftest import describe_machine
 
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines()
-                  if line.startswith("Model name")), platform.processor())
-    flags = next((line for line in lscpu.splitlines() if line.startswith("Flags")), "")
-    simd = [f for f in ("avx2", "avx512f", "fma") if f" {f}" in flags]
-    blas = [{k: info.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
-                                      "filepath")} for info in threadpool_info()]
-    return {"cpu": model, "simd": simd, "cores": mp.cpu_count(), "blas": blas,
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return {**describe_machine(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
 
 
 def main() -> None:

@@ -171,6 +171,22 @@ def test_sgemm_rate(benchmark, quick):
     benchmark.extra_info.update(flops=2.0 * n * n * dim)
 
 
+def test_fma_rate(benchmark):
+    """This machine's float32 multiply-add peak on the cores a search uses: the
+    compiled core's micro-kernel (independent chains of the fused kernel's widest
+    FMA instruction, in registers), for the arithmetic bound of a small-D search
+    (N (N - 1) D flops for a self search: the upper triangle's dot products)."""
+    from idest.neighbors import _core
+    from idest.neighbors._knn import default_n_jobs
+
+    threads = default_n_jobs()
+    benchmark.group = "fma rate"
+    rates = [_core.fma_rate("fused", threads, 0.5) for _ in range(3)]
+    benchmark.pedantic(_core.fma_rate, args=("fused", threads, 0.2), rounds=1, iterations=1)
+    benchmark.extra_info.update(flops_per_second=max(rates), rates=rates, n_threads=threads,
+                                fma_bound_rule="self search: N (N - 1) D flops / rate")
+
+
 PEAK_MEMORY_SCRIPT = """
 import numpy as np, idest
 from idest.datasets import linear_gaussian

@@ -37,7 +37,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,13 +63,11 @@ DEPTH = 2
 
 
 def _cpu() -> str:
-    """lscpu's model name and the vector-instruction flags that matter for GEMM."""
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
-    flags = set(fields.get("Flags", "").split())
-    wanted = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16")
-    model = fields.get("Model name", platform.processor()).strip()
-    return f"{model} ({' '.join(f for f in wanted if f in flags)})"
+    """The CPU model and its vector extensions (conftest.describe_machine)."""
+    from conftest import describe_machine
+
+    machine = describe_machine()
+    return f"{machine['cpu_model']} ({' '.join(machine['cpu_vector_flags'])})"
 
 
 def _soft(y: np.ndarray) -> np.ndarray:

@@ -46,6 +46,7 @@ def describe_machine() -> dict:
     flags = fields.get("Flags", "").split()
     return {"cpu_model": fields.get("Model name", platform.processor()).strip(),
             "cpu_vector_flags": sorted(f for f in flags if f.startswith(("avx", "fma"))),
+            "cores": os.cpu_count(), "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
             "threadpools": threadpool_info()}
 
 

@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fma_rate.hpp"
 #include "knn.hpp"
 
 namespace py = pybind11;
@@ -125,6 +126,23 @@ py::tuple refine(const py::array& query, const py::object& ref, int k,
     return py::make_tuple(dist, idx, fallbacks);
 }
 
+double fma_rate(const std::string& kernel, int n_threads, double seconds) {
+    idest::FusedIsa isa = idest::FusedIsa::kAvx2;
+    switch (tile_kernel(kernel)) {
+        case idest::TileKernel::kSgemm:
+            throw std::invalid_argument("fma_rate measures a fused kernel's instruction set, not 'sgemm'");
+        case idest::TileKernel::kAuto:
+        case idest::TileKernel::kFused:
+            if (idest::fused_scan_supported(idest::FusedIsa::kAvx512)) isa = idest::FusedIsa::kAvx512;
+            break;
+        case idest::TileKernel::kFusedAvx2: break;
+        case idest::TileKernel::kFusedAvx512: isa = idest::FusedIsa::kAvx512; break;
+    }
+    if (!(seconds > 0.0 && seconds <= 60.0)) throw std::invalid_argument("seconds must be in (0, 60]");
+    py::gil_scoped_release release;
+    return idest::fma_rate(isa, std::max(1, n_threads), seconds);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -145,4 +163,10 @@ PYBIND11_MODULE(_core, m) {
           "Exact float64 re-scoring of candidate lists (-1 = empty slot). Rows whose k-th\n"
           "squared distance is not below lower_bound are searched exhaustively.\n"
           "Returns (distances, indices, n_fallback_rows).");
+    m.def("fma_rate", &fma_rate, py::arg("kernel") = "fused", py::arg("n_threads") = 1,
+          py::arg("seconds") = 0.5,
+          "Float32 flops per second (2 per FMA lane) of n_threads threads running\n"
+          "independent chains of the fused kernel's FMA instruction in registers: the\n"
+          "arithmetic bound of a small-D search (N (N - 1) D flops for a self search).\n"
+          "kernel as for knn ('fused' or 'auto': the widest the CPU has).");
 }

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -93,10 +92,14 @@ class CandidateLists {
             return;
         }
         n = std::min(n, width - 1);  // a full list drops its last entry
-        int pos = 0;  // entries <= d (contiguous floats: vectorised); ties keep the earlier arrival
-        for (int i = 0; i < n; ++i) pos += cd[i] <= d;
-        std::memmove(cd + pos + 1, cd + pos, size_t(n - pos) * sizeof(float));
-        std::memmove(ci + pos + 1, ci + pos, size_t(n - pos) * sizeof(int32_t));
+        // Shift the entries > d up by one, from the end (ties keep the earlier
+        // arrival): a list of at most kSortedMaxWidth entries, where an inline
+        // loop costs less than two library memmove calls.
+        int pos = n;
+        for (; pos > 0 && cd[pos - 1] > d; --pos) {
+            cd[pos] = cd[pos - 1];
+            ci[pos] = ci[pos - 1];
+        }
         cd[pos] = d;
         ci[pos] = int32_t(j);
         if (++n == width) worst[row] = cd[width - 1];

@@ -233,6 +233,12 @@ def test_bad_inputs_raise_one_sentence(kwargs, message):
         idest.gride(hypercube(300, 3, random_state=0), **{"range_max": 16, **kwargs})
 
 
+def test_the_estimator_class_names_itself_in_its_errors():
+    """As TwoNN, KNNCDF and MLE do: the class, not the function behind it."""
+    with pytest.raises(ValueError, match=re.escape("GRIDE: range_max must be an int in [2, inf)")):
+        idest.GRIDE(range_max=1).fit(hypercube(300, 3, random_state=0))
+
+
 def test_precomputed_neighbours_need_the_largest_n2():
     nn = idest.knn(hypercube(300, 3, random_state=0), 8)
     with pytest.raises(ValueError, match=re.escape("hold 8 neighbour(s) per point but 16")):

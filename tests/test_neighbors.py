@@ -511,3 +511,27 @@ def test_equidistant_points_keep_the_lowest_indices():
     expected = np.array([[j for j in range(100) if j != i][:50] for i in range(100)])
     np.testing.assert_array_equal(nn.indices, expected)
     np.testing.assert_array_equal(nn.distances, np.sqrt(2.0))
+
+
+@pytest.mark.parametrize("kernel", ["fused-avx2", "fused-avx512"])
+def test_fma_rate_measures_each_fused_instruction_set(kernel):
+    """The micro-kernel behind the benchmarks' FMA bound: a rate in flops per second
+    (a sane magnitude, not a speed target) for each instruction set the CPU has."""
+    from idest.neighbors import _core
+
+    try:
+        rate = _core.fma_rate(kernel, 2, 0.02)
+    except ValueError as exc:
+        assert "lacks the instruction set" in str(exc)
+        pytest.skip(f"this CPU cannot run the {kernel!r} kernel")
+    assert np.isfinite(rate) and 1e8 < rate < 1e14
+
+
+@pytest.mark.parametrize(("kernel", "seconds", "message"), [
+    ("sgemm", 0.1, "not 'sgemm'"), ("fused-sse", 0.1, "kernel must be"),
+    ("fused", 0.0, "seconds must be"), ("fused", 100.0, "seconds must be")])
+def test_fma_rate_rejects_what_it_cannot_measure(kernel, seconds, message):
+    from idest.neighbors import _core
+
+    with pytest.raises(ValueError, match=message):
+        _core.fma_rate(kernel, 1, seconds)

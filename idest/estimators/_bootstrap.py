@@ -6,7 +6,7 @@ import itertools
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -252,10 +252,14 @@ def make_results(estimates: Sequence[PointEstimate], prepared: PreparedNeighbors
     return results
 
 
+#: What an estimator class's function returns (an IDResult, or GRIDE's result).
+Result = TypeVar("Result")
+
+
 class ResultEstimatorMixin:
     """Stores an :class:`IDResult` as scikit-learn style fitted attributes."""
 
-    def _estimate(self, function: Callable[..., IDResult], X: Any) -> IDResult:
+    def _estimate(self, function: Callable[..., Result], X: Any) -> Result:
         """``function(X, **params)``, its errors naming this class instead of the function."""
         try:
             return function(X, **self.get_params())  # type: ignore[attr-defined]

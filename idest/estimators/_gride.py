@@ -593,7 +593,7 @@ confidence, random_state, duplicates, merge_tolerance, progress
 
     def fit(self, X: Any, y: None = None) -> GRIDE:
         """Estimate the ID of ``X`` (array-like or Neighbors) at every scale."""
-        result = gride(X, **self.get_params())
+        result = self._estimate(gride, X)
         self._store(result, X)
         self.dimensions_ = result.dimensions
         self.plateau_range_ = result.plateau_range

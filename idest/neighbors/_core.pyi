@@ -22,3 +22,8 @@ def refine(
     lower_bound: NDArray[np.float64],
     n_threads: int,
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], int]: ...
+def fma_rate(
+    kernel: str = "fused",  # as for knn; "fused"/"auto": the widest the CPU has
+    n_threads: int = 1,
+    seconds: float = 0.5,
+) -> float: ...
