@@ -85,8 +85,9 @@ def resample_counts(seed: int, n_points: int, batch: int, n_rows: int,
 class _Scratch(threading.local):
     """Memory the multiplicities are drawn into, kept by each calling thread between
     bootstraps (at most :data:`_SCRATCH_BYTES`): a batch drawn into fresh memory pays a
-    page fault per 4 KiB, 0.8 ms per 2 MB here, twice the draws themselves, and after a
-    k-NN search most memory a new thread gets is fresh."""
+    page fault per 4 KiB. At 25 x 20,000 after a k-NN search a helper thread's first draw
+    took 1.2-1.5 ms into new memory against 0.5 ms into kept memory, and the default
+    bootstrap 5.3-6.3 ms against 4.3 ms (2-core EPYC, 2026-12-01)."""
 
     buffers: tuple[np.ndarray, ...] = ()
 
