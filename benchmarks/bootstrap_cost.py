@@ -8,9 +8,10 @@ Run (about 2 minutes on 2 cores)::
 For each size, in interleaved rounds (so that the load of a shared machine hits every
 timing alike): ``idest.knn(X, 20)`` (the search ``idest estimate`` and the scan run),
 ``idest.estimate_all`` on its result without and with 100 resamples (TwoNN, the k-NN CDF
-at k = 3 and 4, the MLE at k = 20: what a scan site computes). The bootstrap's cost is the
-difference of the two medians, reported as a fraction of the search's median; issue 12
-asks for at most 10 %.
+at k = 3 and 4, the MLE at k = 20: what a scan site computes); every call draws its
+resamples (nothing is cached between calls). The bootstrap's cost is the difference of
+the two medians, reported as a fraction of the search's median; issue 12 asks for at
+most 10 %.
 """
 
 from __future__ import annotations

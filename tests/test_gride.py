@@ -41,7 +41,7 @@ def test_first_scale_equals_twonn_pareto_mle(make):
     x = np.sort(np.log(nn.distances[:, 1] / nn.distances[:, 0]))
     n = x.size
     pareto = _kernels.cdf_fit(x, np.arange(n), np.ones(n, dtype=np.int64),
-                              np.zeros(n + 1), True)
+                              np.zeros(n + 1), _kernels.cdf_steps(x, True), True)
     assert r.dimensions[0] == pytest.approx(pareto, rel=1e-10, abs=0)
     assert r.dimensions[0] == pytest.approx((n - 1) / x.sum(), rel=1e-10, abs=0)
     # twonn(fit_method="mle") keeps at most N − 1 of them (the largest μ is censored, as in
@@ -71,12 +71,12 @@ def test_newton_root_is_the_score_root_for_the_estimate_and_every_resample(n1, n
     bootstrap kernel equals one gride_mle per resample (the same multiplicities)."""
     from scipy.optimize import brentq
 
+    from idest.estimators._bootstrap import resample_counts
     from idest.estimators._gride import _bootstrap_roots, _score_information
 
     volumes = np.cumsum(np.random.default_rng(n2).exponential(size=(5000, n2)), axis=1)
     x = np.log(volumes[:, n2 - 1] / volumes[:, n1 - 1]) / d
-    draws = np.random.default_rng(1).integers(0, x.size, size=(20, x.size))
-    multiplicities = _kernels.resample_counts(draws)
+    multiplicities = resample_counts(1, x.size, 0, 20)
     roots = _bootstrap_roots(x, multiplicities, n1, n2, 1.0)
     for counts, root in zip(multiplicities, roots, strict=True):
         exact = brentq(lambda t, c=counts: _score_information(x, c, n1, n2, t)[0], 0.01 * d,

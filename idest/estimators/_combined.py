@@ -7,11 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from idest.estimators._bootstrap import check_bootstrap
+from idest.estimators._bootstrap import check_bootstrap, make_results
 from idest.estimators._duplicates import DuplicatePolicy, prepare_neighbors
-from idest.estimators._mle import check_k_range, mle_estimate
+from idest.estimators._mle import check_k_range, mle_point
 from idest.estimators._results import IDResult
-from idest.estimators._twonn import cdf_estimate, check_ks
+from idest.estimators._twonn import cdf_point, check_ks
 from idest.utils.validation import check_fraction
 
 
@@ -32,7 +32,8 @@ def estimate_all(
 
     The neighbours are searched once with the largest k needed (and once more
     on the distinct points if duplicates had to be removed); every estimator
-    then reads its columns.
+    then reads its columns, and the bootstrap draws each batch of resamples once for
+    all of them.
 
     Parameters
     ----------
@@ -68,9 +69,8 @@ def estimate_all(
     prepared = prepare_neighbors(X_or_neighbors, max([2, k2, *cdf_ks]), caller=caller,
                                  duplicates=duplicates, merge_tolerance=merge_tolerance,
                                  progress=progress)
-    results = [cdf_estimate(prepared, k, discard_fraction, "regression",
-                            "twonn" if k == 2 else "knn_cdf", options, caller)
-               for k in [2, *cdf_ks]]
+    points = [cdf_point(prepared, k, discard_fraction, "regression",
+                        "twonn" if k == 2 else "knn_cdf", caller) for k in [2, *cdf_ks]]
     if mle_k is not None:
-        results.append(mle_estimate(prepared, k1, k2, False, "mean", options, caller))
-    return results
+        points.append(mle_point(prepared, k1, k2, False, "mean", caller))
+    return make_results(points, prepared, options)

@@ -12,11 +12,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from idest.estimators._bootstrap import BootstrapOptions
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
-from idest.estimators._mle import check_k_range, mle_estimate
+from idest.estimators._mle import check_k_range, mle_point
 from idest.estimators._results import IDCurve
-from idest.estimators._twonn import cdf_estimate, check_ks
+from idest.estimators._twonn import cdf_point, check_ks
 from idest.utils.progress import progress_bar
 from idest.utils.validation import check_choice, check_fraction, check_int, check_random_state
 
@@ -28,9 +27,8 @@ def _estimate(prepared: PreparedNeighbors, method: str, k: int, discard_fraction
               caller: str) -> float:
     """The point estimate of ``method`` at ``k`` (MLE: biased, mean aggregation)."""
     if method == "mle":
-        return mle_estimate(prepared, k, k, False, "mean", BootstrapOptions(), caller).dimension
-    return cdf_estimate(prepared, k, discard_fraction, "regression", method, BootstrapOptions(),
-                        caller).dimension
+        return mle_point(prepared, k, k, False, "mean", caller).dimension
+    return cdf_point(prepared, k, discard_fraction, "regression", method, caller).dimension
 
 
 def id_vs_k(

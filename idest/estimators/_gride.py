@@ -394,9 +394,8 @@ def gride_estimate(
         interval = (d - z * se, d + z * se)
         if options.n_bootstrap:
             estimates = bootstrap_estimates(
-                lambda counts, x=log_mu, a=int(a), b=int(b), d=d: _bootstrap_roots(x, counts, a,
-                                                                                   b, d),
-                log_mu.size, options)
+                [lambda counts, x=log_mu, a=int(a), b=int(b), d=d: _bootstrap_roots(
+                    x, counts, a, b, d)], log_mu.size, options)[0]
             interval = _percentile_interval(estimates, options.confidence)
             finite = estimates[np.isfinite(estimates)]
             boot_ses.append(float(finite.std(ddof=1)) if finite.size > 1 else np.nan)

@@ -22,9 +22,10 @@ from sklearn.base import BaseEstimator
 from idest.estimators import _kernels
 from idest.estimators._bootstrap import (
     BootstrapOptions,
+    PointEstimate,
     ResultEstimatorMixin,
     check_bootstrap,
-    make_result,
+    make_results,
 )
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
 from idest.estimators._results import IDResult
@@ -45,11 +46,10 @@ def check_k_range(k: Any, unbiased: bool, caller: str) -> tuple[int, int]:
     return k1, k1
 
 
-def mle_estimate(
-    prepared: PreparedNeighbors, k1: int, k2: int, unbiased: bool, aggregation: Aggregation,
-    options: BootstrapOptions, caller: str,
-) -> IDResult:
-    """The Levina–Bickel estimate of prepared neighbours (see :func:`mle`)."""
+def mle_point(prepared: PreparedNeighbors, k1: int, k2: int, unbiased: bool,
+              aggregation: Aggregation, caller: str) -> PointEstimate:
+    """The Levina–Bickel estimate of prepared neighbours (see :func:`mle`), with the kernel
+    that re-estimates it on resamples."""
     inverse = _kernels.mle_inverse_local(prepared.neighbors.distances, k1, k2, unbiased)
     mackay = aggregation == "mackay_ghahramani"
     n_infinite = int(np.count_nonzero((inverse == 0).any(axis=1)))
@@ -57,8 +57,9 @@ def mle_estimate(
         raise ValueError(f"{caller}: {n_infinite} point(s) have all of their k nearest neighbours "
                          "at the same distance (r_1 = r_k), so their local dimension is "
                          "infinite; use a larger k or aggregation='mackay_ghahramani'.")
+    terms = _kernels.mle_terms(inverse, mackay)
     ones = np.ones(inverse.shape[0], dtype=np.int64)
-    dimension = _kernels.mle_aggregate(inverse, ones, mackay)
+    dimension = _kernels.mle_aggregate(terms, ones, mackay)
     if not np.isfinite(dimension):
         raise ValueError(f"{caller}: every point has r_1 = r_k, so the dimension is undefined; "
                          "use a larger k.")
@@ -66,10 +67,17 @@ def mle_estimate(
         local = (1.0 / inverse).mean(axis=1)
     k_text = f"k {k1}" if k1 == k2 else f"k {k1}..{k2}"
     variant = f"{'unbiased' if unbiased else 'biased'}, {aggregation}, {k_text}"
-    return make_result(
-        "mle", k2, dimension, prepared, variant, options,
-        lambda counts: _kernels.bootstrap_mle(inverse, counts, mackay), local,
-    )
+    return PointEstimate("mle", k2, dimension, variant,
+                         lambda counts: _kernels.bootstrap_mle(terms, counts, mackay), local)
+
+
+def mle_estimate(
+    prepared: PreparedNeighbors, k1: int, k2: int, unbiased: bool, aggregation: Aggregation,
+    options: BootstrapOptions, caller: str,
+) -> IDResult:
+    """:func:`mle_point` with its bootstrap interval."""
+    point = mle_point(prepared, k1, k2, unbiased, aggregation, caller)
+    return make_results([point], prepared, options)[0]
 
 
 def mle(

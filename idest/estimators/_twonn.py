@@ -23,9 +23,10 @@ from sklearn.base import BaseEstimator
 from idest.estimators import _kernels
 from idest.estimators._bootstrap import (
     BootstrapOptions,
+    PointEstimate,
     ResultEstimatorMixin,
     check_bootstrap,
-    make_result,
+    make_results,
 )
 from idest.estimators._duplicates import DuplicatePolicy, PreparedNeighbors, prepare_neighbors
 from idest.estimators._results import CDFFit, IDResult
@@ -57,24 +58,34 @@ def fit_points(prepared: PreparedNeighbors, k: int, discard_fraction: float,
     return x[order], order, _kernels.cdf_targets(n, n_fitted(n, discard_fraction, caller), k)
 
 
-def cdf_estimate(
-    prepared: PreparedNeighbors, k: int, discard_fraction: float, fit_method: TwoNNFit,
-    method: str, options: BootstrapOptions, caller: str,
-) -> IDResult:
-    """The k-NN CDF slope (or, for ``fit_method="mle"``, the censored Pareto MLE)."""
+def cdf_point(prepared: PreparedNeighbors, k: int, discard_fraction: float,
+              fit_method: TwoNNFit, method: str, caller: str) -> PointEstimate:
+    """The k-NN CDF slope (or, for ``fit_method="mle"``, the censored Pareto MLE), with the
+    kernel that re-estimates it on resamples."""
     sorted_x, order, targets = fit_points(prepared, k, discard_fraction, caller)
     pareto = fit_method == "mle"
     ones = np.ones(sorted_x.size, dtype=np.int64)
     cum_targets = _kernels.cumulative_targets(targets)
-    dimension = _kernels.cdf_fit(sorted_x, order, ones, cum_targets, pareto)
+    steps = _kernels.cdf_steps(sorted_x, pareto)
+    dimension = _kernels.cdf_fit(sorted_x, order, ones, cum_targets, steps, pareto)
     if not np.isfinite(dimension):
         raise ValueError(f"{caller}: μ_{k} = r_{k}/r_1 equals 1 for every fitted point (all "
                          f"{k} nearest neighbours equidistant, e.g. lattice data), so the "
                          "dimension is undefined; use a larger k or the MLE.")
-    return make_result(
-        method, k, dimension, prepared, f"{fit_method}, discard {discard_fraction:g}", options,
-        lambda counts: _kernels.bootstrap_cdf(sorted_x, order, cum_targets, counts, pareto),
+    return PointEstimate(
+        method, k, dimension, f"{fit_method}, discard {discard_fraction:g}",
+        lambda counts: _kernels.bootstrap_cdf(sorted_x, order, cum_targets, steps, counts,
+                                              pareto),
     )
+
+
+def cdf_estimate(
+    prepared: PreparedNeighbors, k: int, discard_fraction: float, fit_method: TwoNNFit,
+    method: str, options: BootstrapOptions, caller: str,
+) -> IDResult:
+    """:func:`cdf_point` with its bootstrap interval."""
+    point = cdf_point(prepared, k, discard_fraction, fit_method, method, caller)
+    return make_results([point], prepared, options)[0]
 
 
 def twonn(
