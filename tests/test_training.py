@@ -125,6 +125,7 @@ from scaling.teacher_student._engines import (  # noqa: E402
 from scaling.teacher_student._train import (  # noqa: E402
     activation_dimension,
     convergence,
+    convergence_start,
     curve_steps,
 )
 
@@ -250,20 +251,35 @@ def test_a_padded_batched_student_has_the_loss_curve_of_the_student_trained_alon
 
 
 def test_curve_steps_hold_the_convergence_window_and_the_rule_reads_it():
-    steps = curve_steps(240_000, 24)
-    assert steps[0] == 0 and steps[-1] == 240_000 and 216_000 in steps
+    steps = curve_steps(get_schedule("paper-random"), 24)
+    # Table 1: the window is the last half of the final phase (lr 0.001 from step 220,000),
+    # not the last 10 % of all steps, which would straddle the learning-rate drop
+    assert convergence_start(get_schedule("paper-random")) == 230_000
+    assert steps[0] == 0 and steps[-1] == 240_000 and {200_000, 220_000, 230_000} <= set(steps)
     assert np.all(np.diff(steps) > 0)
-    assert convergence([0, 216_000, 240_000], [1.0, 0.0100, 0.0096]) == (True, 0.04)
-    assert convergence([0, 216_000, 240_000], [1.0, 0.0100, 0.0094])[0] is False
+    one_phase = Schedule("one", (Phase(1000, 200, 0.01),), shortened=True)
+    assert convergence_start(one_phase) == 900 and 900 in curve_steps(one_phase, 5)
+    assert convergence([0, 230_000, 240_000], [1.0, 0.0100, 0.0096], 230_000) == (True, 0.04)
+    assert convergence([0, 230_000, 240_000], [1.0, 0.0100, 0.0094], 230_000)[0] is False
     assert convergence([0, 9, 10], [1.0, 0.5, 0.6]) == (True, -0.2)  # rose: no progress
     with pytest.raises(ValueError, match="must record step 9"):
         convergence([0, 5, 10], [1.0, 0.5, 0.4])
 
 
+def test_report_judges_each_row_by_its_schedules_window():
+    from scaling.teacher_student._report import row_convergence
+
+    row = {"schedule": "paper-random",
+           "loss_curve": "0:1.0 216000:0.0200 230000:0.0100 240000:0.0098"}
+    assert row_convergence(row) == (True, 0.02)  # the drop at 220,000 is outside the window
+    row["loss_curve"] = "0:1.0 216000:0.0200 240000:0.0098"  # recorded under the old rule
+    assert row_convergence(row)[0] is None
+
+
 def test_training_records_the_curve_ending_at_the_final_loss():
     res = train_students(random_teacher(2, variant="clean"), [(10, 2)], schedule=TINY,
                          n_eval=300, n_id=0, n_curve=6, progress=False)[0]
-    assert res.curve_steps == curve_steps(180, 6) and res.curve_losses[-1] == res.loss
+    assert res.curve_steps == curve_steps(TINY, 6) and res.curve_losses[-1] == res.loss
     assert res.curve_losses[0] > res.loss and isinstance(res.converged, bool)
 
 

@@ -53,6 +53,7 @@ from scaling.teacher_student._train import (
     StudentResult,
     activation_dimension,
     convergence,
+    convergence_start,
     curve_steps,
     final_hidden_activations,
     get_schedule,
@@ -61,7 +62,8 @@ from scaling.teacher_student._train import (
 
 __all__ = [
     "ActivationID", "CONVERGENCE_TOLERANCE", "CONVERGENCE_WINDOW", "DTYPES", "ENGINES",
-    "checkpoint_path", "convergence", "curve_steps", "format_curve", "git_commit", "parse_curve",
+    "checkpoint_path", "convergence", "convergence_start", "curve_steps", "format_curve",
+    "git_commit", "parse_curve",
     "BIAS_STD", "FeatureSummary", "LOSSES", "LatentGaussianTeacher", "Phase", "ProductTeacher",
     "RandomTeacher", "SCHEDULES", "Schedule", "StudentResult", "SweepConfig", "SweepOutcome",
     "TeacherStudentSummary", "VARIANTS", "activation_dimension", "final_hidden_activations",

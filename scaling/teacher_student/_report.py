@@ -34,7 +34,9 @@ from scaling.teacher_student._sweep import parse_curve
 from scaling.teacher_student._train import (
     CONVERGENCE_TOLERANCE,
     CONVERGENCE_WINDOW,
+    SCHEDULES,
     convergence,
+    convergence_start,
 )
 
 #: The issue's target for 4/α regressed on the measured ID across k.
@@ -97,21 +99,36 @@ def _column(rows: Sequence[dict[str, str]], name: str, kind=float) -> np.ndarray
 
 
 def row_convergence(row: dict[str, str]) -> tuple[bool | None, float]:
-    """(converged, improvement over the last 10 % of steps) of a sweep row, by the rule of
-    :func:`scaling.teacher_student.convergence`; (None, nan) when the row has no curve.
+    """(converged, improvement over the convergence window) of a sweep row, by the rule of
+    :func:`scaling.teacher_student.convergence` with the window of the row's schedule
+    (:func:`scaling.teacher_student.convergence_start`; the last 10 % of the steps for a
+    schedule not in ``SCHEDULES``); (None, nan) when the row has no curve, or a curve that
+    does not record its window's first step (written under the earlier rule, whose window
+    could straddle a change of learning rate).
 
     Examples
     --------
     >>> from scaling.teacher_student._report import row_convergence
     >>> row_convergence({"loss_curve": "0:1.0 90:0.2 100:0.196"})
     (True, 0.02)
+    >>> row_convergence({"loss_curve": "0:1.0 360:0.2 400:0.196", "schedule": "smoke"})
+    (True, 0.02)
+    >>> row_convergence({"loss_curve": "0:1.0 216000:0.2 240000:0.1",
+    ...                  "schedule": "paper-random"})
+    (None, nan)
     >>> row_convergence({"loss": "0.1"})
     (None, nan)
     """
     cell = row.get("loss_curve") or ""
     if not cell:
         return None, math.nan
-    return convergence(*parse_curve(cell))
+    steps, losses = parse_curve(cell)
+    schedule = SCHEDULES.get(row.get("schedule", ""))
+    start = (steps[-1] - math.ceil(CONVERGENCE_WINDOW * steps[-1]) if schedule is None
+             else convergence_start(schedule))
+    if start not in steps:
+        return None, math.nan
+    return convergence(steps, losses, start)
 
 
 def summarize_feature(
@@ -376,18 +393,21 @@ def _convergence_lines(rows: Sequence[dict[str, str]],
     counts = {value: sum(ok is value for ok, _ in status) for value in (True, False, None)}
     lines = ["", "## Convergence", "",
              f"Rule: a student has converged when its held-out loss fell by less than "
-             f"{CONVERGENCE_TOLERANCE:.0%} over its last {CONVERGENCE_WINDOW:.0%} of steps "
-             f"(loss at step T − ⌈0.1·T⌉ against step T). Only converged students are "
-             f"fitted. Of {len(rows)} runs, {counts[True]} converged and {counts[False]} did "
-             f"not" + (f"; {counts[None]} have no recorded curve (written before curves were "
-                       f"recorded: fitted, convergence unknown)" if counts[None] else "") + "."]
+             f"{CONVERGENCE_TOLERANCE:.0%} over its last {CONVERGENCE_WINDOW:.0%} of steps, "
+             f"a window shortened to the last half of the final phase where it would reach "
+             f"into an earlier one (a change of learning rate or batch size moves the loss by "
+             f"itself; `convergence_start`). Only converged students are fitted. Of "
+             f"{len(rows)} runs, {counts[True]} converged and {counts[False]} did not"
+             + (f"; {counts[None]} cannot be judged (no curve, or a curve recorded before the "
+                f"window was kept inside the final phase, without its first step): fitted, "
+                f"convergence unknown" if counts[None] else "") + "."]
     by_unit: dict[tuple[int, int, int], list[float]] = {}
     for r, (ok, improvement) in zip(rows, status, strict=True):
         if ok is False:
             key = (int(r["features"]), int(r["width"]), int(r["depth"]))
             by_unit.setdefault(key, []).append(improvement)
     if by_unit:
-        lines += ["", "| k | width | runs not converged | improvement over the last 10 % "
+        lines += ["", "| k | width | runs not converged | improvement over the window "
                   "(per run) |", "|---|---|---|---|"]
     for (k, width, depth), gains in sorted(by_unit.items()):
         shape = f"{width}" if depth == 2 else f"{width} (depth {depth})"

@@ -45,7 +45,7 @@ KEY = ("features", "width", "depth", "seed")
 #: Columns that must agree between a sweep and the CSV it resumes.
 CONFIG_COLUMNS = ("schedule", "loss_name", "power", "variant", "teacher_seed", "n_eval", "n_id",
                   "dtype", "stream_seed", "bias_std")
-_CURVE_FIELDS = ("curve_steps", "curve_losses")
+_CURVE_FIELDS = ("curve_steps", "curve_losses", "curve_window_start")
 COLUMNS = (*KEY, *(f.name for f in dataclasses.fields(StudentResult)
                    if f.name not in ("width", "depth", "seed", *_CURVE_FIELDS)),
            "loss_curve", "variant", "teacher_seed", "n_eval", "n_id", "stream_seed", "bias_std",

@@ -116,54 +116,83 @@ DTYPES = ("float32", "float64")
 #: Training engines: all students as one batched computation, or one by one (reference).
 ENGINES = ("batched", "lockstep")
 #: Convergence rule: a student has converged when its held-out loss fell by less than
-#: ``CONVERGENCE_TOLERANCE`` (relative) over the last ``CONVERGENCE_WINDOW`` of its steps.
+#: ``CONVERGENCE_TOLERANCE`` (relative) over the last ``CONVERGENCE_WINDOW`` of its steps,
+#: a window kept inside the final phase (:func:`convergence_start`).
 CONVERGENCE_WINDOW = 0.1
 CONVERGENCE_TOLERANCE = 0.05
 
 
-def curve_steps(total: int, n_points: int) -> tuple[int, ...]:
-    """Steps at which the held-out loss is recorded: 0, about ``n_points`` log-spaced steps
-    up to ``total``, and the start of the convergence window (see :func:`convergence`).
+def convergence_start(schedule: Schedule) -> int:
+    """The first step of the convergence window: the last 10 % of the steps, shortened to
+    the last half of the final phase where it would reach into an earlier one.
+
+    A change of learning rate or batch size moves the loss by itself (Table 1's drop to
+    lr 0.001 at step 220,000 lowered every student's loss by 20-90 %), so a window across
+    it measures the schedule, not whether training has stopped improving.
 
     Examples
     --------
-    >>> from scaling.teacher_student import curve_steps
-    >>> curve_steps(1000, 4)
-    (0, 1, 10, 100, 900, 1000)
+    >>> from scaling.teacher_student import convergence_start, get_schedule
+    >>> convergence_start(get_schedule("paper-random"))  # the last 10,000 steps
+    230000
+    >>> convergence_start(get_schedule("smoke"))  # 10 % of 400 steps fits in the last phase
+    360
     """
+    total, final = schedule.steps, schedule.phases[-1].steps
+    return total - min(math.ceil(CONVERGENCE_WINDOW * total), max(1, final // 2))
+
+
+def curve_steps(schedule: Schedule, n_points: int) -> tuple[int, ...]:
+    """Steps at which the held-out loss is recorded: 0, about ``n_points`` log-spaced steps
+    up to the last, the first step of every later phase and of the convergence window
+    (:func:`convergence_start`), and the first of the last 10 % of all steps (the window
+    :func:`convergence` uses when it does not know the schedule).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import curve_steps, get_schedule
+    >>> curve_steps(get_schedule("smoke"), 4)
+    (0, 1, 7, 54, 300, 360, 400)
+    """
+    total = schedule.steps
     if total == 0:
         return (0,)
     log_spaced = np.round(np.geomspace(1, total, max(2, n_points))).astype(int)
-    window = total - math.ceil(CONVERGENCE_WINDOW * total)
-    return tuple(int(s) for s in np.unique([0, window, *log_spaced]))
+    phase_starts = np.cumsum([p.steps for p in schedule.phases])[:-1]
+    last_tenth = total - math.ceil(CONVERGENCE_WINDOW * total)
+    return tuple(int(s) for s in np.unique([0, *phase_starts, convergence_start(schedule),
+                                            last_tenth, *log_spaced]))
 
 
-def convergence(steps: Sequence[int], losses: Sequence[float]) -> tuple[bool, float]:
-    """(converged, relative improvement) of a held-out loss curve over its last 10 % of steps.
+def convergence(steps: Sequence[int], losses: Sequence[float],
+                start: int | None = None) -> tuple[bool, float]:
+    """(converged, relative improvement) of a held-out loss curve over its window.
 
-    The improvement is (L(s0) − L(T)) / L(s0) with T the last step and s0 = T − ⌈0.1·T⌉ (a
-    step :func:`curve_steps` always records); the student has converged when it is below
-    :data:`CONVERGENCE_TOLERANCE` (5 %). A curve whose loss rose over the window has a
-    negative improvement and counts as converged.
+    The improvement is (L(s0) − L(T)) / L(s0) with T the last step and s0 = ``start`` (the
+    schedule's :func:`convergence_start`, a step :func:`curve_steps` records; by default
+    T − ⌈0.1·T⌉, the window of a one-phase schedule); the student has converged when it is
+    below :data:`CONVERGENCE_TOLERANCE` (5 %). A curve whose loss rose over the window has
+    a negative improvement and counts as converged.
 
     Examples
     --------
     >>> from scaling.teacher_student import convergence
     >>> convergence([0, 900, 1000], [1.0, 0.100, 0.098])
     (True, 0.02)
-    >>> convergence([0, 900, 1000], [1.0, 0.100, 0.080])[0]
-    False
+    >>> convergence([0, 900, 950, 1000], [1.0, 0.100, 0.080, 0.078], start=950)
+    (True, 0.025)
     """
     steps, losses = list(steps), list(losses)
     if len(steps) != len(losses) or not steps:
         raise ValueError(f"convergence: expected as many losses as steps (at least one); got "
                          f"{len(steps)} steps and {len(losses)} losses.")
     total = steps[-1]
-    start = total - math.ceil(CONVERGENCE_WINDOW * total)
+    if start is None:
+        start = total - math.ceil(CONVERGENCE_WINDOW * total)
     if start not in steps:
-        raise ValueError(f"convergence: the curve must record step {start} (the start of the "
-                         f"last {CONVERGENCE_WINDOW:.0%} of {total} steps); record it with "
-                         f"curve_steps.")
+        raise ValueError(f"convergence: the curve must record step {start} (the start of its "
+                         f"convergence window, {total - start} of {total} steps); record it "
+                         f"with curve_steps.")
     before = losses[steps.index(start)]
     improvement = (before - losses[-1]) / before if before > 0 else 0.0
     return bool(improvement < CONVERGENCE_TOLERANCE), round(float(improvement), 12)
@@ -269,13 +298,14 @@ class StudentResult:
     dtype: str
     curve_steps: tuple[int, ...]
     curve_losses: tuple[float, ...]
+    curve_window_start: int
     seconds: float
     cpu_seconds: float
 
     @property
     def converged(self) -> bool:
         """Whether the held-out loss passes :func:`convergence`'s rule."""
-        return convergence(self.curve_steps, self.curve_losses)[0]
+        return convergence(self.curve_steps, self.curve_losses, self.curve_window_start)[0]
 
 
 def _held_out_loss(out: np.ndarray, y: np.ndarray, loss_name: str, power: float):
@@ -445,7 +475,7 @@ def train_students(
         Path(checkpoint), float(checkpoint_every),
         checkpoint_key(teacher, specs, seed, sched, loss=loss, power=p, bias_std=bias_std,
                        dtype=dtype, engine=engine, padding=padding, n_eval=n_eval,
-                       n_id=n_id, n_curve=n_curve))
+                       n_id=n_id, n_curve=n_curve, curve_steps=list(curve_steps(sched, n_curve))))
     with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
         results = _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine,
                          padding, n_eval, n_id, n_curve, progress, on_steps, saver)
@@ -486,7 +516,7 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
     train_rng, eval_rng, id_rng = (np.random.default_rng([seed, s]) for s in range(3))
     x_eval = teacher.sample_inputs(n_eval, eval_rng)
     y_eval = teacher.outputs(x_eval, np.float64)
-    record = curve_steps(sched.steps, n_curve)
+    record = curve_steps(sched, n_curve)
     curves: list[list[tuple[float, float, float]]] = [[] for _ in specs]
 
     def evaluate() -> None:
@@ -562,6 +592,7 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
             loss_name=loss, power=p,
             schedule=sched.name, shortened=sched.shortened, steps=sched.steps,
             samples=sched.samples, dtype=dtype, curve_steps=record,
-            curve_losses=tuple(c[0] for c in curve), seconds=seconds,
+            curve_losses=tuple(c[0] for c in curve),
+            curve_window_start=convergence_start(sched), seconds=seconds,
             cpu_seconds=cpu_seconds))
     return results
