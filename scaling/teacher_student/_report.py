@@ -375,7 +375,18 @@ def _interval(values: tuple[float, float], digits: int = 2) -> str:
 
 
 def _prediction(p: DimensionPrediction | None) -> str:
-    return "— (α <= 0)" if p is None else f"{p.dimension:.2f} ({_interval(p.interval)})"
+    """4/α and its interval; an interval of α that reaches 0 leaves 4/α open above.
+
+    >>> from scaling.fit import DimensionPrediction
+    >>> print(_prediction(DimensionPrediction(52.85, (21.04, float("inf")), 0.95, 0.076, 4.0)))
+    52.85 (21.04–∞: α's interval reaches 0)
+    """
+    if p is None:
+        return "— (α <= 0)"
+    low, high = p.interval
+    if math.isinf(high) and math.isfinite(low):
+        return f"{p.dimension:.2f} ({low:.2f}–∞: α's interval reaches 0)"
+    return f"{p.dimension:.2f} ({_interval(p.interval)})"
 
 
 def _comparison_line(name: str, c: DimensionComparison | None) -> str:
