@@ -37,6 +37,7 @@ from scaling.teacher_student._train import (
     SCHEDULES,
     convergence,
     convergence_start,
+    window_of_all_steps,
 )
 
 #: The issue's target for 4/α regressed on the measured ID across k.
@@ -124,8 +125,7 @@ def row_convergence(row: dict[str, str]) -> tuple[bool | None, float]:
         return None, math.nan
     steps, losses = parse_curve(cell)
     schedule = SCHEDULES.get(row.get("schedule", ""))
-    start = (steps[-1] - math.ceil(CONVERGENCE_WINDOW * steps[-1]) if schedule is None
-             else convergence_start(schedule))
+    start = window_of_all_steps(steps[-1]) if schedule is None else convergence_start(schedule)
     if start not in steps:
         return None, math.nan
     return convergence(steps, losses, start)

@@ -122,6 +122,12 @@ CONVERGENCE_WINDOW = 0.1
 CONVERGENCE_TOLERANCE = 0.05
 
 
+def window_of_all_steps(total: int) -> int:
+    """The first of the last 10 % of ``total`` steps, T − ⌈0.1·T⌉: the window of a
+    one-phase schedule, and the one used when the schedule is not known."""
+    return total - math.ceil(CONVERGENCE_WINDOW * total)
+
+
 def convergence_start(schedule: Schedule) -> int:
     """The first step of the convergence window: the last 10 % of the steps, shortened to
     the last half of the final phase where it would reach into an earlier one.
@@ -139,7 +145,7 @@ def convergence_start(schedule: Schedule) -> int:
     360
     """
     total, final = schedule.steps, schedule.phases[-1].steps
-    return total - min(math.ceil(CONVERGENCE_WINDOW * total), max(1, final // 2))
+    return max(window_of_all_steps(total), total - max(1, final // 2))
 
 
 def curve_steps(schedule: Schedule, n_points: int) -> tuple[int, ...]:
@@ -159,9 +165,8 @@ def curve_steps(schedule: Schedule, n_points: int) -> tuple[int, ...]:
         return (0,)
     log_spaced = np.round(np.geomspace(1, total, max(2, n_points))).astype(int)
     phase_starts = np.cumsum([p.steps for p in schedule.phases])[:-1]
-    last_tenth = total - math.ceil(CONVERGENCE_WINDOW * total)
     return tuple(int(s) for s in np.unique([0, *phase_starts, convergence_start(schedule),
-                                            last_tenth, *log_spaced]))
+                                            window_of_all_steps(total), *log_spaced]))
 
 
 def convergence(steps: Sequence[int], losses: Sequence[float],
@@ -188,7 +193,7 @@ def convergence(steps: Sequence[int], losses: Sequence[float],
                          f"{len(steps)} steps and {len(losses)} losses.")
     total = steps[-1]
     if start is None:
-        start = total - math.ceil(CONVERGENCE_WINDOW * total)
+        start = window_of_all_steps(total)
     if start not in steps:
         raise ValueError(f"convergence: the curve must record step {start} (the start of its "
                          f"convergence window, {total - start} of {total} steps); record it "
