@@ -102,9 +102,10 @@ def schedule_origin(name: str, shortened: bool) -> str:
     Examples
     --------
     >>> from scaling.teacher_student._report import schedule_origin
-    >>> print(schedule_origin("paper-random", False).replace("; ", ";\n"))
-    the paper schedule (Table 1): 200,000 steps at batch 200, lr 0.01;
-    20,000 at batch 1,000, lr 0.01;
+    >>> for part in schedule_origin("paper-random", False).split("; "):
+    ...     print(part)
+    the paper schedule (Table 1): 200,000 steps at batch 200, lr 0.01
+    20,000 at batch 1,000, lr 0.01
     20,000 at batch 4,000, lr 0.001
     """
     schedule = SCHEDULES.get(name)
