@@ -303,3 +303,30 @@ def test_sigterm_to_a_parallel_sweep_lets_its_workers_checkpoint(tmp_path):
     print(f"steps saved {steps}, resumed in {time.monotonic() - t:.1f} s")
     reference = run_sweep(config, tmp_path / "reference.csv", n_jobs=1, progress=False)
     assert _table(resumed.rows) == _table(reference.rows)
+
+
+def test_the_command_line_continues_a_finished_run_into_a_longer_schedule(tmp_path, monkeypatch,
+                                                                          capsys):
+    """``idest reproduce --continue-from``: a 'smoke' run's finished states go on under a
+    schedule that begins with smoke's phases; an unknown folder is a clear error."""
+    from idest.cli import main
+    from scaling.teacher_student._train import SCHEDULES
+
+    smoke = SCHEDULES["smoke"]
+    longer = Schedule("smoke-longer", (*smoke.phases, Phase(60, 200, 0.0005)), shortened=True)
+    monkeypatch.setitem(SCHEDULES, longer.name, longer)
+    common = ["reproduce", "--features", "2", "3", "--n-widths", "2", "--seeds", "0",
+              "--jobs", "1", "--quiet"]
+    short, long = tmp_path / "short", tmp_path / "long"
+    assert main([*common, "--schedule", "smoke", "--out", str(short)]) == 0
+    assert main([*common, "--schedule", longer.name, "--out", str(long), "--continue-from",
+                 str(tmp_path / "nothing")]) == 2
+    assert "holds no finished state of k = [2, 3]" in capsys.readouterr().err
+    assert main([*common, "--schedule", longer.name, "--out", str(long), "--continue-from",
+                 str(short)]) == 0
+    rows = read_results(long / "results.csv")
+    assert len(rows) == 4 and {r["steps"] for r in rows} == {str(longer.steps)}
+    before = {run_key(r): r["loss_curve"] for r in read_results(short / "results.csv")}
+    for r in rows:  # each curve starts with the finished run's whole curve
+        assert r["loss_curve"].startswith(before[run_key(r)] + " ")
+    assert (long / "README.md").exists()

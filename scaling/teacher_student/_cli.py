@@ -18,8 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "grid: --schedule paper --n-widths 7 --seeds 0 1 2 --variant authors.",
     )
     p.add_argument("--schedule", default="cpu",
-                   help="'cpu' (Table 1 cut 16-fold, default), 'paper' (Table 1 in full) "
-                   "or a schedule name from scaling.teacher_student.SCHEDULES")
+                   help="'cpu' (Table 1 cut 16-fold, default), 'paper' (Table 1 in full), "
+                   "'paper-long' (Table 1, then 10,000 steps at lr 1e-4: run it with "
+                   "--continue-from a 'paper' run) or a schedule name from "
+                   "scaling.teacher_student.SCHEDULES")
     p.add_out("idest-output/teacher_student",
               "output folder for results.csv, README.md and the figures")
     p.add_argument("--features", type=int, nargs="+", default=list(range(2, 9)),

@@ -287,7 +287,9 @@ def _save(fig, out_dir: Path, name: str) -> str:
 
 
 def _legend_outside(ax, **kwargs) -> None:
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False, **kwargs)
+    if ax.get_legend_handles_labels()[0]:  # nothing labelled (e.g. no k fitted): no legend
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False,
+                  **kwargs)
 
 
 def _curve_figure(rows: Sequence[dict[str, str]]):
@@ -340,17 +342,20 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
     from matplotlib.figure import Figure
 
     per = summary.per_feature
-    colors = colormaps["viridis"](np.linspace(0, 0.95, len(per)))
+    ks = sorted({int(r["features"]) for r in rows})
+    colors = dict(zip(ks, colormaps["viridis"](np.linspace(0, 0.95, len(ks))), strict=True))
     names = {}
 
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
-    for s, c in zip(per, colors, strict=True):
-        sub = _rows_of(rows, s.features)
-        ax.scatter(_column(sub, "n_params"), _column(sub, "loss"), s=10, color=c, alpha=0.6)
+    for k in ks:  # every run, fitted or not
+        sub = _rows_of(rows, k)
+        ax.scatter(_column(sub, "n_params"), _column(sub, "loss"), s=10, color=colors[k],
+                   alpha=0.6)
+    for s in per:
         grid = np.geomspace(s.fit.n_min, s.fit.n_max, 20)
         low, high = s.fit.interval
-        ax.plot(grid, s.fit.predict(grid), color=c,
+        ax.plot(grid, s.fit.predict(grid), color=colors[s.features],
                 label=f"k={s.features}: α={s.fit.alpha:.2f} [{low:.2f}, {high:.2f}]")
     ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="test loss",
            title="L(N) per number of features k (fits over the circle window)")
@@ -368,7 +373,9 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
     ):
         plot_dimension_comparison(ax, [s.prediction for s in usable], x, comp, xlabel=label,
                                   labels=labels)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+                      frameon=False)
     fig.suptitle("Predicted dimension from the scaling exponent (figure 6); ▲: interval "
                  "open above")
     names["alpha"] = _save(fig, out_dir, "fig6_4alpha_vs_dimension.png")
@@ -391,15 +398,15 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
 
     fig = Figure(figsize=(7.5, 4.5))
     ax = fig.subplots()
-    for s, c in zip(per, colors, strict=True):
-        sub = _rows_of(rows, s.features)
+    for k in ks:  # the ID is measured whether or not L(N) was fitted
+        sub = _rows_of(rows, k)
         n, ids = _column(sub, "n_params"), _column(sub, "id_twonn")
         sizes = np.unique(n)
         groups = [ids[n == size] for size in sizes]
         mean = np.array([g.mean() for g in groups])
         spread = np.array([[m - g.min(), g.max() - m] for g, m in zip(groups, mean, strict=True)])
-        ax.errorbar(sizes, mean, yerr=spread.T, fmt="o-", ms=4, lw=1, capsize=2, color=c,
-                    label=f"k={s.features}")
+        ax.errorbar(sizes, mean, yerr=spread.T, fmt="o-", ms=4, lw=1, capsize=2,
+                    color=colors[k], label=f"k={k}")
     ax.set(xscale="log", xlabel="parameters N",
            ylabel="final-layer ID (TwoNN): mean, bars min–max over runs",
            title="ID of the students' final hidden layer against N (figure 3)")

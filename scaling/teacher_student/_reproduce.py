@@ -21,7 +21,8 @@ from scaling.teacher_student._student import student_widths
 from scaling.teacher_student._sweep import SweepConfig, git_commit, run_sweep
 
 #: Schedules offered by the reproduction: the CPU cut (default) and the paper's Table 1.
-REPRODUCTION_SCHEDULES = {"cpu": "cpu-short16-random", "paper": "paper-random"}
+REPRODUCTION_SCHEDULES = {"cpu": "cpu-short16-random", "paper": "paper-random",
+                          "paper-long": "paper-random-long"}
 
 
 def reproduction_config(

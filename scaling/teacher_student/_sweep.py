@@ -267,8 +267,8 @@ def _start_from(continue_from: Path, path: Path, units: Sequence[int]) -> None:
         raise ValueError(
             f"run_sweep: continue_from={str(continue_from)!r} holds no finished state of "
             f"k = {list(units)} ({checkpoint_path(continue_from, units[0], final=True).name} "
-            f"...); name the CSV of the sweep to continue, or drop continue_from to train "
-            f"from step 0.")
+            f"...); name the CSV of the sweep to continue (idest reproduce: its --out "
+            f"folder), or drop continue_from to train from step 0.")
     for k in units:
         own = checkpoint_path(path, k)
         if k not in found:

@@ -78,6 +78,11 @@ def _shortened(schedule: Schedule, factor: int, name: str) -> Schedule:
 #: Table 1 of Sharma & Kaplan: random teachers (figures 5, 6, 7, 8) and vetted (figure 14).
 PAPER_RANDOM = Schedule("paper-random", (Phase(200_000, 200, 0.01), Phase(20_000, 1000, 0.01),
                                          Phase(20_000, 4000, 0.001)), shortened=False)
+#: Table 1 (random), then 10,000 steps at batch 4,000 and a tenth of its last learning rate:
+#: whether the losses Table 1 ends at are set by that learning rate (run it on Table 1's
+#: finished states: ``idest reproduce --schedule paper-long --continue-from DIR``).
+PAPER_RANDOM_LONG = Schedule("paper-random-long",
+                             (*PAPER_RANDOM.phases, Phase(10_000, 4000, 0.0001)), shortened=False)
 PAPER_VETTED = Schedule("paper-vetted", (Phase(100_000, 200, 0.01), Phase(50_000, 200, 0.001),
                                          Phase(20_000, 200, 0.0001)), shortened=False)
 
@@ -86,6 +91,7 @@ PAPER_VETTED = Schedule("paper-vetted", (Phase(100_000, 200, 0.01), Phase(50_000
 SCHEDULES: dict[str, Schedule] = {
     s.name: s for s in (
         PAPER_RANDOM,
+        PAPER_RANDOM_LONG,
         PAPER_VETTED,
         _shortened(PAPER_RANDOM, 8, "cpu-short8-random"),
         _shortened(PAPER_RANDOM, 16, "cpu-short16-random"),
