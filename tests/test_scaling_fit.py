@@ -161,6 +161,12 @@ def test_n_max_at_threshold_interpolates_and_extrapolates():
     fit = scaling.fit_power_law(N, low, window="all")
     far = scaling.n_max_at_threshold(N, low, fit=fit)
     assert far.extrapolated and far.n_max == pytest.approx((0.001 / 6e-3) ** 2, rel=1e-6)
+    high = 0.1 * N**-1e-3  # above the threshold, and falling too slowly to reach it
+    with pytest.raises(ValueError, match="beyond any N a float holds"):
+        scaling.n_max_at_threshold(N, high, fit=scaling.fit_power_law(N, high, window="all"))
+    rising = 0.1 * N**0.01
+    with pytest.raises(ValueError, match="α = -0.01 is not positive"):
+        scaling.n_max_at_threshold(N, rising, fit=scaling.fit_power_law(N, rising, window="all"))
 
 
 def test_predicted_dimension_and_comparison():

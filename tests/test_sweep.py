@@ -173,3 +173,25 @@ def test_the_bar_counts_student_steps_and_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{n_runs * steps}/{n_runs * steps}" in err and f"{n_runs}/{n_runs} runs" in err
     assert "student-step" in err
+
+
+def test_a_k_whose_exponent_interval_reaches_zero_is_left_out_of_the_regressions(serial):
+    """A flat L(N) (k = 2 here) leaves 4/α open above: a bound, which the regressions leave
+    out (and the report names); the other k, exact power laws with 4/α = ID, give slope 1."""
+    rows = [dict(r) for r in read_results(serial.path)]
+    rows += [{**r, "features": "5"} for r in rows if r["features"] == "4"]
+    for r in rows:
+        k, n, seed = int(r["features"]), float(r["n_params"]), int(r["seed"])
+        jitter = 1.3 if (seed + int(r["width"]) // 16) % 2 else 0.7
+        loss = 1e-3 * jitter if k == 2 else 0.5 * n ** (-4 / k) * (1 + 0.01 * seed)
+        r.update(loss=repr(loss), id_twonn=str(k),
+                 loss_curve=format_curve([0, int(r["steps"])], [1.0, loss]))
+    summary = summarize(rows, n_bootstrap=50)
+    by_k = {s.features: s for s in summary.per_feature}
+    assert sorted(by_k) == [2, 3, 4, 5]
+    assert not by_k[2].measured_exponent and by_k[2].fit.interval[0] <= 0
+    assert all(by_k[k].measured_exponent for k in (3, 4, 5))
+    assert summary.versus_id.n_points == 3
+    assert summary.versus_id.slope == pytest.approx(1.0, abs=0.02)
+    text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
+    assert "Left out of the regressions: k = 2 (α's interval reaches 0" in text

@@ -10,7 +10,9 @@ resampling the runs within each size (a bootstrap over seeds, not over points).
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -796,8 +798,14 @@ def n_max_at_threshold(
     if excess <= 0:
         raise ValueError(f"{caller}: the fit's floor L∞ = {fit.loss_floor:g} is above the "
                          f"threshold {threshold:g}, so the fitted curve never reaches it.")
-    n_max = (fit.coefficient / excess) ** (1.0 / fit.alpha)
-    return ThresholdCrossing(float(n_max), float(threshold), True,
+    if fit.alpha <= 0:
+        raise ValueError(f"{caller}: the fitted exponent α = {fit.alpha:g} is not positive, so "
+                         f"the fitted curve never falls to the threshold {threshold:g}.")
+    log_n = (math.log(fit.coefficient) - math.log(excess)) / fit.alpha
+    if log_n > math.log(sys.float_info.max):
+        raise ValueError(f"{caller}: the fitted curve (α = {fit.alpha:g}) reaches the threshold "
+                         f"{threshold:g} beyond any N a float holds (N = e^{log_n:.0f}).")
+    return ThresholdCrossing(math.exp(log_n), float(threshold), True,
                              "solved from the fitted power law")
 
 

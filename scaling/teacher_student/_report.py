@@ -74,6 +74,12 @@ class FeatureSummary:
     unconverged_widths: tuple[int, ...] = ()
     n_unrecorded: int = 0
 
+    @property
+    def measured_exponent(self) -> bool:
+        """Whether α's interval excludes 0, so that 4/α has a finite interval: only such k
+        enter the regressions (a 4/α open above is a bound, not a value to regress)."""
+        return self.prediction is not None and math.isfinite(self.prediction.interval[1])
+
 
 @dataclass(frozen=True)
 class TeacherStudentSummary:
@@ -233,7 +239,9 @@ def summarize(
     """Summaries per k and the 4/α regressions (figure 6) for the rows of a sweep CSV.
 
     N_max is read at :func:`loss_threshold` of all the losses. Each k is fitted on its
-    converged runs only; a k with fewer than 2 converged sizes is listed in ``not_fitted``.
+    converged runs only; a k with fewer than 3 converged sizes is listed in ``not_fitted``.
+    The regressions take the k whose α interval lies above 0
+    (:attr:`FeatureSummary.measured_exponent`).
 
     Examples
     --------
@@ -263,7 +271,7 @@ def summarize(
                                         threshold=threshold))
     per = tuple(fitted)
     p = float(rows[0]["power"])
-    usable = [s for s in per if s.prediction is not None]
+    usable = [s for s in per if s.measured_exponent]
     if len(usable) < 3:  # a regression with a slope interval needs 3 points
         return TeacherStudentSummary(per, None, None, threshold, tuple(not_fitted))
     alphas = [s.fit for s in usable]
@@ -439,7 +447,8 @@ def _prediction(p: DimensionPrediction | None) -> str:
 
 def _comparison_line(name: str, c: DimensionComparison | None) -> str:
     if c is None:
-        return f"| 4/α against {name} | fewer than 3 values of k with α > 0: no regression |"
+        return (f"| 4/α against {name} | fewer than 3 values of k with α's interval above 0: "
+                f"no regression |")
     return (f"| 4/α against {name} | {c.slope:.2f} ({_interval(c.interval)}) | "
             f"{c.intercept:.2f} | {c.slope_through_origin:.2f} | {c.correlation:.3f} | "
             f"{c.n_points} |")
@@ -541,8 +550,13 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         "|---|---|---|---|---|---|",
         _comparison_line("measured ID", summary.versus_id),
         _comparison_line("number of features k", summary.versus_features), "",
-        "## Verdict", "",
     ]
+    left_out = [s.features for s in summary.per_feature if not s.measured_exponent]
+    if left_out:
+        lines += [f"Left out of the regressions: k = {', '.join(map(str, left_out))} (α's "
+                  f"interval reaches 0 or below: 4/α is open above, a bound rather than a "
+                  f"value; drawn as ▲ in figure 6).", ""]
+    lines += ["## Verdict", ""]
     v = summary.versus_id
     target = (f"slope of 4/α on the measured ID within {TARGET_SLOPE[0]}–{TARGET_SLOPE[1]} "
               f"and correlation above {TARGET_CORRELATION}")
