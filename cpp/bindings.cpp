@@ -155,20 +155,11 @@ py::tuple pair_knn(const py::array& a, const py::array& b, int k, int n_candidat
 }
 
 double fma_rate(const std::string& kernel, int n_threads, double seconds) {
-    idest::FusedIsa isa = idest::FusedIsa::kAvx2;
-    switch (tile_kernel(kernel)) {
-        case idest::TileKernel::kSgemm:
-            throw std::invalid_argument("fma_rate measures a fused kernel's instruction set, not 'sgemm'");
-        case idest::TileKernel::kAuto:
-        case idest::TileKernel::kFused:
-            if (idest::fused_scan_supported(idest::FusedIsa::kAvx512)) isa = idest::FusedIsa::kAvx512;
-            break;
-        case idest::TileKernel::kFusedAvx2: break;
-        case idest::TileKernel::kFusedAvx512: isa = idest::FusedIsa::kAvx512; break;
-    }
+    const auto isa = idest::fused_isa_for(tile_kernel(kernel));
+    if (!isa) throw std::invalid_argument("fma_rate measures a fused kernel's instruction set, not 'sgemm'");
     if (!(seconds > 0.0 && seconds <= 60.0)) throw std::invalid_argument("seconds must be in (0, 60]");
     py::gil_scoped_release release;
-    return idest::fma_rate(isa, std::max(1, n_threads), seconds);
+    return idest::fma_rate(*isa, std::max(1, n_threads), seconds);
 }
 
 }  // namespace

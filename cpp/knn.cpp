@@ -396,16 +396,13 @@ class CandidateSearch {
     };
 
     void choose_kernel() {
-        const bool avx512 = fused_scan_supported(FusedIsa::kAvx512);
-        isa_ = avx512 ? FusedIsa::kAvx512 : FusedIsa::kAvx2;
-        switch (opt_.kernel) {
-            case TileKernel::kSgemm: fused_ = false; return;
-            case TileKernel::kAuto:
-                fused_ = dim_ <= kFusedMaxDim && fused_scan_supported(isa_);
-                return;
-            case TileKernel::kFused: fused_ = true; break;
-            case TileKernel::kFusedAvx2: fused_ = true, isa_ = FusedIsa::kAvx2; break;
-            case TileKernel::kFusedAvx512: fused_ = true, isa_ = FusedIsa::kAvx512; break;
+        const auto isa = fused_isa_for(opt_.kernel);
+        fused_ = isa.has_value();
+        if (!fused_) return;
+        isa_ = *isa;
+        if (opt_.kernel == TileKernel::kAuto) {
+            fused_ = dim_ <= kFusedMaxDim && fused_scan_supported(isa_);
+            return;
         }
         if (!fused_scan_supported(isa_))
             throw std::invalid_argument(
@@ -863,6 +860,17 @@ int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool e
                                distances, indices, squared);
     return rescore<float>(query, ref, exclude_self, k, n_candidates, source, n_threads,
                           distances, indices, squared);
+}
+
+std::optional<FusedIsa> fused_isa_for(TileKernel kernel) {
+    switch (kernel) {
+        case TileKernel::kSgemm: return std::nullopt;
+        case TileKernel::kFusedAvx2: return FusedIsa::kAvx2;
+        case TileKernel::kFusedAvx512: return FusedIsa::kAvx512;
+        case TileKernel::kAuto:
+        case TileKernel::kFused: break;
+    }
+    return fused_scan_supported(FusedIsa::kAvx512) ? FusedIsa::kAvx512 : FusedIsa::kAvx2;
 }
 
 void exhaustive_row(const MatrixView& query, const MatrixView& ref, bool exclude_self,

@@ -14,8 +14,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <utility>
+
+#include "fused_scan.hpp"
 
 namespace idest {
 
@@ -47,6 +50,11 @@ inline const T* row_ptr(const MatrixView& m, int64_t i) {
 // instruction set the CPU has; kAuto takes it for D <= kFusedMaxDim.
 enum class TileKernel { kAuto, kSgemm, kFused, kFusedAvx2, kFusedAvx512 };
 constexpr int64_t kFusedMaxDim = 64;
+
+// The instruction set of the fused kernel that `kernel` runs: the one it names,
+// or for kAuto and kFused the widest this CPU has (AVX-512, else AVX2); none
+// for kSgemm. Whether the CPU has a named one is fused_scan_supported's question.
+std::optional<FusedIsa> fused_isa_for(TileKernel kernel);
 
 struct KnnOptions {
     int k = 1;                  // neighbours returned per query

@@ -104,7 +104,8 @@ def test_periodic_checkpoints_let_a_crashed_training_resume(tmp_path):
 @pytest.mark.parametrize("change", [{"schedule": Schedule("test-checkpoint", (
     Phase(60, 100, 0.01), Phase(80, 200, 0.002)), shortened=True)}, {"dtype": "float32"},
     {"students": STUDENTS[:2]}, {"teacher": random_teacher(4, random_state=0)},
-    {"n_id": 200}, {"engine": "lockstep"}])
+    {"n_id": 200}, {"engine": "lockstep"},
+    {"schedule": Schedule("test-checkpoint", SCHEDULE.phases[:1], shortened=True)}])
 def test_a_checkpoint_of_another_configuration_is_refused(change, tmp_path):
     path = tmp_path / "unit.ckpt"
     with pytest.raises(KeyboardInterrupt):
@@ -114,6 +115,38 @@ def test_a_checkpoint_of_another_configuration_is_refused(change, tmp_path):
     with pytest.raises(ValueError, match="written by another training .*delete the file"):
         train_students(args.pop("teacher"), args.pop("students"), checkpoint=path, **args)
     assert path.read_bytes() == saved  # untouched
+
+
+#: SCHEDULE, then one more phase.
+LONGER = Schedule("test-checkpoint-longer", (*SCHEDULE.phases, Phase(90, 200, 0.0005)),
+                  shortened=True)
+
+
+def test_a_finished_training_continues_into_a_longer_schedule_bit_for_bit(tmp_path):
+    """The finished state of SCHEDULE goes on under LONGER (SCHEDULE's phases, then one
+    more) to the numbers of LONGER trained from step 0; its curve keeps SCHEDULE's points
+    and records LONGER's after them, also across an interruption of the continuation."""
+    path = tmp_path / "unit.ckpt"
+    short = train_students(TEACHER, STUDENTS, checkpoint=path, keep_checkpoint=True, **COMMON)
+    assert _saved_step(path) == SCHEDULE.steps
+    longer = {**COMMON, "schedule": LONGER}
+    reference = train_students(TEACHER, STUDENTS, **longer)
+    with pytest.raises(KeyboardInterrupt):  # at step 200, inside the added phase
+        train_students(TEACHER, STUDENTS, checkpoint=path, on_steps=_signal_at(60), **longer)
+    assert _saved_step(path) == 200
+    continued = train_students(TEACHER, STUDENTS, checkpoint=path, **longer)
+    for c, r, s in zip(continued, reference, short, strict=True):
+        assert (c.loss, c.cross_entropy, c.id_twonn, c.id_mle) == \
+            (r.loss, r.cross_entropy, r.id_twonn, r.id_mle)
+        assert c.curve_steps == s.curve_steps + tuple(x for x in r.curve_steps
+                                                      if x > SCHEDULE.steps)
+        assert c.curve_losses[:len(s.curve_losses)] == s.curve_losses
+        at = dict(zip(r.curve_steps, r.curve_losses, strict=True))  # same trajectory: same losses
+        assert all(at[x] == v for x, v in zip(c.curve_steps, c.curve_losses, strict=True)
+                   if x in at)
+        assert c.curve_window_start == r.curve_window_start > SCHEDULE.steps
+        assert c.curve_window_start in c.curve_steps and c.steps == LONGER.steps
+    assert not path.exists()
 
 
 def test_bad_checkpoint_interval_raises(tmp_path):
@@ -181,6 +214,7 @@ def test_a_sweep_unit_cut_off_part_way_resumes_from_its_checkpoint(tmp_path, mon
     assert sorted(resumed.trained) == [(3, 8, 2, 0), (3, 16, 2, 0)]
     assert _table(resumed.rows) == _table(reference.rows)
     assert not checkpoint_path(path, 3).exists()
+    assert _saved_step(checkpoint_path(path, 3, final=True)) == SCHEDULE.steps  # kept
 
 
 def test_a_unit_trained_but_not_yet_stored_keeps_its_checkpoint(tmp_path, monkeypatch):
@@ -204,7 +238,35 @@ def test_a_unit_trained_but_not_yet_stored_keeps_its_checkpoint(tmp_path, monkey
     assert _saved_step(checkpoint_path(path, 2)) == SCHEDULE.steps  # the finished state
     resumed = run_sweep(SWEEP, path, n_jobs=1, progress=False)
     assert _table(resumed.rows) == _table(reference.rows)
-    assert not any(checkpoint_path(path, k).exists() for k in (2, 3))  # spent once stored
+    assert not any(checkpoint_path(path, k).exists() for k in (2, 3))  # kept as final:
+    assert all(checkpoint_path(path, k, final=True).exists() for k in (2, 3))
+
+
+def test_a_sweep_with_a_longer_schedule_continues_from_the_finished_states(tmp_path):
+    """A sweep of LONGER given the CSV of a finished SCHEDULE sweep trains only the added
+    phase (its students start from that sweep's final states) and gives the table of
+    LONGER from step 0, timings and the curve's recorded steps aside."""
+    config = SweepConfig(**{**SWEEP.__dict__, "schedule": LONGER})
+    reference = run_sweep(config, tmp_path / "reference.csv", n_jobs=1, progress=False)
+    short = tmp_path / "short" / "results.csv"
+    run_sweep(SWEEP, short, n_jobs=1, progress=False)
+    path = tmp_path / "long" / "results.csv"
+    with pytest.raises(ValueError, match="holds no finished state of k = \\[2, 3\\]"):
+        run_sweep(config, path, n_jobs=1, progress=False, continue_from=tmp_path / "x.csv")
+    checkpoint_path(short, 3, final=True).unlink()  # k = 3 then trains from step 0
+    reported = []
+    with pytest.warns(UserWarning, match="no finished state of k=3"):
+        continued = run_sweep(config, path, n_jobs=1, progress=False, continue_from=short,
+                              on_unit=lambda p, rows: reported.append(rows[0]["features"]))
+    assert reported == ["2", "3"]
+
+    def numbers(rows):
+        return [{c: v for c, v in r.items() if c != "loss_curve"} for r in _table(rows)]
+
+    assert numbers(continued.rows) == numbers(reference.rows)
+    curves = {run_key(r): r["loss_curve"] for r in reference.rows}
+    for r in continued.rows:  # k = 2 kept SCHEDULE's recorded steps, k = 3 is LONGER's own
+        assert (r["loss_curve"] == curves[run_key(r)]) == (r["features"] == "3")
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ when SIGTERM or SIGINT arrives (at the next step boundary, so the state is consi
 * every student's parameters and Adam moments and step count (the engine's state);
 * the number of steps taken (the phase of the schedule follows from it);
 * the state of the training stream's random generator (``bit_generator.state``);
-* the held-out loss curve recorded so far, and the wall and CPU seconds spent;
+* the held-out loss curve recorded so far (and the steps it was recorded at), and the
+  wall and CPU seconds spent;
 * the key: everything the training depends on (:func:`checkpoint_key`).
 
 A checkpoint is one file, replaced atomically (:func:`idest.utils.atomic_write`), so an
@@ -16,6 +17,10 @@ interruption while writing leaves the previous checkpoint intact. Training resta
 the same key continues from it and takes exactly the steps it would have taken without the
 interruption (same batches, same Adam arithmetic: the final numbers are equal bit for bit);
 a checkpoint with another key is refused with an error naming what differs, never reused.
+The one exception is a schedule that continues the saved one (its phases, then more):
+a finished training goes on into the longer schedule from where it stopped, which is the
+training of that schedule from step 0, bit for bit (the curve keeps the points recorded
+under the shorter schedule, then records the longer one's).
 
 torch is imported inside the functions, so importing this module needs no torch.
 """
@@ -71,8 +76,12 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
                     ) -> tuple[dict, dict[str, Any]] | None:
     """(engine state, progress) saved at ``path``, or None when there is no file.
 
-    Raises ValueError when the file was written for another configuration (its key
-    differs from ``key``): the message names the fields that differ.
+    The file continues a training with ``key`` when every field of its key agrees, except
+    that its schedule may be a beginning of this one (the same phases, then more: a
+    finished training continues into a longer schedule, taking exactly the steps a
+    training of the longer one from step 0 takes). ``progress["record"]`` lists the steps
+    of the curve points saved so far. Raises ValueError when the file was written for
+    another configuration: the message names the fields that differ.
     """
     import torch
 
@@ -83,14 +92,37 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
     meta = json.loads(saved["meta"])
     found = meta.pop("key")
     expected = json.loads(json.dumps(key))  # tuples as lists, as stored
-    if found != expected:
-        fields = sorted(f for f in {*found, *expected} if found.get(f) != expected.get(f))
+    # a file of FORMAT 1 before the record was saved holds it in its key
+    meta.setdefault("record", found.pop("curve_steps", None))
+    fields = sorted(f for f in {*found, *expected} - {"schedule"}
+                    if found.get(f) != expected.get(f))
+    if not schedule_continues(found["schedule"][1], expected["schedule"][1]):
+        fields = ["schedule", *fields]
+    if meta["record"] is None:  # written before curve points were kept in the file
+        fields.append("curve_steps")
+    if fields:
         shown = ", ".join(f"{f}: {found.get(f)!r} there, {expected.get(f)!r} here"
                           for f in fields)
         raise ValueError(f"{caller}: checkpoint {path} was written by another training "
                          f"({shown}); resume with the configuration that wrote it, or "
                          f"delete the file to start this one from step 0.")
     return saved["engine"], meta
+
+
+def schedule_continues(saved: list, phases: list) -> bool:
+    """Whether a training saved under the phases ``saved`` ([steps, batch size, lr] each)
+    can go on under ``phases``: the same phases, or a beginning of them.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student._checkpoint import schedule_continues
+    >>> table1 = [[200000, 200, 0.01], [20000, 1000, 0.01], [20000, 4000, 0.001]]
+    >>> schedule_continues(table1, table1 + [[20000, 4000, 0.0001]])
+    True
+    >>> schedule_continues(table1 + [[20000, 4000, 0.0001]], table1)  # a longer one stops
+    False
+    """
+    return len(saved) <= len(phases) and [list(p) for p in phases[:len(saved)]] == saved
 
 
 class StopSignals:

@@ -39,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--commit", action="store_true",
                    help="git-commit results.csv after every finished k (so that a stopped run "
                    "continues from the repository)")
+    p.add_argument("--continue-from", metavar="FOLDER",
+                   help="output folder of an earlier run with a shorter schedule (this "
+                   "schedule's first phases, e.g. 'paper' for 'paper-long'): each k starts "
+                   "from the state that run finished in, instead of step 0")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from an existing results.csv without training")
     p.add_quiet()
@@ -65,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
         with cluster_client(args) as client:
             path = reproduce(config, args.out, n_jobs=args.jobs, command=command,
                              progress=False if args.quiet else None, commit=args.commit,
-                             client=client)
+                             client=client, continue_from=args.continue_from)
     print(f"report    : {path or 'not written yet (fewer than 2 values of k)'}")
     return 0

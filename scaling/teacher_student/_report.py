@@ -34,6 +34,7 @@ from scaling.teacher_student._sweep import parse_curve
 from scaling.teacher_student._train import (
     CONVERGENCE_TOLERANCE,
     CONVERGENCE_WINDOW,
+    PAPER_RANDOM,
     SCHEDULES,
     convergence,
     convergence_start,
@@ -93,6 +94,36 @@ class TeacherStudentSummary:
         low, high = TARGET_SLOPE
         v = self.versus_id
         return v is not None and low <= v.slope <= high and v.correlation > TARGET_CORRELATION
+
+
+def schedule_origin(name: str, shortened: bool) -> str:
+    """How the schedule ``name`` relates to the paper's Table 1, with its phases.
+
+    Examples
+    --------
+    >>> from scaling.teacher_student._report import schedule_origin
+    >>> for part in schedule_origin("paper-random", False).split("; "):
+    ...     print(part)
+    the paper schedule (Table 1): 200,000 steps at batch 200, lr 0.01
+    20,000 at batch 1,000, lr 0.01
+    20,000 at batch 4,000, lr 0.001
+    """
+    schedule = SCHEDULES.get(name)
+    if schedule is None:
+        return "SHORTENED for CPU, not the paper schedule" if shortened else "phases not known"
+    phases = "; ".join(f"{p.steps:,}{' steps' if i == 0 else ''} at batch {p.batch_size:,}, "
+                       f"lr {p.lr:g}" for i, p in enumerate(schedule.phases))
+    table1 = PAPER_RANDOM.phases
+    if schedule.shortened:
+        origin = "SHORTENED for CPU, not the paper schedule"
+    elif schedule.phases == table1:
+        origin = "the paper schedule (Table 1)"
+    elif schedule.phases[:len(table1)] == table1:
+        origin = (f"LONGER than the paper: Table 1, then {schedule.steps - PAPER_RANDOM.steps:,}"
+                  f" more steps")
+    else:
+        origin = "not the paper schedule"
+    return f"{origin}: {phases}"
 
 
 def _column(rows: Sequence[dict[str, str]], name: str, kind=float) -> np.ndarray:
@@ -260,8 +291,10 @@ def _legend_outside(ax, **kwargs) -> None:
 
 
 def _curve_figure(rows: Sequence[dict[str, str]]):
-    """Held-out loss against steps, one panel per k, one line per student (dashed: not
-    converged by the rule); None when no row has a curve."""
+    """Held-out loss against steps (linear, so that the last phases are visible), one panel
+    per k, one line per student: solid when converged by the rule, dashed when not, dotted
+    when it cannot be judged; the schedule's phase starts as vertical lines and its
+    convergence window shaded. None when no row has a curve."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
@@ -271,6 +304,8 @@ def _curve_figure(rows: Sequence[dict[str, str]]):
     widths = sorted({int(r["width"]) for r in rows})
     colors = dict(zip(widths, colormaps["plasma"](np.linspace(0, 0.85, len(widths))),
                       strict=True))
+    styles = {True: "-", False: "--", None: ":"}
+    schedule = SCHEDULES.get(rows[0].get("schedule", ""))
     n_cols = min(4, len(ks))
     n_rows = math.ceil(len(ks) / n_cols)
     fig = Figure(figsize=(3.6 * n_cols, 3.0 * n_rows))
@@ -278,18 +313,24 @@ def _curve_figure(rows: Sequence[dict[str, str]]):
     for ax, k in zip(axes.flat, ks, strict=False):
         for r in _rows_of(rows, k):
             steps, losses = parse_curve(r["loss_curve"])
-            converged = row_convergence(r)[0]
-            ax.plot(np.maximum(steps, 1), losses, color=colors[int(r["width"])], lw=0.9,
-                    ls="-" if converged else "--",
+            ax.plot(np.asarray(steps) / 1000, losses, color=colors[int(r["width"])], lw=0.9,
+                    ls=styles[row_convergence(r)[0]],
                     label=f"n={r['width']}" if r["seed"] == rows[0]["seed"] else None)
-        ax.set(xscale="log", yscale="log", title=f"k={k}", xlabel="step")
+        if schedule is not None:
+            for start in np.cumsum([p.steps for p in schedule.phases])[:-1]:
+                ax.axvline(start / 1000, color="0.6", lw=0.6)
+            ax.axvspan(convergence_start(schedule) / 1000, schedule.steps / 1000,
+                       color="0.85", zorder=0)
+        ax.set(yscale="log", title=f"k={k}", xlabel="step (thousands)")
     for ax in axes.flat[len(ks):]:
         ax.set_visible(False)
     axes[0, 0].set_ylabel("held-out loss")
     axes[0, 0].legend(fontsize=6, ncol=2)
-    fig.suptitle(f"Held-out loss against steps (dashed: improved by ≥ "
-                 f"{CONVERGENCE_TOLERANCE:.0%} over the last {CONVERGENCE_WINDOW:.0%} "
-                 f"of steps)", fontsize=9)
+    fig.suptitle(f"Held-out loss against steps (grey lines: phase starts; shaded: the "
+                 f"convergence window)\nsolid: fell by < {CONVERGENCE_TOLERANCE:.0%} over "
+                 f"the window (converged); dashed: did not; dotted: cannot be judged",
+                 fontsize=8)
+    fig.tight_layout()
     return fig
 
 
@@ -457,7 +498,7 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         f"Produced by `{command}` from {len(rows)} runs (results.csv beside this file).", "",
         "## Configuration", "",
         f"* schedule: `{first['schedule']}` ({first['steps']} Adam steps, {first['samples']} "
-        f"fresh samples per student){' — SHORTENED for CPU, not the paper schedule' if shortened else ' — the paper schedule (Table 1)'}",  # noqa: E501
+        f"fresh samples per student) — {schedule_origin(first['schedule'], shortened)}",
         f"* loss: {first['loss_name']} (p = {first['power']}); teacher: "
         f"{re.sub(r' k=[0-9]+', '', first['teacher'])}, the inputs beyond k zeroed",
         f"* variant: {first['variant']} (authors = student sees all 20 inputs, "

@@ -46,14 +46,16 @@ def reproduction_config(
 def reproduce(
     config: SweepConfig, out_dir: str | Path, *, n_jobs: int | None = None,
     progress: bool | None = True, command: str = "idest reproduce", commit: bool = False,
-    client: Any = None,
+    client: Any = None, continue_from: str | Path | None = None,
 ) -> Path | None:
     """Run (or resume) the sweep into ``out_dir/results.csv`` and write the report there.
 
     Returns the path of the markdown report (``out_dir/README.md``), or None while the CSV
     holds fewer than 2 values of k (the report regresses across k). ``commit=True`` commits
     the CSV to its git repository after every finished k (:func:`git_commit`). With a Dask
-``client`` the units train on that cluster (:func:`run_sweep`).
+    ``client`` the units train on that cluster (:func:`run_sweep`). ``continue_from``: the
+    output folder of an earlier run whose schedule this one's continues; each k starts from
+    the state it finished in there (:func:`run_sweep`).
 
     Examples
     --------
@@ -65,7 +67,9 @@ def reproduce(
 
     out = Path(out_dir)
     outcome = run_sweep(config, out / "results.csv", n_jobs=n_jobs, progress=progress,
-                        on_unit=git_commit if commit else None, client=client)
+                        on_unit=git_commit if commit else None, client=client,
+                        continue_from=None if continue_from is None
+                        else Path(continue_from) / "results.csv")
     print(f"sweep: {len(outcome.trained)} run(s) trained now, {outcome.n_previous} resumed "
           f"from {outcome.path}, {outcome.seconds:.0f} s", file=sys.stderr)
     ks = sorted({int(r["features"]) for r in outcome.rows})

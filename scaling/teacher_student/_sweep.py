@@ -24,12 +24,19 @@ import multiprocessing
 import os
 import subprocess
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idest.utils import RecordStore, as_completed_units, exit_with_parent, progress_bar
+from idest.utils import (
+    RecordStore,
+    as_completed_units,
+    atomic_write,
+    exit_with_parent,
+    progress_bar,
+)
 from scaling.teacher_student._checkpoint import CHECKPOINT_SECONDS, SUFFIX, StopSignals
 from scaling.teacher_student._student import BIAS_STD, student_widths
 from scaling.teacher_student._teacher import random_teacher
@@ -235,17 +242,41 @@ def _count_steps(counter, n_students: int, then: Callable[[], None] | None = Non
     return add
 
 
-def checkpoint_path(path: str | Path, k: int) -> Path:
-    """The checkpoint file of unit k of the sweep whose CSV is ``path`` (git-ignored).
+def checkpoint_path(path: str | Path, k: int, *, final: bool = False) -> Path:
+    """The checkpoint file of unit k of the sweep whose CSV is ``path`` (git-ignored); with
+    ``final``, the unit's finished state, kept once its rows are in the CSV, from which a
+    sweep with a longer schedule continues (:func:`run_sweep`'s ``continue_from``).
 
     Examples
     --------
     >>> from scaling.teacher_student import checkpoint_path
     >>> checkpoint_path("reports/ts/results.csv", 3).as_posix()
     'reports/ts/results.k3.ckpt'
+    >>> checkpoint_path("reports/ts/results.csv", 3, final=True).as_posix()
+    'reports/ts/results.k3.final.ckpt'
     """
     path = Path(path)
-    return path.with_name(f"{path.stem}.k{k}{SUFFIX}")
+    return path.with_name(f"{path.stem}.k{k}{'.final' if final else ''}{SUFFIX}")
+
+
+def _start_from(continue_from: Path, path: Path, units: Sequence[int]) -> None:
+    """Give each unit without a checkpoint of its own the final state of the same unit of
+    the sweep at ``continue_from`` (a copy, written atomically)."""
+    found = [k for k in units if checkpoint_path(continue_from, k, final=True).exists()]
+    if units and not found:
+        raise ValueError(
+            f"run_sweep: continue_from={str(continue_from)!r} holds no finished state of "
+            f"k = {list(units)} ({checkpoint_path(continue_from, units[0], final=True).name} "
+            f"...); name the CSV of the sweep to continue, or drop continue_from to train "
+            f"from step 0.")
+    for k in units:
+        own = checkpoint_path(path, k)
+        if k not in found:
+            warnings.warn(f"run_sweep: no finished state of k={k} beside {continue_from}: "
+                          f"that unit trains from step 0.", stacklevel=3)
+        elif not own.exists():
+            with atomic_write(own, "wb") as handle:
+                handle.write(checkpoint_path(continue_from, k, final=True).read_bytes())
 
 
 def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, int]],
@@ -281,6 +312,7 @@ def run_sweep(
     on_unit: Callable[[Path, list[dict[str, str]]], None] | None = None,
     client: Any = None,
     checkpoint_every: float = CHECKPOINT_SECONDS,
+    continue_from: str | Path | None = None,
 ) -> SweepOutcome:
     """Run every run of ``config`` that ``path`` does not hold yet, appending as units finish.
 
@@ -310,7 +342,16 @@ def run_sweep(
         the next call continues a unit from its checkpoint, and refuses one written by
         another configuration). On a Dask cluster the workers write them (periodically
         only: a task runs in a worker thread, where no signal arrives), so a unit resumes
-        from its checkpoint where the worker that takes it sees the CSV's folder.
+        from its checkpoint where the worker that takes it sees the CSV's folder. Once a
+        unit's rows are in the CSV its checkpoint is kept as its final state
+        (``checkpoint_path(path, k, final=True)``).
+    continue_from : str or Path, optional
+        The CSV of an earlier sweep of the same configuration with a shorter schedule
+        (this schedule's first phases): each unit without a checkpoint of its own starts
+        from that sweep's final state of the unit, so the steps both schedules share are
+        not trained again (the numbers are those of this schedule from step 0, bit for
+        bit). ValueError if that sweep kept no final state of any unit to train; a unit
+        it lacks trains from step 0, with a warning.
 
     Examples
     --------
@@ -339,6 +380,8 @@ def run_sweep(
         n_jobs = len(os.sched_getaffinity(0))
     n_jobs = max(1, min(n_jobs, len(units) or 1))
     path.parent.mkdir(parents=True, exist_ok=True)
+    if continue_from is not None:
+        _start_from(Path(continue_from), path, list(units))
     start = time.perf_counter()
     trained: list[tuple[int, int, int, int]] = []
     n_runs = sum(len(v) for v in units.values())
@@ -354,8 +397,9 @@ def run_sweep(
 
         def finish(rows: list[dict[str, str]]) -> None:
             store.append(rows)
-            for k in {int(r["features"]) for r in rows}:  # stored: its checkpoint is spent
-                checkpoint_path(path, k).unlink(missing_ok=True)
+            for k in {int(r["features"]) for r in rows}:  # stored: keep its final state
+                if checkpoint_path(path, k).exists():
+                    checkpoint_path(path, k).replace(checkpoint_path(path, k, final=True))
             trained.extend(run_key(r) for r in rows)
             if on_unit is not None:
                 on_unit(path, rows)

@@ -433,12 +433,15 @@ def train_students(
         SIGINT (at the next step boundary; then the signal takes its course:
         KeyboardInterrupt, or the process ends). If the file exists when the call starts,
         the training continues from it and gives the numbers of an uninterrupted one,
-        bit for bit; a file written by another configuration raises ValueError. The file
-        is removed when the call returns, unless ``keep_checkpoint``.
+        bit for bit; a file written by another configuration raises ValueError, except
+        one whose schedule is a beginning of ``schedule`` (its phases, then more): the
+        finished shorter training then goes on into the longer schedule (the curve keeps
+        the points recorded at the shorter schedule's steps). The file is removed when
+        the call returns, unless ``keep_checkpoint``.
     keep_checkpoint : bool, default=False
-        Leave the checkpoint (then holding the finished state) for the caller to remove
-        once it has stored the results: :func:`run_sweep` removes a unit's file only after
-        its rows are in the CSV, so a sweep stopped between the two loses nothing.
+        Leave the checkpoint (then holding the finished state) for the caller: :func:`run_sweep`
+        keeps it, once the unit's rows are in the CSV, as the unit's final state
+        (``checkpoint_path(path, k, final=True)``), from which a longer schedule can continue.
     checkpoint_every : float, default=300
         Wall seconds between two checkpoints (0: after every step).
 
@@ -480,7 +483,7 @@ def train_students(
         Path(checkpoint), float(checkpoint_every),
         checkpoint_key(teacher, specs, seed, sched, loss=loss, power=p, bias_std=bias_std,
                        dtype=dtype, engine=engine, padding=padding, n_eval=n_eval,
-                       n_id=n_id, n_curve=n_curve, curve_steps=list(curve_steps(sched, n_curve))))
+                       n_id=n_id, n_curve=n_curve))
     with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
         results = _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine,
                          padding, n_eval, n_id, n_curve, progress, on_steps, saver)
@@ -538,9 +541,13 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
         train_rng.bit_generator.state = saved["rng"]
         curves = [[tuple(point) for point in curve] for curve in saved["curves"]]
         step, spent, spent_cpu = saved["step"], saved["seconds"], saved["cpu_seconds"]
+        # the points so far were recorded at the saved record's steps (a shorter schedule's,
+        # when this one continues it); from here on, at this schedule's
+        record = (*(s for s in saved["record"] if s <= step), *(s for s in record if s > step))
 
     def progress_now() -> dict:
         return {"step": step, "rng": train_rng.bit_generator.state, "curves": curves,
+                "record": list(record),
                 "seconds": spent + time.perf_counter() - start,
                 "cpu_seconds": spent_cpu + time.process_time() - start_cpu}
 
