@@ -155,18 +155,22 @@ def test_n_max_at_threshold_interpolates_and_extrapolates():
     N = np.logspace(2, 5, 4)
     hit = scaling.n_max_at_threshold(N, 2.0 * N**-0.5, threshold=2e-2)
     assert hit.n_max == pytest.approx(1e4) and not hit.extrapolated
-    low = 0.001 * N**-0.5  # already below 6e-3 at the smallest size
+    low = 0.01 * N**-0.5  # already below 6e-3 at the smallest size
     with pytest.raises(ValueError, match="pass fit="):
         scaling.n_max_at_threshold(N, low)
     fit = scaling.fit_power_law(N, low, window="all")
     far = scaling.n_max_at_threshold(N, low, fit=fit)
-    assert far.extrapolated and far.n_max == pytest.approx((0.001 / 6e-3) ** 2, rel=1e-6)
+    assert far.extrapolated and far.n_max == pytest.approx((0.01 / 6e-3) ** 2, rel=1e-6)
     high = 0.1 * N**-1e-3  # above the threshold, and falling too slowly to reach it
-    with pytest.raises(ValueError, match="beyond any N a float holds"):
+    with pytest.raises(ValueError, match="beyond float range: an extrapolation"):
         scaling.n_max_at_threshold(N, high, fit=scaling.fit_power_law(N, high, window="all"))
     rising = 0.1 * N**0.01
-    with pytest.raises(ValueError, match="α = -0.01 is not positive"):
+    with pytest.raises(ValueError, match="α = -0.01, coefficient .* does not fall to"):
         scaling.n_max_at_threshold(N, rising, fit=scaling.fit_power_law(N, rising, window="all"))
+    flat = 1e-3 * N**-1e-3  # below the threshold from the start, and nearly flat
+    with pytest.raises(ValueError, match="below one parameter: an extrapolation without"):
+        scaling.n_max_at_threshold(N, flat, 1e-2, fit=scaling.fit_power_law(N, flat,
+                                                                            window="all"))
 
 
 def test_predicted_dimension_and_comparison():

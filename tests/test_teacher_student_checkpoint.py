@@ -330,3 +330,98 @@ def test_the_command_line_continues_a_finished_run_into_a_longer_schedule(tmp_pa
     for r in rows:  # each curve starts with the finished run's whole curve
         assert r["loss_curve"].startswith(before[run_key(r)] + " ")
     assert (long / "README.md").exists()
+
+
+def _rewrite_meta(path, change) -> None:
+    """Apply ``change`` to the JSON progress of the checkpoint at ``path``."""
+    saved = torch.load(path, weights_only=True)
+    meta = json.loads(saved["meta"])
+    change(meta)
+    saved["meta"] = json.dumps(meta)
+    torch.save(saved, path)
+
+
+def _as_first_layout(meta) -> None:
+    """A file of layout 1 before the curve's steps were saved beside it: they were in the key."""
+    meta["key"]["curve_steps"] = meta.pop("record")
+
+
+def test_checkpoints_of_the_earlier_layout_resume_and_continue(tmp_path):
+    """Files whose key holds the curve's steps (written before this layout) resume to the
+    uninterrupted numbers and continue into a longer schedule; one with no steps at all
+    is refused with the way out."""
+    path = tmp_path / "unit.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_students(TEACHER, STUDENTS, checkpoint=path, on_steps=_signal_at(100), **COMMON)
+    _rewrite_meta(path, _as_first_layout)
+    resumed = train_students(TEACHER, STUDENTS, checkpoint=path, keep_checkpoint=True,
+                             **COMMON)
+    np.testing.assert_array_equal(_numbers(resumed),
+                                  _numbers(train_students(TEACHER, STUDENTS, **COMMON)))
+    _rewrite_meta(path, _as_first_layout)  # the finished state, in the earlier layout
+    longer = {**COMMON, "schedule": LONGER}
+    continued = train_students(TEACHER, STUDENTS, checkpoint=path, keep_checkpoint=True,
+                               **longer)
+    reference = train_students(TEACHER, STUDENTS, **longer)
+    assert [r.loss for r in continued] == [r.loss for r in reference]
+    _rewrite_meta(path, lambda meta: meta.pop("record"))  # neither record nor key steps
+    with pytest.raises(ValueError, match="before checkpoints kept the steps of their curve "
+                                         "points.*delete it to train this unit from step 0"):
+        train_students(TEACHER, STUDENTS, checkpoint=path, **longer)
+
+
+def test_a_sweep_refuses_to_continue_from_another_configuration(tmp_path):
+    """continue_from is checked before anything is copied or trained: another stream, or a
+    longer schedule continued into a shorter one, is named with the file it came from."""
+    short = tmp_path / "short" / "results.csv"
+    run_sweep(SWEEP, short, n_jobs=1, progress=False)
+    path = tmp_path / "other" / "results.csv"
+    other = SweepConfig(**{**SWEEP.__dict__, "schedule": LONGER, "stream_seed": 1})
+    with pytest.raises(ValueError, match=r"k=2 cannot continue from .*results\.k2\.final\.ckpt: "
+                                         r"seed: 0 there, 1 here"):
+        run_sweep(other, path, n_jobs=1, progress=False, continue_from=short)
+    assert not any(checkpoint_path(path, k).exists() for k in (2, 3))  # nothing copied
+    longer = tmp_path / "longer" / "results.csv"
+    run_sweep(SweepConfig(**{**SWEEP.__dict__, "schedule": LONGER}), longer, n_jobs=1,
+              progress=False, continue_from=short)
+    with pytest.raises(ValueError, match="cannot continue from .*: schedule: "):
+        run_sweep(SWEEP, tmp_path / "shorter" / "results.csv", n_jobs=1, progress=False,
+                  continue_from=longer)
+
+
+def test_a_unit_trained_in_parts_keeps_the_final_state_of_its_first_part(tmp_path):
+    """Growing a grid (more runs per width into the same CSV) trains a unit's new students
+    on their own: their state does not replace the finished one, and a warning says the
+    unit can no longer continue as a whole."""
+    path = tmp_path / "results.csv"
+    run_sweep(SweepConfig(**{**SWEEP.__dict__, "features": (2,)}), path, n_jobs=1,
+              progress=False)
+    final = checkpoint_path(path, 2, final=True)
+    first = torch.load(final, weights_only=True)["meta"]
+    grown = SweepConfig(**{**SWEEP.__dict__, "features": (2,), "seeds": (0, 1)})
+    with pytest.warns(UserWarning, match="k=2 was trained in parts"):
+        out = run_sweep(grown, path, n_jobs=1, progress=False)
+    assert len(out.trained) == 2 and len(out.rows) == 4
+    assert torch.load(final, weights_only=True)["meta"] == first
+    assert not checkpoint_path(path, 2).exists()
+
+
+def test_the_bar_counts_only_the_steps_a_continued_unit_takes(tmp_path, capsys):
+    short = tmp_path / "short" / "results.csv"
+    run_sweep(SweepConfig(**{**SWEEP.__dict__, "features": (2,)}), short, n_jobs=1,
+              progress=False)
+    capsys.readouterr()
+    config = SweepConfig(**{**SWEEP.__dict__, "features": (2,), "schedule": LONGER})
+    run_sweep(config, tmp_path / "long" / "results.csv", n_jobs=1, progress=True,
+              continue_from=short)
+    added = 2 * (LONGER.steps - SCHEDULE.steps)  # 2 students
+    assert f"{added}/{added}" in capsys.readouterr().err
+
+
+def test_report_only_refuses_continue_from(tmp_path, capsys):
+    from idest.cli import main
+
+    assert main(["reproduce", "--report-only", "--continue-from", str(tmp_path), "--out",
+                 str(tmp_path), "--quiet"]) == 2
+    assert "--continue-from trains students; drop it with --report-only" in \
+        capsys.readouterr().err

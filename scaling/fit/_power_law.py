@@ -770,6 +770,14 @@ def n_max_at_threshold(
     -------
     ThresholdCrossing
 
+    Raises
+    ------
+    ValueError
+        When the threshold has to be extrapolated and ``fit`` is missing, or the fitted
+        curve cannot give the crossing: a floor above the threshold, α <= 0, or a
+        crossing below one parameter or beyond float range (a threshold far outside
+        the measured losses).
+
     Examples
     --------
     >>> r = n_max_at_threshold([1e2, 1e3, 1e4, 1e5], [1e-1, 1e-2, 1e-3, 1e-4], 3e-3)
@@ -795,16 +803,21 @@ def n_max_at_threshold(
         raise ValueError(f"{caller}: {where} the threshold {threshold:g}; pass fit= to "
                          "extrapolate the fitted power law.")
     excess = threshold - fit.loss_floor
+    closer = "Choose a threshold within the measured losses."
     if excess <= 0:
         raise ValueError(f"{caller}: the fit's floor L∞ = {fit.loss_floor:g} is above the "
-                         f"threshold {threshold:g}, so the fitted curve never reaches it.")
-    if fit.alpha <= 0:
-        raise ValueError(f"{caller}: the fitted exponent α = {fit.alpha:g} is not positive, so "
-                         f"the fitted curve never falls to the threshold {threshold:g}.")
+                         f"threshold {threshold:g}, so the fitted curve never reaches it. "
+                         f"{closer}")
+    if fit.alpha <= 0 or fit.coefficient <= 0:
+        raise ValueError(f"{caller}: the fitted curve (α = {fit.alpha:g}, coefficient "
+                         f"{fit.coefficient:g}) does not fall to the threshold {threshold:g}. "
+                         f"{closer}")
     log_n = (math.log(fit.coefficient) - math.log(excess)) / fit.alpha
-    if log_n > math.log(sys.float_info.max):
-        raise ValueError(f"{caller}: the fitted curve (α = {fit.alpha:g}) reaches the threshold "
-                         f"{threshold:g} beyond any N a float holds (N = e^{log_n:.0f}).")
+    if not 0.0 <= log_n <= math.log(sys.float_info.max):
+        raise ValueError(f"{caller}: the fitted curve (α = {fit.alpha:g}) crosses the threshold "
+                         f"{threshold:g} at N = e^{log_n:.0f}, "
+                         f"{'below one parameter' if log_n < 0 else 'beyond float range'}: "
+                         f"an extrapolation without meaning. {closer}")
     return ThresholdCrossing(math.exp(log_n), float(threshold), True,
                              "solved from the fitted power law")
 

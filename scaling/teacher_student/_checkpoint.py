@@ -39,6 +39,8 @@ import numpy as np
 from idest.utils import atomic_write, content_hash
 
 #: Version of the checkpoint layout (part of the key: a new layout never loads an old file).
+#: Files of layout 1 written before the curve's steps were saved beside it hold them in
+#: their key (``curve_steps``), and are read as such.
 FORMAT = 1
 #: Default wall seconds between two checkpoints of a training.
 CHECKPOINT_SECONDS = 300.0
@@ -76,12 +78,13 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
                     ) -> tuple[dict, dict[str, Any]] | None:
     """(engine state, progress) saved at ``path``, or None when there is no file.
 
-    The file continues a training with ``key`` when every field of its key agrees, except
-    that its schedule may be a beginning of this one (the same phases, then more: a
-    finished training continues into a longer schedule, taking exactly the steps a
-    training of the longer one from step 0 takes). ``progress["record"]`` lists the steps
-    of the curve points saved so far. Raises ValueError when the file was written for
-    another configuration: the message names the fields that differ.
+    The file continues a training with ``key`` when :func:`key_mismatch` finds nothing:
+    every field of its key agrees, except that its schedule may be a beginning of this one
+    (the same phases, then more: a finished training continues into a longer schedule,
+    taking exactly the steps a training of the longer one from step 0 takes).
+    ``progress["record"]`` lists the steps of the curve points saved so far. Raises
+    ValueError when the file was written for another configuration (the message names the
+    fields that differ), or before checkpoints kept their curve's steps.
     """
     import torch
 
@@ -89,24 +92,55 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
     if not path.exists():
         return None
     saved = torch.load(path, weights_only=True)
-    meta = json.loads(saved["meta"])
+    meta = read_progress(path, saved)
     found = meta.pop("key")
+    if meta["record"] is None:
+        raise ValueError(f"{caller}: checkpoint {path} was written before checkpoints kept "
+                         f"the steps of their curve points, so its curve cannot go on; "
+                         f"delete it to train this unit from step 0.")
+    fields = key_mismatch(found, key)
+    if fields:
+        raise ValueError(f"{caller}: checkpoint {path} was written by another training "
+                         f"({', '.join(fields)}); resume with the configuration that wrote "
+                         f"it, or delete the file to start this one from step 0.")
+    return saved["engine"], meta
+
+
+def read_progress(path: str | Path, saved: dict | None = None) -> dict[str, Any]:
+    """The progress saved in the checkpoint at ``path`` (``saved``: the file, already
+    loaded): its ``key``, ``step``, ``record`` (None for a file written before checkpoints
+    kept their curve's steps) and the rest of what :func:`save_checkpoint` wrote."""
+    if saved is None:
+        import torch
+
+        saved = torch.load(Path(path), weights_only=True)
+    meta = json.loads(saved["meta"])
+    # a file of FORMAT 1 written before the record was saved holds it in its key
+    meta.setdefault("record", meta["key"].pop("curve_steps", None))
+    return meta
+
+
+def key_mismatch(found: dict[str, Any], key: dict[str, Any]) -> list[str]:
+    """Why a training with ``key`` cannot continue from a checkpoint saved with ``found``,
+    as "field: value there, value here" items; empty when it can (every field equal, the
+    saved schedule the same as this one or a beginning of it).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student._checkpoint import key_mismatch
+    >>> saved = {"dtype": "float64", "schedule": ["a", [[100, 200, 0.01]]]}
+    >>> key_mismatch(saved, {"dtype": "float64", "schedule": ["b", [[100, 200, 0.01],
+    ...                                                          [50, 200, 0.001]]]})
+    []
+    >>> key_mismatch(saved, {"dtype": "float32", "schedule": saved["schedule"]})
+    ["dtype: 'float64' there, 'float32' here"]
+    """
     expected = json.loads(json.dumps(key))  # tuples as lists, as stored
-    # a file of FORMAT 1 before the record was saved holds it in its key
-    meta.setdefault("record", found.pop("curve_steps", None))
     fields = sorted(f for f in {*found, *expected} - {"schedule"}
                     if found.get(f) != expected.get(f))
     if not schedule_continues(found["schedule"][1], expected["schedule"][1]):
         fields = ["schedule", *fields]
-    if meta["record"] is None:  # written before curve points were kept in the file
-        fields.append("curve_steps")
-    if fields:
-        shown = ", ".join(f"{f}: {found.get(f)!r} there, {expected.get(f)!r} here"
-                          for f in fields)
-        raise ValueError(f"{caller}: checkpoint {path} was written by another training "
-                         f"({shown}); resume with the configuration that wrote it, or "
-                         f"delete the file to start this one from step 0.")
-    return saved["engine"], meta
+    return [f"{f}: {found.get(f)!r} there, {expected.get(f)!r} here" for f in fields]
 
 
 def schedule_continues(saved: list, phases: list) -> bool:

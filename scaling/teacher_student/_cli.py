@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
     command = "idest " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["reproduce"] \
         else "idest reproduce"
     if args.report_only:
+        if args.continue_from:
+            raise ValueError("--continue-from trains students; drop it with "
+                             "--report-only, which only redraws the report.")
         path = write_report(Path(args.out) / "results.csv", args.out, command=command)
     else:
         config = reproduction_config(args.schedule, features=args.features,

@@ -76,9 +76,10 @@ class FeatureSummary:
 
     @property
     def measured_exponent(self) -> bool:
-        """Whether α's interval excludes 0, so that 4/α has a finite interval: only such k
-        enter the regressions (a 4/α open above is a bound, not a value to regress)."""
-        return self.prediction is not None and math.isfinite(self.prediction.interval[1])
+        """Whether 4/α is a value: α > 0 and its interval does not reach 0 (a fit without
+        an interval counts). Only such k enter the regressions: a 4/α whose interval is
+        open above is a bound, not a value to regress."""
+        return self.prediction is not None and not math.isinf(self.prediction.interval[1])
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,14 @@ def schedule_origin(name: str, shortened: bool) -> str:
     20,000 at batch 4,000, lr 0.001
     """
     schedule = SCHEDULES.get(name)
+    cut = "SHORTENED for CPU, not the paper schedule"
     if schedule is None:
-        return "SHORTENED for CPU, not the paper schedule" if shortened else "phases not known"
+        return cut if shortened else "phases not known"
     phases = "; ".join(f"{p.steps:,}{' steps' if i == 0 else ''} at batch {p.batch_size:,}, "
                        f"lr {p.lr:g}" for i, p in enumerate(schedule.phases))
     table1 = PAPER_RANDOM.phases
     if schedule.shortened:
-        origin = "SHORTENED for CPU, not the paper schedule"
+        origin = cut
     elif schedule.phases == table1:
         origin = "the paper schedule (Table 1)"
     elif schedule.phases[:len(table1)] == table1:
@@ -294,10 +296,11 @@ def _save(fig, out_dir: Path, name: str) -> str:
     return name
 
 
-def _legend_outside(ax, **kwargs) -> None:
-    if ax.get_legend_handles_labels()[0]:  # nothing labelled (e.g. no k fitted): no legend
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False,
-                  **kwargs)
+def _legend(ax, loc: str = "upper left", anchor: tuple[float, float] = (1.01, 1)) -> None:
+    """A frameless legend outside the axes, if anything is labelled (a report in which no k
+    was fitted has nothing to name)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc=loc, bbox_to_anchor=anchor, frameon=False)
 
 
 def _curve_figure(rows: Sequence[dict[str, str]]):
@@ -367,23 +370,21 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
                 label=f"k={s.features}: α={s.fit.alpha:.2f} [{low:.2f}, {high:.2f}]")
     ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="test loss",
            title="L(N) per number of features k (fits over the circle window)")
-    _legend_outside(ax)
+    _legend(ax)
     names["loss"] = _save(fig, out_dir, "fig5_loss_vs_n.png")
 
-    usable = [s for s in per if s.prediction is not None]
+    predicted = [s for s in per if s.prediction is not None]  # regressed or not (▲)
     fig = Figure(figsize=(12, 4.8))
     axes = fig.subplots(1, 2, sharey=True)  # the same quantity, 4/α, on both
-    labels = [f"k={s.features}" for s in usable]
+    labels = [f"k={s.features}" for s in predicted]
     for ax, x, comp, label in (
-        (axes[0], [s.id_twonn for s in usable], summary.versus_id, "measured ID (TwoNN)"),
-        (axes[1], [s.features for s in usable], summary.versus_features,
+        (axes[0], [s.id_twonn for s in predicted], summary.versus_id, "measured ID (TwoNN)"),
+        (axes[1], [s.features for s in predicted], summary.versus_features,
          "number of features k"),
     ):
-        plot_dimension_comparison(ax, [s.prediction for s in usable], x, comp, xlabel=label,
-                                  labels=labels)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14),
-                      frameon=False)
+        plot_dimension_comparison(ax, [s.prediction for s in predicted], x, comp,
+                                  xlabel=label, labels=labels)
+        _legend(ax, "upper center", (0.5, -0.14))
     fig.suptitle("Predicted dimension from the scaling exponent (figure 6); ▲: interval "
                  "open above")
     names["alpha"] = _save(fig, out_dir, "fig6_4alpha_vs_dimension.png")
@@ -418,7 +419,7 @@ def _figures(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary,
     ax.set(xscale="log", xlabel="parameters N",
            ylabel="final-layer ID (TwoNN): mean, bars min–max over runs",
            title="ID of the students' final hidden layer against N (figure 3)")
-    _legend_outside(ax)
+    _legend(ax)
     names["id"] = _save(fig, out_dir, "fig3_id_vs_n.png")
     return names
 

@@ -37,7 +37,13 @@ from idest.utils import (
     exit_with_parent,
     progress_bar,
 )
-from scaling.teacher_student._checkpoint import CHECKPOINT_SECONDS, SUFFIX, StopSignals
+from scaling.teacher_student._checkpoint import (
+    CHECKPOINT_SECONDS,
+    SUFFIX,
+    StopSignals,
+    key_mismatch,
+    read_progress,
+)
 from scaling.teacher_student._student import BIAS_STD, student_widths
 from scaling.teacher_student._teacher import random_teacher
 from scaling.teacher_student._train import (
@@ -45,6 +51,7 @@ from scaling.teacher_student._train import (
     StudentResult,
     get_schedule,
     train_students,
+    training_key,
 )
 
 #: Columns that identify a run (``seed`` is the student's run: its initialisation).
@@ -259,24 +266,62 @@ def checkpoint_path(path: str | Path, k: int, *, final: bool = False) -> Path:
     return path.with_name(f"{path.stem}.k{k}{'.final' if final else ''}{SUFFIX}")
 
 
-def _start_from(continue_from: Path, path: Path, units: Sequence[int]) -> None:
+def _training_options(config: SweepConfig) -> dict[str, Any]:
+    """What :func:`train_students` (and :func:`training_key`) get from a sweep's config."""
+    return {"seed": config.stream_seed, "schedule": config.schedule, "loss": config.loss,
+            "power": config.power, "bias_std": config.bias_std, "dtype": config.dtype,
+            "n_eval": config.n_eval, "n_id": config.n_id, "n_curve": config.n_curve}
+
+
+def _start_from(continue_from: Path, path: Path, config: SweepConfig,
+                units: dict[int, list[tuple[int, int, int]]]) -> None:
     """Give each unit without a checkpoint of its own the final state of the same unit of
-    the sweep at ``continue_from`` (a copy, written atomically)."""
+    the sweep at ``continue_from`` (a copy, written atomically), after checking that the
+    unit can continue from it (same configuration and students, a shorter schedule)."""
     found = [k for k in units if checkpoint_path(continue_from, k, final=True).exists()]
     if units and not found:
+        first = checkpoint_path(continue_from, next(iter(units)), final=True).name
         raise ValueError(
             f"run_sweep: continue_from={str(continue_from)!r} holds no finished state of "
-            f"k = {list(units)} ({checkpoint_path(continue_from, units[0], final=True).name} "
-            f"...); name the CSV of the sweep to continue (idest reproduce: its --out "
-            f"folder), or drop continue_from to train from step 0.")
-    for k in units:
-        own = checkpoint_path(path, k)
+            f"k = {list(units)} ({first} ...); name the CSV of the sweep to continue "
+            f"(idest reproduce: its --out folder), or drop continue_from to train from "
+            f"step 0.")
+    for k, students in units.items():
+        own, final = checkpoint_path(path, k), checkpoint_path(continue_from, k, final=True)
         if k not in found:
             warnings.warn(f"run_sweep: no finished state of k={k} beside {continue_from}: "
                           f"that unit trains from step 0.", stacklevel=3)
-        elif not own.exists():
-            with atomic_write(own, "wb") as handle:
-                handle.write(checkpoint_path(continue_from, k, final=True).read_bytes())
+            continue
+        if own.exists():  # its own progress comes first
+            continue
+        saved = read_progress(final)
+        fields = key_mismatch(saved["key"], training_key(config.teacher(k), students,
+                                                         **_training_options(config)))
+        if saved["record"] is None or fields:
+            raise ValueError(
+                f"run_sweep: k={k} cannot continue from {final}: "
+                + ("it was written before checkpoints kept their curve's steps"
+                   if saved["record"] is None else f"{', '.join(fields)}")
+                + "; continue from a sweep of the same configuration and students whose "
+                  "schedule is the beginning of this one, or drop continue_from.")
+        with atomic_write(own, "wb") as handle:
+            handle.write(final.read_bytes())
+
+
+def _keep_final_state(path: Path, k: int) -> None:
+    """Keep the finished unit k's checkpoint as its final state, unless a final state of
+    other students (an earlier part of the same unit) is there: then that one stays."""
+    own, final = checkpoint_path(path, k), checkpoint_path(path, k, final=True)
+    if not own.exists():
+        return
+    if final.exists() and (read_progress(final)["key"]["students"]
+                           != read_progress(own)["key"]["students"]):
+        warnings.warn(f"run_sweep: k={k} was trained in parts: {final.name} keeps the state "
+                      f"of the earlier part, and a longer schedule cannot continue this unit "
+                      f"as a whole (train it in one sweep to continue it).", stacklevel=3)
+        own.unlink()
+        return
+    own.replace(final)
 
 
 def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, int]],
@@ -286,10 +331,7 @@ def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, 
     """Train the missing (width, depth, run) students of one k and return their CSV rows."""
     teacher = config.teacher(k)
     counter = steps_done if steps_done is not None else _STEPS_DONE
-    results = train_students(teacher, students, seed=config.stream_seed,
-                             schedule=config.schedule, loss=config.loss, power=config.power,
-                             bias_std=config.bias_std, dtype=config.dtype,
-                             n_eval=config.n_eval, n_id=config.n_id, n_curve=config.n_curve,
+    results = train_students(teacher, students, **_training_options(config),
                              progress=False, on_steps=_count_steps(counter, len(students), then),
                              checkpoint=checkpoint, checkpoint_every=checkpoint_every,
                              keep_checkpoint=True)
@@ -350,8 +392,11 @@ def run_sweep(
         (this schedule's first phases): each unit without a checkpoint of its own starts
         from that sweep's final state of the unit, so the steps both schedules share are
         not trained again (the numbers are those of this schedule from step 0, bit for
-        bit). ValueError if that sweep kept no final state of any unit to train; a unit
-        it lacks trains from step 0, with a warning.
+        bit). ValueError if that sweep kept no final state of any unit to train, or one
+        that this sweep's unit cannot continue (another configuration or other students);
+        a unit it lacks trains from step 0, with a warning. On a Dask cluster the folders
+        must be shared with the workers (a worker that does not see the copied state
+        trains its unit from step 0).
 
     Examples
     --------
@@ -381,13 +426,17 @@ def run_sweep(
     n_jobs = max(1, min(n_jobs, len(units) or 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     if continue_from is not None:
-        _start_from(Path(continue_from), path, list(units))
+        _start_from(Path(continue_from), path, config, units)
     start = time.perf_counter()
     trained: list[tuple[int, int, int, int]] = []
     n_runs = sum(len(v) for v in units.values())
     context = multiprocessing.get_context("spawn")
     steps_done = context.Value("q", 0)  # student-steps, added to by the workers
-    total = n_runs * get_schedule(config.schedule).steps
+    steps = get_schedule(config.schedule).steps
+    # steps each unit has left: fewer where it continues from a checkpoint
+    left = {k: steps - (read_progress(checkpoint_path(path, k))["step"]
+                        if checkpoint_path(path, k).exists() else 0) for k in units}
+    total = sum(len(students) * left[k] for k, students in units.items())
     with progress_bar(progress, total=total, desc="sweep", unit="student-step") as bar:
         def show() -> None:
             if bar is not None:
@@ -398,8 +447,7 @@ def run_sweep(
         def finish(rows: list[dict[str, str]]) -> None:
             store.append(rows)
             for k in {int(r["features"]) for r in rows}:  # stored: keep its final state
-                if checkpoint_path(path, k).exists():
-                    checkpoint_path(path, k).replace(checkpoint_path(path, k, final=True))
+                _keep_final_state(path, k)
             trained.extend(run_key(r) for r in rows)
             if on_unit is not None:
                 on_unit(path, rows)
@@ -413,7 +461,7 @@ def run_sweep(
             with as_completed_units(client, _train_unit, work, caller="run_sweep") as done_units:
                 for _, rows in done_units:
                     with steps_done.get_lock():  # the workers have no shared counter
-                        steps_done.value += len(rows) * get_schedule(config.schedule).steps
+                        steps_done.value += len(rows) * left[int(rows[0]["features"])]
                     finish(rows)
         elif n_jobs == 1:
             for k, students in units.items():

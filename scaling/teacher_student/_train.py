@@ -487,15 +487,39 @@ def train_students(
     importlib.import_module("torch")  # before the limit: limit_threads limits loaded pools
     saver = None if checkpoint is None else _Saver(
         Path(checkpoint), float(checkpoint_every),
-        checkpoint_key(teacher, specs, seed, sched, loss=loss, power=p, bias_std=bias_std,
-                       dtype=dtype, engine=engine, padding=padding, n_eval=n_eval,
-                       n_id=n_id, n_curve=n_curve))
+        training_key(teacher, students, seed=seed, schedule=sched, loss=loss, power=power,
+                     bias_std=bias_std, dtype=dtype, engine=engine, padding=padding,
+                     n_eval=n_eval, n_id=n_id, n_curve=n_curve))
     with limit_threads(check_int(n_jobs, "n_jobs", caller, 1)):
         results = _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine,
                          padding, n_eval, n_id, n_curve, progress, on_steps, saver)
     if saver is not None and not keep_checkpoint:
         saver.path.unlink(missing_ok=True)
     return results
+
+
+def training_key(teacher, students: Sequence[tuple[int, ...]], *, seed: int = 0,
+                 schedule: str | Schedule = "smoke", loss: str = "kl", power: float = 2.0,
+                 bias_std: float = BIAS_STD, dtype: str = "float64", engine: str = "batched",
+                 padding: str = "none", n_eval: int = 10_000, n_id: int = 12_000,
+                 n_curve: int = 24) -> dict:
+    """The checkpoint key of :func:`train_students` called with these arguments (the same
+    defaults): what a checkpoint must match for that training to continue from it
+    (:func:`scaling.teacher_student._checkpoint.key_mismatch`).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student import random_teacher
+    >>> from scaling.teacher_student._train import training_key
+    >>> key = training_key(random_teacher(2), [(22, 2, 0)], schedule="smoke")
+    >>> key["students"], key["schedule"][0], key["dtype"]
+    ([[22, 2, 0]], 'smoke', 'float64')
+    """
+    return checkpoint_key(teacher, _specs(students, seed, "training_key"), seed,
+                          get_schedule(schedule), loss=loss,
+                          power=2.0 if loss == "mse" else float(power), bias_std=bias_std,
+                          dtype=dtype, engine=engine, padding=padding, n_eval=n_eval,
+                          n_id=n_id, n_curve=n_curve)
 
 
 #: Steps between two ``on_steps`` reports (a report costs a lock in a sweep worker).
