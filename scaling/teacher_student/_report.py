@@ -330,7 +330,7 @@ def _curve_figure(rows: Sequence[dict[str, str]]):
                     ls=styles[row_convergence(r)[0]],
                     label=f"n={r['width']}" if r["seed"] == rows[0]["seed"] else None)
         if schedule is not None:
-            for start in np.cumsum([p.steps for p in schedule.phases])[:-1]:
+            for start in schedule.phase_starts:
                 ax.axvline(start / 1000, color="0.6", lw=0.6)
             ax.axvspan(convergence_start(schedule) / 1000, schedule.steps / 1000,
                        color="0.85", zorder=0)

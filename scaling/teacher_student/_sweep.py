@@ -50,6 +50,7 @@ from scaling.teacher_student._train import (
     DTYPES,
     StudentResult,
     get_schedule,
+    loss_power,
     train_students,
     training_key,
 )
@@ -147,9 +148,9 @@ class SweepConfig:
 
     def config_values(self) -> dict[str, str]:
         """The CSV values of :data:`CONFIG_COLUMNS` for this sweep."""
-        power = 2.0 if self.loss == "mse" else float(self.power)
         values = {"schedule": get_schedule(self.schedule).name, "loss_name": self.loss,
-                  "power": power, "variant": self.variant, "teacher_seed": self.teacher_seed,
+                  "power": loss_power(self.loss, self.power), "variant": self.variant,
+                  "teacher_seed": self.teacher_seed,
                   "n_eval": self.n_eval, "n_id": self.n_id, "dtype": self.dtype,
                   "stream_seed": self.stream_seed, "bias_std": float(self.bias_std)}
         return {k: str(v) for k, v in values.items()}

@@ -69,6 +69,11 @@ class Schedule:
     def samples(self) -> int:
         return sum(p.steps * p.batch_size for p in self.phases)
 
+    @property
+    def phase_starts(self) -> tuple[int, ...]:
+        """The first step of every phase after the first."""
+        return tuple(int(s) for s in np.cumsum([p.steps for p in self.phases])[:-1])
+
 
 def _shortened(schedule: Schedule, factor: int, name: str) -> Schedule:
     phases = tuple(Phase(max(1, p.steps // factor), p.batch_size, p.lr) for p in schedule.phases)
@@ -170,8 +175,8 @@ def curve_steps(schedule: Schedule, n_points: int) -> tuple[int, ...]:
     if total == 0:
         return (0,)
     log_spaced = np.round(np.geomspace(1, total, max(2, n_points))).astype(int)
-    phase_starts = np.cumsum([p.steps for p in schedule.phases])[:-1]
-    return tuple(int(s) for s in np.unique([0, *phase_starts, convergence_start(schedule),
+    return tuple(int(s) for s in np.unique([0, *schedule.phase_starts,
+                                            convergence_start(schedule),
                                             window_of_all_steps(total), *log_spaced]))
 
 
@@ -483,7 +488,7 @@ def train_students(
                       repr(checkpoint_every))
     specs = _specs(students, seed, caller)
     sched = get_schedule(schedule)
-    p = 2.0 if loss == "mse" else float(power)
+    p = loss_power(loss, power)
     importlib.import_module("torch")  # before the limit: limit_threads limits loaded pools
     saver = None if checkpoint is None else _Saver(
         Path(checkpoint), float(checkpoint_every),
@@ -496,6 +501,19 @@ def train_students(
     if saver is not None and not keep_checkpoint:
         saver.path.unlink(missing_ok=True)
     return results
+
+
+def loss_power(loss: str, power: float) -> float:
+    """The exponent p of the loss |Δ|^p that α = 2p/d refers to: 2 for "mse", ``power``
+    otherwise (the "kl" and "power" losses).
+
+    Examples
+    --------
+    >>> from scaling.teacher_student._train import loss_power
+    >>> loss_power("mse", 4), loss_power("power", 3)
+    (2.0, 3.0)
+    """
+    return 2.0 if loss == "mse" else float(power)
 
 
 def training_key(teacher, students: Sequence[tuple[int, ...]], *, seed: int = 0,
@@ -517,7 +535,7 @@ def training_key(teacher, students: Sequence[tuple[int, ...]], *, seed: int = 0,
     """
     return checkpoint_key(teacher, _specs(students, seed, "training_key"), seed,
                           get_schedule(schedule), loss=loss,
-                          power=2.0 if loss == "mse" else float(power), bias_std=bias_std,
+                          power=loss_power(loss, power), bias_std=bias_std,
                           dtype=dtype, engine=engine, padding=padding, n_eval=n_eval,
                           n_id=n_id, n_curve=n_curve)
 
