@@ -84,6 +84,34 @@ def test_a_last_line_cut_by_a_crash_is_dropped_and_its_run_retrained(serial, tmp
     assert cut.read_bytes().endswith(b"\n")
 
 
+def test_a_csv_from_before_the_live_units_column_is_upgraded_and_resumed(serial, tmp_path):
+    """Rows trained without ``live_units`` keep their values and get it empty; new rows
+    record it; a header that is not COLUMNS less added columns is still refused."""
+    old = [c for c in COLUMNS if c != "live_units"]
+    path = tmp_path / "old.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=old, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(serial.rows[:5])
+    with pytest.warns(UserWarning, match=r"live_units.*empty in its 5 row"):
+        resumed = run_sweep(CONFIG, path, n_jobs=1, progress=False)
+    assert resumed.n_previous == 5 and len(resumed.trained) == len(CONFIG.runs()) - 5
+    assert list(resumed.rows[0]) == list(COLUMNS)
+    by_key = {run_key(r): r for r in resumed.rows}
+    for row in serial.rows:
+        got = by_key[run_key(row)]
+        if row in serial.rows[:5]:
+            assert got["live_units"] == ""
+            assert {c: got[c] for c in old} == {c: row[c] for c in old}
+        else:
+            assert got["live_units"] == row["live_units"]
+    assert 0 < int(serial.rows[0]["live_units"]) <= int(serial.rows[0]["width"])
+    other = tmp_path / "other.csv"
+    other.write_text(",".join(reversed(old)) + "\n")
+    with pytest.raises(ValueError, match="has the columns"):
+        run_sweep(CONFIG, other, n_jobs=1, progress=False)
+
+
 @pytest.mark.slow
 def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     """Two worker processes, one k each, reproduce the serial rows exactly."""
@@ -111,7 +139,7 @@ def test_report_has_the_table_the_regressions_and_the_figures(serial, tmp_path):
     text = path.read_text()
     assert "| 4/α against measured ID |" in text and "Target" in text
     assert "SHORTENED" in text and "test-sweep" in text
-    assert "## Convergence" in text
+    assert "## Convergence" in text and "## Live units of the final hidden layer" in text
     for name in ("fig5_loss_vs_n.png", "fig6_4alpha_vs_dimension.png", "fig2_nmax_vs_id.png",
                  "fig3_id_vs_n.png", "fig_loss_vs_steps.png"):
         assert (tmp_path / name).stat().st_size > 1000

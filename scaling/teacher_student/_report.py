@@ -487,6 +487,30 @@ def _convergence_lines(rows: Sequence[dict[str, str]],
     return lines
 
 
+def _live_unit_lines(rows: Sequence[dict[str, str]]) -> list[str]:
+    """Live units of the final hidden layer per k and width (rows that recorded them)."""
+    recorded = [r for r in rows if r.get("live_units", "") not in ("", "nan")]
+    if not recorded:
+        return []
+    widths = sorted({int(r["width"]) for r in recorded})
+    lines = ["", "## Live units of the final hidden layer", "",
+             "Units non-zero on at least one of the ID's inputs (the others are dead ReLUs: "
+             "they count in N but add no capacity); mean over runs, min–max in brackets.", "",
+             "| k | " + " | ".join(f"n = {w}" for w in widths) + " |",
+             "|---|" + "---|" * len(widths)]
+    units = sorted({(int(r["features"]), int(r["depth"])) for r in recorded})
+    for k, depth in units:
+        cells = []
+        for w in widths:
+            live = [float(r["live_units"]) for r in recorded
+                    if (int(r["features"]), int(r["depth"]), int(r["width"])) == (k, depth, w)]
+            cells.append(f"{np.mean(live):.0f} ({min(live):.0f}–{max(live):.0f})" if live
+                         else "—")
+        label = f"{k}" if len({d for _, d in units}) == 1 else f"{k} (depth {depth})"
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSummary, *,
                     figures: dict[str, str], title: str, command: str) -> str:
     """The markdown summary: configuration, the per-k table, the regressions, the verdict.
@@ -541,6 +565,7 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
             f"{_prediction(s.prediction)} | "
             f"{s.id_twonn:.2f} ± {s.id_twonn_std:.2f} | {s.id_mle:.2f} | {n_max} |")
     lines += _convergence_lines(rows, summary)
+    lines += _live_unit_lines(rows)
     lines += [
         "", "(cut): the circle window of A.1 ended before the largest student, i.e. L(N) bends "
         f"away from the power law there. N_max is read at the loss threshold "

@@ -67,6 +67,9 @@ COLUMNS = (*KEY, *(f.name for f in dataclasses.fields(StudentResult)
            "teacher", "finished_utc")
 #: Columns that legitimately differ between two runs of the same sweep.
 TIMING_COLUMNS = ("seconds", "cpu_seconds", "finished_utc")
+#: Columns added after sweeps were written without them: :func:`run_sweep` resumes such a
+#: CSV by inserting the column, empty ("not recorded") in the rows it already holds.
+ADDED_COLUMNS = ("live_units",)
 
 
 def format_curve(steps: Sequence[int], losses: Sequence[float]) -> str:
@@ -201,6 +204,37 @@ def _read_other_version(path: Path) -> list[dict[str, str]]:
     text = path.read_text()
     complete = text[: text.rfind("\n") + 1]
     return list(csv.DictReader(io.StringIO(complete, newline="")))
+
+
+def _add_new_columns(path: Path) -> None:
+    """Give a CSV written before :data:`ADDED_COLUMNS` existed those columns, empty.
+
+    Only a file whose header is :data:`COLUMNS` less some added columns is rewritten (to a
+    temporary file, then renamed over it); a last row cut short is dropped, so that its
+    run is trained again. Any other header is left for the store to refuse.
+    """
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        header = next(csv.reader(handle), None)
+    if header is None or tuple(header) == COLUMNS:
+        return
+    if tuple(header) != tuple(c for c in COLUMNS if c in header) or \
+            not set(COLUMNS) - set(header) <= set(ADDED_COLUMNS):
+        return
+    missing = [c for c in COLUMNS if c not in header]
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(COLUMNS)
+    rows = _read_other_version(path)
+    for row in rows:
+        writer.writerow([row.get(c, "") for c in COLUMNS])
+    tmp = path.with_name(path.name + ".upgrade")
+    tmp.write_text(text.getvalue())
+    os.replace(tmp, path)
+    warnings.warn(f"run_sweep: {path} was written before the column(s) {missing} existed; "
+                  f"added them, empty in its {len(rows)} row(s) "
+                  "(not recorded by the version that trained them).", stacklevel=3)
 
 
 def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
@@ -414,6 +448,7 @@ def run_sweep(
         raise ValueError(f"run_sweep: give n_jobs (local processes) or client (a Dask cluster), "
                          f"not both; got n_jobs={n_jobs!r} and a client.")
     path = Path(path)
+    _add_new_columns(path)
     store = _store(path)
     previous = store.read()
     _check_compatible(previous, config, path)

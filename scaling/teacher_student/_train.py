@@ -221,13 +221,17 @@ class ActivationID:
     ``id_twonn`` (TwoNN, 10 % tail discarded) and ``id_mle`` (Levina–Bickel, mean
     aggregation) come from one neighbour search; ``id_points`` is the number of distinct
     activation vectors they used, ``id_duplicates_dropped`` the exact duplicates left out
-    (dead ReLU units make many). ``note`` says why the ID is nan, if it is.
+    (dead ReLU units make many). ``live_units`` counts the layer's units that are non-zero
+    on at least one input (a ReLU unit that is zero on all of them is dead: it adds
+    parameters, not capacity); nan when nothing was measured. ``note`` says why the ID is
+    nan, if it is.
     """
 
     id_twonn: float
     id_mle: float
     id_points: int
     id_duplicates_dropped: int
+    live_units: int | float = math.nan
     note: str = ""
 
     def to_dict(self) -> dict[str, float | int | str]:
@@ -252,12 +256,13 @@ def activation_dimension(activations: np.ndarray, *, mle_k: int = 20) -> Activat
     >>> rng = np.random.default_rng(0)
     >>> H = np.maximum(rng.standard_normal((2000, 3)) @ rng.standard_normal((3, 16)), 0)
     >>> r = activation_dimension(H)
-    >>> 2.5 < r.id_twonn < 3.5, r.id_points + r.id_duplicates_dropped
-    (True, 2000)
+    >>> 2.5 < r.id_twonn < 3.5, r.id_points + r.id_duplicates_dropped, r.live_units
+    (True, 2000, 16)
     """
     import idest
 
     H = np.asarray(activations)
+    live = int(np.count_nonzero(np.any(H != 0, axis=0)))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -265,12 +270,12 @@ def activation_dimension(activations: np.ndarray, *, mle_k: int = 20) -> Activat
                                                                 progress=False)}
         except ValueError as exc:  # too few distinct activation vectors
             distinct = int(np.unique(H, axis=0).shape[0])
-            found = ActivationID(math.nan, math.nan, distinct, H.shape[0] - distinct,
+            found = ActivationID(math.nan, math.nan, distinct, H.shape[0] - distinct, live,
                                  f"no ID: {distinct} distinct activation vector(s) ({exc})")
         else:
             found = ActivationID(float(results["twonn"].dimension),
                                  float(results["mle"].dimension), results["twonn"].n_points,
-                                 results["twonn"].n_duplicates_dropped)
+                                 results["twonn"].n_duplicates_dropped, live)
     for w in caught:
         if not issubclass(w.category, idest.DuplicatesWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -286,8 +291,9 @@ class StudentResult:
     after the last step; ``cross_entropy`` and ``teacher_entropy`` are nan unless
     ``loss_name="kl"``. ``curve_steps``/``curve_losses`` hold the same held-out loss at
     log-spaced steps (:func:`curve_steps`), for :func:`convergence`. The ID fields are those
-    of :class:`ActivationID` (``id_note`` its ``note``), measured on ``n_id`` fresh inputs
-    (nan when ``n_id=0``).
+    of :class:`ActivationID` (``id_note`` its ``note``; ``live_units`` the final hidden
+    layer's units that are not dead), measured on ``n_id`` fresh inputs (nan when
+    ``n_id=0``).
     ``seed`` is the student's run (its initialisation, :func:`student_seed`); ``seconds``
     and ``cpu_seconds`` are the wall and CPU time of the whole training with the other
     students of its stream (summed over the calls, when it resumed from a checkpoint).
@@ -304,6 +310,7 @@ class StudentResult:
     id_mle: float
     id_points: int
     id_duplicates_dropped: int
+    live_units: int | float
     id_note: str
     loss_name: str
     power: float
@@ -636,7 +643,8 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
         if saver is not None and stop.received is not None:  # arrived after the last check
             stop.resume_default()
     ids = ([activation_dimension(h) for h in trainer.hidden(teacher.sample_inputs(n_id, id_rng))]
-           if n_id else [ActivationID(np.nan, np.nan, 0, 0, "not measured (n_id=0)")] * len(specs))
+           if n_id else [ActivationID(np.nan, np.nan, 0, 0, note="not measured (n_id=0)")]
+           * len(specs))
     seconds = spent + time.perf_counter() - start
     cpu_seconds = spent_cpu + time.process_time() - start_cpu
     results = []
@@ -648,7 +656,8 @@ def _train(teacher, specs, seed, sched, loss, p, bias_std, dtype, engine, paddin
                                      teacher.n_outputs),
             loss=value, cross_entropy=ce, teacher_entropy=entropy, id_twonn=found.id_twonn,
             id_mle=found.id_mle, id_points=found.id_points,
-            id_duplicates_dropped=found.id_duplicates_dropped, id_note=found.note,
+            id_duplicates_dropped=found.id_duplicates_dropped, live_units=found.live_units,
+            id_note=found.note,
             loss_name=loss, power=p,
             schedule=sched.name, shortened=sched.shortened, steps=sched.steps,
             samples=sched.samples, dtype=dtype, curve_steps=record,
