@@ -223,3 +223,24 @@ def test_a_k_whose_exponent_interval_reaches_zero_is_left_out_of_the_regressions
     assert summary.versus_id.slope == pytest.approx(1.0, abs=0.02)
     text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
     assert "Left out of the regressions: k = 2 (α's interval reaches 0" in text
+
+
+@pytest.mark.parametrize(("name", "origin"), [
+    ("paper-random", "the paper schedule (Table 1)"),
+    ("paper-random-long", "LONGER than the paper"),
+    ("paper-random-lowlr", "NOT the paper's learning rates"),
+    ("cpu-short16-random", "SHORTENED for CPU"),
+])
+def test_the_report_says_how_a_schedule_relates_to_table_1(name, origin):
+    from scaling.teacher_student._report import schedule_origin
+
+    text = schedule_origin(name, get_schedule(name).shortened)
+    assert text.startswith(origin)
+    assert all(f"lr {p.lr:g}" in text for p in get_schedule(name).phases)
+
+
+def test_the_low_learning_rate_schedule_is_table_1_with_rates_divided_by_10():
+    table1, low = get_schedule("paper-random"), get_schedule("paper-random-lowlr")
+    assert low.steps == table1.steps and low.samples == table1.samples
+    assert [p.lr for p in low.phases] == pytest.approx([p.lr / 10 for p in table1.phases])
+    assert not low.shortened

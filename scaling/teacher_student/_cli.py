@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--schedule", default="cpu",
                    help="'cpu' (Table 1 cut 16-fold, default), 'paper' (Table 1 in full), "
                    "'paper-long' (Table 1, then 10,000 steps at lr 1e-4: run it with "
-                   "--continue-from a 'paper' run) or a schedule name from "
+                   "--continue-from a 'paper' run), 'paper-lowlr' (Table 1 with every "
+                   "learning rate 10x smaller: fewer dead ReLUs; not the paper's recipe) or a "
+                   "schedule name from "
                    "scaling.teacher_student.SCHEDULES")
     p.add_out("idest-output/teacher_student",
               "output folder for results.csv, README.md and the figures")

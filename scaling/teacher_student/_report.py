@@ -129,6 +129,10 @@ def schedule_origin(name: str, shortened: bool) -> str:
     elif schedule.phases[:len(table1)] == table1:
         origin = (f"LONGER than the paper: Table 1, then {schedule.steps - PAPER_RANDOM.steps:,}"
                   f" more steps")
+    elif [(p.steps, p.batch_size) for p in schedule.phases] == \
+            [(p.steps, p.batch_size) for p in table1]:
+        origin = ("NOT the paper's learning rates: Table 1's steps and batch sizes with other "
+                  "learning rates (a change of the recipe)")
     else:
         origin = "not the paper schedule"
     return f"{origin}: {phases}"

@@ -22,7 +22,7 @@ from scaling.teacher_student._sweep import SweepConfig, git_commit, run_sweep
 
 #: Schedules offered by the reproduction: the CPU cut (default) and the paper's Table 1.
 REPRODUCTION_SCHEDULES = {"cpu": "cpu-short16-random", "paper": "paper-random",
-                          "paper-long": "paper-random-long"}
+                          "paper-long": "paper-random-long", "paper-lowlr": "paper-random-lowlr"}
 
 
 def reproduction_config(
