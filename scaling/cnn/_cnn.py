@@ -413,8 +413,10 @@ _SWEEP_COLUMNS = ["family", "n", "n_params", "seed", "loss", "train_loss", "test
 
 
 def _hidden_id(model: nn.Sequential, images: np.ndarray) -> dict[str, float | int | str]:
-    """TwoNN and Levina–Bickel MLE of the last hidden layer, as CSV columns."""
-    return activation_dimension(hidden_activations(model, images)).to_dict()
+    """TwoNN and Levina–Bickel MLE of the last hidden layer, as CSV columns (the sweep's:
+    not ``live_units``, which its CSVs were written without)."""
+    found = activation_dimension(hidden_activations(model, images)).to_dict()
+    return {key: value for key, value in found.items() if key in _SWEEP_COLUMNS}
 
 
 def _sweep_store(path: Path) -> RecordStore:
