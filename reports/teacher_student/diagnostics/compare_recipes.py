@@ -4,7 +4,9 @@ Reads two sweep CSVs (e.g. Table 1 in ``paper/`` and Table 1 with every learning
 10x smaller in ``paper-lowlr/``), keeps the k both hold, and prints a markdown table per
 k and width (geometric-mean held-out loss over the runs, live final-layer units where
 recorded) and per k (fitted window, α, 4/α, TwoNN ID; each recipe fitted on its own by
-the report's rule), then draws L(N) of both in one figure. Run from the repository root::
+the report's rule, and the "best of both": at each width the runs of the recipe with the
+lower loss, i.e. the lowest loss either recipe reached at that size), then draws L(N) of
+both in one figure. Run from the repository root::
 
     python reports/teacher_student/diagnostics/compare_recipes.py \
         reports/teacher_student/paper reports/teacher_student/paper-lowlr \
@@ -17,7 +19,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from scaling.teacher_student import read_results, summarize
+from scaling.teacher_student import read_results
+from scaling.teacher_student._report import summarize_feature
 
 
 def by_width(rows, k):
@@ -32,13 +35,33 @@ def by_width(rows, k):
             for w, rs in sorted(out.items())}
 
 
+def best_of(recipes, k):
+    """Rows of unit k: at each width, the runs of the recipe with the lower geometric-mean
+    loss."""
+    curves = {name: by_width(rows, k) for name, rows in recipes.items()}
+    rows = []
+    for w in sorted(set.intersection(*(set(c) for c in curves.values()))):
+        best = min(curves, key=lambda name: curves[name][w][1])
+        rows += [r for r in recipes[best] if int(r["features"]) == k and int(r["width"]) == w]
+    return rows
+
+
+def fit(rows):
+    """The report's circle-rule fit of one k, or None where it cannot be made."""
+    try:
+        return summarize_feature(rows, n_bootstrap=1000)
+    except ValueError:
+        return None
+
+
 def main(first: Path, second: Path, out: Path) -> None:
     recipes = {p.name: read_results(p / "results.csv") for p in (first, second)}
     common = sorted(set.intersection(*({int(r["features"]) for r in rows}
                                        for rows in recipes.values())))
-    fits = {name: {s.features: s for s in summarize(rows, n_bootstrap=1000).per_feature}
-            for name, rows in recipes.items()}
     names = list(recipes)
+    fits = {name: {k: fit([r for r in rows if int(r["features"]) == k]) for k in common}
+            for name, rows in recipes.items()}
+    fits["best of both"] = {k: fit(best_of(recipes, k)) for k in common}
     print(f"| k | width | N | loss {names[0]} | loss {names[1]} | ratio | live units "
           f"{names[1]} |\n|---|---|---|---|---|---|---|")
     for k in common:
@@ -50,7 +73,7 @@ def main(first: Path, second: Path, out: Path) -> None:
     print("\n| k | recipe | fitted N | α (95 %) | 4/α (95 %) | ID TwoNN |\n"
           "|---|---|---|---|---|---|")
     for k in common:
-        for name in names:
+        for name in fits:
             s = fits[name].get(k)
             if s is None:
                 print(f"| {k} | {name} | not fitted | | | |")
