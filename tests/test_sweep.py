@@ -112,6 +112,46 @@ def test_a_csv_from_before_the_live_units_column_is_upgraded_and_resumed(serial,
         run_sweep(CONFIG, other, n_jobs=1, progress=False)
 
 
+def _old_csv(path, rows):
+    """``rows`` written as a CSV of the version before ``live_units``."""
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[c for c in COLUMNS if c != "live_units"],
+                                extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_an_old_csv_is_upgraded_only_after_its_checks(serial, tmp_path):
+    """A cut last row is dropped with the store's warning (and retrained); a malformed
+    row and a CSV of another configuration are refused and leave the file as it was."""
+    cut = _old_csv(tmp_path / "cut.csv", serial.rows[:3])
+    cut.write_bytes(cut.read_bytes()[:-30])
+    config = dataclasses.replace(CONFIG, features=(2,))
+    with pytest.warns(UserWarning) as caught:
+        resumed = run_sweep(config, cut, n_jobs=1, progress=False)
+    assert [type(w.message) for w in caught] == [StoreWarning, UserWarning]
+    assert "cut short" in str(caught[0].message) and "live_units" in str(caught[1].message)
+    assert resumed.n_previous == 2 and run_key(serial.rows[2]) in resumed.trained
+    assert [{**r, "live_units": ""} for r in _table(resumed.rows)] == \
+        [{**r, "live_units": ""} for r in _table(r for r in serial.rows if r["features"] == "2")]
+    assert [r["live_units"] != "" for r in _table(resumed.rows)] == \
+        [run_key(r) in resumed.trained for r in _table(resumed.rows)]
+    bad = _old_csv(tmp_path / "bad.csv", serial.rows[:3])
+    lines = bad.read_text().splitlines(keepends=True)
+    bad.write_text(lines[0] + "2,8,2,0,x\n" + "".join(lines[1:]))
+    before = bad.read_bytes()
+    with pytest.raises(ValueError, match="field"):
+        run_sweep(config, bad, n_jobs=1, progress=False)
+    assert bad.read_bytes() == before
+    other = _old_csv(tmp_path / "other.csv", serial.rows[:3])
+    before = other.read_bytes()
+    with pytest.raises(ValueError, match="variant"):
+        run_sweep(dataclasses.replace(config, variant="authors"), other, n_jobs=1,
+                  progress=False)
+    assert other.read_bytes() == before
+
+
 @pytest.mark.slow
 def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     """Two worker processes, one k each, reproduce the serial rows exactly."""

@@ -73,6 +73,7 @@ def test_tiny_training_reduces_the_kl_loss_and_reports_ce_and_entropy():
         assert a.loss > 0 and a.cross_entropy == pytest.approx(a.loss + a.teacher_entropy)
         assert a.teacher_entropy == b.teacher_entropy  # the same held-out sample
         assert a.steps == 180 and a.samples == 150 * 100 + 30 * 400 and a.shortened
+        assert math.isnan(a.live_units)  # not measured without ID inputs
 
 
 def test_lockstep_training_does_not_depend_on_the_other_students():
@@ -94,6 +95,7 @@ def test_mse_and_power_losses_on_the_latent_teacher_and_the_final_layer_id():
     # the data lie on a 2-dimensional plane: the final layer's ID is far below its width 24
     assert 1.0 < mse.id_twonn < 5.0 and 1.0 < mse.id_mle < 5.0
     assert mse.id_points + mse.id_duplicates_dropped == 600 and mse.id_note == ""
+    assert 0 < mse.live_units <= 24
 
 
 def test_final_hidden_activations_are_the_last_relu_outputs():
@@ -291,8 +293,12 @@ def test_activation_dimension_counts_duplicates_and_passes_other_warnings_throug
     found = activation_dimension(H)
     assert found.id_duplicates_dropped == 99 and found.id_points == 701
     assert 1.5 < found.id_twonn < 2.6 and found.note == ""
+    assert found.live_units == int((H > 0).any(axis=0).sum()) <= 12
+    one_dead = H.copy()
+    one_dead[:, int(np.flatnonzero((H > 0).any(axis=0))[0])] = 0
+    assert activation_dimension(one_dead).live_units == found.live_units - 1
     dead = activation_dimension(np.zeros((50, 4)))
-    assert math.isnan(dead.id_twonn) and "1 distinct" in dead.note
+    assert math.isnan(dead.id_twonn) and "1 distinct" in dead.note and dead.live_units == 0
     import warnings
 
     import idest

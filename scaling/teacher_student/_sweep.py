@@ -181,7 +181,8 @@ def read_results(path: str | Path) -> list[dict[str, str]]:
     A row cut short by an interruption is removed from the file with a warning
     (:class:`idest.utils.RecordStore`), so that its run is trained again. A CSV
     written by an earlier version (other columns) is read as it is, for
-    reports, without touching it; :func:`run_sweep` refuses to resume it.
+    reports, without touching it; :func:`run_sweep` resumes one that lacks only
+    :data:`ADDED_COLUMNS` (adding them, empty) and refuses any other.
 
     Examples
     --------
@@ -206,35 +207,35 @@ def _read_other_version(path: Path) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(complete, newline="")))
 
 
-def _add_new_columns(path: Path) -> None:
+def _add_new_columns(path: Path, config: SweepConfig) -> None:
     """Give a CSV written before :data:`ADDED_COLUMNS` existed those columns, empty.
 
-    Only a file whose header is :data:`COLUMNS` less some added columns is rewritten (to a
-    temporary file, then renamed over it); a last row cut short is dropped, so that its
-    run is trained again. Any other header is left for the store to refuse.
+    Only a file whose header is :data:`COLUMNS` less some added columns, holding rows of
+    ``config``, is rewritten (atomically); its rows are read by the store of its own
+    header first, so a last row cut short is dropped with the store's warning (its run
+    is trained again) and a malformed row is an error. Any other header is left for the
+    store to refuse.
     """
     if not path.exists():
         return
-    with path.open(newline="") as handle:
-        header = next(csv.reader(handle), None)
-    if header is None or tuple(header) == COLUMNS:
-        return
-    if tuple(header) != tuple(c for c in COLUMNS if c in header) or \
-            not set(COLUMNS) - set(header) <= set(ADDED_COLUMNS):
-        return
+    with path.open(newline="", encoding="utf-8") as handle:
+        header = tuple(next(csv.reader(handle), ()))
     missing = [c for c in COLUMNS if c not in header]
+    if not header or not missing or header != tuple(c for c in COLUMNS if c in header) \
+            or not set(missing) <= set(ADDED_COLUMNS):
+        return
+    rows = RecordStore(path, header, KEY, parsers=dict.fromkeys(KEY, int),
+                       owner="run_sweep").read()
+    _check_compatible(rows, config, path)
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(COLUMNS)
-    rows = _read_other_version(path)
-    for row in rows:
-        writer.writerow([row.get(c, "") for c in COLUMNS])
-    tmp = path.with_name(path.name + ".upgrade")
-    tmp.write_text(text.getvalue())
-    os.replace(tmp, path)
+    writer.writerows([row.get(c, "") for c in COLUMNS] for row in rows)
+    with atomic_write(path, "wb") as handle:
+        handle.write(text.getvalue().encode("utf-8"))
     warnings.warn(f"run_sweep: {path} was written before the column(s) {missing} existed; "
-                  f"added them, empty in its {len(rows)} row(s) "
-                  "(not recorded by the version that trained them).", stacklevel=3)
+                  f"added them, empty in its {len(rows)} row(s) (not recorded by the version "
+                  "that trained them).", stacklevel=3)
 
 
 def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
@@ -448,7 +449,7 @@ def run_sweep(
         raise ValueError(f"run_sweep: give n_jobs (local processes) or client (a Dask cluster), "
                          f"not both; got n_jobs={n_jobs!r} and a client.")
     path = Path(path)
-    _add_new_columns(path)
+    _add_new_columns(path, config)
     store = _store(path)
     previous = store.read()
     _check_compatible(previous, config, path)

@@ -21,7 +21,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -91,7 +91,8 @@ PAPER_RANDOM_LONG = Schedule("paper-random-long",
 #: Table 1's steps and batch sizes with every learning rate 10x smaller (Adam's default
 #: 1e-3, then 1e-4): a change of the recipe, not the paper's. At lr 0.01 Adam kills most of
 #: a wide student's final-layer ReLUs in its first 2,000 steps (k = 4, width 106: 70 of 106
-#: dead), which ends L(N)'s power law at width 48; at 1e-3, 47 are dead after 100,000 steps.
+#: dead), which we suspect ends L(N)'s power law at width 48 for k = 4-7; at 1e-3, 47 are
+#: dead after 100,000 steps.
 PAPER_RANDOM_LOW_LR = Schedule("paper-random-lowlr",
                                tuple(Phase(p.steps, p.batch_size, p.lr / 10)
                                      for p in PAPER_RANDOM.phases), shortened=False)
@@ -239,7 +240,7 @@ class ActivationID:
     id_mle: float
     id_points: int
     id_duplicates_dropped: int
-    live_units: int | float = math.nan
+    live_units: int | float = field(default=math.nan, kw_only=True)
     note: str = ""
 
     def to_dict(self) -> dict[str, float | int | str]:
@@ -278,12 +279,13 @@ def activation_dimension(activations: np.ndarray, *, mle_k: int = 20) -> Activat
                                                                 progress=False)}
         except ValueError as exc:  # too few distinct activation vectors
             distinct = int(np.unique(H, axis=0).shape[0])
-            found = ActivationID(math.nan, math.nan, distinct, H.shape[0] - distinct, live,
-                                 f"no ID: {distinct} distinct activation vector(s) ({exc})")
+            found = ActivationID(math.nan, math.nan, distinct, H.shape[0] - distinct,
+                                 live_units=live, note=f"no ID: {distinct} distinct activation "
+                                 f"vector(s) ({exc})")
         else:
             found = ActivationID(float(results["twonn"].dimension),
                                  float(results["mle"].dimension), results["twonn"].n_points,
-                                 results["twonn"].n_duplicates_dropped, live)
+                                 results["twonn"].n_duplicates_dropped, live_units=live)
     for w in caught:
         if not issubclass(w.category, idest.DuplicatesWarning):
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -318,7 +320,7 @@ class StudentResult:
     id_mle: float
     id_points: int
     id_duplicates_dropped: int
-    live_units: int | float
+    live_units: int | float = field(default=math.nan, kw_only=True)
     id_note: str
     loss_name: str
     power: float

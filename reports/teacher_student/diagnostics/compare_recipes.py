@@ -58,6 +58,8 @@ def main(first: Path, second: Path, out: Path) -> None:
     recipes = {p.name: read_results(p / "results.csv") for p in (first, second)}
     common = sorted(set.intersection(*({int(r["features"]) for r in rows}
                                        for rows in recipes.values())))
+    if not common:
+        raise SystemExit(f"{first} and {second} hold no common number of features k.")
     names = list(recipes)
     fits = {name: {k: fit([r for r in rows if int(r["features"]) == k]) for k in common}
             for name, rows in recipes.items()}
