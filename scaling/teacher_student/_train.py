@@ -248,6 +248,20 @@ class ActivationID:
         return dataclasses.asdict(self)
 
 
+def live_unit_count(activations: np.ndarray) -> int:
+    """Units (columns) of a layer's activations that are non-zero on at least one input
+    (row); a ReLU unit that is zero on every input is dead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scaling.teacher_student._train import live_unit_count
+    >>> live_unit_count(np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 2.0]]))
+    2
+    """
+    return int(np.count_nonzero(np.any(np.asarray(activations) != 0, axis=0)))
+
+
 def activation_dimension(activations: np.ndarray, *, mle_k: int = 20) -> ActivationID:
     """TwoNN and MLE of a layer's activations from ONE k-NN search (:func:`idest.estimate_all`).
 
@@ -271,7 +285,7 @@ def activation_dimension(activations: np.ndarray, *, mle_k: int = 20) -> Activat
     import idest
 
     H = np.asarray(activations)
-    live = int(np.count_nonzero(np.any(H != 0, axis=0)))
+    live = live_unit_count(H)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

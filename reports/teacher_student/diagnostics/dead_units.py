@@ -18,7 +18,7 @@ from idest.utils import limit_threads
 from scaling.teacher_student import checkpoint_path, reproduction_config
 from scaling.teacher_student._checkpoint import read_progress
 from scaling.teacher_student._engines import BatchedEngine
-from scaling.teacher_student._train import _specs
+from scaling.teacher_student._train import _specs, live_unit_count
 
 
 def dead_units(folder: Path, k: int) -> dict[int, list[int]]:
@@ -39,7 +39,7 @@ def dead_units(folder: Path, k: int) -> dict[int, list[int]]:
         hidden = engine.hidden(teacher.sample_inputs(10_000, np.random.default_rng([7, 7])))
     dead: dict[int, list[int]] = {}
     for (width, _, _), h in zip(students, hidden, strict=True):
-        dead.setdefault(width, []).append(int((h.max(axis=0) <= 0).sum()))
+        dead.setdefault(width, []).append(width - live_unit_count(h))
     return dead
 
 

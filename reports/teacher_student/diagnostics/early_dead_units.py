@@ -23,7 +23,7 @@ import torch
 from idest.utils import limit_threads
 from scaling.teacher_student import Phase, Schedule, reproduction_config, train_students
 from scaling.teacher_student._engines import BatchedEngine
-from scaling.teacher_student._train import _specs
+from scaling.teacher_student._train import _specs, live_unit_count
 
 k, bias_std = int(sys.argv[1]), float(sys.argv[2])
 phases = tuple(Phase(int(s), int(b), float(lr))
@@ -36,7 +36,7 @@ x = teacher.sample_inputs(10_000, np.random.default_rng([7, 7]))
 
 
 def dead(engine):
-    return [int((h.max(axis=0) <= 0).sum()) for h in engine.hidden(x)]
+    return [h.shape[1] - live_unit_count(h) for h in engine.hidden(x)]
 
 
 with limit_threads(1):
