@@ -493,23 +493,23 @@ def _convergence_lines(rows: Sequence[dict[str, str]],
 
 def _live_unit_lines(rows: Sequence[dict[str, str]]) -> list[str]:
     """Live units of the final hidden layer per k and width (rows that recorded them)."""
-    recorded = [r for r in rows if r.get("live_units", "") not in ("", "nan")]
-    if not recorded:
+    live: dict[tuple[int, int, int], list[float]] = {}
+    for r in rows:
+        if r.get("live_units", "") not in ("", "nan"):
+            key = (int(r["features"]), int(r["depth"]), int(r["width"]))
+            live.setdefault(key, []).append(float(r["live_units"]))
+    if not live:
         return []
-    widths = sorted({int(r["width"]) for r in recorded})
+    widths = sorted({w for _, _, w in live})
+    units = sorted({(k, d) for k, d, _ in live})
     lines = ["", "## Live units of the final hidden layer", "",
              "Units non-zero on at least one of the ID's inputs (the others are dead ReLUs: "
              "they count in N but add no capacity); mean over runs, min–max in brackets.", "",
              "| k | " + " | ".join(f"n = {w}" for w in widths) + " |",
              "|---|" + "---|" * len(widths)]
-    units = sorted({(int(r["features"]), int(r["depth"])) for r in recorded})
     for k, depth in units:
-        cells = []
-        for w in widths:
-            live = [float(r["live_units"]) for r in recorded
-                    if (int(r["features"]), int(r["depth"]), int(r["width"])) == (k, depth, w)]
-            cells.append(f"{np.mean(live):.0f} ({min(live):.0f}–{max(live):.0f})" if live
-                         else "—")
+        cells = [f"{np.mean(v):.0f} ({min(v):.0f}–{max(v):.0f})" if (v := live.get((k, depth, w)))
+                 else "—" for w in widths]
         label = f"{k}" if len({d for _, d in units}) == 1 else f"{k} (depth {depth})"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
