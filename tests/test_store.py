@@ -160,3 +160,21 @@ def test_content_hash_sees_content_not_names():
     assert content_hash(a) == content_hash(b)
     with pytest.raises(TypeError, match="cannot hash a object"):
         content_hash(object())
+
+
+def test_append_together_lands_all_records_or_none(tmp_path, monkeypatch):
+    path = tmp_path / "runs.csv"
+    s = store(path)
+    s.append(records(2), together=True)  # creates the file, header included
+    s.append(records(4)[2:], together=True)
+    assert [r["n"] for r in s.read()] == ["0", "1", "2", "3"]
+    before = path.read_bytes()
+
+    def killed(*args):  # the process dies before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("idest.utils.store.os.replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        s.append(records(9)[4:], together=True)
+    assert path.read_bytes() == before  # none of the five records, not part of them
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
