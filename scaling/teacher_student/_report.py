@@ -472,6 +472,25 @@ def _prediction(p: DimensionPrediction | None) -> str:
     return f"{p.dimension:.2f} ({_interval(p.interval)})"
 
 
+def _extrapolation(crossing: ThresholdCrossing, fit: PowerLawFit) -> str:
+    """'' for an N_max read off the data, else how far the fitted power law was followed
+    outside its window to reach it.
+
+    >>> from scaling.fit import ThresholdCrossing, fit_power_law
+    >>> fit = fit_power_law([1e3, 2e3, 4e3], [1e-2, 6e-3, 3.7e-3], window="all")
+    >>> [_extrapolation(ThresholdCrossing(n, 1e-3, n != 2.5e3, "log-linear"), fit)
+    ...  for n in (2.5e3, 4e5, 10.0)]
+    ['', ' (extrap. 100x above the fit)', ' (extrap. 100x below the fit)']
+    """
+    if not crossing.extrapolated:
+        return ""
+    if crossing.n_max > fit.n_max:
+        return f" (extrap. {crossing.n_max / fit.n_max:.3g}x above the fit)"
+    if crossing.n_max < fit.n_min:
+        return f" (extrap. {fit.n_min / crossing.n_max:.3g}x below the fit)"
+    return " (extrap.)"
+
+
 def _table_notes(summary: TeacherStudentSummary) -> list[str]:
     """Lines under the per-k table for what its cells do not say: α intervals that are not
     the bootstrap over runs, IDs averaged over fewer runs than were fitted."""
@@ -598,7 +617,7 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         f = s.fit
         cut = "" if f.n_max >= s.largest_n else " (cut)"
         n_max = ("—" if s.n_max is None else
-                 f"{s.n_max.n_max:.3g}{' (extrap.)' if s.n_max.extrapolated else ''}")
+                 f"{s.n_max.n_max:.3g}{_extrapolation(s.n_max, s.fit)}")
         lines.append(
             f"| {s.features} | {s.n_runs} ({s.n_fitted} / {f.n_runs}) | "
             f"{f.n_min:.0f}–{f.n_max:.0f}{cut} | "
@@ -613,7 +632,8 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         "(cut): the circle window of A.1 ended before the largest student, i.e. L(N) bends "
         f"away from the power law there. N_max is read at the loss threshold "
         f"{summary.threshold:.3g} ({threshold_origin}); (extrap.) marks a value solved from "
-        f"the fitted power law.", "",
+        f"the fitted power law outside the measured losses, with how far outside its "
+        f"window: far beyond it, the power law is an assumption, not a measurement.", "",
         "## 4/α against the measured dimension (figure 6)", "",
         "| regression | slope (95 %) | intercept | slope through 0 | Pearson r | points |",
         "|---|---|---|---|---|---|",
