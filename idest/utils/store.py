@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,8 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     'done'
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # one name per process and thread: two writers of one file never share a temporary
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, mode) as handle:
             yield handle
