@@ -162,11 +162,16 @@ def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     assert _table(parallel.rows) == _table(r for r in serial.rows if run_key(r) in wanted)
 
 
-@pytest.mark.parametrize("change", [{"variant": "authors"}, {"bias_std": 0.25}],
-                         ids=["variant", "bias_std"])
+LONGER_SAME_NAME = Schedule("test-sweep", (*TINY.phases, Phase(5, 400, 0.001)), shortened=True)
+
+
+@pytest.mark.parametrize("change", [{"variant": "authors"}, {"bias_std": 0.25},
+                                    {"schedule": LONGER_SAME_NAME}],
+                         ids=["variant", "bias_std", "schedule of the same name"])
 def test_resuming_with_another_configuration_is_refused(serial, change):
     other = dataclasses.replace(CONFIG, **change)
-    with pytest.raises(ValueError, match=next(iter(change))):
+    column = {"schedule": "steps"}.get(next(iter(change)), next(iter(change)))
+    with pytest.raises(ValueError, match=column):
         run_sweep(other, serial.path, n_jobs=1, progress=False)
 
 

@@ -244,7 +244,10 @@ def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
 
 
 def _check_compatible(rows: list[dict[str, str]], config: SweepConfig, path: Path) -> None:
-    expected = config.config_values()
+    schedule = get_schedule(config.schedule)
+    # the schedule's length too: a custom Schedule may reuse a built-in one's name
+    expected = {**config.config_values(), "steps": str(schedule.steps),
+                "samples": str(schedule.samples)}
     for row in rows:
         for column, value in expected.items():
             if row.get(column) != value:
