@@ -402,3 +402,42 @@ def test_a_few_tight_clusters_make_a_dip_that_dadapy_discard_removes():
     assert kept.dimensions[1] < 0.8 * reference.dimensions[1]
     assert filtered.n_used[1] <= kept.n_points - 45
     assert filtered.dimensions[1] == pytest.approx(reference.dimensions[1], rel=0.05)
+
+
+def test_neighbors_whose_data_is_a_torch_tensor_estimate_as_with_numpy_data():
+    """idest.knn keeps device input on its device (``Neighbors.data`` a tensor, e.g. from
+    ``layer_scan(keep_on_device=True)`` on a GPU): the estimators read it on the host."""
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    X = hypercube(1500, 3, random_state=0)
+    X = np.vstack([X, X[:40]])  # exact duplicates: removed, then searched again
+    nn = idest.knn(X, 64)
+    on_tensor = dataclasses.replace(nn, data=torch.from_numpy(X))
+    with pytest.warns(idest.estimators.DuplicatesWarning):
+        expected = idest.gride(nn, 64)
+    with pytest.warns(idest.estimators.DuplicatesWarning):
+        got = idest.gride(on_tensor, 64)
+    assert got.n_duplicates_dropped == expected.n_duplicates_dropped == 40
+    np.testing.assert_array_equal(got.dimensions, expected.dimensions)
+    with pytest.warns(idest.estimators.DuplicatesWarning):
+        assert idest.twonn(on_tensor).dimension == idest.twonn(X).dimension
+
+
+def test_a_precomputed_search_of_float16_data_keeps_the_inputs_precision():
+    """knn validates float16 to float32 (``Neighbors.data``); the duplicate checks still
+    judge twins one float16 step apart as the raw call does (``Neighbors.input_dtype``)."""
+    X = hypercube(2000, 3, random_state=0).astype(np.float16)
+    twins = X[:150].copy()
+    twins[:, 0] = np.nextafter(twins[:, 0], np.float16(2))  # one float16 step away
+    X16 = np.vstack([X, twins])
+    nn = idest.knn(X16, 32)
+    assert nn.input_dtype == "float16" and nn.data.dtype == np.float32
+    assert nn.head(8).input_dtype == "float16"
+    with pytest.warns(idest.estimators.DuplicatesWarning, match="float16"):
+        raw = idest.gride(X16, 32)
+    with pytest.warns(idest.estimators.DuplicatesWarning, match="float16"):
+        pre = idest.gride(nn, 32)
+    assert raw.n_near_duplicates_merged == 0 and raw.n_duplicates_dropped >= 150
+    assert pre.n_duplicates_dropped == raw.n_duplicates_dropped
+    np.testing.assert_allclose(pre.dimensions, raw.dimensions, rtol=1e-12)
