@@ -521,7 +521,8 @@ def gride(
     n_bootstrap : int, default=0
         Resamples of the points per scale for percentile intervals (0: Wald
         intervals from the Fisher information). Every scale sees the same
-        resamples.
+        resamples of the points, except with ``discard="dadapy"``: there each
+        scale resamples the μ it kept after the discard.
     confidence : float, default=0.95
         Level of the intervals.
     random_state : int, numpy.random.Generator or None, default=0
