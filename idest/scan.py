@@ -566,7 +566,9 @@ def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *
     for i, (site, c) in enumerate(curves.items()):
         color = cmap(i / max(1, len(curves) - 1))
         x, y = np.asarray(c["n2"]), np.asarray(c["dimensions"])
-        err = np.abs(np.asarray(c["intervals"]).T - y)
+        low, high = np.asarray(c["intervals"], dtype=float).T
+        # a percentile interval may leave out its point: never draw a bar on the wrong side
+        err = np.clip([y - low, high - y], 0.0, None)
         ax.errorbar(x, y, yerr=err, color=color, marker="o", ms=3, mfc="white", lw=1, capsize=2,
                     label=site)
         if c["plateau_range"] is not None:
