@@ -441,3 +441,10 @@ def test_a_precomputed_search_of_float16_data_keeps_the_inputs_precision():
     assert raw.n_near_duplicates_merged == 0 and raw.n_duplicates_dropped >= 150
     assert pre.n_duplicates_dropped == raw.n_duplicates_dropped
     np.testing.assert_allclose(pre.dimensions, raw.dimensions, rtol=1e-12)
+
+
+def test_too_few_points_for_the_largest_scale_says_so_not_to_search_again():
+    X = hypercube(100, 3, random_state=0)
+    with pytest.raises(ValueError, match=r"found 100 sample\(s\) while k=128 needs at least "
+                                         r"129; use more points or a smaller k"):
+        idest.gride(idest.knn(X, 99), 128)

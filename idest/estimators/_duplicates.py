@@ -81,12 +81,12 @@ def check_neighbors(nn: Neighbors, k: int, caller: str) -> None:
     if d.ndim != 2 or d.shape[0] < 1:
         raise ValueError(f"{caller}: Neighbors.distances must be a non-empty 2-D array, "
                          f"got shape {d.shape}.")
+    if nn.n_queries <= k:  # first: no search of these points can give k neighbours
+        raise ValueError(f"{caller}: found {nn.n_queries} sample(s) while k={k} needs at least "
+                         f"{k + 1}; use more points or a smaller k.")
     if nn.k < k:
         raise ValueError(f"{caller}: the Neighbors hold {nn.k} neighbour(s) per point but "
                          f"{k} are needed; recompute them with idest.knn(X, k={k}).")
-    if nn.n_queries <= k:
-        raise ValueError(f"{caller}: found {nn.n_queries} sample(s) while k={k} needs at least "
-                         f"{k + 1}; use more points or a smaller k.")
     d = d[:, :k]
     if not np.isfinite(d).all() or (d < 0).any():
         raise ValueError(f"{caller}: Neighbors.distances must be finite and >= 0; "
