@@ -76,8 +76,9 @@ def main() -> None:
         + f"` (seed {args.seed}); the data sets are described in the script's docstring. "
         "Each column is one scale n1 = n2/2, n2; the cell is the ID (maximum likelihood, "
         "`discard=\"none\"`). The plateau is chosen by the default rule of "
-        "`idest.estimators.find_plateau` (longest run of >= 3 consecutive scales whose 95 % "
-        "Fisher intervals, widened by 5 % of their ID, share a value; ties: smaller scales); "
+        "`idest.estimators.find_plateau` (longest run of >= 4 consecutive scales whose 95 % "
+        "Fisher intervals, widened by 5 % of their ID, share a value and whose fitted drift "
+        "is not significantly beyond 5 % of their ID; ties: smaller scales); "
         "its ID is the median over the run, its interval spans the run's intervals. "
         "`within 10 %` compares that ID with the true d.",
         "",

@@ -15,9 +15,9 @@ Layout of ``out_dir``::
     scan_gride.png                with GRIDE: ID against scale, one curve per site
 
 An interrupted scan resumes: sites with results made under the same settings
-are not estimated again, sites whose activation files are complete are not
-captured again, and an interrupted capture continues from its last
-checkpoint (``activations/capture-state.json``, every :data:`CHECKPOINT_ROWS` rows).
+and by the same estimator code are not estimated again, sites whose activation
+files are complete are not captured again, and an interrupted capture continues
+from its last checkpoint (``activations/capture-state.json``, every :data:`CHECKPOINT_ROWS` rows).
 """
 
 from __future__ import annotations
@@ -210,10 +210,19 @@ def _check_settings(ks: Sequence[int], mle_k: int, n_bootstrap: int,
                                 progress=False)
 
 
+def _estimator_code() -> str:
+    """A hash of the source of the estimators and the k-NN front end: results stored by
+    another version of that code are recomputed (from the stored activations), never
+    reused (a changed plateau rule would otherwise leave old plateaus in the table)."""
+    root = Path(__file__).parent
+    files = sorted([*(root / "estimators").glob("*.py"), *(root / "neighbors").glob("*.py")])
+    return content_hash([(f.name, f.read_bytes()) for f in files])
+
+
 def _what_changed(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Names of the parts of a result's key that differ (for the one-line notice)."""
     names = {"model": "model", "inputs": "inputs", "module": "site", "input": "site",
-             "reduce": "reduction"}
+             "reduce": "reduction", "code": "estimator code"}
     parts = []
     for key in dict.fromkeys((*old, *new)):
         if old.get(key) == new.get(key):
@@ -338,7 +347,8 @@ def layer_scan(
     if isinstance(random_state, np.random.Generator):  # a seed that the key can record
         random_state = int(random_state.integers(2**63 - 1))
     estimate_key = {"ks": [int(k) for k in ks], "mle_k": mle_k, "n_bootstrap": n_bootstrap,
-                    "random_state": random_state, "duplicates": "drop"}
+                    "random_state": random_state, "duplicates": "drop",
+                    "code": _estimator_code()}
     if gride_range_max:
         estimate_key["gride_range_max"] = int(gride_range_max)
 
@@ -556,7 +566,9 @@ def plot_gride_scan(curves: Mapping[str, Mapping[str, Any]], path: str | Path, *
     for i, (site, c) in enumerate(curves.items()):
         color = cmap(i / max(1, len(curves) - 1))
         x, y = np.asarray(c["n2"]), np.asarray(c["dimensions"])
-        err = np.abs(np.asarray(c["intervals"]).T - y)
+        low, high = np.asarray(c["intervals"], dtype=float).T
+        # a percentile interval may leave out its point: never draw a bar on the wrong side
+        err = np.clip([y - low, high - y], 0.0, None)
         ax.errorbar(x, y, yerr=err, color=color, marker="o", ms=3, mfc="white", lw=1, capsize=2,
                     label=site)
         if c["plateau_range"] is not None:

@@ -154,7 +154,7 @@ def _bands(d, half_width):
 
 def test_plateau_is_the_longest_agreeing_run():
     d, iv = _bands([12.0, 8.0, 5.1, 5.0, 5.1, 4.95, 3.5, 2.0], 0.1)
-    assert find_plateau(d, iv, rtol=0.0) == (2, 5)
+    assert find_plateau(d, iv, rtol=0.0) == (2, 5)  # the drift, -0.09, is within the noise
     assert find_plateau(d, iv, rtol=0.0, min_scales=5) is None
 
 
@@ -165,13 +165,29 @@ def test_no_plateau_on_a_steady_slope():
 
 def test_ties_go_to_the_smaller_scales():
     d, iv = _bands([3.0, 3.0, 3.0, 9.0, 20.0, 20.0, 20.0], 0.01)
-    assert find_plateau(d, iv, rtol=0.0) == (0, 2)
+    assert find_plateau(d, iv, rtol=0.0, min_scales=3) == (0, 2)
 
 
 def test_agreement_needs_one_common_value_not_a_chain():
     # each neighbour overlaps the next, but no value lies in all four intervals
-    d, iv = _bands([1.0, 1.15, 1.3, 1.45], 0.1)
+    d, iv = _bands([1.0, 1.12, 1.24, 1.36], 0.1)  # neighbours differ by less than their noise
     assert find_plateau(d, iv, rtol=0.0, min_scales=2) == (0, 1)
+
+
+def test_a_curve_that_keeps_drifting_has_no_plateau_even_where_neighbours_overlap():
+    # falling 5 % per octave with intervals of +-4.5 % (a 30-dimensional cloud of 2,000
+    # points): four neighbouring intervals share a value once widened by 5 %, but the
+    # drift over any four scales is significantly beyond 5 %
+    d, iv = _bands(22.6 * 0.95 ** np.arange(8), 1.0)
+    assert np.all(iv[1:4, 0] - 0.05 * d[1:4] <= (iv[:3, 1] + 0.05 * d[:3]))  # 1. holds
+    assert find_plateau(d, iv) is None
+    flat = d.copy()
+    flat[2:7] = 20.0 + np.array([0.3, -0.2, 0.1, -0.3, 0.2])  # noise, no trend
+    assert find_plateau(flat, np.c_[flat - 1.0, flat + 1.0]) == (1, 6)
+    tight = 22.6 * 0.98 ** np.arange(8)  # 2 % per octave, precise: 4 % over 3, 6 % over 4
+    bands = np.c_[tight - 0.01, tight + 0.01]
+    assert find_plateau(tight, bands) is None
+    assert find_plateau(tight, bands, min_scales=3) == (0, 2)
 
 
 def test_no_plateau_is_reported_never_invented():
@@ -386,3 +402,42 @@ def test_a_few_tight_clusters_make_a_dip_that_dadapy_discard_removes():
     assert kept.dimensions[1] < 0.8 * reference.dimensions[1]
     assert filtered.n_used[1] <= kept.n_points - 45
     assert filtered.dimensions[1] == pytest.approx(reference.dimensions[1], rel=0.05)
+
+
+def test_neighbors_whose_data_is_a_torch_tensor_estimate_as_with_numpy_data():
+    """idest.knn keeps device input on its device (``Neighbors.data`` a tensor, e.g. from
+    ``layer_scan(keep_on_device=True)`` on a GPU): the estimators read it on the host."""
+    import dataclasses
+
+    torch = pytest.importorskip("torch")
+    X = hypercube(1500, 3, random_state=0)
+    X = np.vstack([X, X[:40]])  # exact duplicates: removed, then searched again
+    nn = idest.knn(X, 64)
+    on_tensor = dataclasses.replace(nn, data=torch.from_numpy(X))
+    with pytest.warns(idest.estimators.DuplicatesWarning):
+        expected = idest.gride(nn, 64)
+    with pytest.warns(idest.estimators.DuplicatesWarning):
+        got = idest.gride(on_tensor, 64)
+    assert got.n_duplicates_dropped == expected.n_duplicates_dropped == 40
+    np.testing.assert_array_equal(got.dimensions, expected.dimensions)
+    with pytest.warns(idest.estimators.DuplicatesWarning):
+        assert idest.twonn(on_tensor).dimension == idest.twonn(X).dimension
+
+
+def test_a_precomputed_search_of_float16_data_keeps_the_inputs_precision():
+    """knn validates float16 to float32 (``Neighbors.data``); the duplicate checks still
+    judge twins one float16 step apart as the raw call does (``Neighbors.input_dtype``)."""
+    X = hypercube(2000, 3, random_state=0).astype(np.float16)
+    twins = X[:150].copy()
+    twins[:, 0] = np.nextafter(twins[:, 0], np.float16(2))  # one float16 step away
+    X16 = np.vstack([X, twins])
+    nn = idest.knn(X16, 32)
+    assert nn.input_dtype == "float16" and nn.data.dtype == np.float32
+    assert nn.head(8).input_dtype == "float16"
+    with pytest.warns(idest.estimators.DuplicatesWarning, match="float16"):
+        raw = idest.gride(X16, 32)
+    with pytest.warns(idest.estimators.DuplicatesWarning, match="float16"):
+        pre = idest.gride(nn, 32)
+    assert raw.n_near_duplicates_merged == 0 and raw.n_duplicates_dropped >= 150
+    assert pre.n_duplicates_dropped == raw.n_duplicates_dropped
+    np.testing.assert_allclose(pre.dimensions, raw.dimensions, rtol=1e-12)

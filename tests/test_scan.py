@@ -97,6 +97,12 @@ def test_interrupted_scan_resumes_and_gives_the_same_table(gpt2, sequences, tmp_
     assert counter.calls == 4 + 6 and again.n_sites_reused == 0 and forwards == []
     assert len(again.rows) == 6 * 3
 
+    # another version of the estimators (e.g. a new plateau rule): recomputed, not reused
+    monkeypatch.setattr(idest.scan, "_estimator_code", lambda: "another version")
+    with pytest.warns(UserWarning, match="6 site.* recomputed: the estimator code changed"):
+        newer = scan(gpt2, sequences, tmp_path / "run", ks=(2, 3))
+    assert counter.calls == 4 + 6 + 6 and newer.n_sites_reused == 0 and forwards == []
+
 
 def test_interrupted_capture_resumes_from_its_checkpoint(gpt2, sequences, tmp_path,
                                                          monkeypatch, forwards):
@@ -226,4 +232,10 @@ class TestMiniLM:
         assert cells[2:] == ["10.00 [9.00, 11.00]", "9.50 [8.50, 10.50] n2 4-64",
                              "10.00 [9.00, 11.00]", "998", "0"]
         assert second.endswith("(gride: no plateau)") and " - " in second
-        assert "GRIDE" in legend
+        assert "GRIDE" in legend and "bootstrap" in legend
+        # --bootstrap 0: only GRIDE has intervals, its Fisher ones, and the legend says so
+        for r in rows:
+            if r["estimator"] != "gride":
+                r.update(ci_low=None, ci_high=None)
+        legend = _summary(rows)[-1]
+        assert "Fisher" in legend and "bootstrap interval" not in legend

@@ -160,3 +160,48 @@ def test_content_hash_sees_content_not_names():
     assert content_hash(a) == content_hash(b)
     with pytest.raises(TypeError, match="cannot hash a object"):
         content_hash(object())
+
+
+def test_append_together_lands_all_records_or_none(tmp_path, monkeypatch):
+    path = tmp_path / "runs.csv"
+    s = store(path)
+    s.append(records(2), together=True)  # creates the file, header included
+    s.append(records(4)[2:], together=True)
+    assert [r["n"] for r in s.read()] == ["0", "1", "2", "3"]
+    before = path.read_bytes()
+
+    def killed(*args):  # the process dies before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("idest.utils.store.os.replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        s.append(records(9)[4:], together=True)
+    assert path.read_bytes() == before  # none of the five records, not part of them
+    assert [p.name for p in tmp_path.iterdir()] == ["runs.csv"]
+
+
+def test_two_threads_writing_one_file_use_their_own_temporaries(tmp_path):
+    """A cancelled Dask task keeps running in its thread: it and the task that replaced it
+    may write one checkpoint at once, and each must replace the file whole."""
+    import threading
+
+    target = tmp_path / "state.bin"
+    both_open = threading.Barrier(2)
+    errors = []
+
+    def write(payload: bytes) -> None:
+        try:
+            with atomic_write(target, "wb") as f:
+                f.write(payload)
+                both_open.wait(timeout=10)  # both temporaries exist now
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(bytes([b]) * 1000,)) for b in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert target.read_bytes() in (b"\x01" * 1000, b"\x02" * 1000)
+    assert [p.name for p in tmp_path.iterdir()] == ["state.bin"]

@@ -2,6 +2,7 @@
 
 import csv
 import dataclasses
+import math
 import subprocess
 
 import pytest
@@ -161,11 +162,16 @@ def test_parallel_sweep_gives_the_serial_table(serial, tmp_path):
     assert _table(parallel.rows) == _table(r for r in serial.rows if run_key(r) in wanted)
 
 
-@pytest.mark.parametrize("change", [{"variant": "authors"}, {"bias_std": 0.25}],
-                         ids=["variant", "bias_std"])
+LONGER_SAME_NAME = Schedule("test-sweep", (*TINY.phases, Phase(5, 400, 0.001)), shortened=True)
+
+
+@pytest.mark.parametrize("change", [{"variant": "authors"}, {"bias_std": 0.25},
+                                    {"schedule": LONGER_SAME_NAME}],
+                         ids=["variant", "bias_std", "schedule of the same name"])
 def test_resuming_with_another_configuration_is_refused(serial, change):
     other = dataclasses.replace(CONFIG, **change)
-    with pytest.raises(ValueError, match=next(iter(change))):
+    column = {"schedule": "steps"}.get(next(iter(change)), next(iter(change)))
+    with pytest.raises(ValueError, match=column):
         run_sweep(other, serial.path, n_jobs=1, progress=False)
 
 
@@ -210,7 +216,8 @@ def test_only_converged_students_are_fitted_and_the_others_are_named(serial, tmp
     assert by_k[3].n_fitted == 6 and by_k[3].unconverged_widths == ()
     text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
     assert "| 2 | 32 | 1 | 20.0% |" in text and "| 4 | 16 | 2 | 20.0%, 20.0% |" in text
-    assert "k = 4 is not fitted" in text and "| 2 | 6 (5) |" in text
+    fitted_2 = by_k[2].fit.n_runs  # the converged runs inside the circle window
+    assert "k = 4 is not fitted" in text and f"| 2 | 6 (5 / {fitted_2}) |" in text
 
 
 def test_each_finished_unit_can_be_committed_to_git(tmp_path, monkeypatch):
@@ -230,6 +237,26 @@ def test_each_finished_unit_can_be_committed_to_git(tmp_path, monkeypatch):
     shown = subprocess.run(["git", "-C", str(tmp_path), "show", "HEAD:results.csv"],
                            check=True, capture_output=True, text=True).stdout
     assert shown == (tmp_path / "results.csv").read_text()
+
+
+def test_commit_is_refused_before_training_where_it_could_not_commit(tmp_path, monkeypatch):
+    from scaling.teacher_student import check_committable, reproduce
+
+    for name in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+        monkeypatch.setenv(name, "pytest")
+    for name in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(name, "pytest@example.invalid")
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    with pytest.raises(ValueError, match="not inside a git work tree"):
+        reproduce(CONFIG, outside / "out", commit=True, progress=False)
+    assert not (outside / "out").exists()  # refused before anything was trained
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / ".gitignore").write_text("idest-output/\n")
+    with pytest.raises(ValueError, match="ignored by git"):
+        check_committable(repo / "idest-output" / "ts" / "results.csv")
+    check_committable(repo / "reports" / "ts" / "results.csv")  # fine: nothing raised
 
 
 def test_the_bar_counts_student_steps_and_runs(tmp_path, capsys):
@@ -263,6 +290,51 @@ def test_a_k_whose_exponent_interval_reaches_zero_is_left_out_of_the_regressions
     assert summary.versus_id.slope == pytest.approx(1.0, abs=0.02)
     text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
     assert "Left out of the regressions: k = 2 (α's interval reaches 0" in text
+    # these curves lack the convergence window's first step: the rule cannot judge them,
+    # so the target is not declared met however good the regression
+    assert summary.unjudged == 18 and not summary.target_reached  # k = 3, 4, 5: 6 runs each
+    assert "the convergence of 18 run(s) of the regressed k cannot be judged" in text
+    for r in rows:
+        T = int(r["steps"])
+        loss = float(r["loss"])
+        r["loss_curve"] = format_curve([0, T - -(-T // 10), T], [1.0, loss, loss])
+    judged = summarize(rows, n_bootstrap=50)
+    assert judged.unjudged == 0 and judged.target_reached
+
+
+def test_runs_without_an_id_are_left_out_of_the_mean_and_a_k_without_any_of_the_regressions(
+        serial):
+    rows = [dict(r) for r in read_results(serial.path)]
+    rows += [{**r, "features": "5"} for r in rows if r["features"] == "4"]
+    for r in rows:
+        k, n = int(r["features"]), float(r["n_params"])
+        T = int(r["steps"])
+        loss = 0.5 * n ** (-4 / k)
+        no_id = k == 5 or (k == 3 and r["width"] == "8" and r["seed"] == "0")
+        r.update(loss=repr(loss), id_twonn="nan" if no_id else str(k),
+                 loss_curve=format_curve([0, T - -(-T // 10), T], [1.0, loss, loss]))
+    summary = summarize(rows, n_bootstrap=20)
+    by_k = {s.features: s for s in summary.per_feature}
+    assert by_k[3].n_no_id == 1 and by_k[3].id_twonn == 3.0 and by_k[3].regressed
+    assert math.isnan(by_k[5].id_twonn) and by_k[5].measured_exponent and not by_k[5].regressed
+    assert summary.versus_id.n_points == 3  # k = 2, 3, 4
+    text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
+    assert "k = 3: 1 fitted run(s) without an ID" in text
+    assert "Left out of the regressions: k = 5 (no run in the fitted window has a measured ID)" \
+        in text
+
+
+def test_the_report_names_an_interval_that_is_not_the_bootstrap_over_runs(serial):
+    rows = [dict(r) for r in read_results(serial.path) if r["seed"] == "0"]  # one run per size
+    for r in rows:
+        T, loss = int(r["steps"]), 0.5 * float(r["n_params"]) ** -0.8 * (1.01 if r["width"] ==
+                                                                           "16" else 1.0)
+        r.update(loss=repr(loss), loss_curve=format_curve([0, T - -(-T // 10), T],
+                                                          [1.0, loss, loss]))
+    summary = summarize(rows, n_bootstrap=20)
+    assert not summary.per_feature[0].fit.interval_method.startswith("bootstrap")
+    text = report_markdown(rows, summary, figures={}, title="t", command="pytest")
+    assert "k = 2: α's interval is not the bootstrap over runs" in text
 
 
 @pytest.mark.parametrize(("name", "origin"), [

@@ -227,7 +227,7 @@ def test_a_unit_trained_but_not_yet_stored_keeps_its_checkpoint(tmp_path, monkey
     path = tmp_path / "results.csv"
     append = RecordStore.append
 
-    def stopped(self, rows):  # Ctrl-C as unit k = 2's rows are about to be written
+    def stopped(self, rows, **kwargs):  # Ctrl-C as unit k = 2's rows are about to be written
         raise KeyboardInterrupt
 
     monkeypatch.setattr(RecordStore, "append", stopped)
@@ -240,6 +240,41 @@ def test_a_unit_trained_but_not_yet_stored_keeps_its_checkpoint(tmp_path, monkey
     assert _table(resumed.rows) == _table(reference.rows)
     assert not any(checkpoint_path(path, k).exists() for k in (2, 3))  # kept as final:
     assert all(checkpoint_path(path, k, final=True).exists() for k in (2, 3))
+
+
+def test_a_unit_stored_before_its_state_was_kept_gets_it_kept_by_the_next_call(
+        tmp_path, monkeypatch):
+    """Stopped between storing a unit's rows and keeping its checkpoint as the final state:
+    the next call (which has nothing to train) keeps it, so a longer schedule can still
+    continue that unit."""
+    from scaling.teacher_student import _sweep as sweep
+
+    path = tmp_path / "results.csv"
+    keep = sweep._keep_final_state
+
+    def stopped(*args):  # Ctrl-C right after the first unit's rows reached the CSV
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "_keep_final_state", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(SWEEP, path, n_jobs=1, progress=False)
+    monkeypatch.setattr(sweep, "_keep_final_state", keep)
+    stored = {int(r["features"]) for r in read_results(path)}
+    assert len(stored) == 1 and checkpoint_path(path, *stored).exists()
+    run_sweep(SWEEP, path, n_jobs=1, progress=False)
+    assert not any(checkpoint_path(path, k).exists() for k in (2, 3))
+    assert all(_saved_step(checkpoint_path(path, k, final=True)) == SCHEDULE.steps
+               for k in (2, 3))
+
+
+def test_a_worker_that_does_not_see_the_folder_trains_without_checkpoints(tmp_path):
+    from scaling.teacher_student._sweep import _train_unit
+
+    config = SweepConfig(**{**SWEEP.__dict__, "features": (2,), "widths": (8,)})
+    elsewhere = tmp_path / "not-shared" / "results.k2.ckpt"
+    with pytest.warns(UserWarning, match="does not see .*not-shared.*share that folder"):
+        rows = _train_unit(config, 2, [(8, 2, 0)], checkpoint=elsewhere)
+    assert len(rows) == 1 and not elsewhere.parent.exists()
 
 
 def test_a_sweep_with_a_longer_schedule_continues_from_the_finished_states(tmp_path):

@@ -261,6 +261,9 @@ def test_curve_steps_hold_the_convergence_window_and_the_rule_reads_it():
     assert np.all(np.diff(steps) > 0)
     one_phase = Schedule("one", (Phase(1000, 200, 0.01),), shortened=True)
     assert convergence_start(one_phase) == 900 and 900 in curve_steps(one_phase, 5)
+    # a final phase longer than 10 % of the steps holds the whole 10 % window: not shortened
+    vetted = Schedule("v", (Phase(150, 200, 0.01), Phase(20, 200, 0.001)), shortened=True)
+    assert convergence_start(vetted) == 153 and 153 in curve_steps(vetted, 5)
     assert convergence([0, 230_000, 240_000], [1.0, 0.0100, 0.0096], 230_000) == (True, 0.04)
     assert convergence([0, 230_000, 240_000], [1.0, 0.0100, 0.0094], 230_000)[0] is False
     assert convergence([0, 9, 10], [1.0, 0.5, 0.6]) == (True, -0.2)  # rose: no progress

@@ -37,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duplicates", default="drop", choices=["drop", "raise"],
                    help="exact duplicate rows: drop them (counted in the output) or stop")
     p.add_argument("--merge-tolerance", type=number(float, 0, strict_low=True),
-                   help="merge points closer than this fraction of the median r_1")
+                   help="merge points closer than this fraction of the median distance to the "
+                        "second nearest neighbour (r_2)")
     p.add_out(None, "also write the results to this JSON file")
     p.add_quiet()
     p.add_cluster()
@@ -104,10 +105,10 @@ def _run_gride(data, X, args: argparse.Namespace, t0: float) -> int:
           f"{r.n_near_duplicates_merged} near-duplicate(s) merged")
     kind = "bootstrap" if r.n_bootstrap else "Fisher"
     print(f"{'n1':>5} {'n2':>5} {'mean r_n2':>10} {'dimension':>10} "
-          f"{f'{r.confidence:.0%} interval ({kind})':>26} {'std':>7}")
+          f"{f'{r.confidence:.0%} interval ({kind})':>26} {'Fisher se':>9}")
     for (n1, n2, dist), d, (lo, hi), se in zip(r.scales, r.dimensions, r.intervals,
                                                 r.std_errors, strict=True):
-        print(f"{n1:>5} {n2:>5} {dist:>10.4g} {d:>10.3f} {f'[{lo:.3f}, {hi:.3f}]':>26} {se:>7.3f}")
+        print(f"{n1:>5} {n2:>5} {dist:>10.4g} {d:>10.3f} {f'[{lo:.3f}, {hi:.3f}]':>26} {se:>9.3f}")
     if r.plateau_found:
         print(f"plateau   : n2 {r.plateau_range[0]}..{r.plateau_range[1]}: dimension "
               f"{r.dimension:.3f} [{r.interval[0]:.3f}, {r.interval[1]:.3f}] ({r.plateau_rule})")

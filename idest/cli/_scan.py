@@ -149,7 +149,10 @@ def _summary(rows: list[dict]) -> list[str]:
                  for r in mine if r["note"]]
         lines.append(line + (f"  ({'; '.join(notes)})" if notes else ""))
     if any(r.get("ci_low") is not None for r in rows):
-        lines.append("ID [95% bootstrap interval over the sequences]"
+        # without a bootstrap only GRIDE has intervals: its Fisher (Wald) ones
+        bootstrap = any(r.get("ci_low") is not None for r in rows if r["estimator"] != "gride")
+        lines.append(("ID [95% bootstrap interval over the sequences]" if bootstrap else
+                      "ID [95% interval: GRIDE's Fisher information, no bootstrap]")
                      + ("; GRIDE: the plateau's ID, interval over its scales, n2 range" if any(
                          r["estimator"] == "gride" for r in rows) else ""))
     return lines

@@ -146,7 +146,9 @@ def prepare_neighbors(
         nn = X_or_neighbors
         check_neighbors(nn, k, caller)
         data = nn.data
-        eps = resolution(data) if data is not None else 0.0
+        eps = (resolution(nn.input_dtype) if nn.input_dtype is not None
+               else resolution(data) if data is not None else 0.0)
+        data = _on_host(data)
     else:
         eps = resolution(X_or_neighbors)
         data = check_array(X_or_neighbors, caller=caller)
@@ -190,13 +192,18 @@ PRECISION_ULPS = 4
 
 def resolution(X: Any) -> float:
     """The relative resolution (machine epsilon) of the dtype the data came in; 0 for integers.
+    ``X`` may also be a dtype's name (``Neighbors.input_dtype``).
 
     Examples
     --------
     >>> import numpy as np
     >>> resolution(np.zeros((2, 2), np.float32)) == 2.0 ** -23, resolution([[1, 2]])
     (True, 0.0)
+    >>> resolution("float16"), resolution("bfloat16")
+    (0.0009765625, 0.0078125)
     """
+    if isinstance(X, str):
+        return 2.0 ** -7 if X == "bfloat16" else resolution(np.empty(0, dtype=np.dtype(X)))
     dtype = getattr(X, "dtype", None)
     if dtype is None:
         dtype = np.asarray(X).dtype
@@ -211,7 +218,7 @@ def resolution(X: Any) -> float:
 def _dtype_name(X: Any) -> str:
     dtype = getattr(X, "dtype", None)
     if isinstance(X, Neighbors):
-        dtype = getattr(X.data, "dtype", None)
+        dtype = X.input_dtype or getattr(X.data, "dtype", None)
     return str(dtype).replace("torch.", "") if dtype is not None else "float64"
 
 
@@ -226,6 +233,24 @@ def _entries_at_most(distances: np.ndarray, bound: float) -> tuple[np.ndarray, n
     while width < distances.shape[1] and (distances[:, width] <= bound).any():
         width += 1
     return np.nonzero(distances[:, :width] <= bound)
+
+
+def _on_host(data: Any) -> Any:
+    """A torch tensor (``idest.knn`` keeps device input on its device) as a host numpy
+    array: the duplicate checks, and the search again after a removal, run on the host.
+
+    >>> import torch
+    >>> _on_host(torch.ones(2, 2, dtype=torch.bfloat16)).dtype
+    dtype('float32')
+    """
+    if data is None or not type(data).__module__.startswith("torch"):
+        return data
+    import torch
+
+    tensor = data.detach()
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
+        tensor = tensor.float()
+    return tensor.cpu().numpy()
 
 
 def _precision_pairs(nn: Neighbors, data: np.ndarray | None,

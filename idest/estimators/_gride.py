@@ -188,15 +188,26 @@ def gride_mle(log_mu: np.ndarray, n1: int, n2: int, counts: np.ndarray | None = 
 
 
 def find_plateau(dimensions: np.ndarray, intervals: np.ndarray, *, rtol: float = 0.05,
-                 min_scales: int = 3) -> tuple[int, int] | None:
+                 min_scales: int = 4, confidence: float = 0.95) -> tuple[int, int] | None:
     """The scales on which the ID is flat: the rule GRIDE uses to choose its answer.
 
-    A run of consecutive scales *agrees* when one value lies in every scale's
-    interval widened by ``rtol`` times its ID, i.e. when
-    max_i(low_i − rtol d_i) <= min_i(high_i + rtol d_i) over the run. The
-    plateau is the longest agreeing run of at least ``min_scales`` scales;
-    among equally long runs, the one at the smallest scales. ``None`` when no
-    run is long enough (no plateau; none is invented).
+    A run of consecutive scales is *flat* when
+
+    1. its intervals agree: one value lies in every scale's interval widened by
+       ``rtol`` times its ID, i.e. max_i(low_i − rtol d_i) <= min_i(high_i + rtol d_i);
+    2. it does not drift: the least-squares line of d against the scale index
+       (one octave per scale) changes by Δ over the run, and |Δ| − z·se(Δ) <=
+       rtol·median(d), where se(Δ) follows from each scale's interval read as
+       ±z standard errors (independent scales assumed) and z is the ``confidence``
+       quantile: the drift is not significantly beyond the tolerance. A curve that
+       keeps falling or rising is not called flat where its neighbouring intervals
+       overlap (the widening of 1. alone let a 10 % drift pass).
+
+    The plateau is the longest flat run of at least ``min_scales`` scales (four: three
+    octaves; over three scales a steady 5 % per octave fall cannot be told from
+    noise at a few thousand points); among
+    equally long runs, the one at the smallest scales. ``None`` when no run is
+    long enough (no plateau; none is invented).
 
     Parameters
     ----------
@@ -205,11 +216,13 @@ def find_plateau(dimensions: np.ndarray, intervals: np.ndarray, *, rtol: float =
     intervals : ndarray of shape (n_scales, 2)
         Confidence interval at each scale.
     rtol : float, default=0.05
-        Relative tolerance added on both sides of every interval: the
-        systematic drift still called flat (the statistical intervals alone
-        shrink like 1/√N and would call no real curve flat at large N).
-    min_scales : int, default=3
+        Relative tolerance: the systematic change still called flat (the
+        statistical intervals alone shrink like 1/√N and would call no real
+        curve flat at large N).
+    min_scales : int, default=4
         Fewest consecutive scales that make a plateau.
+    confidence : float, default=0.95
+        The level of ``intervals``, to read them as standard errors.
 
     Returns
     -------
@@ -219,21 +232,37 @@ def find_plateau(dimensions: np.ndarray, intervals: np.ndarray, *, rtol: float =
     Examples
     --------
     >>> import numpy as np
-    >>> d = np.array([9.0, 6.0, 5.1, 5.0, 4.9, 3.0])
+    >>> d = np.array([9.0, 6.0, 5.1, 5.0, 4.9, 5.0, 3.0])
     >>> find_plateau(d, np.c_[d - 0.05, d + 0.05])
-    (2, 4)
+    (2, 5)
     >>> find_plateau(d, np.c_[d - 0.05, d + 0.05], rtol=0.0) is None
+    True
+    >>> falling = np.array([22.6, 22.0, 20.8, 19.8, 18.7, 17.4])  # 5 % per octave
+    >>> find_plateau(falling, np.c_[falling - 1.0, falling + 1.0]) is None
     True
     """
     d = np.asarray(dimensions, dtype=float)
-    low = np.asarray(intervals, dtype=float)[:, 0] - rtol * d
-    high = np.asarray(intervals, dtype=float)[:, 1] + rtol * d
+    iv = np.asarray(intervals, dtype=float)
+    low, high = iv[:, 0] - rtol * d, iv[:, 1] + rtol * d
+    z = float(norm.ppf(0.5 + confidence / 2))
+    se = (iv[:, 1] - iv[:, 0]) / (2 * z)
+
+    def drifts(first: int, last: int) -> bool:
+        x = np.arange(last - first + 1, dtype=float)
+        x -= x.mean()
+        weights = x / (x @ x)  # the slope is weights @ d
+        change = (weights @ d[first : last + 1]) * (last - first)
+        spread = z * (last - first) * np.sqrt(weights**2 @ se[first : last + 1] ** 2)
+        return abs(change) - spread > rtol * np.median(d[first : last + 1])
+
     best = None
     for first in range(d.size):
         last = first
         while (last + 1 < d.size
                and low[first : last + 2].max() <= high[first : last + 2].min()):
             last += 1
+        while last - first + 1 >= min_scales and drifts(first, last):
+            last -= 1
         if last - first + 1 >= min_scales and (best is None or last - first > best[1] - best[0]):
             best = (first, last)
     return best
@@ -405,16 +434,18 @@ def gride_estimate(
         n_used.append(log_mu.size)
     dims_a, intervals_a = np.array(dims), np.array(intervals).reshape(-1, 2)
     if plateau_range is None:
-        found = find_plateau(dims_a, intervals_a, rtol=plateau_rtol, min_scales=plateau_min_scales)
+        found = find_plateau(dims_a, intervals_a, rtol=plateau_rtol,
+                             min_scales=plateau_min_scales, confidence=options.confidence)
         rule = (f"auto: longest run of >= {plateau_min_scales} consecutive scales whose "
-                f"intervals, widened by {plateau_rtol:g} x ID, share a value; ties: smaller "
-                "scales")
+                f"intervals, widened by {plateau_rtol:g} x ID, share a value and whose drift "
+                f"is not significantly beyond {plateau_rtol:g} x ID; ties: smaller scales")
     else:
         found = _check_plateau_range(plateau_range, n2, caller)
         rule = "user"
     if found is None:
         warnings.warn(f"{caller}: no plateau: no {plateau_min_scales} consecutive scales agree "
-                      f"within their intervals widened by {plateau_rtol:g} x ID (IDs "
+                      f"within their intervals widened by {plateau_rtol:g} x ID without "
+                      f"drifting further (IDs "
                       f"{np.round(dims_a, 2).tolist()} at n2 = {n2.tolist()}); dimension is nan. "
                       "Read the curve, or pass plateau_range=(n2_low, n2_high).",
                       NoPlateauWarning, stacklevel=3)
@@ -442,7 +473,7 @@ def gride(
     *,
     plateau_range: tuple[int, int] | None = None,
     plateau_rtol: float = 0.05,
-    plateau_min_scales: int = 3,
+    plateau_min_scales: int = 4,
     discard: Discard = "none",
     n_bootstrap: int = 0,
     confidence: float = 0.95,
@@ -473,10 +504,11 @@ def gride(
         Read the plateau on the scales with n2_low <= n2 <= n2_high (both
         among the computed n2) instead of choosing it automatically.
     plateau_rtol : float, default=0.05
-        Relative tolerance of the automatic rule: scales whose intervals,
-        widened by this fraction of their ID, share a value agree.
-    plateau_min_scales : int, default=3
-        Fewest consecutive agreeing scales that make a plateau.
+        Relative tolerance of the automatic rule (:func:`find_plateau`): scales
+        whose intervals, widened by this fraction of their ID, share a value, and
+        whose fitted drift is not significantly beyond it, are flat.
+    plateau_min_scales : int, default=4
+        Fewest consecutive flat scales that make a plateau.
     discard : {"none", "dadapy"}, default="none"
         "none": every μ enters the likelihood (the paper's estimator; at
         n1 = 1, n2 = 2 it is TwoNN's unbiased Pareto MLE (N − 1) / Σ log μ
@@ -489,7 +521,8 @@ def gride(
     n_bootstrap : int, default=0
         Resamples of the points per scale for percentile intervals (0: Wald
         intervals from the Fisher information). Every scale sees the same
-        resamples.
+        resamples of the points, except with ``discard="dadapy"``: there each
+        scale resamples the μ it kept after the discard.
     confidence : float, default=0.95
         Level of the intervals.
     random_state : int, numpy.random.Generator or None, default=0
@@ -497,7 +530,8 @@ def gride(
     duplicates : {"drop", "raise"}, default="drop"
         Exact duplicates: keep one copy of each (warning), or raise.
     merge_tolerance : float, optional
-        Merge points closer than this fraction of the median r_1.
+        Merge points closer than this fraction of the median distance to the second
+        nearest neighbour (r_2; as :func:`idest.twonn`).
     progress : bool, optional
         Progress bars (k-NN search, bootstrap).
 
@@ -574,7 +608,7 @@ confidence, random_state, duplicates, merge_tolerance, progress
     """
 
     def __init__(self, range_max: int = 64, *, plateau_range: tuple[int, int] | None = None,
-                 plateau_rtol: float = 0.05, plateau_min_scales: int = 3,
+                 plateau_rtol: float = 0.05, plateau_min_scales: int = 4,
                  discard: Discard = "none", n_bootstrap: int = 0, confidence: float = 0.95,
                  random_state: int | np.random.Generator | None = 0,
                  duplicates: DuplicatePolicy = "drop",

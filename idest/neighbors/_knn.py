@@ -77,6 +77,10 @@ class Neighbors:
     data : ndarray or None
         The validated reference data (a view, not a copy), kept so that
         estimators can recompute neighbours after removing duplicates.
+    input_dtype : str or None
+        The dtype the reference data came in (``data`` may hold a wider copy,
+        e.g. float32 for float16 input): the duplicate checks take the input's
+        precision from it.
 
     Examples
     --------
@@ -94,6 +98,7 @@ class Neighbors:
     backend: str = ""
     n_fallback_rows: int = 0
     data: np.ndarray | None = field(default=None, repr=False, compare=False)
+    input_dtype: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def k(self) -> int:
@@ -108,10 +113,8 @@ class Neighbors:
     def head(self, k: int) -> Neighbors:
         """The first ``k`` neighbours of every row (a view, no copy)."""
         check_int(k, "k", "Neighbors.head", 1, self.k)
-        return Neighbors(
-            self.distances[:, :k], self.indices[:, :k], self.self_excluded, self.backend,
-            self.n_fallback_rows, self.data,
-        )
+        return dataclasses.replace(self, distances=self.distances[:, :k],
+                                   indices=self.indices[:, :k])
 
     def __iter__(self):
         yield self.distances
@@ -236,16 +239,20 @@ def knn(
     >>> bool((nn.distances[:, 1:] >= nn.distances[:, :-1]).all())
     True
     """
+    dtype = getattr(X if reference is None else reference, "dtype", None)
+    input_dtype = None if dtype is None else str(dtype).replace("torch.", "")
     if client is not None:  # idest/neighbors/_distributed.py
         from idest.neighbors._distributed import knn_on_client
 
-        return knn_on_client(X, k, client, reference, backend, n_jobs)
+        nn = knn_on_client(X, k, client, reference, backend, n_jobs)
+        return dataclasses.replace(nn, input_dtype=input_dtype)
     if backend == "torch" or (backend == "auto" and any(map(is_device_tensor, (X, reference)))):
         from idest.neighbors._torch import knn_numpy
 
         Xs, Rs, unit = power_of_two_scaled(X, reference)
         nn = knn_numpy(Xs, k, Rs, device, progress)
-        return nn if unit == 1.0 else _scaled_back(nn, unit)
+        nn = nn if unit == 1.0 else _scaled_back(nn, unit)
+        return dataclasses.replace(nn, input_dtype=input_dtype)
     if device is not None:
         raise invalid("knn", "device", "None unless backend='torch'",
                       f"device={device!r} with backend={backend!r}",
@@ -270,7 +277,7 @@ def knn(
            "tree": _backends.tree_knn}[name]
     Xs, Rs, unit = power_of_two_scaled(X, None if self_search else R)
     dist, idx, n_fallback = run(Xs, Rs, int(k), n_jobs, progress)
-    nn = Neighbors(dist, idx, self_search, name, int(n_fallback), R)
+    nn = Neighbors(dist, idx, self_search, name, int(n_fallback), R, input_dtype)
     return nn if unit == 1.0 else _scaled_back(nn, unit, R)
 
 

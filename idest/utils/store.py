@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,8 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
     'done'
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # one name per process and thread: two writers of one file never share a temporary
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, mode) as handle:
             yield handle
@@ -194,8 +196,14 @@ class RecordStore:
 
     # ------------------------------------------------------------------ writing
 
-    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
-        """Append records (every column present; values written with ``str``) and fsync."""
+    def append(self, records: Iterable[Mapping[str, Any]], *, together: bool = False) -> None:
+        """Append records (every column present; values written with ``str``) and fsync.
+
+        With ``together`` the records land all or none: the file is rewritten with them
+        and renamed over the old one (:func:`atomic_write`, a cost in the file's size),
+        where a plain append cut short by a kill keeps the records written before the cut
+        (a fatal signal can stop a write of several pages part way).
+        """
         records = list(records)
         for record in records:
             missing = [c for c in self.columns if c not in record]
@@ -215,6 +223,11 @@ class RecordStore:
         if new:
             writer.writerow(self.columns)
         writer.writerows([_cell(r[c]) for c in self.columns] for r in records)
+        if together:
+            before = b"" if new else self.path.read_bytes()
+            with atomic_write(self.path, "wb") as handle:
+                handle.write(before + text.getvalue().encode("utf-8"))
+            return
         with open(self.path, "ab") as handle:
             handle.write(text.getvalue().encode("utf-8"))
             handle.flush()

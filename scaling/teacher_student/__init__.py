@@ -23,6 +23,7 @@ from scaling.teacher_student._student import (
 from scaling.teacher_student._sweep import (
     SweepConfig,
     SweepOutcome,
+    check_committable,
     checkpoint_path,
     format_curve,
     git_commit,
@@ -63,7 +64,7 @@ from scaling.teacher_student._train import (
 __all__ = [
     "ActivationID", "CONVERGENCE_TOLERANCE", "CONVERGENCE_WINDOW", "DTYPES", "ENGINES",
     "checkpoint_path", "convergence", "convergence_start", "curve_steps", "format_curve",
-    "git_commit", "parse_curve",
+    "check_committable", "git_commit", "parse_curve",
     "BIAS_STD", "FeatureSummary", "LOSSES", "LatentGaussianTeacher", "Phase", "ProductTeacher",
     "RandomTeacher", "SCHEDULES", "Schedule", "StudentResult", "SweepConfig", "SweepOutcome",
     "TeacherStudentSummary", "VARIANTS", "activation_dimension", "final_hidden_activations",

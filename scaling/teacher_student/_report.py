@@ -54,7 +54,9 @@ class FeatureSummary:
 
     ``id_twonn``/``id_mle`` are the mean final-layer IDs of the runs inside the fitted
     window (on the lower envelope when several depths were trained), ``id_twonn_std``
-    their standard deviation. ``prediction`` (4/α) is None when the loss did not
+    their standard deviation, ``n_no_id`` the runs among them without an ID (a final
+    layer with every unit dead, or a sweep with ``n_id=0``), left out of those means (NaN
+    when no run has one). ``prediction`` (4/α) is None when the loss did not
     decrease with N (α <= 0). Only converged runs are fitted (:func:`row_convergence`):
     ``n_fitted`` of the ``n_runs``; ``unconverged_widths`` lists the widths with a run
     that had not converged, ``n_unrecorded`` counts runs without a loss curve (CSVs
@@ -73,6 +75,13 @@ class FeatureSummary:
     n_fitted: int = 0
     unconverged_widths: tuple[int, ...] = ()
     n_unrecorded: int = 0
+    n_no_id: int = 0
+
+    @property
+    def regressed(self) -> bool:
+        """Whether this k enters the regressions: 4/α is a value
+        (:attr:`measured_exponent`) and the ID was measured."""
+        return self.measured_exponent and math.isfinite(self.id_twonn)
 
     @property
     def measured_exponent(self) -> bool:
@@ -96,11 +105,18 @@ class TeacherStudentSummary:
     not_fitted: tuple[tuple[int, str], ...] = ()
 
     @property
+    def unjudged(self) -> int:
+        """Runs of the regressed k whose convergence cannot be judged (no loss curve)."""
+        return sum(s.n_unrecorded for s in self.per_feature if s.regressed)
+
+    @property
     def target_reached(self) -> bool:
-        """Slope of 4/α on ID within 0.7–1.4 and correlation above 0.9."""
+        """Slope of 4/α on ID within 0.7–1.4 and correlation above 0.9, every regressed
+        k's runs judged by the convergence rule."""
         low, high = TARGET_SLOPE
         v = self.versus_id
-        return v is not None and low <= v.slope <= high and v.correlation > TARGET_CORRELATION
+        return (v is not None and low <= v.slope <= high and v.correlation > TARGET_CORRELATION
+                and not self.unjudged)
 
 
 def schedule_origin(name: str, shortened: bool) -> str:
@@ -206,7 +222,8 @@ def summarize_feature(
     on_envelope = lower_envelope(N, L, groups=groups) if groups is not None else np.ones(N.size,
                                                                                          bool)
     inside = on_envelope & (N >= fit.n_min) & (N <= fit.n_max)
-    ids = _column(rows, "id_twonn")[inside]
+    ids, ids_mle = _column(rows, "id_twonn")[inside], _column(rows, "id_mle")[inside]
+    measured = np.isfinite(ids)
     try:
         n_max = n_max_at_threshold(N[on_envelope], L[on_envelope], threshold, fit=fit)
     except ValueError:  # the fitted curve never reaches the threshold
@@ -215,12 +232,17 @@ def summarize_feature(
         features=int(rows[0]["features"]), fit=fit,
         prediction=(predicted_dimension(fit, loss_exponent=float(rows[0]["power"]))
                     if fit.alpha > 0 else None),
-        id_twonn=float(ids.mean()), id_twonn_std=float(ids.std()),
-        id_mle=float(_column(rows, "id_mle")[inside].mean()), n_max=n_max,
+        id_twonn=_mean(ids[measured]), id_twonn_std=_mean(ids[measured], np.std),
+        id_mle=_mean(ids_mle[np.isfinite(ids_mle)]), n_max=n_max,
         n_runs=len(all_rows), largest_n=float(N.max()), n_fitted=len(rows),
         unconverged_widths=tuple(sorted({int(r["width"]) for r, ok in
                                          zip(all_rows, status, strict=True) if ok is False})),
-        n_unrecorded=sum(ok is None for ok in status))
+        n_unrecorded=sum(ok is None for ok in status), n_no_id=int((~measured).sum()))
+
+
+def _mean(values: np.ndarray, statistic=np.mean) -> float:
+    """``statistic`` of ``values``, NaN (without a warning) when there are none."""
+    return float(statistic(values)) if values.size else math.nan
 
 
 def loss_threshold(losses: Sequence[float]) -> float:
@@ -246,8 +268,8 @@ def summarize(
 
     N_max is read at :func:`loss_threshold` of all the losses. Each k is fitted on its
     converged runs only; a k with fewer than 3 converged sizes is listed in ``not_fitted``.
-    The regressions take the k whose α interval lies above 0
-    (:attr:`FeatureSummary.measured_exponent`).
+    The regressions take the k whose α interval lies above 0 and whose ID was measured
+    (:attr:`FeatureSummary.regressed`).
 
     Examples
     --------
@@ -277,7 +299,7 @@ def summarize(
                                         threshold=threshold))
     per = tuple(fitted)
     p = float(rows[0]["power"])
-    usable = [s for s in per if s.measured_exponent]
+    usable = [s for s in per if s.regressed]
     if len(usable) < 3:  # a regression with a slope interval needs 3 points
         return TeacherStudentSummary(per, None, None, threshold, tuple(not_fitted))
     alphas = [s.fit for s in usable]
@@ -450,6 +472,39 @@ def _prediction(p: DimensionPrediction | None) -> str:
     return f"{p.dimension:.2f} ({_interval(p.interval)})"
 
 
+def _extrapolation(crossing: ThresholdCrossing, fit: PowerLawFit) -> str:
+    """'' for an N_max read off the data, else how far the fitted power law was followed
+    outside its window to reach it.
+
+    >>> from scaling.fit import ThresholdCrossing, fit_power_law
+    >>> fit = fit_power_law([1e3, 2e3, 4e3], [1e-2, 6e-3, 3.7e-3], window="all")
+    >>> [_extrapolation(ThresholdCrossing(n, 1e-3, n != 2.5e3, "log-linear"), fit)
+    ...  for n in (2.5e3, 4e5, 10.0)]
+    ['', ' (extrap. 100x above the fit)', ' (extrap. 100x below the fit)']
+    """
+    if not crossing.extrapolated:
+        return ""
+    if crossing.n_max > fit.n_max:
+        return f" (extrap. {crossing.n_max / fit.n_max:.3g}x above the fit)"
+    if crossing.n_max < fit.n_min:
+        return f" (extrap. {fit.n_min / crossing.n_max:.3g}x below the fit)"
+    return " (extrap.)"
+
+
+def _table_notes(summary: TeacherStudentSummary) -> list[str]:
+    """Lines under the per-k table for what its cells do not say: α intervals that are not
+    the bootstrap over runs, IDs averaged over fewer runs than were fitted."""
+    notes = []
+    for s in summary.per_feature:
+        if not s.fit.interval_method.startswith("bootstrap"):
+            notes.append(f"k = {s.features}: α's interval is not the bootstrap over runs "
+                         f"({s.fit.interval_method}; a fitted size has a single converged run).")
+        if s.n_no_id:
+            notes.append(f"k = {s.features}: {s.n_no_id} fitted run(s) without an ID (every "
+                         f"final-layer unit dead, or no ID measured) are left out of its ID.")
+    return ["", *notes] if notes else []
+
+
 def _comparison_line(name: str, c: DimensionComparison | None) -> str:
     if c is None:
         return (f"| 4/α against {name} | fewer than 3 values of k with α's interval above 0: "
@@ -554,27 +609,31 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         f"* time summed over the units (each trains its students together on one stream): "
         f"{cpu:.2f} CPU hours, {wall:.2f} wall hours of worker time on a shared machine", "",
         "## Per number of features", "",
-        "| k | runs (fitted) | fitted window N | α (95 %) | 4/α (95 %) | ID TwoNN (± sd) "
-        f"| ID MLE | N at L = {summary.threshold:.3g} |",
+        "| k | runs (converged / fitted) | fitted window N | α (95 %) | 4/α (95 %) "
+        f"| ID TwoNN (± sd) | ID MLE | N at L = {summary.threshold:.3g} |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for s in summary.per_feature:
         f = s.fit
         cut = "" if f.n_max >= s.largest_n else " (cut)"
         n_max = ("—" if s.n_max is None else
-                 f"{s.n_max.n_max:.3g}{' (extrap.)' if s.n_max.extrapolated else ''}")
+                 f"{s.n_max.n_max:.3g}{_extrapolation(s.n_max, s.fit)}")
         lines.append(
-            f"| {s.features} | {s.n_runs} ({s.n_fitted}) | {f.n_min:.0f}–{f.n_max:.0f}{cut} | "
+            f"| {s.features} | {s.n_runs} ({s.n_fitted} / {f.n_runs}) | "
+            f"{f.n_min:.0f}–{f.n_max:.0f}{cut} | "
             f"{f.alpha:.3f} ({_interval(f.interval, 3)}) | "
             f"{_prediction(s.prediction)} | "
             f"{s.id_twonn:.2f} ± {s.id_twonn_std:.2f} | {s.id_mle:.2f} | {n_max} |")
+    lines += _table_notes(summary)
     lines += _convergence_lines(rows, summary)
     lines += _live_unit_lines(rows)
     lines += [
-        "", "(cut): the circle window of A.1 ended before the largest student, i.e. L(N) bends "
+        "", "Runs: all, those converged, those inside the fitted window. "
+        "(cut): the circle window of A.1 ended before the largest student, i.e. L(N) bends "
         f"away from the power law there. N_max is read at the loss threshold "
         f"{summary.threshold:.3g} ({threshold_origin}); (extrap.) marks a value solved from "
-        f"the fitted power law.", "",
+        f"the fitted power law outside the measured losses, with how far outside its "
+        f"window: far beyond it, the power law is an assumption, not a measurement.", "",
         "## 4/α against the measured dimension (figure 6)", "",
         "| regression | slope (95 %) | intercept | slope through 0 | Pearson r | points |",
         "|---|---|---|---|---|---|",
@@ -586,12 +645,19 @@ def report_markdown(rows: Sequence[dict[str, str]], summary: TeacherStudentSumma
         lines += [f"Left out of the regressions: k = {', '.join(map(str, left_out))} (α's "
                   f"interval reaches 0 or below: 4/α is open above, a bound rather than a "
                   f"value; drawn as ▲ in figure 6).", ""]
+    no_id = [s.features for s in summary.per_feature if s.measured_exponent and not s.regressed]
+    if no_id:
+        lines += [f"Left out of the regressions: k = {', '.join(map(str, no_id))} (no run in "
+                  f"the fitted window has a measured ID).", ""]
     lines += ["## Verdict", ""]
     v = summary.versus_id
     target = (f"slope of 4/α on the measured ID within {TARGET_SLOPE[0]}–{TARGET_SLOPE[1]} "
               f"and correlation above {TARGET_CORRELATION}")
     measured = ("no regression possible" if v is None else
                 f"measured slope {v.slope:.2f}, correlation {v.correlation:.3f}")
+    if summary.unjudged:
+        measured += (f"; the convergence of {summary.unjudged} run(s) of the regressed k "
+                     f"cannot be judged (no loss curve), so the target cannot be declared met")
     lines.append(f"**Target {'REACHED' if summary.target_reached else 'NOT reached'}** "
                  f"({target}): {measured}.")
     lines += ["", "## Figures", ""]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scaling.teacher_student._student import student_widths
-from scaling.teacher_student._sweep import SweepConfig, git_commit, run_sweep
+from scaling.teacher_student._sweep import SweepConfig, check_committable, git_commit, run_sweep
 
 #: Schedules offered by the reproduction: the CPU cut (default), the paper's Table 1, Table 1
 #: continued at a tenth of its last learning rate, and Table 1 with every rate 10x smaller.
@@ -68,6 +68,8 @@ def reproduce(
     from scaling.teacher_student._report import write_report
 
     out = Path(out_dir)
+    if commit:
+        check_committable(out / "results.csv")
     outcome = run_sweep(config, out / "results.csv", n_jobs=n_jobs, progress=progress,
                         on_unit=git_commit if commit else None, client=client,
                         continue_from=None if continue_from is None

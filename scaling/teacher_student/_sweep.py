@@ -4,9 +4,9 @@ The unit of work is one k (the authors' design): every width, depth and run of t
 trains on one online stream, the teacher labelling each batch once, all students as one
 batched computation (:func:`scaling.teacher_student.train_students`). Units run in
 parallel processes, or as tasks on a Dask cluster (``client=``). Each finished unit's rows
-are appended by the driver (never by a worker) to the CSV in one fsync'd write;
-rerunning the same sweep on the same CSV skips every run already there, so an interrupted
-sweep resumes where it stopped (a last line cut by a crash is detected and dropped). A
+are added by the driver (never by a worker) to the CSV all together or not at all (the
+file is rewritten and renamed over the old one); rerunning the same sweep on the same CSV
+skips every run already there, so an interrupted sweep resumes where it stopped. A
 unit cut off part-way resumes from its last checkpoint, a file beside the CSV
 (:func:`checkpoint_path`, written every few minutes and at SIGTERM/SIGINT; see
 :mod:`scaling.teacher_student._checkpoint`). A run's numbers depend only on (k, width,
@@ -171,7 +171,7 @@ class SweepOutcome:
 
 
 def _store(path: str | Path) -> RecordStore:
-    """The sweep's resumable CSV (a cut last row is dropped and retrained, never merged)."""
+    """The sweep's resumable CSV (a damaged last row is dropped and retrained, never merged)."""
     return RecordStore(path, COLUMNS, KEY, parsers=dict.fromkeys(KEY, int), owner="run_sweep")
 
 
@@ -244,7 +244,10 @@ def run_key(row: dict[str, str]) -> tuple[int, int, int, int]:
 
 
 def _check_compatible(rows: list[dict[str, str]], config: SweepConfig, path: Path) -> None:
-    expected = config.config_values()
+    schedule = get_schedule(config.schedule)
+    # the schedule's length too: a custom Schedule may reuse a built-in one's name
+    expected = {**config.config_values(), "steps": str(schedule.steps),
+                "samples": str(schedule.samples)}
     for row in rows:
         for column, value in expected.items():
             if row.get(column) != value:
@@ -365,6 +368,11 @@ def _train_unit(config: SweepConfig, k: int, students: Sequence[tuple[int, int, 
                 checkpoint: Path | None = None, checkpoint_every: float = CHECKPOINT_SECONDS,
                 ) -> list[dict[str, str]]:
     """Train the missing (width, depth, run) students of one k and return their CSV rows."""
+    if checkpoint is not None and not checkpoint.parent.is_dir():  # a worker elsewhere
+        warnings.warn(f"run_sweep: k={k} trains without checkpoints: this worker does not "
+                      f"see {checkpoint.parent}; share that folder with the workers to make "
+                      f"an interrupted unit resumable.", stacklevel=2)
+        checkpoint = None
     teacher = config.teacher(k)
     counter = steps_done if steps_done is not None else _STEPS_DONE
     results = train_students(teacher, students, **_training_options(config),
@@ -419,10 +427,11 @@ def run_sweep(
         Wall seconds between two checkpoints of a unit in training (:func:`checkpoint_path`;
         the next call continues a unit from its checkpoint, and refuses one written by
         another configuration). On a Dask cluster the workers write them (periodically
-        only: a task runs in a worker thread, where no signal arrives), so a unit resumes
-        from its checkpoint where the worker that takes it sees the CSV's folder. Once a
-        unit's rows are in the CSV its checkpoint is kept as its final state
-        (``checkpoint_path(path, k, final=True)``).
+        only: a task runs in a worker thread, where no signal arrives), at the CSV's
+        absolute path: a worker that does not see that folder trains its unit without
+        checkpoints, with a warning. Once a unit's rows are in the CSV its checkpoint is
+        kept as its final state (``checkpoint_path(path, k, final=True)``), also by the next
+        call if the sweep stopped in between.
     continue_from : str or Path, optional
         The CSV of an earlier sweep of the same configuration with a shorter schedule
         (this schedule's first phases): each unit without a checkpoint of its own starts
@@ -448,7 +457,7 @@ def run_sweep(
     if client is not None and n_jobs is not None:
         raise ValueError(f"run_sweep: give n_jobs (local processes) or client (a Dask cluster), "
                          f"not both; got n_jobs={n_jobs!r} and a client.")
-    path = Path(path)
+    path = Path(path).absolute()  # workers elsewhere (Dask) write checkpoints beside it
     _add_new_columns(path, config)
     store = _store(path)
     previous = store.read()
@@ -458,6 +467,12 @@ def run_sweep(
     for k, w, d, s in config.runs():
         if (k, w, d, s) not in done:
             units.setdefault(k, []).append((w, d, s))
+    steps = get_schedule(config.schedule).steps
+    for k in sorted({run[0] for run in config.runs()} - set(units)):
+        # stored whole, but stopped before its finished checkpoint was kept as final
+        own = checkpoint_path(path, k)
+        if own.exists() and read_progress(own)["step"] == steps:
+            _keep_final_state(path, k)
     if n_jobs is None:
         n_jobs = len(os.sched_getaffinity(0))
     n_jobs = max(1, min(n_jobs, len(units) or 1))
@@ -469,7 +484,6 @@ def run_sweep(
     n_runs = sum(len(v) for v in units.values())
     context = multiprocessing.get_context("spawn")
     steps_done = context.Value("q", 0)  # student-steps, added to by the workers
-    steps = get_schedule(config.schedule).steps
     # steps each unit has left: fewer where it continues from a checkpoint
     left = {k: steps - (read_progress(checkpoint_path(path, k))["step"]
                         if checkpoint_path(path, k).exists() else 0) for k in units}
@@ -482,7 +496,7 @@ def run_sweep(
                 bar.refresh()
 
         def finish(rows: list[dict[str, str]]) -> None:
-            store.append(rows)
+            store.append(rows, together=True)  # a unit lands whole or not at all
             for k in {int(r["features"]) for r in rows}:  # stored: keep its final state
                 _keep_final_state(path, k)
             trained.extend(run_key(r) for r in rows)
@@ -546,6 +560,38 @@ def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
     for worker in workers:
         worker.join(max(0.0, deadline - time.monotonic()))
     pool.shutdown(wait=False, cancel_futures=True)
+
+
+def check_committable(path: str | Path) -> None:
+    """ValueError unless :func:`git_commit` can commit ``path``: inside a git work tree, not
+    ignored there, and with a committer identity. Checked before a sweep starts, so that a
+    run of hours does not stop at its first finished unit.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from scaling.teacher_student import check_committable
+    >>> check_committable(pathlib.Path(tempfile.mkdtemp()) / "out" / "results.csv")
+    Traceback (most recent call last):
+    ...
+    ValueError: --commit: ... is not inside a git work tree; give an output folder inside one ...
+    """
+    path = Path(path).absolute()
+    folder = next(p for p in path.parents if p.is_dir())  # the output folder may not exist yet
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(folder), *args], capture_output=True, text=True)
+
+    if git("rev-parse", "--is-inside-work-tree").stdout.strip() != "true":
+        raise ValueError(f"--commit: {path} is not inside a git work tree; give an output "
+                         f"folder inside one (e.g. reports/teacher_student) or drop --commit.")
+    if git("check-ignore", "-q", "--no-index", str(path)).returncode == 0:
+        raise ValueError(f"--commit: {path} is ignored by git (.gitignore), so it cannot be "
+                         f"committed; give an output folder that is not ignored (e.g. "
+                         f"reports/teacher_student) or drop --commit.")
+    if git("var", "GIT_COMMITTER_IDENT").returncode != 0:
+        raise ValueError("--commit: git has no committer identity here; set one (git config "
+                         "user.name and user.email) or drop --commit.")
 
 
 def git_commit(path: Path, rows: list[dict[str, str]]) -> None:

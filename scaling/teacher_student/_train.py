@@ -163,9 +163,12 @@ def convergence_start(schedule: Schedule) -> int:
     230000
     >>> convergence_start(get_schedule("smoke"))  # 10 % of 400 steps fits in the last phase
     360
+    >>> convergence_start(get_schedule("paper-vetted"))  # 17,000 of the final 20,000 steps
+    153000
     """
     total, final = schedule.steps, schedule.phases[-1].steps
-    return max(window_of_all_steps(total), total - max(1, final // 2))
+    tenth = window_of_all_steps(total)
+    return tenth if tenth >= total - final else total - max(1, final // 2)
 
 
 def curve_steps(schedule: Schedule, n_points: int) -> tuple[int, ...]:
