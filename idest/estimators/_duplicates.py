@@ -148,7 +148,8 @@ def prepare_neighbors(
         data = nn.data
         eps = (resolution(nn.input_dtype) if nn.input_dtype is not None
                else resolution(data) if data is not None else 0.0)
-        data = _on_host(data)
+        if type(data).__module__.startswith("torch"):  # device input, kept on its device:
+            data = check_array(data.cpu(), name="Neighbors.data", caller=caller)  # host copy
     else:
         eps = resolution(X_or_neighbors)
         data = check_array(X_or_neighbors, caller=caller)
@@ -233,24 +234,6 @@ def _entries_at_most(distances: np.ndarray, bound: float) -> tuple[np.ndarray, n
     while width < distances.shape[1] and (distances[:, width] <= bound).any():
         width += 1
     return np.nonzero(distances[:, :width] <= bound)
-
-
-def _on_host(data: Any) -> Any:
-    """A torch tensor (``idest.knn`` keeps device input on its device) as a host numpy
-    array: the duplicate checks, and the search again after a removal, run on the host.
-
-    >>> import torch
-    >>> _on_host(torch.ones(2, 2, dtype=torch.bfloat16)).dtype
-    dtype('float32')
-    """
-    if data is None or not type(data).__module__.startswith("torch"):
-        return data
-    import torch
-
-    tensor = data.detach()
-    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16
-        tensor = tensor.float()
-    return tensor.cpu().numpy()
 
 
 def _precision_pairs(nn: Neighbors, data: np.ndarray | None,
