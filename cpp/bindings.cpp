@@ -51,6 +51,14 @@ idest::SgemmFn sgemm_from(const py::capsule& capsule) {
     return fn;
 }
 
+idest::SyevFn syev_from(const py::object& capsule) {
+    // scipy.linalg.cython_lapack.__pyx_capi__["dsyev"], as sgemm_from; None: none.
+    if (capsule.is_none()) return nullptr;
+    auto* fn = reinterpret_cast<idest::SyevFn>(PyCapsule_GetPointer(capsule.ptr(), PyCapsule_GetName(capsule.ptr())));
+    if (!fn) throw py::error_already_set();
+    return fn;
+}
+
 idest::TileKernel tile_kernel(const std::string& name) {
     if (name == "auto") return idest::TileKernel::kAuto;
     if (name == "sgemm") return idest::TileKernel::kSgemm;
@@ -64,7 +72,8 @@ idest::TileKernel tile_kernel(const std::string& name) {
 
 py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candidates,
               int n_threads, int64_t block_rows, const py::capsule& sgemm_capsule,
-              py::array_t<int64_t, py::array::c_style> progress, const std::string& kernel) {
+              py::array_t<int64_t, py::array::c_style> progress, const std::string& kernel,
+              const py::object& syev_capsule, int prefix_dims) {
     auto [q, r] = views(query, ref);
     const bool self = ref.is_none();
     const int64_t available = r.n_rows - (self ? 1 : 0);
@@ -79,6 +88,10 @@ py::tuple knn(const py::array& query, const py::object& ref, int k, int n_candid
     opt.block_rows = std::max<int64_t>(64, block_rows);
     opt.exclude_self = self;
     opt.kernel = tile_kernel(kernel);
+    if (prefix_dims < -1 || prefix_dims >= q.n_cols)
+        throw std::invalid_argument("prefix_dims must be -1 (auto), 0 (no early exit) or below the dimension");
+    opt.syev = syev_from(syev_capsule);
+    opt.prefix_dims = prefix_dims;
     const auto sgemm = sgemm_from(sgemm_capsule);
 
     py::array_t<double> dist({q.n_rows, py::ssize_t(k)});
@@ -169,6 +182,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("knn", &knn, py::arg("query"), py::arg("reference"), py::arg("k"),
           py::arg("n_candidates"), py::arg("n_threads"), py::arg("block_rows"),
           py::arg("sgemm"), py::arg("progress"), py::arg("kernel") = "auto",
+          py::arg("syev") = py::none(), py::arg("prefix_dims") = -1,
           "Exact k-NN: float32 candidate pass, float64 re-scoring with a certificate.\n"
           "reference=None searches the query set against itself, excluding each point.\n"
           "Exactly equal rows are grouped and searched once.\n"
@@ -176,6 +190,9 @@ PYBIND11_MODULE(_core, m) {
           "distances and threshold tests with the widest of AVX-512 and AVX2 + FMA the CPU\n"
           "has), 'fused-avx2' or 'fused-avx512' (that one), or 'auto' (fused for D <= 64\n"
           "where supported).\n"
+          "syev: LAPACK DSYEV (scipy.linalg.cython_lapack capsule) for the fused kernel's\n"
+          "early exit on principal axes; None: no early exit. prefix_dims: -1 chooses the\n"
+          "leading axes from the spectrum, 0 turns the exit off, 0 < p < D forces p.\n"
           "Returns (distances float64 (n, k), indices int64 (n, k), n_fallback_rows).");
     m.def("refine", &refine, py::arg("query"), py::arg("reference"), py::arg("k"),
           py::arg("candidates"), py::arg("lower_bound"), py::arg("n_threads"),

@@ -2,6 +2,12 @@
 // (SGEMM + scans in knn.cpp, the fused kernel in fused_scan.cpp).
 #pragma once
 
+#include "cpu.hpp"
+
+#if IDEST_X86
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -104,6 +110,96 @@ class CandidateLists {
         ci[pos] = int32_t(j);
         if (++n == width) worst[row] = cd[width - 1];
     }
+
+    // Asks the cache for the row's list ahead of an offer().
+    void prefetch(int64_t row) {
+        const float* cd = row_dist(row);
+        const int32_t* ci = row_idx(row);
+        __builtin_prefetch(cd, 1);
+        __builtin_prefetch(cd + capacity_ - 1, 1);
+        __builtin_prefetch(ci, 1);
+        __builtin_prefetch(ci + capacity_ - 1, 1);
+    }
+
+    // Entries offered to one list together (offer()).
+    struct Offer {
+        float d;
+        int32_t j;
+    };
+
+    // Inserts each of e[0..n) into `row` that beats its threshold when its
+    // turn comes.
+    void offer(int64_t row, const Offer* e, int n) {
+        for (int i = 0; i < n; ++i)
+            if (e[i].d < worst[row]) insert(row, e[i].d, e[i].j);
+    }
+
+#if IDEST_X86
+    // Whether offer_avx512 takes this layout: a sorted list of at most 32.
+    bool vector_insertable() const { return sorted_ && width <= 32; }
+
+    // offer() for vector_insertable() lists on a CPU with AVX-512 (the fused
+    // AVX-512 kernel's selection), with the same result. The list is loaded
+    // once into two registers of 16 lanes and stored once: per entry, lanes
+    // holding entries <= d (a prefix: the list is sorted) stay, the entry takes
+    // the next lane and the rest move up one, without the scalar loop's
+    // unpredictable exit. (Inserting one entry at a time through memory costs
+    // more: a masked load waits for the previous entry's masked stores.)
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+    void offer_avx512(int64_t row, const Offer* e, int n_offers) {
+        float* cd = row_dist(row);
+        int32_t* ci = row_idx(row);
+        int n = count_[row];
+        const unsigned all = n >= 32 ? ~0u : (1u << n) - 1u;  // the entries it holds
+        __m512 lo = _mm512_maskz_loadu_ps(__mmask16(all), cd);
+        __m512 hi = _mm512_maskz_loadu_ps(__mmask16(all >> 16), cd + 16);
+        __m512i ilo = _mm512_maskz_loadu_epi32(__mmask16(all), ci);
+        __m512i ihi = _mm512_maskz_loadu_epi32(__mmask16(all >> 16), ci + 16);
+        float w = worst[row];
+        bool changed = false;
+        for (int i = 0; i < n_offers; ++i) {
+            if (!(e[i].d < w)) continue;
+            changed = true;
+            const int held = std::min(n, width - 1);  // a full list drops its last entry
+            const unsigned valid = (1u << held) - 1u;  // held <= 31
+            const __m512 v = _mm512_set1_ps(e[i].d);
+            const __m512i vj = _mm512_set1_epi32(e[i].j);
+            // lanes before the new entry, and those up to it
+            const unsigned keep =
+                unsigned(_mm512_mask_cmp_ps_mask(__mmask16(valid), lo, v, _CMP_LE_OQ)) |
+                unsigned(_mm512_mask_cmp_ps_mask(__mmask16(valid >> 16), hi, v, _CMP_LE_OQ)) << 16;
+            const unsigned upto = keep << 1 | 1u;
+            // every lane moved up one: shifted[i] = old[i - 1] (maskz forms: GCC 12
+            // warns that the plain ones read an undefined register)
+            const __m512i blo = _mm512_castps_si512(lo), bhi = _mm512_castps_si512(hi);
+            const __m512 slo = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, blo, blo, 15));
+            const __m512 shi = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, bhi, blo, 15));
+            const __m512i sjlo = _mm512_maskz_alignr_epi32(0xFFFF, ilo, ilo, 15);
+            const __m512i sjhi = _mm512_maskz_alignr_epi32(0xFFFF, ihi, ilo, 15);
+            lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(slo, __mmask16(upto), v), __mmask16(keep), lo);
+            hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(shi, __mmask16(upto >> 16), v),
+                                    __mmask16(keep >> 16), hi);
+            ilo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(sjlo, __mmask16(upto), vj),
+                                        __mmask16(keep), ilo);
+            ihi = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(sjhi, __mmask16(upto >> 16), vj),
+                                        __mmask16(keep >> 16), ihi);
+            n = held + 1;
+            if (n == width) {
+                const int last = width - 1;
+                w = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
+                    0xFFFF, _mm512_set1_epi32(last % 16), last < 16 ? lo : hi));
+            }
+        }
+        if (!changed) return;
+        const unsigned stored = n == 32 ? ~0u : (1u << n) - 1u;
+        _mm512_mask_storeu_ps(cd, __mmask16(stored), lo);
+        _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), hi);
+        _mm512_mask_storeu_epi32(ci, __mmask16(stored), ilo);
+        _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), ihi);
+        count_[row] = n;
+        worst[row] = w;
+    }
+#endif
 
     // Reduces the row to its `width` smallest entries, copies their indices to
     // out[0..width), -1 past its entries, and returns how many it holds. A row

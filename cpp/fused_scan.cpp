@@ -23,31 +23,67 @@ constexpr int kRowsAvx512 = 12;  // 12 accumulators of 16 floats
 constexpr int kRowsMax = kRowsAvx512;
 
 // Signature shared by the register blocks: rows [row0, row0 + kRows) against
-// groups [g0, g1). `a` points at the block's rows (zero-padded to the kernel's
-// row count), `an` holds their norms (+inf for padding).
-using RowBlockFn = void (*)(const float* a, const float* an, int rows, int64_t row0,
-                            const PackedColumns& cols, int64_t g0, int64_t g1, int64_t col0,
-                            int64_t dim, bool symmetric, bool skip_self, CandidateLists& lists);
+// groups [g0, g1). `a` holds the block's rows (dimension-major, zero-padded to the kernel's row
+// count) with their norms (+inf for padding).
+using RowBlockFn = void (*)(const TileRows& a, int rows, int64_t row0, const PackedColumns& cols,
+                            int64_t g0, int64_t g1, int64_t col0, int64_t dim, bool symmetric,
+                            bool skip_self, CandidateLists& lists);
 
 #if IDEST_X86
+#define IDEST_AVX2 "avx2,fma"
+#define IDEST_AVX512 "avx512f,avx512bw,avx512dq,avx512vl"
+
+// How offer_block hands a list its entries: CandidateLists::offer, or its
+// AVX-512 form where the CPU and the list layout allow it.
+using OfferFn = void (*)(CandidateLists& lists, int64_t row, const CandidateLists::Offer* e, int n);
+
+void offer_scalar(CandidateLists& lists, int64_t row, const CandidateLists::Offer* e, int n) {
+    lists.offer(row, e, n);
+}
+
+__attribute__((target(IDEST_AVX512)))
+void offer_vector(CandidateLists& lists, int64_t row, const CandidateLists::Offer* e, int n) {
+    lists.offer_avx512(row, e, n);
+}
+
 // Offers the entries of one rows x 16 block that passed a threshold (rare once
-// the lists have filled) to the candidate lists: for each row, only the
-// columns whose bit is set in hits[r]. Kept out of line: the rare path stays
-// out of the kernel loop's registers.
+// the lists have filled) to the candidate lists: each row its columns whose
+// bit is set in hits[r], then (symmetric) each column its rows, one call per
+// list. Kept out of line: the rare path stays out of the kernel loop's
+// registers.
 __attribute__((noinline))
 void offer_block(const float (*d)[kFusedGroup], const unsigned* hits, int rows, int64_t row0,
                  int64_t col0, int64_t n_cols, bool symmetric, bool skip_self,
-                 CandidateLists& lists) {
+                 CandidateLists& lists, OfferFn offer) {
+    CandidateLists::Offer e[kFusedGroup];
+    const unsigned columns = n_cols >= kFusedGroup ? 0xFFFFu : (1u << n_cols) - 1u;  // not padding
+    unsigned any = 0;
+    for (int r = 0; r < rows; ++r) {
+        if (hits[r] & columns) lists.prefetch(row0 + r);
+        any |= hits[r];
+    }
+    if (symmetric)
+        for (unsigned bits = any & columns; bits; bits &= bits - 1)
+            lists.prefetch(col0 + __builtin_ctz(bits));
     for (int r = 0; r < rows; ++r) {
         const int64_t row = row0 + r;
-        for (unsigned bits = hits[r]; bits; bits &= bits - 1) {
+        int n = 0;
+        for (unsigned bits = hits[r] & columns; bits; bits &= bits - 1) {
             const int c = __builtin_ctz(bits);
-            const int64_t col = col0 + c;
-            if (c >= n_cols) break;  // padding of the last group
-            const float v = d[r][c];
-            if (v < lists.worst[row] && !(skip_self && col == row)) lists.insert(row, v, col);
-            if (symmetric && v < lists.worst[col]) lists.insert(col, v, row);
+            if (d[r][c] < lists.worst[row] && !(skip_self && col0 + c == row))
+                e[n++] = {d[r][c], int32_t(col0 + c)};
         }
+        if (n) offer(lists, row, e, n);
+    }
+    if (!symmetric) return;
+    for (unsigned bits = any & columns; bits; bits &= bits - 1) {
+        const int c = __builtin_ctz(bits);
+        const int64_t col = col0 + c;
+        int n = 0;
+        for (int r = 0; r < rows; ++r)
+            if ((hits[r] >> c & 1u) && d[r][c] < lists.worst[col])
+                e[n++] = {d[r][c], int32_t(row0 + r)};
+        if (n) offer(lists, col, e, n);
     }
 }
 
@@ -62,106 +98,147 @@ const float* column_thresholds(const CandidateLists& lists, const PackedColumns&
     return tail;
 }
 
-__attribute__((target("avx2,fma")))
-void row_block_avx2(const float* a, const float* an, int rows, int64_t row0,
-                    const PackedColumns& cols, int64_t g0, int64_t g1, int64_t col0, int64_t dim,
-                    bool symmetric, bool skip_self, CandidateLists& lists) {
-    constexpr int kRows = kRowsAvx2;
+// Adds coordinates [j0, j1) of the block's dot products: the block's rows `a`
+// (dimension-major: value j of row r at a[j * rows + r], so every broadcast is
+// one base register and an offset) against one packed group `b`.
+__attribute__((target(IDEST_AVX2), always_inline)) inline void accumulate_avx2(
+    __m256 (&acc)[kRowsAvx2][2], const float* a, const float* b, int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+        const __m256 b0 = _mm256_load_ps(b + j * kFusedGroup);
+        const __m256 b1 = _mm256_load_ps(b + j * kFusedGroup + 8);
+        for (int r = 0; r < kRowsAvx2; ++r) {
+            const __m256 x = _mm256_broadcast_ss(a + j * kRowsAvx2 + r);
+            acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
+        }
+    }
+}
+
+// The threshold tests of one block (AVX2: two registers per row): the
+// approximate squared distances d = (|x|^2 + |y|^2) - 2 x.y of the dot
+// products `acc`, against the rows' thresholds and, for a symmetric tile, the
+// columns' `cw`. Fills d and the rows' hit masks; returns their union. With
+// the norms of leading coordinates it is the early-exit test.
+__attribute__((target(IDEST_AVX2), always_inline)) inline unsigned tests_avx2(
+    const __m256 (&acc)[kRowsAvx2][2], const float* xn, const float* yn, int rows, int64_t row0,
+    bool symmetric, const __m256 (&cw)[2], const CandidateLists& lists,
+    __m256 (&d)[kRowsAvx2][2], unsigned (&hits)[kRowsAvx2]) {
     const __m256 two = _mm256_set1_ps(2.0f);
+    const __m256 yn0 = _mm256_load_ps(yn), yn1 = _mm256_load_ps(yn + 8);
+    unsigned any = 0;
+    for (int r = 0; r < kRowsAvx2; ++r) {
+        const __m256 x = _mm256_set1_ps(xn[r]);
+        const __m256 w = _mm256_set1_ps(r < rows ? lists.worst[row0 + r] : kInf);
+        d[r][0] = _mm256_fnmadd_ps(two, acc[r][0], _mm256_add_ps(x, yn0));
+        d[r][1] = _mm256_fnmadd_ps(two, acc[r][1], _mm256_add_ps(x, yn1));
+        __m256 m0 = _mm256_cmp_ps(d[r][0], w, _CMP_LT_OQ);
+        __m256 m1 = _mm256_cmp_ps(d[r][1], w, _CMP_LT_OQ);
+        if (symmetric) {
+            m0 = _mm256_or_ps(m0, _mm256_cmp_ps(d[r][0], cw[0], _CMP_LT_OQ));
+            m1 = _mm256_or_ps(m1, _mm256_cmp_ps(d[r][1], cw[1], _CMP_LT_OQ));
+        }
+        hits[r] = unsigned(_mm256_movemask_ps(m0)) | unsigned(_mm256_movemask_ps(m1)) << 8;
+        any |= hits[r];
+    }
+    return any;
+}
+
+__attribute__((target(IDEST_AVX2)))
+void row_block_avx2(const TileRows& a, int rows, int64_t row0, const PackedColumns& cols,
+                    int64_t g0, int64_t g1, int64_t col0, int64_t dim, bool symmetric,
+                    bool skip_self, CandidateLists& lists) {
+    constexpr int kRows = kRowsAvx2;
     for (int64_t g = g0; g < g1; ++g) {
         const float* b = cols.values.data() + g * dim * kFusedGroup;
-        __m256 acc[kRows][2];
-        for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        for (int64_t j = 0; j < dim; ++j) {
-            const __m256 b0 = _mm256_load_ps(b + j * kFusedGroup);
-            const __m256 b1 = _mm256_load_ps(b + j * kFusedGroup + 8);
-            for (int r = 0; r < kRows; ++r) {
-                const __m256 x = _mm256_broadcast_ss(a + r * dim + j);
-                acc[r][0] = _mm256_fmadd_ps(x, b0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(x, b1, acc[r][1]);
-            }
-        }
-        // d = (|x|^2 + |y|^2) - 2 x.y, tested against the row thresholds and,
-        // for a symmetric tile, the column thresholds.
         const int64_t c0 = g * kFusedGroup;
-        const __m256 yn0 = _mm256_load_ps(cols.norms.data() + c0);
-        const __m256 yn1 = _mm256_load_ps(cols.norms.data() + c0 + 8);
-        __m256 cw0 = _mm256_setzero_ps(), cw1 = _mm256_setzero_ps();
+        __m256 cw[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         if (symmetric) {
             alignas(32) float tail[kFusedGroup];
             const float* w = column_thresholds(lists, cols, col0, c0, tail);
-            cw0 = _mm256_loadu_ps(w);
-            cw1 = _mm256_loadu_ps(w + 8);
+            cw[0] = _mm256_loadu_ps(w);
+            cw[1] = _mm256_loadu_ps(w + 8);
         }
+        __m256 acc[kRows][2];
+        for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
         __m256 d[kRows][2];
         unsigned hits[kRows];
-        unsigned any = 0;
-        for (int r = 0; r < kRows; ++r) {
-            const __m256 xn = _mm256_set1_ps(an[r]);
-            const __m256 w = _mm256_set1_ps(r < rows ? lists.worst[row0 + r] : kInf);
-            d[r][0] = _mm256_fnmadd_ps(two, acc[r][0], _mm256_add_ps(xn, yn0));
-            d[r][1] = _mm256_fnmadd_ps(two, acc[r][1], _mm256_add_ps(xn, yn1));
-            __m256 m0 = _mm256_cmp_ps(d[r][0], w, _CMP_LT_OQ);
-            __m256 m1 = _mm256_cmp_ps(d[r][1], w, _CMP_LT_OQ);
-            if (symmetric) {
-                m0 = _mm256_or_ps(m0, _mm256_cmp_ps(d[r][0], cw0, _CMP_LT_OQ));
-                m1 = _mm256_or_ps(m1, _mm256_cmp_ps(d[r][1], cw1, _CMP_LT_OQ));
-            }
-            hits[r] = unsigned(_mm256_movemask_ps(m0)) | unsigned(_mm256_movemask_ps(m1)) << 8;
-            any |= hits[r];
-        }
-        if (any) {
+        accumulate_avx2(acc, a.values, b, 0, a.prefix);
+        if (a.prefix > 0 && !tests_avx2(acc, a.prefix_norms, cols.prefix_norms.data() + c0, rows,
+                                        row0, symmetric, cw, lists, d, hits))
+            continue;  // no pair of the block can beat a threshold
+        accumulate_avx2(acc, a.values, b, a.prefix, dim);
+        if (tests_avx2(acc, a.norms, cols.norms.data() + c0, rows, row0, symmetric, cw, lists, d,
+                       hits)) {
             alignas(32) float out[kRows][kFusedGroup];
             for (int r = 0; r < kRows; ++r) {
                 _mm256_store_ps(out[r], d[r][0]);
                 _mm256_store_ps(out[r] + 8, d[r][1]);
             }
             offer_block(out, hits, rows, row0, col0 + c0, cols.n - c0, symmetric, skip_self,
-                        lists);
+                        lists, offer_scalar);
         }
     }
 }
 
-// The same block with one 16-float register per row: 12 FMA chains of
-// 16 lanes, and comparisons straight into mask registers.
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-void row_block_avx512(const float* a, const float* an, int rows, int64_t row0,
-                      const PackedColumns& cols, int64_t g0, int64_t g1, int64_t col0,
-                      int64_t dim, bool symmetric, bool skip_self, CandidateLists& lists) {
+// The same accumulation with one 16-float register per row.
+__attribute__((target(IDEST_AVX512), always_inline)) inline void accumulate_avx512(
+    __m512 (&acc)[kRowsAvx512], const float* a, const float* b, int64_t j0, int64_t j1) {
+    for (int64_t j = j0; j < j1; ++j) {
+        const __m512 bj = _mm512_load_ps(b + j * kFusedGroup);
+        for (int r = 0; r < kRowsAvx512; ++r)
+            acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[j * kRowsAvx512 + r]), bj, acc[r]);
+    }
+}
+
+// The same tests with one 16-float register per row, comparing straight into
+// mask registers.
+__attribute__((target(IDEST_AVX512), always_inline)) inline unsigned tests_avx512(
+    const __m512 (&acc)[kRowsAvx512], const float* xn, const float* yn, int rows, int64_t row0,
+    bool symmetric, __m512 cw, const CandidateLists& lists, __m512 (&d)[kRowsAvx512],
+    unsigned (&hits)[kRowsAvx512]) {
+    const __m512 two = _mm512_set1_ps(2.0f), y = _mm512_load_ps(yn);
+    unsigned any = 0;
+    for (int r = 0; r < kRowsAvx512; ++r) {
+        const __m512 w = _mm512_set1_ps(r < rows ? lists.worst[row0 + r] : kInf);
+        d[r] = _mm512_fnmadd_ps(two, acc[r], _mm512_add_ps(_mm512_set1_ps(xn[r]), y));
+        __mmask16 m = _mm512_cmp_ps_mask(d[r], w, _CMP_LT_OQ);
+        if (symmetric) m |= _mm512_cmp_ps_mask(d[r], cw, _CMP_LT_OQ);
+        hits[r] = m;
+        any |= m;
+    }
+    return any;
+}
+
+// The AVX-512 block: 12 FMA chains of 16 lanes.
+__attribute__((target(IDEST_AVX512)))
+void row_block_avx512(const TileRows& a, int rows, int64_t row0, const PackedColumns& cols,
+                      int64_t g0, int64_t g1, int64_t col0, int64_t dim, bool symmetric,
+                      bool skip_self, CandidateLists& lists) {
     constexpr int kRows = kRowsAvx512;
-    const __m512 two = _mm512_set1_ps(2.0f);
+    const OfferFn offer = lists.vector_insertable() ? offer_vector : offer_scalar;
     for (int64_t g = g0; g < g1; ++g) {
         const float* b = cols.values.data() + g * dim * kFusedGroup;
-        __m512 acc[kRows];
-        for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
-        for (int64_t j = 0; j < dim; ++j) {
-            const __m512 bj = _mm512_load_ps(b + j * kFusedGroup);
-            for (int r = 0; r < kRows; ++r)
-                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r * dim + j]), bj, acc[r]);
-        }
         const int64_t c0 = g * kFusedGroup;
-        const __m512 yn = _mm512_load_ps(cols.norms.data() + c0);
         __m512 cw = _mm512_setzero_ps();
         if (symmetric) {
             alignas(64) float tail[kFusedGroup];
             cw = _mm512_loadu_ps(column_thresholds(lists, cols, col0, c0, tail));
         }
+        __m512 acc[kRows];
+        for (int r = 0; r < kRows; ++r) acc[r] = _mm512_setzero_ps();
         __m512 d[kRows];
         unsigned hits[kRows];
-        unsigned any = 0;
-        for (int r = 0; r < kRows; ++r) {
-            const __m512 w = _mm512_set1_ps(r < rows ? lists.worst[row0 + r] : kInf);
-            d[r] = _mm512_fnmadd_ps(two, acc[r], _mm512_add_ps(_mm512_set1_ps(an[r]), yn));
-            __mmask16 m = _mm512_cmp_ps_mask(d[r], w, _CMP_LT_OQ);
-            if (symmetric) m |= _mm512_cmp_ps_mask(d[r], cw, _CMP_LT_OQ);
-            hits[r] = m;
-            any |= m;
-        }
-        if (any) {
+        accumulate_avx512(acc, a.values, b, 0, a.prefix);
+        if (a.prefix > 0 && !tests_avx512(acc, a.prefix_norms, cols.prefix_norms.data() + c0,
+                                          rows, row0, symmetric, cw, lists, d, hits))
+            continue;  // no pair of the block can beat a threshold
+        accumulate_avx512(acc, a.values, b, a.prefix, dim);
+        if (tests_avx512(acc, a.norms, cols.norms.data() + c0, rows, row0, symmetric, cw, lists,
+                         d, hits)) {
             alignas(64) float out[kRows][kFusedGroup];
             for (int r = 0; r < kRows; ++r) _mm512_store_ps(out[r], d[r]);
             offer_block(out, hits, rows, row0, col0 + c0, cols.n - c0, symmetric, skip_self,
-                        lists);
+                        lists, offer);
         }
     }
 }
@@ -180,19 +257,22 @@ void AlignedFloats::assign(size_t n, float value) {
     data_ = storage_.data() + (kAlign - (address / sizeof(float)) % kAlign) % kAlign;
 }
 
-void PackedColumns::pack(const float* rows, const float* row_norms, int64_t n_rows, int64_t dim) {
+void PackedColumns::pack(const float* rows, const float* row_norms,
+                         const float* row_prefix_norms, int64_t n_rows, int64_t dim) {
     const int64_t groups = (n_rows + kFusedGroup - 1) / kFusedGroup;
     n = n_rows;
     values.assign(size_t(groups * kFusedGroup * dim), 0.0f);
     norms.assign(size_t(groups * kFusedGroup), kInf);
+    if (row_prefix_norms) prefix_norms.assign(size_t(groups * kFusedGroup), kInf);
     for (int64_t i = 0; i < n_rows; ++i) {
         float* out = values.data() + (i / kFusedGroup) * dim * kFusedGroup + i % kFusedGroup;
         for (int64_t j = 0; j < dim; ++j) out[j * kFusedGroup] = rows[i * dim + j];
         norms.data()[i] = row_norms[i];
+        if (row_prefix_norms) prefix_norms.data()[i] = row_prefix_norms[i];
     }
 }
 
-void fused_scan(FusedIsa isa, const float* a, const float* a_norms, int64_t n_rows, int64_t row0,
+void fused_scan(FusedIsa isa, const TileRows& a, int64_t n_rows, int64_t row0,
                 const PackedColumns& cols, int64_t col0, int64_t dim, bool symmetric,
                 bool skip_self, CandidateLists& lists) {
     RowBlockFn row_block = nullptr;
@@ -203,24 +283,33 @@ void fused_scan(FusedIsa isa, const float* a, const float* a_norms, int64_t n_ro
 #endif
     if (!row_block || !fused_scan_supported(isa))
         throw std::invalid_argument("fused_scan: this CPU or build lacks the instruction set");
+    if (a.prefix < 0 || a.prefix >= dim || (a.prefix > 0 && !(a.prefix_norms && cols.prefix_norms.data())))
+        throw std::logic_error("fused_scan: an early exit needs 0 < prefix < dim and prefix norms");
     const int64_t groups = (cols.n + kFusedGroup - 1) / kFusedGroup;
+    // The tile's rows in register blocks, each dimension-major and zero-padded
+    // (accumulate_*), made once per tile.
+    const int64_t n_blocks = (n_rows + block_rows - 1) / block_rows;
+    thread_local std::vector<float> blocks;
+    blocks.assign(size_t(n_blocks * block_rows * dim), 0.0f);
+    for (int64_t i = 0; i < n_rows; ++i) {
+        float* out = blocks.data() + (i / block_rows) * dim * block_rows + i % block_rows;
+        for (int64_t j = 0; j < dim; ++j) out[j * block_rows] = a.values[i * dim + j];
+    }
     // Column chunks of about 16 KB of packed values stay in L1 while every row
     // block of the tile passes over them.
     const int64_t chunk = std::max<int64_t>(1, 16384 / (dim * kFusedGroup * 4));
-    std::vector<float> tail(size_t(kRowsMax * dim), 0.0f);
     for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
         const int64_t g1 = std::min(groups, g0 + chunk);
         for (int64_t i0 = 0; i0 < n_rows; i0 += block_rows) {
             const int rows = int(std::min<int64_t>(block_rows, n_rows - i0));
-            float norms[kRowsMax];
-            for (int r = 0; r < block_rows; ++r) norms[r] = r < rows ? a_norms[i0 + r] : kInf;
-            const float* block = a + i0 * dim;
-            if (rows < block_rows) {
-                std::copy_n(block, rows * dim, tail.data());
-                block = tail.data();
+            float norms[kRowsMax], prefix_norms[kRowsMax];
+            for (int r = 0; r < block_rows; ++r) {
+                norms[r] = r < rows ? a.norms[i0 + r] : kInf;
+                prefix_norms[r] = r < rows && a.prefix > 0 ? a.prefix_norms[i0 + r] : kInf;
             }
-            row_block(block, norms, rows, row0 + i0, cols, g0, g1, col0, dim, symmetric,
-                      skip_self, lists);
+            const TileRows block{blocks.data() + i0 * dim, norms, prefix_norms, a.prefix};
+            row_block(block, rows, row0 + i0, cols, g0, g1, col0, dim, symmetric, skip_self,
+                      lists);
         }
     }
 }

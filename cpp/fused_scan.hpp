@@ -8,6 +8,13 @@
 // distances |x|^2 + |y|^2 - 2 x.y there and compares them with the rows' (and,
 // for a symmetric tile, the columns') current thresholds; only blocks holding a
 // hit leave the registers. x86-64 only: other CPUs use the SGEMM path.
+//
+// Early exit: when the coordinates are principal axes (knn.cpp rotates the
+// data when a few axes carry most of the variance), the squared distance over
+// the first `prefix` coordinates bounds the full one from below. A block
+// computes those coordinates first and drops out when none of its pairs beats
+// a threshold there; on data whose spectrum decays most blocks of a search
+// are far apart and stop after a fraction of the work.
 #pragma once
 
 #include <cstddef>
@@ -52,20 +59,34 @@ class AlignedFloats {
 struct PackedColumns {
     AlignedFloats values;
     AlignedFloats norms;
+    AlignedFloats prefix_norms;  // squared norms of the first `prefix` coordinates
     int64_t n = 0;
 
-    // rows: n x dim row-major (centred, scaled float32), norms: their |y|^2.
-    void pack(const float* rows, const float* row_norms, int64_t n_rows, int64_t dim);
+    // rows: n x dim row-major (centred, scaled float32), norms: their |y|^2,
+    // row_prefix_norms: the squared norms of their leading coordinates (null
+    // when the search has no early exit).
+    void pack(const float* rows, const float* row_norms, const float* row_prefix_norms,
+              int64_t n_rows, int64_t dim);
 };
 
-// One tile: query rows [row0, row0 + n_rows) (row-major `a`, squared norms
-// `a_norms`) against the packed reference points [col0, col0 + cols.n).
+// Rows of a tile: row-major values, squared norms, and (with an early exit,
+// `prefix` > 0) the squared norms of their first `prefix` coordinates.
+struct TileRows {
+    const float* values = nullptr;
+    const float* norms = nullptr;
+    const float* prefix_norms = nullptr;
+    int64_t prefix = 0;
+};
+
+// One tile: query rows [row0, row0 + n_rows) of `a` against the packed
+// reference points [col0, col0 + cols.n) (packed with prefix norms when
+// a.prefix > 0).
 // Each approximate squared distance below a row's threshold is offered to that
 // row's list (skipping the point itself when `skip_self`); with `symmetric`
 // (self search, off-diagonal tile) it is also offered to the column's list.
 // The caller holds whatever locks protect the lists of those rows and columns,
 // and has checked fused_scan_supported(isa).
-void fused_scan(FusedIsa isa, const float* a, const float* a_norms, int64_t n_rows, int64_t row0,
+void fused_scan(FusedIsa isa, const TileRows& a, int64_t n_rows, int64_t row0,
                 const PackedColumns& cols, int64_t col0, int64_t dim, bool symmetric,
                 bool skip_self, CandidateLists& lists);
 

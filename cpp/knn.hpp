@@ -27,6 +27,10 @@ using SgemmFn = void (*)(const char*, const char*, const int*, const int*, const
                          const float*, const float*, const int*, const float*, const int*,
                          const float*, float*, const int*);
 
+// Fortran-ABI DSYEV (symmetric eigendecomposition), as exported by
+// scipy.linalg.cython_lapack.
+using SyevFn = void (*)(char*, char*, int*, double*, int*, double*, double*, int*, int*);
+
 // A read-only row-major matrix of float32 or float64 values; rows may be strided
 // (numpy memmaps, torch views), columns are contiguous. With `row_index`, row i
 // of the view is row row_index[i] of the data (a subset without a copy).
@@ -63,6 +67,13 @@ struct KnnOptions {
     int64_t block_rows = 2048;  // rows per tile side
     bool exclude_self = false;  // query == reference: row i never returns index i
     TileKernel kernel = TileKernel::kAuto;
+    // The fused kernel's early exit (fused_scan.hpp): the search rotates the
+    // data to its principal axes (found with `syev`; none without it) and
+    // tests the first `prefix_dims` of them before the rest. -1: chosen from
+    // the spectrum (principal_axes in knn.cpp); 0: no rotation, no early exit;
+    // 0 < p < D: that many (for tests and measurements).
+    SyevFn syev = nullptr;
+    int prefix_dims = -1;
     // Set to non-zero by another thread to stop the search: checked before every
     // tile, which then throws Cancelled (no partial result is returned).
     const int64_t* cancel = nullptr;

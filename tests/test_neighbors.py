@@ -324,15 +324,18 @@ def test_single_thread_matches_multi_thread():
 KERNELS = ["sgemm", "fused-avx2", "fused-avx512"]
 
 
-def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64):
-    """The compiled core with a chosen tile kernel; small blocks make many tiles."""
+def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64, prefix_dims=None):
+    """The compiled core with a chosen tile kernel; small blocks make many tiles.
+    ``prefix_dims``: the fused kernel's early exit on principal axes (None: off)."""
     from idest.neighbors import _core
-    from idest.neighbors._backends import _sgemm_capsule
+    from idest.neighbors._backends import _sgemm_capsule, _syev_capsule
 
     progress = np.zeros(2, dtype=np.int64)
+    exit_options = {} if prefix_dims is None else {"syev": _syev_capsule(),
+                                                   "prefix_dims": prefix_dims}
     try:
         dist, idx, fallbacks = _core.knn(X, R, k, n_candidates(k), n_threads, block_rows,
-                                         _sgemm_capsule(), progress, kernel)
+                                         _sgemm_capsule(), progress, kernel, **exit_options)
     except ValueError as exc:
         if "needs an x86-64 CPU with" in str(exc):
             pytest.skip(f"this CPU cannot run the {kernel!r} kernel")
@@ -361,6 +364,56 @@ def test_tile_kernels_match_float64_reference(kernel, dataset, n, dim, k, n_thre
         # no near-ties, and more points than candidates: a point missed by the
         # float32 pass would show up here rather than be repaired by the fallback
         assert nn.n_fallback_rows == 0 and nn_ref.n_fallback_rows == 0
+
+
+def low_rank(n, dim, dtype, seed=0, rank=3):
+    """Points near a random rank-3 subspace, off-centre: the early exit's case."""
+    rng = np.random.default_rng(seed)
+    basis = rng.standard_normal((rank, dim))
+    X = rng.standard_normal((n, rank)) @ basis + 1e-3 * rng.standard_normal((n, dim)) + 50.0
+    return X.astype(dtype)
+
+
+@pytest.mark.parametrize("kernel", ["fused-avx2", "fused-avx512"])
+@pytest.mark.parametrize("dataset", [*DATASETS, "low_rank", "duplicate_heavy"])
+@pytest.mark.parametrize("prefix_dims", [-1, 1, 3, 15])
+@pytest.mark.parametrize(("n_threads", "block_rows"), [(1, 64), (2, 256)])
+def test_early_exit_on_principal_axes_matches_float64_reference(kernel, dataset, prefix_dims,
+                                                                n_threads, block_rows):
+    """The fused kernel's early exit drops blocks whose leading principal axes
+    already put every pair past its thresholds: forced at every prefix, on
+    data with and without a decaying spectrum, self and query/reference
+    searches, the answer is the float64 one (and on random data no row needs
+    the exhaustive fallback, so no true neighbour was dropped and repaired)."""
+    datasets = {**DATASETS, "low_rank": low_rank, "duplicate_heavy": duplicate_heavy}
+    X = datasets[dataset](901, 16, np.float32)
+    options = {"kernel": kernel, "n_threads": n_threads, "block_rows": block_rows,
+               "prefix_dims": prefix_dims}
+    nn = core_knn(X, 7, **options)
+    assert_equal_neighbors(nn, *reference_knn(X, 7))
+    R = datasets[dataset](450, 16, np.float32, seed=1)
+    nn_ref = core_knn(X[:300], 7, R, **options)
+    assert_equal_neighbors(nn_ref, *reference_knn(X[:300], 7, R))
+    if dataset in ("random", "low_rank"):
+        assert nn.n_fallback_rows == 0 and nn_ref.n_fallback_rows == 0
+
+
+@pytest.mark.parametrize("kernel", ["fused-avx2", "fused-avx512"])
+@pytest.mark.parametrize("k", [23, 24, 25])
+def test_candidate_lists_at_the_widest_sorted_layout(kernel, k):
+    """k = 24 keeps 32 candidates, the widest list the AVX-512 selection holds in
+    two registers (k = 23: 31, one lane spare); k = 25 takes the unsorted buffer."""
+    X = clustered_near_duplicates(1200, 12, np.float32)
+    assert_equal_neighbors(core_knn(X, k, kernel=kernel, block_rows=256), *reference_knn(X, k))
+    R = clustered_near_duplicates(400, 12, np.float32, seed=1)
+    assert_equal_neighbors(core_knn(X[:200], k, R, kernel=kernel), *reference_knn(X[:200], k, R))
+
+
+def test_early_exit_refuses_a_prefix_outside_the_dimension():
+    X = random_data(50, 4, np.float32)
+    for bad in (-2, 4, 9):
+        with pytest.raises(ValueError, match="prefix_dims must be -1"):
+            core_knn(X, 2, kernel="fused", prefix_dims=bad)
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -59,6 +59,13 @@ def _sgemm_capsule():
     return cython_blas.__pyx_capi__["sgemm"]
 
 
+def _syev_capsule():
+    """SciPy's LAPACK DSYEV (the fused kernel's principal axes), borrowed likewise."""
+    from scipy.linalg import cython_lapack
+
+    return cython_lapack.__pyx_capi__["dsyev"]
+
+
 @functools.cache
 def _blas_controller() -> ThreadpoolController:
     """Inspecting the loaded BLAS libraries takes tens of ms: do it once."""
@@ -80,7 +87,7 @@ def cpp_knn(X: np.ndarray, R: np.ndarray | None, k: int, n_jobs: int, progress: 
             # each worker thread calls a single-threaded SGEMM on its own tile
             with _blas_controller().limit(limits=1, user_api="blas"):
                 out["result"] = _core.knn(X, R, k, n_candidates(k), n_jobs, BLOCK_ROWS,
-                                          _sgemm_capsule(), counter)
+                                          _sgemm_capsule(), counter, syev=_syev_capsule())
         except BaseException as exc:  # re-raised in the caller's thread
             out["error"] = exc
         finally:
