@@ -111,7 +111,7 @@ class CandidateLists {
         if (++n == width) worst[row] = cd[width - 1];
     }
 
-    // Asks the cache for the row's list ahead of an offer().
+    // Asks the cache for the row's list ahead of an insertion.
     void prefetch(int64_t row) {
         const float* cd = row_dist(row);
         const int32_t* ci = row_idx(row);
@@ -121,25 +121,19 @@ class CandidateLists {
         __builtin_prefetch(ci + capacity_ - 1, 1);
     }
 
-    // Entries offered to one list together (offer()).
+    // Entries offered to one list together (offer_avx512()).
     struct Offer {
         float d;
         int32_t j;
     };
 
-    // Inserts each of e[0..n) into `row` that beats its threshold when its
-    // turn comes.
-    void offer(int64_t row, const Offer* e, int n) {
-        for (int i = 0; i < n; ++i)
-            if (e[i].d < worst[row]) insert(row, e[i].d, e[i].j);
-    }
-
 #if IDEST_X86
     // Whether offer_avx512 takes this layout: a sorted list of at most 32.
     bool vector_insertable() const { return sorted_ && width <= 32; }
 
-    // offer() for vector_insertable() lists on a CPU with AVX-512 (the fused
-    // AVX-512 kernel's selection), with the same result. The list is loaded
+    // Inserts each of e[0..n) into `row` that beats its threshold when its
+    // turn comes, as insert() would, for vector_insertable() lists on a CPU
+    // with AVX-512 (the fused AVX-512 kernel's selection). The list is loaded
     // once into two registers of 16 lanes and stored once: per entry, lanes
     // holding entries <= d (a prefix: the list is sorted) stay, the entry takes
     // the next lane and the rest move up one, without the scalar loop's

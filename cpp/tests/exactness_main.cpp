@@ -2,7 +2,8 @@
 // core (knn_search, and pair_search: both directions between two disjoint row
 // sets) against a brute-force float64 search, index for index, on small
 // random, clustered and duplicate-heavy data, for self and query/reference
-// search, float32 and float64, every tile kernel this CPU runs, k from 1 to
+// search, float32 and float64, every tile kernel this CPU runs (the fused
+// ones also with their early exit on principal axes, forced), k from 1 to
 // N - 1. It brings its own plain SGEMM, so it builds with nothing
 // but a C++17 compiler: .ci/aarch64.sh cross-compiles it for aarch64 and runs
 // it under qemu, and runs it natively. Exit status 0 when every case matches.
@@ -36,6 +37,55 @@ void reference_sgemm(const char* ta, const char* tb, const int* m, const int* n,
             float& out = c[i + j * *ldc];
             out = *alpha * s + (*beta == 0.0f ? 0.0f : *beta * out);
         }
+}
+
+// DSYEV's contract for jobz = 'V' (eigenvalues ascending in w, eigenvector e
+// in column e of a, column-major; a's lower triangle read, uplo = 'L' as the
+// core calls it) by cyclic Jacobi rotations: the fused kernel's principal axes.
+void reference_syev(char*, char*, int* n, double* a, int* lda, double* w, double*, int*,
+                    int* info) {
+    const int m = *n, ld = *lda;
+    std::vector<double> s(size_t(m) * m), v(size_t(m) * m, 0.0);
+    for (int j = 0; j < m; ++j)
+        for (int i = 0; i < m; ++i) s[i + j * m] = i >= j ? a[i + j * ld] : a[j + i * ld];
+    for (int i = 0; i < m; ++i) v[i + i * m] = 1.0;
+    for (int sweep = 0; sweep < 100; ++sweep) {
+        double off = 0.0, diag = 0.0;
+        for (int j = 0; j < m; ++j)
+            for (int i = 0; i < m; ++i) (i == j ? diag : off) += s[i + j * m] * s[i + j * m];
+        if (off <= 1e-30 * diag) break;
+        for (int p = 0; p < m; ++p)
+            for (int q = p + 1; q < m; ++q) {
+                const double apq = s[p + q * m];
+                if (apq == 0.0) continue;
+                const double theta = (s[q + q * m] - s[p + p * m]) / (2.0 * apq);
+                const double t = (theta >= 0 ? 1.0 : -1.0) / (std::fabs(theta) + std::sqrt(theta * theta + 1.0));
+                const double c = 1.0 / std::sqrt(t * t + 1.0), sn = t * c;
+                for (int k = 0; k < m; ++k) {  // columns p, q, then rows p, q
+                    const double kp = s[k + p * m], kq = s[k + q * m];
+                    s[k + p * m] = c * kp - sn * kq;
+                    s[k + q * m] = sn * kp + c * kq;
+                }
+                for (int k = 0; k < m; ++k) {
+                    const double pk = s[p + k * m], qk = s[q + k * m];
+                    s[p + k * m] = c * pk - sn * qk;
+                    s[q + k * m] = sn * pk + c * qk;
+                }
+                for (int k = 0; k < m; ++k) {
+                    const double kp = v[k + p * m], kq = v[k + q * m];
+                    v[k + p * m] = c * kp - sn * kq;
+                    v[k + q * m] = sn * kp + c * kq;
+                }
+            }
+    }
+    std::vector<int> order(m);
+    for (int i = 0; i < m; ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](int x, int y) { return s[x + x * m] < s[y + y * m]; });
+    for (int e = 0; e < m; ++e) {
+        w[e] = s[order[e] + order[e] * m];
+        for (int i = 0; i < m; ++i) a[i + e * ld] = v[i + order[e] * m];
+    }
+    *info = 0;
 }
 
 template <class T>
@@ -134,7 +184,7 @@ bool matches(const std::vector<double>& dist, const std::vector<int64_t>& idx,
 
 template <class T>
 void check(const std::string& kind, int n, int dim, int k, bool self, idest::TileKernel kernel,
-           const char* kernel_name, int threads) {
+           const char* kernel_name, int threads, int prefix_dims = 0) {
     const int nr = self ? n : n / 2 + 3;
     const auto q = make_data<T>(kind, n, dim, 1);
     const auto r = self ? q : make_data<T>(kind, nr, dim, 2);
@@ -147,6 +197,7 @@ void check(const std::string& kind, int n, int dim, int k, bool self, idest::Til
     opt.block_rows = 64;
     opt.exclude_self = self;
     opt.kernel = kernel;
+    if (prefix_dims) opt.syev = reference_syev, opt.prefix_dims = prefix_dims;
     std::vector<double> dist(size_t(n) * k), want_d;
     std::vector<int64_t> idx(size_t(n) * k), want_i;
     int64_t progress[2] = {0, 0};
@@ -155,9 +206,9 @@ void check(const std::string& kind, int n, int dim, int k, bool self, idest::Til
     brute_force(q, r, n, nr, dim, self, k, want_d, want_i);
     ++cases;
     char what[160];
-    std::snprintf(what, sizeof what, "%s n=%d D=%d k=%d %s %s %s threads=%d", kind.c_str(), n,
-                  dim, k, self ? "self" : "query", kernel_name,
-                  sizeof(T) == 8 ? "float64" : "float32", threads);
+    std::snprintf(what, sizeof what, "%s n=%d D=%d k=%d %s %s %s threads=%d prefix=%d",
+                  kind.c_str(), n, dim, k, self ? "self" : "query", kernel_name,
+                  sizeof(T) == 8 ? "float64" : "float32", threads, prefix_dims);
     if (progress[0] != progress[1]) std::printf("FAIL %s: %lld of %lld tiles\n", what,
                                                 (long long)progress[0], (long long)progress[1]);
     if (progress[0] != progress[1] || !matches(dist, idx, want_d, want_i, k, what)) ++failures;
@@ -211,6 +262,21 @@ int main() {
                         check<float>(kind, n, dim, k, self, kernel, name, threads);
                         if (kind != "random") check<double>(kind, n, dim, k, self, kernel, name, threads);
                     }
+    // The fused kernel's early exit on principal axes, forced (at these sizes
+    // the automatic rule leaves it off), on the axes of reference_syev.
+    for (const auto& [kernel, name] : kernels)
+        if (kernel == idest::TileKernel::kFusedAvx2 || kernel == idest::TileKernel::kFusedAvx512)
+            for (const std::string kind : {"random", "clustered", "grid", "duplicates"})
+                for (const auto& [n, dim] : {std::pair<int, int>{150, 5}, {301, 20}, {130, 40}})
+                    for (const int prefix : {1, dim / 2})
+                        for (const int k : {1, 7, 40})
+                            for (const bool self : {true, false}) {
+                                const int threads = 1 + (k % 3);
+                                check<float>(kind, n, dim, k, self, kernel, name, threads, prefix);
+                                if (kind != "random")
+                                    check<double>(kind, n, dim, k, self, kernel, name, threads,
+                                                  prefix);
+                            }
     for (const std::string kind : {"random", "clustered", "grid", "duplicates"})
         for (const auto& [n, na, dim] : {std::tuple<int, int, int>{301, 150, 20}, {130, 17, 67},
                                          {200, 190, 5}})

@@ -13,6 +13,8 @@ def knn(
     sgemm: object,
     progress: NDArray[np.int64],
     kernel: str = "auto",  # "auto", "sgemm", "fused", "fused-avx2" or "fused-avx512"
+    syev: object | None = None,  # scipy.linalg.cython_lapack's dsyev: the early exit
+    prefix_dims: int = -1,  # -1 chosen from the spectrum, 0 off, 0 < p < D forced
 ) -> tuple[NDArray[np.float64], NDArray[np.int64], int]: ...
 def refine(
     query: NDArray[np.floating],
