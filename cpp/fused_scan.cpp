@@ -296,10 +296,15 @@ void fused_scan(FusedIsa isa, const TileRows& a, int64_t n_rows, int64_t row0,
     // (accumulate_*), made once per tile.
     const int64_t n_blocks = (n_rows + block_rows - 1) / block_rows;
     thread_local std::vector<float> blocks;
-    blocks.assign(size_t(n_blocks * block_rows * dim), 0.0f);
-    for (int64_t i = 0; i < n_rows; ++i) {
-        float* out = blocks.data() + (i / block_rows) * dim * block_rows + i % block_rows;
-        for (int64_t j = 0; j < dim; ++j) out[j * block_rows] = a.values[i * dim + j];
+    blocks.resize(size_t(n_blocks * block_rows * dim));
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        const int rows = int(std::min<int64_t>(block_rows, n_rows - b * block_rows));
+        const float* in = a.values + b * block_rows * dim;
+        float* out = blocks.data() + b * block_rows * dim;
+        for (int64_t j = 0; j < dim; ++j, out += block_rows) {
+            for (int r = 0; r < rows; ++r) out[r] = in[r * dim + j];
+            for (int r = rows; r < block_rows; ++r) out[r] = 0.0f;
+        }
     }
     // Column chunks of about 16 KB of packed values stay in L1 while every row
     // block of the tile passes over them.
