@@ -116,10 +116,10 @@ Scaling compute_scaling(const MatrixView& query, const MatrixView& ref, bool sel
 // kExitMinSkipped to skip (a block that stops there skips D - prefix of its D
 // multiply-adds per pair for one extra threshold test). Measured (50,000
 // points, k = 10, 2 threads, benchmarks/results/knn_early_exit.md): an
-// 8-dimensional latent runs in 0.74x the time in D = 20 and 0.51x in D = 64, a
-// spectrum falling as i^-2 over D = 64 in 0.57x (prefixes 4-16 do about as
+// 8-dimensional latent runs in 0.78x the time in D = 20 and 0.51x in D = 64, a
+// spectrum falling as i^-2 over D = 64 in 0.58x (prefixes 4-16 do about as
 // well); a spectrum falling as i^-1 (an intrinsically high-dimensional set)
-// gains nothing at any prefix and loses up to 4 %, isotropic data up to 9 %,
+// gains nothing at any prefix and loses up to 6 %, isotropic data up to 12 %,
 // and this rule leaves both without the exit.
 constexpr double kExitVariance = 0.95;
 constexpr int64_t kExitMinSkipped = 8;
