@@ -197,15 +197,18 @@ void rotate_row(const double* x, const double* a, int64_t dim, double* out) {
 // centred, scaled float32 (rotated to the principal axes when the scaling has
 // them) and their squared norms (accumulated in float64, rounded to float32);
 // with `prefix_norms`, also the squared norms of the first s.prefix values.
+// `rotate` false: centred and scaled only (distances are the same).
 template <class T>
 void load_block(const MatrixView& m, const int64_t* order, int64_t row0, int64_t n,
-                const Scaling& s, float* out, float* norms, float* prefix_norms = nullptr) {
+                const Scaling& s, float* out, float* norms, float* prefix_norms = nullptr,
+                bool rotate = true) {
     const int64_t dim = m.n_cols;
-    std::vector<double> centred(s.axes.empty() ? 0 : size_t(dim)), rotated(centred.size());
+    rotate = rotate && !s.axes.empty();
+    std::vector<double> centred(rotate ? size_t(dim) : 0), rotated(centred.size());
     for (int64_t i = 0; i < n; ++i) {
         const T* x = row_ptr<T>(m, order ? order[row0 + i] : row0 + i);
         float* o = out + i * dim;
-        if (s.axes.empty()) {
+        if (!rotate) {
             for (int64_t j = 0; j < dim; ++j) o[j] = float((double(x[j]) - s.mean[j]) * s.scale);
         } else {
             for (int64_t j = 0; j < dim; ++j) centred[j] = double(x[j]) - s.mean[j];
@@ -248,16 +251,19 @@ OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, i
     o.rows.resize(size_t(n) * dim);
     o.norms.resize(n);
     if (exit) o.prefix_norms.resize(n);
-    auto convert = [&](const int64_t* order) {
+    auto convert = [&](const int64_t* order, bool rotate) {
         parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
             load_block<T>(m, order, c * chunk, std::min(chunk, n - c * chunk), s,
                           o.rows.data() + c * chunk * dim, o.norms.data() + c * chunk,
-                          exit ? o.prefix_norms.data() + c * chunk : nullptr);
+                          exit && rotate ? o.prefix_norms.data() + c * chunk : nullptr, rotate);
         });
     };
-    convert(nullptr);  // input order, to find the visiting order
+    // Input order, to find the visiting order: not rotated (the order depends
+    // on distances only, which the rotation keeps), so only the final
+    // conversion pays for the rotation.
+    convert(nullptr, false);
     o.order = spatial_order(o.rows.data(), n, dim, /*leaf=*/32, n_threads);
-    convert(o.order.data());  // converted again (in parallel): one copy at a time
+    convert(o.order.data(), true);  // converted again (in parallel): one copy at a time
     const int64_t n_blocks = (n + block - 1) / block;
     o.centroids.assign(n_blocks, std::vector<double>(dim, 0.0));
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
