@@ -43,20 +43,23 @@ std::pair<MatrixView, MatrixView> views(const py::array& query, const py::object
     return {q, r};
 }
 
-idest::SgemmFn sgemm_from(const py::capsule& capsule) {
-    // scipy.linalg.cython_blas.__pyx_capi__["sgemm"]: a capsule named by the C
-    // signature of the Fortran routine; its pointer is the routine itself.
-    auto* fn = reinterpret_cast<idest::SgemmFn>(PyCapsule_GetPointer(capsule.ptr(), PyCapsule_GetName(capsule.ptr())));
+// The routine behind a capsule of SciPy's Cython API
+// (scipy.linalg.cython_blas / cython_lapack.__pyx_capi__[name]): a capsule named
+// by the C signature of the Fortran routine, whose pointer is the routine itself.
+template <class Fn>
+Fn routine_from(const py::object& capsule) {
+    auto* fn = reinterpret_cast<Fn>(PyCapsule_GetPointer(capsule.ptr(), PyCapsule_GetName(capsule.ptr())));
     if (!fn) throw py::error_already_set();
     return fn;
 }
 
+idest::SgemmFn sgemm_from(const py::capsule& capsule) {
+    return routine_from<idest::SgemmFn>(capsule);
+}
+
+// DSYEV for the fused kernel's early exit; None: no early exit.
 idest::SyevFn syev_from(const py::object& capsule) {
-    // scipy.linalg.cython_lapack.__pyx_capi__["dsyev"], as sgemm_from; None: none.
-    if (capsule.is_none()) return nullptr;
-    auto* fn = reinterpret_cast<idest::SyevFn>(PyCapsule_GetPointer(capsule.ptr(), PyCapsule_GetName(capsule.ptr())));
-    if (!fn) throw py::error_already_set();
-    return fn;
+    return capsule.is_none() ? nullptr : routine_from<idest::SyevFn>(capsule);
 }
 
 idest::TileKernel tile_kernel(const std::string& name) {

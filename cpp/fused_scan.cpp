@@ -263,18 +263,18 @@ void AlignedFloats::assign(size_t n, float value) {
     data_ = storage_.data() + (kAlign - (address / sizeof(float)) % kAlign) % kAlign;
 }
 
-void PackedColumns::pack(const float* rows, const float* row_norms,
-                         const float* row_prefix_norms, int64_t n_rows, int64_t dim) {
+void PackedColumns::pack(const TileRows& rows, int64_t n_rows, int64_t dim) {
     const int64_t groups = (n_rows + kFusedGroup - 1) / kFusedGroup;
+    const bool early_exit = rows.prefix > 0;
     n = n_rows;
     values.assign(size_t(groups * kFusedGroup * dim), 0.0f);
     norms.assign(size_t(groups * kFusedGroup), kInf);
-    if (row_prefix_norms) prefix_norms.assign(size_t(groups * kFusedGroup), kInf);
+    if (early_exit) prefix_norms.assign(size_t(groups * kFusedGroup), kInf);
     for (int64_t i = 0; i < n_rows; ++i) {
         float* out = values.data() + (i / kFusedGroup) * dim * kFusedGroup + i % kFusedGroup;
-        for (int64_t j = 0; j < dim; ++j) out[j * kFusedGroup] = rows[i * dim + j];
-        norms.data()[i] = row_norms[i];
-        if (row_prefix_norms) prefix_norms.data()[i] = row_prefix_norms[i];
+        for (int64_t j = 0; j < dim; ++j) out[j * kFusedGroup] = rows.values[i * dim + j];
+        norms.data()[i] = rows.norms[i];
+        if (early_exit) prefix_norms.data()[i] = rows.prefix_norms[i];
     }
 }
 

@@ -56,19 +56,6 @@ class AlignedFloats {
 // Reference rows in the kernel's layout: groups of kFusedGroup points, each
 // group dimension-major (the 16 values of one coordinate contiguous). The tail
 // group is padded with zero coordinates and +inf norms, which never pass a test.
-struct PackedColumns {
-    AlignedFloats values;
-    AlignedFloats norms;
-    AlignedFloats prefix_norms;  // squared norms of the first `prefix` coordinates
-    int64_t n = 0;
-
-    // rows: n x dim row-major (centred, scaled float32), norms: their |y|^2,
-    // row_prefix_norms: the squared norms of their leading coordinates (null
-    // when the search has no early exit).
-    void pack(const float* rows, const float* row_norms, const float* row_prefix_norms,
-              int64_t n_rows, int64_t dim);
-};
-
 // Rows of a tile: row-major values, squared norms, and (with an early exit,
 // `prefix` > 0) the squared norms of their first `prefix` coordinates.
 struct TileRows {
@@ -76,6 +63,17 @@ struct TileRows {
     const float* norms = nullptr;
     const float* prefix_norms = nullptr;
     int64_t prefix = 0;
+};
+
+struct PackedColumns {
+    AlignedFloats values;
+    AlignedFloats norms;
+    AlignedFloats prefix_norms;  // squared norms of the first `prefix` coordinates
+    int64_t n = 0;
+
+    // The first n_rows of `rows` (centred, scaled float32, with their norms and,
+    // with an early exit, their prefix norms).
+    void pack(const TileRows& rows, int64_t n_rows, int64_t dim);
 };
 
 // One tile: query rows [row0, row0 + n_rows) of `a` against the packed

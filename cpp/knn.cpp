@@ -235,8 +235,10 @@ struct OrderedRows {
     std::vector<float> prefix_norms;  // of the early-exit axes (when the scaling has them)
     std::vector<std::vector<double>> centroids;
     int64_t dim = 0;
+    int64_t prefix = 0;  // the scaling's early-exit axes (0: none)
 
-    TileRows tile(int64_t p0, int64_t prefix) const {
+    // Positions p0.. as the fused kernel reads them.
+    TileRows tile(int64_t p0) const {
         return {rows.data() + p0 * dim, norms.data() + p0,
                 prefix > 0 ? prefix_norms.data() + p0 : nullptr, prefix};
     }
@@ -245,17 +247,18 @@ struct OrderedRows {
 template <class T>
 OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, int n_threads) {
     const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024;
-    const bool exit = s.prefix > 0;
     OrderedRows o;
     o.dim = dim;
+    o.prefix = s.prefix;
     o.rows.resize(size_t(n) * dim);
     o.norms.resize(n);
-    if (exit) o.prefix_norms.resize(n);
+    o.prefix_norms.resize(o.prefix > 0 ? n : 0);
     auto convert = [&](const int64_t* order, bool rotate) {
         parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
             load_block<T>(m, order, c * chunk, std::min(chunk, n - c * chunk), s,
                           o.rows.data() + c * chunk * dim, o.norms.data() + c * chunk,
-                          exit && rotate ? o.prefix_norms.data() + c * chunk : nullptr, rotate);
+                          o.prefix > 0 && rotate ? o.prefix_norms.data() + c * chunk : nullptr,
+                          rotate);
         });
     };
     // Input order, to find the visiting order: not rotated (the order depends
@@ -400,20 +403,19 @@ double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling
 // Rows thus meet their nearest points first, so few later points pass their
 // thresholds; and above the 64-point squares only the upper triangle of the
 // tile is computed.
-void fused_diagonal(FusedIsa isa, const OrderedRows& set, int64_t prefix, int64_t p0, int64_t n,
-                    int64_t dim, PackedColumns& packed, CandidateLists& lists) {
+void fused_diagonal(FusedIsa isa, const OrderedRows& set, int64_t p0, int64_t n, int64_t dim,
+                    PackedColumns& packed, CandidateLists& lists) {
     constexpr int64_t kDiagonalLeaf = 64;
-    const TileRows rows = set.tile(p0, prefix);
+    const TileRows rows = set.tile(p0);
     if (n <= kDiagonalLeaf) {
-        packed.pack(rows.values, rows.norms, rows.prefix_norms, n, dim);
+        packed.pack(rows, n, dim);
         fused_scan(isa, rows, n, p0, packed, p0, dim, false, true, lists);
         return;
     }
     const int64_t half = n / 2;
-    fused_diagonal(isa, set, prefix, p0, half, dim, packed, lists);
-    fused_diagonal(isa, set, prefix, p0 + half, n - half, dim, packed, lists);
-    const TileRows upper = set.tile(p0 + half, prefix);
-    packed.pack(upper.values, upper.norms, upper.prefix_norms, n - half, dim);
+    fused_diagonal(isa, set, p0, half, dim, packed, lists);
+    fused_diagonal(isa, set, p0 + half, n - half, dim, packed, lists);
+    packed.pack(set.tile(p0 + half), n - half, dim);
     fused_scan(isa, rows, half, p0, packed, p0 + half, dim, true, true, lists);
 }
 
@@ -655,13 +657,11 @@ class CandidateSearch {
         const bool diagonal = self_ && bi == bj;
         if (fused_ && diagonal) {
             const auto guard = lock_blocks(bi, bj);
-            fused_diagonal(isa_, qset_, scaling_.prefix, q0, nqa, dim_, w.packed, *lists_);
+            fused_diagonal(isa_, qset_, q0, nqa, dim_, w.packed, *lists_);
         } else if (fused_) {
-            const TileRows cols = ref_rows().tile(r0, scaling_.prefix);
-            w.packed.pack(cols.values, cols.norms, cols.prefix_norms, nrb, dim_);
+            w.packed.pack(ref_rows().tile(r0), nrb, dim_);
             const auto guard = lock_blocks(bi, bj);
-            fused_scan(isa_, qset_.tile(q0, scaling_.prefix), nqa, q0, w.packed, r0, dim_, self_,
-                       self_, *lists_);
+            fused_scan(isa_, qset_.tile(q0), nqa, q0, w.packed, r0, dim_, self_, self_, *lists_);
         } else {
             sgemm_tile(w, bi, bj, q0, nqa, r0, nrb);
         }
