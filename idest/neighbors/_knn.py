@@ -249,6 +249,10 @@ def knn(
     if backend == "torch" or (backend == "auto" and any(map(is_device_tensor, (X, reference)))):
         from idest.neighbors._torch import knn_numpy
 
+        # host input validated first: a list of huge floats must be rescaled too
+        X, reference = (A if A is None or is_device_tensor(A)
+                        else check_array(A, name=name, caller="knn")
+                        for A, name in ((X, "X"), (reference, "reference")))
         Xs, Rs, unit = power_of_two_scaled(X, reference)
         nn = knn_numpy(Xs, k, Rs, device, progress)
         nn = nn if unit == 1.0 else _scaled_back(nn, unit)
