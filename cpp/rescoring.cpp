@@ -106,14 +106,15 @@ SqdistBatchFn sqdist_batch_kernel(bool float64) {
     return float64 ? batch_portable<double> : batch_portable<float>;
 }
 
-void stable_sort_by_distance(uint64_t* d2, int64_t* id, int64_t n, std::vector<uint64_t>& tmp_d2,
+void sort_by_distance(uint64_t* d2, int64_t* id, int64_t n, std::vector<uint64_t>& tmp_d2,
                              std::vector<int64_t>& tmp_id) {
-    if (n < 64) {  // insertion: stable, and cheap at this size
+    if (n < kInsertionSortMax) {
         for (int64_t i = 1; i < n; ++i) {
             const uint64_t key = d2[i];
             const int64_t v = id[i];
             int64_t t = i;
-            for (; t > 0 && d2[t - 1] > key; --t) d2[t] = d2[t - 1], id[t] = id[t - 1];
+            for (; t > 0 && (d2[t - 1] > key || (d2[t - 1] == key && id[t - 1] > v)); --t)
+                d2[t] = d2[t - 1], id[t] = id[t - 1];
             d2[t] = key;
             id[t] = v;
         }

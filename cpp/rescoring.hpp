@@ -50,13 +50,19 @@ using SqdistBatchFn = void (*)(const double* const* x, const void* const* y, int
 // reference rows of float64 (`float64`) or float32 values.
 SqdistBatchFn sqdist_batch_kernel(bool float64);
 
-// Sorts the pairs (d2[i], id[i]), i < n, by d2 ascending, stably: with the
-// pairs in ascending index order, ties come out by the lower index (the
-// contract's tie rule). d2 holds the bits of non-negative float64 values
-// (+0.0, finite or +inf), whose order as unsigned integers is their numeric
-// order: an LSD radix sort by bytes, skipping the bytes every key shares.
-// `tmp_d2`, `tmp_id` are scratch (resized as needed). Small n use insertion.
-void stable_sort_by_distance(uint64_t* d2, int64_t* id, int64_t n, std::vector<uint64_t>& tmp_d2,
+// Fewer pairs than this are sorted by insertion (see sort_by_distance).
+constexpr int64_t kInsertionSortMax = 64;
+
+// Sorts the pairs (d2[i], id[i]), i < n, by d2 ascending, ties by the lower
+// index (the contract's tie rule). Below kInsertionSortMax pairs, by
+// insertion on (d2, id), in any input order (cheap on nearly sorted input,
+// such as a candidate list in approximate order); from kInsertionSortMax on,
+// the pairs must arrive in ascending index order: an LSD radix sort by d2's
+// bytes (stable, skipping the bytes every key shares). d2 holds the bits of
+// non-negative float64 values (+0.0, finite or +inf), whose order as
+// unsigned integers is their numeric order. `tmp_d2`, `tmp_id` are scratch
+// (resized as needed).
+void sort_by_distance(uint64_t* d2, int64_t* id, int64_t n, std::vector<uint64_t>& tmp_d2,
                              std::vector<int64_t>& tmp_id);
 
 }  // namespace idest
