@@ -193,20 +193,18 @@ void rotate_row(const double* x, const double* a, int64_t dim, double* out) {
     }
 }
 
-// Converts rows order[row0 .. row0 + n) (rows row0.. when order is null) to
-// centred, scaled float32 (rotated to the principal axes when the scaling has
-// them) and their squared norms (accumulated in float64, rounded to float32);
-// with `prefix_norms`, also the squared norms of the first s.prefix values.
-// `rotate` false: centred and scaled only (distances are the same).
+// Converts rows row0 .. row0 + n to centred, scaled float32 (rotated to the
+// principal axes when the scaling has them) and their squared norms
+// (accumulated in float64, rounded to float32); with `prefix_norms`, also the
+// squared norms of the first s.prefix values.
 template <class T>
-void load_block(const MatrixView& m, const int64_t* order, int64_t row0, int64_t n,
-                const Scaling& s, float* out, float* norms, float* prefix_norms = nullptr,
-                bool rotate = true) {
+void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, float* out,
+                float* norms, float* prefix_norms = nullptr) {
     const int64_t dim = m.n_cols;
-    rotate = rotate && !s.axes.empty();
+    const bool rotate = !s.axes.empty();
     std::vector<double> centred(rotate ? size_t(dim) : 0), rotated(centred.size());
     for (int64_t i = 0; i < n; ++i) {
-        const T* x = row_ptr<T>(m, order ? order[row0 + i] : row0 + i);
+        const T* x = row_ptr<T>(m, row0 + i);
         float* o = out + i * dim;
         if (!rotate) {
             for (int64_t j = 0; j < dim; ++j) o[j] = float((double(x[j]) - s.mean[j]) * s.scale);
@@ -253,20 +251,19 @@ OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, i
     o.rows.resize(size_t(n) * dim);
     o.norms.resize(n);
     o.prefix_norms.resize(o.prefix > 0 ? n : 0);
-    auto convert = [&](const int64_t* order, bool rotate) {
-        parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
-            load_block<T>(m, order, c * chunk, std::min(chunk, n - c * chunk), s,
-                          o.rows.data() + c * chunk * dim, o.norms.data() + c * chunk,
-                          o.prefix > 0 && rotate ? o.prefix_norms.data() + c * chunk : nullptr,
-                          rotate);
-        });
-    };
-    // Input order, to find the visiting order: not rotated (the order depends
-    // on distances only, which the rotation keeps), so only the final
-    // conversion pays for the rotation.
-    convert(nullptr, false);
+    std::vector<float> norms(n), prefix_norms(o.prefix_norms.size());
+    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        load_block<T>(m, c * chunk, std::min(chunk, n - c * chunk), s,
+                      o.rows.data() + c * chunk * dim, norms.data() + c * chunk,
+                      o.prefix > 0 ? prefix_norms.data() + c * chunk : nullptr);
+    });
+    // The visiting order, the rows moved into it as it is found (the rotation
+    // keeps distances, so the order may be found on the rotated rows).
     o.order = spatial_order(o.rows.data(), n, dim, /*leaf=*/32, n_threads);
-    convert(o.order.data(), true);  // converted again (in parallel): one copy at a time
+    for (int64_t p = 0; p < n; ++p) {
+        o.norms[p] = norms[o.order[p]];
+        if (o.prefix > 0) o.prefix_norms[p] = prefix_norms[o.order[p]];
+    }
     const int64_t n_blocks = (n + block - 1) / block;
     o.centroids.assign(n_blocks, std::vector<double>(dim, 0.0));
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
@@ -672,13 +669,13 @@ class CandidateSearch {
                     int64_t nrb) {
         const bool diagonal = self_ && bi == bj;
         if (w.cached_a != bi) {
-            load_block<T>(query_, nullptr, q0, nqa, scaling_, w.a.data(), w.na.data());
+            load_block<T>(query_, q0, nqa, scaling_, w.a.data(), w.na.data());
             w.cached_a = bi;
         }
         const float* bmat = w.a.data();
         const float* bnorm = w.na.data();
         if (!diagonal) {
-            load_block<T>(ref_, nullptr, r0, nrb, scaling_, w.b.data(), w.nb.data());
+            load_block<T>(ref_, r0, nrb, scaling_, w.b.data(), w.nb.data());
             bmat = w.b.data();
             bnorm = w.nb.data();
         }
