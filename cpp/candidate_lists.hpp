@@ -134,64 +134,62 @@ class CandidateLists {
     // Inserts each of e[0..n) into `row` that beats its threshold when its
     // turn comes, as insert() would, for vector_insertable() lists on a CPU
     // with AVX-512 (the fused AVX-512 kernel's selection). The list is loaded
-    // once into two registers of 16 lanes and stored once: per entry, lanes
-    // holding entries <= d (a prefix: the list is sorted) stay, the entry takes
-    // the next lane and the rest move up one, without the scalar loop's
-    // unpredictable exit. (Inserting one entry at a time through memory costs
-    // more: a masked load waits for the previous entry's masked stores.)
+    // once into two registers of 16 lanes, the lanes past its entries holding
+    // +inf, and stored once. Per entry d: the lanes holding entries > d form a
+    // suffix (the list is sorted, ties keep the earlier arrival), and d beats
+    // the threshold when lane width - 1 is among them (+inf while the list is
+    // not full); the suffix moves up one lane and d takes its first lane. All
+    // of it in mask registers: each entry's latency is a compare and a few
+    // mask and blend steps (one that went through general registers ran
+    // twice as long per entry).
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
     void offer_avx512(int64_t row, const Offer* e, int n_offers) {
         float* cd = row_dist(row);
         int32_t* ci = row_idx(row);
-        int n = count_[row];
-        const unsigned all = n >= 32 ? ~0u : (1u << n) - 1u;  // the entries it holds
-        __m512 lo = _mm512_maskz_loadu_ps(__mmask16(all), cd);
-        __m512 hi = _mm512_maskz_loadu_ps(__mmask16(all >> 16), cd + 16);
-        __m512i ilo = _mm512_maskz_loadu_epi32(__mmask16(all), ci);
-        __m512i ihi = _mm512_maskz_loadu_epi32(__mmask16(all >> 16), ci + 16);
-        float w = worst[row];
-        bool changed = false;
+        const int n = count_[row];
+        const __mmask32 held = n >= 32 ? ~0u : (1u << n) - 1u;
+        const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+        __m512 lo = _mm512_mask_loadu_ps(inf, __mmask16(held), cd);
+        __m512 hi = _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16);
+        __m512i ilo = _mm512_maskz_loadu_epi32(__mmask16(held), ci);
+        __m512i ihi = _mm512_maskz_loadu_epi32(__mmask16(held >> 16), ci + 16);
+        const __mmask32 last = __mmask32(1u << (width - 1));
+        int inserted = 0;
         for (int i = 0; i < n_offers; ++i) {
-            if (!(e[i].d < w)) continue;
-            changed = true;
-            const int held = std::min(n, width - 1);  // a full list drops its last entry
-            const unsigned valid = (1u << held) - 1u;  // held <= 31
             const __m512 v = _mm512_set1_ps(e[i].d);
-            const __m512i vj = _mm512_set1_epi32(e[i].j);
-            // lanes before the new entry, and those up to it
-            const unsigned keep =
-                unsigned(_mm512_mask_cmp_ps_mask(__mmask16(valid), lo, v, _CMP_LE_OQ)) |
-                unsigned(_mm512_mask_cmp_ps_mask(__mmask16(valid >> 16), hi, v, _CMP_LE_OQ)) << 16;
-            const unsigned upto = keep << 1 | 1u;
-            // every lane moved up one: shifted[i] = old[i - 1] (maskz forms: GCC 12
-            // warns that the plain ones read an undefined register)
-            const __m512i blo = _mm512_castps_si512(lo), bhi = _mm512_castps_si512(hi);
-            const __m512 slo = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, blo, blo, 15));
-            const __m512 shi = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, bhi, blo, 15));
-            const __m512i sjlo = _mm512_maskz_alignr_epi32(0xFFFF, ilo, ilo, 15);
-            const __m512i sjhi = _mm512_maskz_alignr_epi32(0xFFFF, ihi, ilo, 15);
-            lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(slo, __mmask16(upto), v), __mmask16(keep), lo);
-            hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(shi, __mmask16(upto >> 16), v),
-                                    __mmask16(keep >> 16), hi);
-            ilo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(sjlo, __mmask16(upto), vj),
-                                        __mmask16(keep), ilo);
-            ihi = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(sjhi, __mmask16(upto >> 16), vj),
-                                        __mmask16(keep >> 16), ihi);
-            n = held + 1;
-            if (n == width) {
-                const int last = width - 1;
-                w = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
-                    0xFFFF, _mm512_set1_epi32(last % 16), last < 16 ? lo : hi));
+            const __mmask32 above = _mm512_kunpackw(_mm512_cmp_ps_mask(hi, v, _CMP_GT_OQ),
+                                                    _mm512_cmp_ps_mask(lo, v, _CMP_GT_OQ));
+            if (!_kortestz_mask32_u8(above & last, 0)) {
+                // every lane moved up one: shifted[i] = old[i - 1] (maskz forms:
+                // GCC 12 warns that the plain ones read an undefined register)
+                const __m512i blo = _mm512_castps_si512(lo), bhi = _mm512_castps_si512(hi);
+                const __m512 slo = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, blo, blo, 15));
+                const __m512 shi = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, bhi, blo, 15));
+                const __m512i sjlo = _mm512_maskz_alignr_epi32(0xFFFF, ilo, ilo, 15);
+                const __m512i sjhi = _mm512_maskz_alignr_epi32(0xFFFF, ihi, ilo, 15);
+                const __mmask32 moved = _kshiftli_mask32(above, 1);
+                const __mmask32 slot = _kxor_mask32(above, moved);
+                const __mmask16 mlo = __mmask16(moved), mhi = __mmask16(_kshiftri_mask32(moved, 16));
+                const __mmask16 slo_m = __mmask16(slot), shi_m = __mmask16(_kshiftri_mask32(slot, 16));
+                const __m512i vj = _mm512_set1_epi32(e[i].j);
+                lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(lo, mlo, slo), slo_m, v);
+                hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(hi, mhi, shi), shi_m, v);
+                ilo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(ilo, mlo, sjlo), slo_m, vj);
+                ihi = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(ihi, mhi, sjhi), shi_m, vj);
+                ++inserted;
             }
         }
-        if (!changed) return;
-        const unsigned stored = n == 32 ? ~0u : (1u << n) - 1u;
+        if (!inserted) return;
+        const int held_now = std::min(n + inserted, width);
+        const unsigned stored = held_now == 32 ? ~0u : (1u << held_now) - 1u;
         _mm512_mask_storeu_ps(cd, __mmask16(stored), lo);
         _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), hi);
         _mm512_mask_storeu_epi32(ci, __mmask16(stored), ilo);
         _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), ihi);
-        count_[row] = n;
-        worst[row] = w;
+        count_[row] = held_now;
+        if (held_now == width)  // lane width - 1, from the registers
+            worst[row] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
+                0xFFFF, _mm512_set1_epi32((width - 1) % 16), width - 1 < 16 ? lo : hi));
     }
 #endif
 
