@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <numeric>
 #include <stdexcept>
 #include <utility>
@@ -42,25 +43,20 @@ bool rows_equal(const T* x, const T* y, int64_t dim) {
     return true;
 }
 
-template <class T>
-RowGroups group_impl(const MatrixView& m, int n_threads) {
-    const int64_t n = m.n_rows, dim = m.n_cols, chunk = 4096;
-    std::vector<uint64_t> hash(n);
-    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
-        for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i)
-            hash[i] = row_hash(row_ptr<T>(m, i), dim);
-    });
-    // Each row, in ascending order, joins the first earlier row it equals
-    // (found through an open-addressing table of the rows that represent a
-    // group, keyed by hash, at most half full), or represents a new group.
-    // Measured against sorting the rows by hash: 1.0 against 1.9 ms at
-    // 20,000 x 20 (two threads), where the sort's indirect comparisons miss
-    // the cache.
+// rep[i]: the first row equal to row i (i itself when none is earlier). Each
+// row, in ascending order, is looked up in an open-addressing table of the
+// rows that represent a group (keyed by hash, at most half full, `Slot`-wide
+// entries) and joins the group it equals, or represents a new one. Measured
+// against sorting the rows by hash: 1.0 against 1.9 ms at 20,000 x 20 (two
+// threads), where the sort's indirect comparisons miss the cache.
+template <class Slot, class T>
+void first_equal_rows(const MatrixView& m, const std::vector<uint64_t>& hash,
+                      std::vector<int64_t>& rep) {
+    const int64_t n = m.n_rows, dim = m.n_cols;
     int bits = 1;
     while ((int64_t(1) << bits) < 2 * n) ++bits;
     const int64_t size = int64_t(1) << bits;
-    std::vector<int64_t> table(size_t(size), -1);
-    std::vector<int64_t> rep(n);
+    std::vector<Slot> table(size_t(size), Slot(-1));
     for (int64_t i = 0; i < n; ++i) {
         rep[i] = i;
         // slot: the high bits of a multiplicative (Fibonacci) hash of the hash
@@ -68,7 +64,7 @@ RowGroups group_impl(const MatrixView& m, int n_threads) {
         for (;; s = (s + 1) & (size - 1)) {
             const int64_t r = table[s];
             if (r < 0) {
-                table[s] = i;
+                table[s] = Slot(i);
                 break;
             }
             if (hash[r] == hash[i] && rows_equal(row_ptr<T>(m, i), row_ptr<T>(m, r), dim)) {
@@ -77,6 +73,21 @@ RowGroups group_impl(const MatrixView& m, int n_threads) {
             }
         }
     }
+}
+
+template <class T>
+RowGroups group_impl(const MatrixView& m, int n_threads) {
+    const int64_t n = m.n_rows, dim = m.n_cols, chunk = 4096;
+    std::vector<uint64_t> hash(n);
+    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i)
+            hash[i] = row_hash(row_ptr<T>(m, i), dim);
+    });
+    std::vector<int64_t> rep(n);
+    if (n <= std::numeric_limits<int32_t>::max())
+        first_equal_rows<int32_t, T>(m, hash, rep);
+    else
+        first_equal_rows<int64_t, T>(m, hash, rep);
     RowGroups g;
     g.group_of.resize(n);
     for (int64_t i = 0; i < n; ++i) {

@@ -836,7 +836,7 @@ class Rescorer {
         pending_ = 0;
     }
 
-    // Sorts row i's n scored candidates (ascending index order), certifies the
+    // Sorts row i's n scored candidates (see sort_by_distance), certifies the
     // k-th (or searches the row exhaustively) and writes the answer.
     int64_t finish_row(int64_t i, uint64_t* d2, int64_t* id, int n, double bound) {
         sort_by_distance(d2, id, n, tmp_d2_, tmp_id_);

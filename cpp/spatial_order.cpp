@@ -39,10 +39,11 @@ const float* farthest(const float* rows, int64_t n, int64_t dim, const float* p)
 // Splits the node rows[0, n) (with the input row of each, `order`) in two
 // along the line through two far-apart rows, in place, and returns the size
 // of the first part: the rows projecting below the median of a sample of the
-// projections (or, when that leaves a part empty, such as when every
-// projection is equal, the first n / 2 rows as they are). The sample's median
-// instead of the exact one: the parts differ in size by a few per cent, and
-// one partition pass replaces the selection that took most of the time.
+// projections, then as many of those projecting at it as bring the part
+// closest to n / 2 (rows distinct in the input may round to equal float32
+// rows, or project alike). The sample's median instead of the exact one: the
+// parts differ in size by a few per cent, and one partition pass replaces the
+// selection that took most of the time.
 int64_t split(float* rows, int64_t* order, int64_t n, int64_t dim) {
     const float* a = farthest(rows, n, dim, rows);
     const float* b = farthest(rows, n, dim, a);
@@ -56,17 +57,24 @@ int64_t split(float* rows, int64_t* order, int64_t n, int64_t dim) {
     for (int64_t i = 0; i < n; i += step) sample.push_back(key[i]);
     std::nth_element(sample.begin(), sample.begin() + sample.size() / 2, sample.end());
     const float pivot = sample[sample.size() / 2];
-    // Hoare's partition: rows with key < pivot to the front, swapped whole.
-    int64_t lo = 0, hi = n - 1;
-    while (true) {
-        while (lo <= hi && key[lo] < pivot) ++lo;
-        while (lo <= hi && !(key[hi] < pivot)) --hi;
-        if (lo >= hi) break;
-        std::swap(key[lo], key[hi]);
-        std::swap(order[lo], order[hi]);
-        std::swap_ranges(rows + lo * dim, rows + (lo + 1) * dim, rows + hi * dim);
-    }
-    return lo == 0 || lo == n ? n / 2 : lo;
+    // Hoare's partition of rows[first, n): the rows whose key passes `front`
+    // to the front, swapped whole; returns where the others begin.
+    auto partition = [&](int64_t first, auto front) {
+        int64_t lo = first, hi = n - 1;
+        while (true) {
+            while (lo <= hi && front(key[lo])) ++lo;
+            while (lo <= hi && !front(key[hi])) --hi;
+            if (lo >= hi) return lo;
+            std::swap(key[lo], key[hi]);
+            std::swap(order[lo], order[hi]);
+            std::swap_ranges(rows + lo * dim, rows + (lo + 1) * dim, rows + hi * dim);
+        }
+    };
+    const int64_t below = partition(0, [&](float v) { return v < pivot; });
+    if (below >= n / 2) return below;  // >= 1 (n >= 2); < n: the pivot is a key
+    // few rows below: the rows at the pivot (at least one) next, to even the parts
+    const int64_t at = partition(below, [&](float v) { return v == pivot; });
+    return std::min(at, std::max(below, n / 2));
 }
 
 }  // namespace

@@ -68,10 +68,26 @@ def duplicates_and_ties(n, dim, dtype, seed=0):
     return X
 
 
+def lattice(n, dim, dtype, seed=0):
+    """Distinct points of an integer cube (the first three coordinates, the others 0)
+    in a random order: many equal distances and no duplicates, so the tie rule is
+    the re-scoring's (duplicates are ordered by their grouping)."""
+    m = min(dim, 3)
+    side = 1
+    while side**m < n:
+        side += 1
+    codes = np.random.default_rng(seed).permutation(side**m)[:n]
+    X = np.zeros((n, dim))
+    for j in range(m):
+        X[:, j] = codes // side**j % side
+    return X.astype(dtype)
+
+
 DATASETS = {
     "random": random_data,
     "clustered": clustered_near_duplicates,
     "ties": duplicates_and_ties,
+    "lattice": lattice,
 }
 
 
