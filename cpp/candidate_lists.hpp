@@ -111,16 +111,6 @@ class CandidateLists {
         if (++n == width) worst[row] = cd[width - 1];
     }
 
-    // Asks the cache for the row's list ahead of an insertion.
-    void prefetch(int64_t row) {
-        const float* cd = row_dist(row);
-        const int32_t* ci = row_idx(row);
-        __builtin_prefetch(cd, 1);
-        __builtin_prefetch(cd + capacity_ - 1, 1);
-        __builtin_prefetch(ci, 1);
-        __builtin_prefetch(ci + capacity_ - 1, 1);
-    }
-
     // Entries offered to one list together (offer_avx512()).
     struct Offer {
         float d;

@@ -107,7 +107,7 @@ SqdistBatchFn sqdist_batch_kernel(bool float64) {
 }
 
 void sort_by_distance(uint64_t* d2, int64_t* id, int64_t n, std::vector<uint64_t>& tmp_d2,
-                             std::vector<int64_t>& tmp_id) {
+                      std::vector<int64_t>& tmp_id) {
     if (n < kInsertionSortMax) {
         for (int64_t i = 1; i < n; ++i) {
             const uint64_t key = d2[i];

@@ -63,6 +63,6 @@ constexpr int64_t kInsertionSortMax = 64;
 // unsigned integers is their numeric order. `tmp_d2`, `tmp_id` are scratch
 // (resized as needed).
 void sort_by_distance(uint64_t* d2, int64_t* id, int64_t n, std::vector<uint64_t>& tmp_d2,
-                             std::vector<int64_t>& tmp_id);
+                      std::vector<int64_t>& tmp_id);
 
 }  // namespace idest
