@@ -3,11 +3,12 @@
 //
 // At small D a GEMM does little work per output (2D flops) and the SGEMM + scan
 // path spends most of its time writing the tile and reading it back twice. The
-// fused kernel keeps a block of dot products in vector registers (6 x 16 with
-// AVX2 + FMA, 12 x 16 with AVX-512), completes the approximate squared
-// distances |x|^2 + |y|^2 - 2 x.y there and compares them with the rows' (and,
-// for a symmetric tile, the columns') current thresholds; only blocks holding a
-// hit leave the registers. x86-64 only: other CPUs use the SGEMM path.
+// fused kernel keeps a block of 6 rows' dot products in twelve vector
+// registers (6 x 16 with AVX2 + FMA, 6 x 32 with AVX-512), accumulated onto
+// minus half the norms so that they hold -d / 2 (TileRows below), tests them
+// against the rows' (and, for a symmetric tile, the columns') current
+// thresholds there; only blocks holding a hit leave the registers. x86-64
+// only: other CPUs use the SGEMM path.
 //
 // Early exit: when the coordinates are principal axes (knn.cpp rotates the
 // data when a few axes carry most of the variance), the squared distance over
@@ -25,14 +26,15 @@
 
 namespace idest {
 
-// Reference points per packed group (two AVX registers, one AVX-512 register).
-constexpr int64_t kFusedGroup = 16;
-
 // The instruction sets the kernel is written for.
 enum class FusedIsa { kAvx2, kAvx512 };
 
 // True when this build and the running CPU run the kernel with `isa`.
 bool fused_scan_supported(FusedIsa isa);
+
+// Reference points per packed group of the kernel with `isa`: 16 (two AVX2
+// registers) or 32 (two AVX-512 registers).
+int64_t fused_group(FusedIsa isa);
 
 // A float buffer whose data starts on a 64-byte boundary, so no 32-byte
 // vector load of a packed group straddles two cache lines.
@@ -53,32 +55,41 @@ class AlignedFloats {
     float* data_ = nullptr;
 };
 
-// Reference rows in the kernel's layout: groups of kFusedGroup points, each
-// group dimension-major (the 16 values of one coordinate contiguous). The tail
-// group is padded with zero coordinates and +inf norms, which never pass a test.
-// Rows of a tile: row-major values, squared norms, and (with an early exit,
-// `prefix` > 0) the squared norms of their first `prefix` coordinates.
+// Reference rows in the kernel's layout: groups of fused_group(isa) points,
+// each group dimension-major (the values of one coordinate contiguous). The tail
+// group is padded with zero coordinates and -inf half norms, which never pass
+// a test.
+//
+// The kernel accumulates a pair's dot product onto minus half its squared
+// norms, -(|x|^2 + |y|^2) / 2 + x.y = -d / 2, so that d = -2 acc is exact from
+// the accumulator and the smallest distance of a block is one max-reduction
+// away (fused_scan.cpp). Rows of a tile: row-major values and the halved,
+// negated squared norms of their leading `prefix` coordinates (`lead`) and of
+// the others (`rest`); without an early exit (`prefix` == 0) `lead` covers
+// every coordinate and `rest` is null. Each half norm is a float64 sum
+// rounded to float32 (the certificate's error analysis, knn.cpp).
 struct TileRows {
     const float* values = nullptr;
-    const float* norms = nullptr;
-    const float* prefix_norms = nullptr;
+    const float* lead = nullptr;
+    const float* rest = nullptr;
     int64_t prefix = 0;
 };
 
 struct PackedColumns {
     AlignedFloats values;
-    AlignedFloats norms;
-    AlignedFloats prefix_norms;  // squared norms of the first `prefix` coordinates
+    AlignedFloats lead;  // -|y_lead|^2 / 2 per point (-inf for padding)
+    AlignedFloats rest;  // -|y_rest|^2 / 2 (with an early exit)
     int64_t n = 0;
+    int64_t group = 0;  // points per group
 
-    // The first n_rows of `rows` (centred, scaled float32, with their norms and,
-    // with an early exit, their prefix norms).
-    void pack(const TileRows& rows, int64_t n_rows, int64_t dim);
+    // The first n_rows of `rows` (centred, scaled float32, with their half
+    // norms), for the kernel with `isa`.
+    void pack(FusedIsa isa, const TileRows& rows, int64_t n_rows, int64_t dim);
 };
 
 // One tile: query rows [row0, row0 + n_rows) of `a` against the packed
-// reference points [col0, col0 + cols.n) (packed with prefix norms when
-// a.prefix > 0).
+// reference points [col0, col0 + cols.n) (packed from rows with the same
+// prefix).
 // Each approximate squared distance below a row's threshold is offered to that
 // row's list (skipping the point itself when `skip_self`); with `symmetric`
 // (self search, off-diagonal tile) it is also offered to the column's list.

@@ -194,12 +194,11 @@ void rotate_row(const double* x, const double* a, int64_t dim, double* out) {
 }
 
 // Converts rows row0 .. row0 + n to centred, scaled float32 (rotated to the
-// principal axes when the scaling has them) and their squared norms
-// (accumulated in float64, rounded to float32); with `prefix_norms`, also the
-// squared norms of the first s.prefix values.
+// principal axes when the scaling has them) and, unless `norms` is null, their
+// squared norms (accumulated in float64, rounded to float32).
 template <class T>
 void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, float* out,
-                float* norms, float* prefix_norms = nullptr) {
+                float* norms) {
     const int64_t dim = m.n_cols;
     const bool rotate = !s.axes.empty();
     std::vector<double> centred(rotate ? size_t(dim) : 0), rotated(centred.size());
@@ -213,11 +212,9 @@ void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, 
             rotate_row(centred.data(), s.axes.data(), dim, rotated.data());
             for (int64_t a = 0; a < dim; ++a) o[a] = float(rotated[a] * s.scale);
         }
+        if (!norms) continue;
         double sq = 0.0;
-        for (int64_t j = 0; j < dim; ++j) {
-            if (prefix_norms && j == s.prefix) prefix_norms[i] = float(sq);
-            sq += double(o[j]) * double(o[j]);
-        }
+        for (int64_t j = 0; j < dim; ++j) sq += double(o[j]) * double(o[j]);
         norms[i] = float(sq);
     }
 }
@@ -229,16 +226,16 @@ void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, 
 struct OrderedRows {
     std::vector<int64_t> order;  // position -> row of the input
     std::vector<float> rows;     // by position, row-major
-    std::vector<float> norms;    // squared norms by position
-    std::vector<float> prefix_norms;  // of the early-exit axes (when the scaling has them)
+    std::vector<float> lead;     // by position: the half norms of TileRows
+    std::vector<float> rest;     // (with an early exit)
     std::vector<std::vector<double>> centroids;
     int64_t dim = 0;
     int64_t prefix = 0;  // the scaling's early-exit axes (0: none)
 
     // Positions p0.. as the fused kernel reads them.
     TileRows tile(int64_t p0) const {
-        return {rows.data() + p0 * dim, norms.data() + p0,
-                prefix > 0 ? prefix_norms.data() + p0 : nullptr, prefix};
+        return {rows.data() + p0 * dim, lead.data() + p0, prefix > 0 ? rest.data() + p0 : nullptr,
+                prefix};
     }
 };
 
@@ -249,21 +246,26 @@ OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, i
     o.dim = dim;
     o.prefix = s.prefix;
     o.rows.resize(size_t(n) * dim);
-    o.norms.resize(n);
-    o.prefix_norms.resize(o.prefix > 0 ? n : 0);
-    std::vector<float> norms(n), prefix_norms(o.prefix_norms.size());
+    o.lead.resize(n);
+    o.rest.resize(o.prefix > 0 ? n : 0);
     parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
         load_block<T>(m, c * chunk, std::min(chunk, n - c * chunk), s,
-                      o.rows.data() + c * chunk * dim, norms.data() + c * chunk,
-                      o.prefix > 0 ? prefix_norms.data() + c * chunk : nullptr);
+                      o.rows.data() + c * chunk * dim, nullptr);
     });
     // The visiting order, the rows moved into it as it is found (the rotation
     // keeps distances, so the order may be found on the rotated rows).
     o.order = spatial_order(o.rows.data(), n, dim, /*leaf=*/32, n_threads);
-    for (int64_t p = 0; p < n; ++p) {
-        o.norms[p] = norms[o.order[p]];
-        if (o.prefix > 0) o.prefix_norms[p] = prefix_norms[o.order[p]];
-    }
+    const int64_t lead_dims = o.prefix > 0 ? o.prefix : dim;
+    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        for (int64_t p = c * chunk; p < std::min(n, (c + 1) * chunk); ++p) {
+            const float* x = o.rows.data() + p * dim;
+            double lead = 0.0, rest = 0.0;
+            for (int64_t j = 0; j < lead_dims; ++j) lead += double(x[j]) * double(x[j]);
+            for (int64_t j = lead_dims; j < dim; ++j) rest += double(x[j]) * double(x[j]);
+            o.lead[p] = -0.5f * float(lead);  // halving is exact (subnormals aside)
+            if (o.prefix > 0) o.rest[p] = -0.5f * float(rest);
+        }
+    });
     const int64_t n_blocks = (n + block - 1) / block;
     o.centroids.assign(n_blocks, std::vector<double>(dim, 0.0));
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
@@ -371,6 +373,17 @@ void scan_columns(const float* g, const float* col_norms, float row_norm, int64_
 // term covers float32 subnormals. The bound is about twice the error actually
 // possible, a slack that also covers the float64 rounding of exact_sqdist.
 //
+// The fused kernel (fused_scan.hpp) forms a = -2 acc, where acc starts at
+// minus half the norms of the two points (each a float64 sum rounded to
+// float32, halved: exact above the subnormals, which the absolute term
+// covers) and takes one FMA per coordinate, with the rest
+// norms added where an early exit's leading axes end: at most D + 4 roundings
+// of partial sums bounded by (|x|^2 + |y|^2) / 2 + |x||y| <= |x|^2 + |y|^2,
+// plus a relative u on each of the four half norms, so |a - t| <=
+// (2D + 16) u (|x|^2 + |y|^2) to first order, inside c. Its block test reads
+// the sign of 2 acc + w, one rounding of an exact product and a float, which
+// is the sign of the exact sum: it drops no pair with a < w.
+//
 // A pair that the fused kernel's early exit dropped (fused_scan.hpp) was never
 // given a full approximation, but its approximation a_p over the leading
 // axes was >= worst, and t >= t_p >= a_p - c_p (|x_p|^2 + |y_p|^2) - r (|x|^2 +
@@ -405,14 +418,14 @@ void fused_diagonal(FusedIsa isa, const OrderedRows& set, int64_t p0, int64_t n,
     constexpr int64_t kDiagonalLeaf = 64;
     const TileRows rows = set.tile(p0);
     if (n <= kDiagonalLeaf) {
-        packed.pack(rows, n, dim);
+        packed.pack(isa, rows, n, dim);
         fused_scan(isa, rows, n, p0, packed, p0, dim, false, true, lists);
         return;
     }
     const int64_t half = n / 2;
     fused_diagonal(isa, set, p0, half, dim, packed, lists);
     fused_diagonal(isa, set, p0 + half, n - half, dim, packed, lists);
-    packed.pack(set.tile(p0 + half), n - half, dim);
+    packed.pack(isa, set.tile(p0 + half), n - half, dim);
     fused_scan(isa, rows, half, p0, packed, p0 + half, dim, true, true, lists);
 }
 
@@ -656,7 +669,7 @@ class CandidateSearch {
             const auto guard = lock_blocks(bi, bj);
             fused_diagonal(isa_, qset_, q0, nqa, dim_, w.packed, *lists_);
         } else if (fused_) {
-            w.packed.pack(ref_rows().tile(r0), nrb, dim_);
+            w.packed.pack(isa_, ref_rows().tile(r0), nrb, dim_);
             const auto guard = lock_blocks(bi, bj);
             fused_scan(isa_, qset_.tile(q0), nqa, q0, w.packed, r0, dim_, self_, self_, *lists_);
         } else {

@@ -25,11 +25,11 @@ float reduce(const float* x, const float* y, int64_t dim) {
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
-// The row of rows[0, n) farthest from p.
-const float* farthest(const float* rows, int64_t n, int64_t dim, const float* p) {
+// The row of rows 0, step, 2 step, ... < n farthest from p.
+const float* farthest(const float* rows, int64_t n, int64_t step, int64_t dim, const float* p) {
     const float* best = rows;
     float best_d = -1.0f;
-    for (int64_t i = 0; i < n; ++i) {
+    for (int64_t i = 0; i < n; i += step) {
         const float d = reduce<false>(rows + i * dim, p, dim);
         if (d > best_d) best_d = d, best = rows + i * dim;
     }
@@ -45,14 +45,14 @@ const float* farthest(const float* rows, int64_t n, int64_t dim, const float* p)
 // parts differ in size by a few per cent, and one partition pass replaces the
 // selection that took most of the time.
 int64_t split(float* rows, int64_t* order, int64_t n, int64_t dim) {
-    const float* a = farthest(rows, n, dim, rows);
-    const float* b = farthest(rows, n, dim, a);
+    constexpr int64_t kSample = 255;
+    const int64_t step = std::max<int64_t>(1, n / kSample);
+    const float* a = farthest(rows, n, step, dim, rows);
+    const float* b = farthest(rows, n, step, dim, a);
     std::vector<float> direction(dim);
     for (int64_t j = 0; j < dim; ++j) direction[j] = b[j] - a[j];
     std::vector<float> key(n);
     for (int64_t i = 0; i < n; ++i) key[i] = reduce<true>(rows + i * dim, direction.data(), dim);
-    constexpr int64_t kSample = 255;
-    const int64_t step = std::max<int64_t>(1, n / kSample);
     std::vector<float> sample;
     for (int64_t i = 0; i < n; i += step) sample.push_back(key[i]);
     std::nth_element(sample.begin(), sample.begin() + sample.size() / 2, sample.end());
