@@ -181,6 +181,65 @@ class CandidateLists {
             worst[row] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
                 0xFFFF, _mm512_set1_epi32((width - 1) % 16), width - 1 < 16 ? lo : hi));
     }
+
+    // Merges up to 32 entries into `row` at once, for vector_insertable()
+    // lists on a CPU with AVX-512: the distances d_lo (columns 0-15) and d_hi
+    // (16-31) of the lanes set in `lanes`, lane c being reference point
+    // col0 + c. The list afterwards holds the `width` smallest of itself and
+    // the entries, as offer_avx512 would leave it, up to the order of equal
+    // distances (which the re-scoring settles). Branch-free: the entries are
+    // sorted by a bitonic network and merged with the list by a bitonic
+    // merge, about 45 compare-exchange steps of one register, where
+    // offer_avx512 spends a dependent compare-and-shift (and, while a list
+    // fills, an unpredictable branch) on each entry: the choice for rows
+    // offered many entries at once, as in the first square of a diagonal
+    // tile, where every list starts empty.
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+    void merge_avx512(int64_t row, __m512 d_lo, __m512 d_hi, uint32_t lanes, int32_t col0) {
+        const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        // the new entries, +inf in the lanes not offered
+        Run fresh{_mm512_mask_mov_ps(inf, __mmask16(lanes), d_lo),
+                  _mm512_mask_mov_ps(inf, __mmask16(lanes >> 16), d_hi),
+                  _mm512_add_epi32(lane, _mm512_set1_epi32(col0)),
+                  _mm512_add_epi32(lane, _mm512_set1_epi32(col0 + 16))};
+        sort_register(fresh.lo, fresh.jlo);
+        sort_register(fresh.hi, fresh.jhi);
+        merge_registers(fresh);  // the two sorted halves into one run of 32
+        // the list, +inf past its entries
+        float* cd = row_dist(row);
+        int32_t* ci = row_idx(row);
+        const int n = count_[row];
+        const uint32_t held = n >= 32 ? ~0u : (1u << n) - 1u;
+        Run list{_mm512_mask_loadu_ps(inf, __mmask16(held), cd),
+                 _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16),
+                 _mm512_maskz_loadu_epi32(__mmask16(held), ci),
+                 _mm512_maskz_loadu_epi32(__mmask16(held >> 16), ci + 16)};
+        // The 32 smallest of two ascending runs: lane by lane the smaller of
+        // one run and the other reversed, a bitonic sequence, then sorted.
+        const __m512i reverse = _mm512_sub_epi32(_mm512_set1_epi32(15), lane);
+        const __m512 rlo = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, fresh.hi);
+        const __m512 rhi = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, fresh.lo);
+        const __m512i rjlo = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, fresh.jhi);
+        const __m512i rjhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, fresh.jlo);
+        const __mmask16 take_lo = _mm512_cmp_ps_mask(rlo, list.lo, _CMP_LT_OQ);
+        const __mmask16 take_hi = _mm512_cmp_ps_mask(rhi, list.hi, _CMP_LT_OQ);
+        list.lo = _mm512_mask_mov_ps(list.lo, take_lo, rlo);
+        list.jlo = _mm512_mask_mov_epi32(list.jlo, take_lo, rjlo);
+        list.hi = _mm512_mask_mov_ps(list.hi, take_hi, rhi);
+        list.jhi = _mm512_mask_mov_epi32(list.jhi, take_hi, rjhi);
+        merge_registers(list, /*bitonic=*/true);
+        const int held_now = std::min(n + __builtin_popcount(lanes), width);
+        const uint32_t stored = held_now >= 32 ? ~0u : (1u << held_now) - 1u;
+        _mm512_mask_storeu_ps(cd, __mmask16(stored), list.lo);
+        _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), list.hi);
+        _mm512_mask_storeu_epi32(ci, __mmask16(stored), list.jlo);
+        _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), list.jhi);
+        count_[row] = held_now;
+        if (held_now == width)
+            worst[row] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
+                0xFFFF, _mm512_set1_epi32((width - 1) % 16), width - 1 < 16 ? list.lo : list.hi));
+    }
 #endif
 
     // Reduces the row to its `width` smallest entries, copies their indices to
@@ -255,6 +314,73 @@ class CandidateLists {
         worst[row] = scratch[need - 1].first;  // the largest kept; every dropped entry is >= it
         count_[row] = width;
     }
+
+#if IDEST_X86
+    // 32 (distance, index) pairs in four registers: lanes 0-15, then 16-31.
+    struct Run {
+        __m512 lo, hi;
+        __m512i jlo, jhi;
+    };
+
+    // One compare-exchange step of a bitonic network within a register:
+    // lane l and lane l ^ stride trade places when out of order, the lanes
+    // of `low` (those whose partner is above them in an ascending block)
+    // keeping the smaller distance. Both lanes of a pair reach the same
+    // decision, so the step permutes (ties stay).
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    static void exchange(__m512& d, __m512i& j, int stride, __mmask16 low) {
+        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        const __m512i partner = _mm512_xor_si512(lane, _mm512_set1_epi32(stride));
+        const __m512 pd = _mm512_maskz_permutexvar_ps(0xFFFF, partner, d);
+        const __m512i pj = _mm512_maskz_permutexvar_epi32(0xFFFF, partner, j);
+        const __mmask16 take = (_mm512_cmp_ps_mask(pd, d, _CMP_LT_OQ) & low) |
+                               (_mm512_cmp_ps_mask(pd, d, _CMP_GT_OQ) & __mmask16(~low));
+        d = _mm512_mask_mov_ps(d, take, pd);
+        j = _mm512_mask_mov_epi32(j, take, pj);
+    }
+
+    // The lanes l (of 16) that keep the smaller of a step with `stride` in
+    // bitonic blocks of `size` lanes: ascending blocks (l & size == 0) keep it
+    // below, descending ones above.
+    static constexpr __mmask16 low_lanes(int size, int stride) {
+        unsigned mask = 0;
+        for (int l = 0; l < 16; ++l)
+            if (((l & stride) == 0) == ((l & size) == 0)) mask |= 1u << l;
+        return __mmask16(mask);
+    }
+
+    // Sorts the 16 lanes of one register ascending (Batcher's bitonic sort).
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    static void sort_register(__m512& d, __m512i& j) {
+        for (int size = 2; size <= 16; size *= 2)
+            for (int stride = size / 2; stride >= 1; stride /= 2)
+                exchange(d, j, stride, low_lanes(size, stride));
+    }
+
+    // Sorts a run whose two registers are each ascending (or, `bitonic`,
+    // whose 32 lanes form a bitonic sequence): without `bitonic` the high
+    // register is reversed first, which makes the 32 lanes bitonic. Then the
+    // bitonic merge: a step between the registers, four within each.
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    static void merge_registers(Run& r, bool bitonic = false) {
+        if (!bitonic) {
+            const __m512i reverse = _mm512_set_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            r.hi = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, r.hi);
+            r.jhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, r.jhi);
+        }
+        const __mmask16 swap = _mm512_cmp_ps_mask(r.hi, r.lo, _CMP_LT_OQ);
+        const __m512 lo = _mm512_mask_mov_ps(r.lo, swap, r.hi);
+        const __m512i jlo = _mm512_mask_mov_epi32(r.jlo, swap, r.jhi);
+        r.hi = _mm512_mask_mov_ps(r.hi, swap, r.lo);
+        r.jhi = _mm512_mask_mov_epi32(r.jhi, swap, r.jlo);
+        r.lo = lo;
+        r.jlo = jlo;
+        for (int stride = 8; stride >= 1; stride /= 2) {
+            exchange(r.lo, r.jlo, stride, low_lanes(32, stride));
+            exchange(r.hi, r.jhi, stride, low_lanes(32, stride));
+        }
+    }
+#endif
 
     const bool sorted_;
     const int capacity_;

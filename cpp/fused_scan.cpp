@@ -74,6 +74,10 @@ __attribute__((target(IDEST_AVX512), always_inline)) inline unsigned below(const
            unsigned(_mm512_cmp_ps_mask(_mm512_load_ps(d + 16), hi, _CMP_LT_OQ)) << 16;
 }
 
+// Entries of one row from which offer_lists merges them (merge_avx512)
+// instead of inserting them one by one.
+constexpr int kMergeEntries = 8;
+
 __attribute__((target(IDEST_AVX512), noinline))
 void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, int64_t row0,
                  int64_t col0, int64_t n_cols, bool symmetric, bool skip_self,
@@ -88,6 +92,11 @@ void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, 
         const __m512 w = _mm512_set1_ps(lists.worst[row]);
         bits &= below(d + r * kGroupAvx512, w, w);
         if (skip_self && row >= col0 && row < col0 + kGroupAvx512) bits &= ~(1u << (row - col0));
+        if (__builtin_popcount(bits) >= kMergeEntries) {
+            lists.merge_avx512(row, _mm512_load_ps(d + r * kGroupAvx512),
+                               _mm512_load_ps(d + r * kGroupAvx512 + 16), bits, int32_t(col0));
+            continue;
+        }
         int n = 0;
         for (; bits; bits &= bits - 1) {
             const int c = __builtin_ctz(bits);

@@ -16,8 +16,15 @@
 #include <utility>
 #include <vector>
 
+#include "candidate_lists.hpp"
 #include "cpu.hpp"
 #include "knn.hpp"
+
+#if IDEST_X86
+#include <immintrin.h>
+
+#include <map>
+#endif
 
 namespace {
 
@@ -261,6 +268,59 @@ void check_pair(const std::string& kind, int n, int na, int dim, int k, int thre
 
 }  // namespace
 
+#if IDEST_X86
+// CandidateLists::merge_avx512 against one insert() per entry: random widths,
+// lists partly filled, random lanes, values on a coarse grid (many ties). The
+// lists must hold the same distances, the same threshold, and only pairs that
+// were held or offered, each index once (which of two equal distances stays
+// is free). Returns the number of mismatching trials.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+int check_merge() {
+    std::mt19937 rng(7);
+    int failed = 0;
+    for (int trial = 0; trial < 20000; ++trial) {
+        const int width = 1 + int(rng() % 32);
+        std::vector<float> dist_a(32), dist_b(32);
+        std::vector<int32_t> idx_a(32), idx_b(32);
+        idest::CandidateLists a(1, width, 1 << 20, {dist_a.data(), idx_a.data(), 32, nullptr});
+        idest::CandidateLists b(1, width, 1 << 20, {dist_b.data(), idx_b.data(), 32, nullptr});
+        const int levels = 1 + int(rng() % 40);
+        auto value = [&] { return float(int(rng() % unsigned(levels))) * 0.25f - 1.0f; };
+        std::map<int32_t, float> pairs;  // every pair held or offered
+        const int held = int(rng() % unsigned(width + 1));
+        for (int i = 0; i < held; ++i) {
+            const float v = value();
+            pairs[1000 + i] = v;
+            if (v < a.worst[0]) a.insert(0, v, 1000 + i), b.insert(0, v, 1000 + i);
+        }
+        alignas(64) float d[32];
+        uint32_t lanes = 0;
+        for (int c = 0; c < 32; ++c) {
+            d[c] = value();
+            pairs[5000 + c] = d[c];
+            if (rng() % 3 && d[c] < a.worst[0]) lanes |= 1u << c;  // as offer_lists offers
+        }
+        a.merge_avx512(0, _mm512_load_ps(d), _mm512_load_ps(d + 16), lanes, 5000);
+        for (int c = 0; c < 32; ++c)
+            if ((lanes >> c & 1) && d[c] < b.worst[0]) b.insert(0, d[c], 5000 + c);
+        int64_t out_a[32], out_b[32];
+        const int n = a.finish(0, out_a);
+        bool ok = n == b.finish(0, out_b) &&
+                  (a.worst[0] == b.worst[0] || (std::isinf(a.worst[0]) && std::isinf(b.worst[0])));
+        std::vector<int32_t> seen;
+        for (int i = 0; ok && i < n; ++i) {
+            const auto it = pairs.find(idx_a[i]);
+            ok = dist_a[i] == dist_b[i] && it != pairs.end() && it->second == dist_a[i] &&
+                 std::find(seen.begin(), seen.end(), idx_a[i]) == seen.end();
+            seen.push_back(idx_a[i]);
+        }
+        if (!ok && failed++ < 5)
+            std::printf("FAIL merge_avx512: width %d, %d held, lanes %08x\n", width, held, lanes);
+    }
+    return failed;
+}
+#endif
+
 int main() {
     std::vector<std::pair<idest::TileKernel, const char*>> kernels = {
         {idest::TileKernel::kAuto, "auto"}, {idest::TileKernel::kSgemm, "sgemm"}};
@@ -314,6 +374,12 @@ int main() {
                 check_pair<float>(kind, n, na, dim, k, threads);
                 if (kind != "random") check_pair<double>(kind, n, na, dim, k, threads);
             }
+#if IDEST_X86
+    if (idest::cpu_has_avx512()) {  // the AVX-512 selection's batched merge
+        cases += 1;
+        failures += check_merge() ? 1 : 0;
+    }
+#endif
     std::printf("%d cases, %d failed\n", cases, failures);
     return failures ? 1 : 0;
 }
