@@ -16,12 +16,13 @@ namespace idest {
 // Reorders the rows of `rows` (n x dim, row-major float32) in place into the
 // order of the leaves of a random-projection-style tree, and returns the input
 // row at each position: each node's rows are split at (about) the median of
-// their projection on the line through two far-apart rows (the farthest row
-// from the node's first, and the farthest from that: a cheap stand-in for the
-// principal axis), down to `leaf` rows. The nodes of a level are split in
-// parallel; each node's rows stay contiguous, so every pass over them reads
-// memory in order (reading them through an index instead cost 3-4x more at
-// 100,000 x 20). O(n D log(n / leaf)) time; deterministic.
+// their projection on the line through two far-apart rows (among a sample of
+// 255 of the node's rows, the farthest from its first and the farthest from
+// that: a cheap stand-in for the principal axis), down to `leaf` rows. The
+// nodes of a level are split in parallel; each node's rows stay contiguous,
+// so every pass over them reads memory in order (reading them through an
+// index instead cost 3-4x more at 100,000 x 20). O(n D log(n / leaf)) time;
+// deterministic.
 std::vector<int64_t> spatial_order(float* rows, int64_t n, int64_t dim, int64_t leaf,
                                    int n_threads);
 
