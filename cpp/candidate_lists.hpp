@@ -111,18 +111,12 @@ class CandidateLists {
         if (++n == width) worst[row] = cd[width - 1];
     }
 
-    // Entries offered to one list together (offer_avx512()).
-    struct Offer {
-        float d;
-        int32_t j;
-    };
-
 #if IDEST_X86
     // Whether offer_avx512 takes this layout: a sorted list of at most 32.
     bool vector_insertable() const { return sorted_ && width <= 32; }
 
-    // Inserts each of e[0..n) into `row` that beats its threshold when its
-    // turn comes, as insert() would, for vector_insertable() lists on a CPU
+    // Inserts each entry (d[i], j[i]), i < n_offers, into `row` that beats its
+    // threshold when its turn comes, as insert() would, for vector_insertable() lists on a CPU
     // with AVX-512 (the fused AVX-512 kernel's selection). The list is loaded
     // once into two registers of 16 lanes, the lanes past its entries holding
     // +inf, and stored once. Per entry d: the lanes holding entries > d form a
@@ -133,7 +127,7 @@ class CandidateLists {
     // mask and blend steps (one that went through general registers ran
     // twice as long per entry).
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-    void offer_avx512(int64_t row, const Offer* e, int n_offers) {
+    void offer_avx512(int64_t row, const float* d, const int32_t* j, int n_offers) {
         float* cd = row_dist(row);
         int32_t* ci = row_idx(row);
         const int n = count_[row];
@@ -146,7 +140,7 @@ class CandidateLists {
         const __mmask32 last = __mmask32(1u << (width - 1));
         int inserted = 0;
         for (int i = 0; i < n_offers; ++i) {
-            const __m512 v = _mm512_set1_ps(e[i].d);
+            const __m512 v = _mm512_set1_ps(d[i]);
             const __mmask32 above = _mm512_kunpackw(_mm512_cmp_ps_mask(hi, v, _CMP_GT_OQ),
                                                     _mm512_cmp_ps_mask(lo, v, _CMP_GT_OQ));
             if (!_kortestz_mask32_u8(above & last, 0)) {
@@ -161,7 +155,7 @@ class CandidateLists {
                 const __mmask32 slot = _kxor_mask32(above, moved);
                 const __mmask16 mlo = __mmask16(moved), mhi = __mmask16(_kshiftri_mask32(moved, 16));
                 const __mmask16 slo_m = __mmask16(slot), shi_m = __mmask16(_kshiftri_mask32(slot, 16));
-                const __m512i vj = _mm512_set1_epi32(e[i].j);
+                const __m512i vj = _mm512_set1_epi32(j[i]);
                 lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(lo, mlo, slo), slo_m, v);
                 hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(hi, mhi, shi), shi_m, v);
                 ilo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(ilo, mlo, sjlo), slo_m, vj);

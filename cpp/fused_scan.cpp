@@ -58,14 +58,6 @@ void offer_entries(const float* d, int64_t group, const unsigned* hits, int rows
     }
 }
 
-// The same offers list by list, for the AVX-512 selection
-// (CandidateLists::offer_avx512, vector_insertable() lists): each row its
-// entries, then (symmetric) each column its entries, one call per list. Which
-// entries beat each side's threshold is found by vector compares, and the
-// column side's entries are collected in one pass over the rows' hits.
-// Measured against offer_entries (one thread, k = 10, the benchmark data, with
-// the early exit; before the vector compares, which took 2-5 % more off the
-// search): 1.07 against 1.12 s at 100,000 x 20, 87 against 94 ms at 20,000 x 20.
 // The columns of a 32-entry row `d` below the thresholds in `lo` (columns
 // 0-15) and `hi` (16-31), as a bit mask.
 __attribute__((target(IDEST_AVX512), always_inline)) inline unsigned below(const float* d, __m512 lo,
@@ -78,54 +70,72 @@ __attribute__((target(IDEST_AVX512), always_inline)) inline unsigned below(const
 // instead of inserting them one by one.
 constexpr int kMergeEntries = 8;
 
+// The same offers list by list, for the AVX-512 selection
+// (CandidateLists::offer_avx512, vector_insertable() lists): each row its
+// entries, then (symmetric) each column its entries, one call per list.
+// Which entries beat each side's threshold is found for every row first, by
+// vector compares; each row's entries are packed by compress instructions
+// and each column's gathered without a branch per row, so that the only
+// branches left are one per list offered to (most blocks offer to one or
+// two lists, one entry each, where loops over the bits of every row
+// mispredicted their exits).
 __attribute__((target(IDEST_AVX512), noinline))
 void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, int64_t row0,
                  int64_t col0, int64_t n_cols, bool symmetric, bool skip_self,
                  CandidateLists& lists) {
     (void)group;  // kGroupAvx512: two registers per row
-    CandidateLists::Offer e[kGroupAvx512];
     const unsigned columns = n_cols >= kGroupAvx512 ? ~0u : (1u << n_cols) - 1u;  // not padding
+    // the columns' thresholds (+inf past the tile's columns, which are not read);
+    // a symmetric tile's rows and columns are other lists, so the rows' offers
+    // below leave them as they are
+    const __m512 inf = _mm512_set1_ps(kInf);
+    __m512 cw_lo = inf, cw_hi = inf;
+    if (symmetric) {
+        cw_lo = _mm512_mask_loadu_ps(inf, __mmask16(columns), lists.worst.data() + col0);
+        cw_hi = _mm512_mask_loadu_ps(inf, __mmask16(columns >> 16), lists.worst.data() + col0 + 16);
+    }
+    unsigned to_row[kRows], to_column[kRows], rows_offered = 0, any = 0;
     for (int r = 0; r < rows; ++r) {
-        const int64_t row = row0 + r;
-        unsigned bits = hits[r] & columns;
-        if (!bits) continue;
-        const __m512 w = _mm512_set1_ps(lists.worst[row]);
-        bits &= below(d + r * kGroupAvx512, w, w);
-        if (skip_self && row >= col0 && row < col0 + kGroupAvx512) bits &= ~(1u << (row - col0));
-        if (__builtin_popcount(bits) >= kMergeEntries) {
-            lists.merge_avx512(row, _mm512_load_ps(d + r * kGroupAvx512),
-                               _mm512_load_ps(d + r * kGroupAvx512 + 16), bits, int32_t(col0));
+        const unsigned bits = hits[r] & columns;
+        const __m512 w = _mm512_set1_ps(lists.worst[row0 + r]);
+        to_row[r] = bits & below(d + r * kGroupAvx512, w, w);
+        const int64_t self = row0 + r - col0;
+        if (skip_self && self >= 0 && self < kGroupAvx512) to_row[r] &= ~(1u << self);
+        rows_offered |= unsigned(to_row[r] != 0) << r;
+        to_column[r] = symmetric ? bits & below(d + r * kGroupAvx512, cw_lo, cw_hi) : 0u;
+        any |= to_column[r];
+    }
+    const __m512i index_lo = _mm512_add_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32(int32_t(col0)));
+    const __m512i index_hi = _mm512_add_epi32(index_lo, _mm512_set1_epi32(16));
+    alignas(64) float ed[2 * kGroupAvx512];
+    alignas(64) int32_t ej[2 * kGroupAvx512];
+    for (; rows_offered; rows_offered &= rows_offered - 1) {
+        const int r = __builtin_ctz(rows_offered);
+        const unsigned mine = to_row[r];
+        const __m512 d_lo = _mm512_load_ps(d + r * kGroupAvx512);
+        const __m512 d_hi = _mm512_load_ps(d + r * kGroupAvx512 + 16);
+        if (__builtin_popcount(mine) >= kMergeEntries) {
+            lists.merge_avx512(row0 + r, d_lo, d_hi, mine, int32_t(col0));
             continue;
         }
-        int n = 0;
-        for (; bits; bits &= bits - 1) {
-            const int c = __builtin_ctz(bits);
-            e[n++] = {d[r * kGroupAvx512 + c], int32_t(col0 + c)};
-        }
-        if (n) lists.offer_avx512(row, e, n);
-    }
-    if (!symmetric) return;
-    // the columns' thresholds (+inf past the tile's columns, which are not read)
-    const float* cw = lists.worst.data() + col0;
-    const __m512 inf = _mm512_set1_ps(kInf);
-    const __m512 cw_lo = _mm512_mask_loadu_ps(inf, __mmask16(columns), cw);
-    const __m512 cw_hi = _mm512_mask_loadu_ps(inf, __mmask16(columns >> 16), cw + 16);
-    CandidateLists::Offer by_column[kGroupAvx512][kRows];
-    int count[kGroupAvx512] = {};
-    unsigned any = 0;
-    for (int r = 0; r < rows; ++r) {
-        unsigned bits = hits[r] & columns;
-        if (!bits) continue;
-        bits &= below(d + r * kGroupAvx512, cw_lo, cw_hi);
-        any |= bits;
-        for (; bits; bits &= bits - 1) {
-            const int c = __builtin_ctz(bits);
-            by_column[c][count[c]++] = {d[r * kGroupAvx512 + c], int32_t(row0 + r)};
-        }
+        const int n_lo = __builtin_popcount(mine & 0xFFFFu);
+        _mm512_store_ps(ed, _mm512_maskz_compress_ps(__mmask16(mine), d_lo));
+        _mm512_store_si512(ej, _mm512_maskz_compress_epi32(__mmask16(mine), index_lo));
+        _mm512_storeu_ps(ed + n_lo, _mm512_maskz_compress_ps(__mmask16(mine >> 16), d_hi));
+        _mm512_storeu_si512(ej + n_lo, _mm512_maskz_compress_epi32(__mmask16(mine >> 16), index_hi));
+        lists.offer_avx512(row0 + r, ed, ej, __builtin_popcount(mine));
     }
     for (; any; any &= any - 1) {
         const int c = __builtin_ctz(any);
-        lists.offer_avx512(col0 + c, by_column[c], count[c]);
+        int n = 0;
+        for (int r = 0; r < rows; ++r) {  // every row written, the offered ones kept
+            ed[n] = d[r * kGroupAvx512 + c];
+            ej[n] = int32_t(row0 + r);
+            n += int(to_column[r] >> c & 1u);
+        }
+        lists.offer_avx512(col0 + c, ed, ej, n);
     }
 }
 
