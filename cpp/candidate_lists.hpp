@@ -176,63 +176,75 @@ class CandidateLists {
                 0xFFFF, _mm512_set1_epi32((width - 1) % 16), width - 1 < 16 ? lo : hi));
     }
 
-    // Merges up to 32 entries into `row` at once, for vector_insertable()
-    // lists on a CPU with AVX-512: the distances d_lo (columns 0-15) and d_hi
-    // (16-31) of the lanes set in `lanes`, lane c being reference point
-    // col0 + c. The list afterwards holds the `width` smallest of itself and
-    // the entries, as offer_avx512 would leave it, up to the order of equal
-    // distances (which the re-scoring settles). Branch-free: the entries are
-    // sorted by a bitonic network and merged with the list by a bitonic
-    // merge, about 45 compare-exchange steps of one register, where
-    // offer_avx512 spends a dependent compare-and-shift (and, while a list
-    // fills, an unpredictable branch) on each entry: the choice for rows
-    // offered many entries at once, as in the first square of a diagonal
-    // tile, where every list starts empty.
+    // Merges up to 32 entries into each of the N lists `rows` at once, for
+    // vector_insertable() lists on a CPU with AVX-512: for list p, the
+    // distances d_lo[p] (columns 0-15) and d_hi[p] (16-31) of the lanes set
+    // in lanes[p], lane c being reference point col0 + c. Each list
+    // afterwards holds the `width` smallest of itself and its entries, as
+    // offer_avx512 would leave it, up to the order of equal distances (which
+    // the re-scoring settles). Branch-free: the entries are sorted by a
+    // bitonic network and merged with the list by a bitonic merge, about 45
+    // compare-exchange steps of one register, where offer_avx512 spends a
+    // dependent compare-and-shift (and, while a list fills, an unpredictable
+    // branch) on each entry: the choice for rows offered many entries at
+    // once, as in the first square of a diagonal tile, where every list
+    // starts empty. The steps form one chain per register, so N lists are
+    // merged side by side, their steps interleaved.
+    template <int N>
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-    void merge_avx512(int64_t row, __m512 d_lo, __m512 d_hi, uint32_t lanes, int32_t col0) {
+    void merge_avx512(const int64_t (&rows)[N], const __m512 (&d_lo)[N], const __m512 (&d_hi)[N],
+                      const uint32_t (&lanes)[N], int32_t col0) {
         const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
         const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-        // the new entries, +inf in the lanes not offered
-        Run fresh{_mm512_mask_mov_ps(inf, __mmask16(lanes), d_lo),
-                  _mm512_mask_mov_ps(inf, __mmask16(lanes >> 16), d_hi),
-                  _mm512_add_epi32(lane, _mm512_set1_epi32(col0)),
-                  _mm512_add_epi32(lane, _mm512_set1_epi32(col0 + 16))};
-        sort_register(fresh.lo, fresh.jlo);
-        sort_register(fresh.hi, fresh.jhi);
-        merge_registers(fresh);  // the two sorted halves into one run of 32
-        // the list, +inf past its entries
-        float* cd = row_dist(row);
-        int32_t* ci = row_idx(row);
-        const int n = count_[row];
-        const uint32_t held = n >= 32 ? ~0u : (1u << n) - 1u;
-        Run list{_mm512_mask_loadu_ps(inf, __mmask16(held), cd),
-                 _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16),
-                 _mm512_maskz_loadu_epi32(__mmask16(held), ci),
-                 _mm512_maskz_loadu_epi32(__mmask16(held >> 16), ci + 16)};
-        // The 32 smallest of two ascending runs: lane by lane the smaller of
-        // one run and the other reversed, a bitonic sequence, then sorted.
         const __m512i reverse = _mm512_sub_epi32(_mm512_set1_epi32(15), lane);
-        const __m512 rlo = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, fresh.hi);
-        const __m512 rhi = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, fresh.lo);
-        const __m512i rjlo = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, fresh.jhi);
-        const __m512i rjhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, fresh.jlo);
-        const __mmask16 take_lo = _mm512_cmp_ps_mask(rlo, list.lo, _CMP_LT_OQ);
-        const __mmask16 take_hi = _mm512_cmp_ps_mask(rhi, list.hi, _CMP_LT_OQ);
-        list.lo = _mm512_mask_mov_ps(list.lo, take_lo, rlo);
-        list.jlo = _mm512_mask_mov_epi32(list.jlo, take_lo, rjlo);
-        list.hi = _mm512_mask_mov_ps(list.hi, take_hi, rhi);
-        list.jhi = _mm512_mask_mov_epi32(list.jhi, take_hi, rjhi);
+        Run fresh[N], list[N];
+        int n[N];
+        for (int p = 0; p < N; ++p)  // the new entries, +inf in the lanes not offered
+            fresh[p] = {_mm512_mask_mov_ps(inf, __mmask16(lanes[p]), d_lo[p]),
+                        _mm512_mask_mov_ps(inf, __mmask16(lanes[p] >> 16), d_hi[p]),
+                        _mm512_add_epi32(lane, _mm512_set1_epi32(col0)),
+                        _mm512_add_epi32(lane, _mm512_set1_epi32(col0 + 16))};
+        sort_registers(fresh);
+        merge_registers(fresh);  // each run's two sorted halves into one run of 32
+        for (int p = 0; p < N; ++p) {
+            // the list, +inf past its entries
+            n[p] = count_[rows[p]];
+            const uint32_t held = n[p] >= 32 ? ~0u : (1u << n[p]) - 1u;
+            const float* cd = row_dist(rows[p]);
+            const int32_t* ci = row_idx(rows[p]);
+            list[p] = {_mm512_mask_loadu_ps(inf, __mmask16(held), cd),
+                       _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16),
+                       _mm512_maskz_loadu_epi32(__mmask16(held), ci),
+                       _mm512_maskz_loadu_epi32(__mmask16(held >> 16), ci + 16)};
+            // The 32 smallest of two ascending runs: lane by lane the smaller of
+            // one run and the other reversed, a bitonic sequence, then sorted.
+            const __m512 rlo = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, fresh[p].hi);
+            const __m512 rhi = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, fresh[p].lo);
+            const __m512i rjlo = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, fresh[p].jhi);
+            const __m512i rjhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, fresh[p].jlo);
+            const __mmask16 take_lo = _mm512_cmp_ps_mask(rlo, list[p].lo, _CMP_LT_OQ);
+            const __mmask16 take_hi = _mm512_cmp_ps_mask(rhi, list[p].hi, _CMP_LT_OQ);
+            list[p].lo = _mm512_mask_mov_ps(list[p].lo, take_lo, rlo);
+            list[p].jlo = _mm512_mask_mov_epi32(list[p].jlo, take_lo, rjlo);
+            list[p].hi = _mm512_mask_mov_ps(list[p].hi, take_hi, rhi);
+            list[p].jhi = _mm512_mask_mov_epi32(list[p].jhi, take_hi, rjhi);
+        }
         merge_registers(list, /*bitonic=*/true);
-        const int held_now = std::min(n + __builtin_popcount(lanes), width);
-        const uint32_t stored = held_now >= 32 ? ~0u : (1u << held_now) - 1u;
-        _mm512_mask_storeu_ps(cd, __mmask16(stored), list.lo);
-        _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), list.hi);
-        _mm512_mask_storeu_epi32(ci, __mmask16(stored), list.jlo);
-        _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), list.jhi);
-        count_[row] = held_now;
-        if (held_now == width)
-            worst[row] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
-                0xFFFF, _mm512_set1_epi32((width - 1) % 16), width - 1 < 16 ? list.lo : list.hi));
+        for (int p = 0; p < N; ++p) {
+            float* cd = row_dist(rows[p]);
+            int32_t* ci = row_idx(rows[p]);
+            const int held_now = std::min(n[p] + __builtin_popcount(lanes[p]), width);
+            const uint32_t stored = held_now >= 32 ? ~0u : (1u << held_now) - 1u;
+            _mm512_mask_storeu_ps(cd, __mmask16(stored), list[p].lo);
+            _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), list[p].hi);
+            _mm512_mask_storeu_epi32(ci, __mmask16(stored), list[p].jlo);
+            _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), list[p].jhi);
+            count_[rows[p]] = held_now;
+            if (held_now == width)
+                worst[rows[p]] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
+                    0xFFFF, _mm512_set1_epi32((width - 1) % 16),
+                    width - 1 < 16 ? list[p].lo : list[p].hi));
+        }
     }
 #endif
 
@@ -343,36 +355,46 @@ class CandidateLists {
         return __mmask16(mask);
     }
 
-    // Sorts the 16 lanes of one register ascending (Batcher's bitonic sort).
+    // Sorts each register of the runs ascending (Batcher's bitonic sort),
+    // the 2N registers' steps interleaved.
+    template <int N>
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
-    static void sort_register(__m512& d, __m512i& j) {
+    static void sort_registers(Run (&r)[N]) {
         for (int size = 2; size <= 16; size *= 2)
             for (int stride = size / 2; stride >= 1; stride /= 2)
-                exchange(d, j, stride, low_lanes(size, stride));
+                for (int p = 0; p < N; ++p) {
+                    exchange(r[p].lo, r[p].jlo, stride, low_lanes(size, stride));
+                    exchange(r[p].hi, r[p].jhi, stride, low_lanes(size, stride));
+                }
     }
 
-    // Sorts a run whose two registers are each ascending (or, `bitonic`,
+    // Sorts runs whose two registers are each ascending (or, `bitonic`,
     // whose 32 lanes form a bitonic sequence): without `bitonic` the high
     // register is reversed first, which makes the 32 lanes bitonic. Then the
     // bitonic merge: a step between the registers, four within each.
+    template <int N>
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
-    static void merge_registers(Run& r, bool bitonic = false) {
-        if (!bitonic) {
-            const __m512i reverse = _mm512_set_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            r.hi = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, r.hi);
-            r.jhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, r.jhi);
+    static void merge_registers(Run (&runs)[N], bool bitonic = false) {
+        for (Run& r : runs) {
+            if (!bitonic) {
+                const __m512i reverse =
+                    _mm512_set_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                r.hi = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, r.hi);
+                r.jhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, r.jhi);
+            }
+            const __mmask16 swap = _mm512_cmp_ps_mask(r.hi, r.lo, _CMP_LT_OQ);
+            const __m512 lo = _mm512_mask_mov_ps(r.lo, swap, r.hi);
+            const __m512i jlo = _mm512_mask_mov_epi32(r.jlo, swap, r.jhi);
+            r.hi = _mm512_mask_mov_ps(r.hi, swap, r.lo);
+            r.jhi = _mm512_mask_mov_epi32(r.jhi, swap, r.jlo);
+            r.lo = lo;
+            r.jlo = jlo;
         }
-        const __mmask16 swap = _mm512_cmp_ps_mask(r.hi, r.lo, _CMP_LT_OQ);
-        const __m512 lo = _mm512_mask_mov_ps(r.lo, swap, r.hi);
-        const __m512i jlo = _mm512_mask_mov_epi32(r.jlo, swap, r.jhi);
-        r.hi = _mm512_mask_mov_ps(r.hi, swap, r.lo);
-        r.jhi = _mm512_mask_mov_epi32(r.jhi, swap, r.jlo);
-        r.lo = lo;
-        r.jlo = jlo;
-        for (int stride = 8; stride >= 1; stride /= 2) {
-            exchange(r.lo, r.jlo, stride, low_lanes(32, stride));
-            exchange(r.hi, r.jhi, stride, low_lanes(32, stride));
-        }
+        for (int stride = 8; stride >= 1; stride /= 2)
+            for (Run& r : runs) {
+                exchange(r.lo, r.jlo, stride, low_lanes(32, stride));
+                exchange(r.hi, r.jhi, stride, low_lanes(32, stride));
+            }
     }
 #endif
 

@@ -111,15 +111,30 @@ void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, 
     const __m512i index_hi = _mm512_add_epi32(index_lo, _mm512_set1_epi32(16));
     alignas(64) float ed[2 * kGroupAvx512];
     alignas(64) int32_t ej[2 * kGroupAvx512];
+    // rows offered many entries: merged two at a time
+    unsigned merging = 0;
+    for (int r = 0; r < rows; ++r)
+        merging |= unsigned(__builtin_popcount(to_row[r]) >= kMergeEntries) << r;
+    rows_offered &= ~merging;
+    while (merging) {
+        const int r = __builtin_ctz(merging);
+        merging &= merging - 1;
+        const __m512* dr = reinterpret_cast<const __m512*>(d + r * kGroupAvx512);
+        if (!merging) {
+            lists.merge_avx512<1>({row0 + r}, {dr[0]}, {dr[1]}, {to_row[r]}, int32_t(col0));
+            break;
+        }
+        const int s = __builtin_ctz(merging);
+        merging &= merging - 1;
+        const __m512* ds = reinterpret_cast<const __m512*>(d + s * kGroupAvx512);
+        lists.merge_avx512<2>({row0 + r, row0 + s}, {dr[0], ds[0]}, {dr[1], ds[1]},
+                              {to_row[r], to_row[s]}, int32_t(col0));
+    }
     for (; rows_offered; rows_offered &= rows_offered - 1) {
         const int r = __builtin_ctz(rows_offered);
         const unsigned mine = to_row[r];
         const __m512 d_lo = _mm512_load_ps(d + r * kGroupAvx512);
         const __m512 d_hi = _mm512_load_ps(d + r * kGroupAvx512 + 16);
-        if (__builtin_popcount(mine) >= kMergeEntries) {
-            lists.merge_avx512(row0 + r, d_lo, d_hi, mine, int32_t(col0));
-            continue;
-        }
         const int n_lo = __builtin_popcount(mine & 0xFFFFu);
         _mm512_store_ps(ed, _mm512_maskz_compress_ps(__mmask16(mine), d_lo));
         _mm512_store_si512(ej, _mm512_maskz_compress_epi32(__mmask16(mine), index_lo));

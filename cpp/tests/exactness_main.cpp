@@ -270,52 +270,70 @@ void check_pair(const std::string& kind, int n, int na, int dim, int k, int thre
 
 #if IDEST_X86
 // CandidateLists::merge_avx512 against one insert() per entry: random widths,
-// lists partly filled, random lanes, values on a coarse grid (many ties). The
-// lists must hold the same distances, the same threshold, and only pairs that
-// were held or offered, each index once (which of two equal distances stays
-// is free). Returns the number of mismatching trials.
+// two lists partly filled, merged one at a time or side by side, random
+// lanes, values on a coarse grid (many ties). The lists must hold the same
+// distances, the same threshold, and only pairs that were held or offered,
+// each index once (which of two equal distances stays is free). Returns the
+// number of mismatching trials.
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
 int check_merge() {
     std::mt19937 rng(7);
     int failed = 0;
     for (int trial = 0; trial < 20000; ++trial) {
         const int width = 1 + int(rng() % 32);
-        std::vector<float> dist_a(32), dist_b(32);
-        std::vector<int32_t> idx_a(32), idx_b(32);
-        idest::CandidateLists a(1, width, 1 << 20, {dist_a.data(), idx_a.data(), 32, nullptr});
-        idest::CandidateLists b(1, width, 1 << 20, {dist_b.data(), idx_b.data(), 32, nullptr});
+        std::vector<float> dist_a(64), dist_b(64);
+        std::vector<int32_t> idx_a(64), idx_b(64);
+        idest::CandidateLists a(2, width, 1 << 20, {dist_a.data(), idx_a.data(), 32, nullptr});
+        idest::CandidateLists b(2, width, 1 << 20, {dist_b.data(), idx_b.data(), 32, nullptr});
         const int levels = 1 + int(rng() % 40);
         auto value = [&] { return float(int(rng() % unsigned(levels))) * 0.25f - 1.0f; };
-        std::map<int32_t, float> pairs;  // every pair held or offered
-        const int held = int(rng() % unsigned(width + 1));
-        for (int i = 0; i < held; ++i) {
-            const float v = value();
-            pairs[1000 + i] = v;
-            if (v < a.worst[0]) a.insert(0, v, 1000 + i), b.insert(0, v, 1000 + i);
+        std::map<int32_t, float> pairs[2];  // every pair held or offered, per list
+        alignas(64) float d[2][32];
+        uint32_t lanes[2] = {0, 0};
+        for (int row = 0; row < 2; ++row) {
+            const int held = int(rng() % unsigned(width + 1));
+            for (int i = 0; i < held; ++i) {
+                const float v = value();
+                pairs[row][1000 + i] = v;
+                if (v < a.worst[row]) a.insert(row, v, 1000 + i), b.insert(row, v, 1000 + i);
+            }
+            for (int c = 0; c < 32; ++c) {
+                d[row][c] = value();
+                pairs[row][5000 + c] = d[row][c];
+                if (rng() % 3 && d[row][c] < a.worst[row]) lanes[row] |= 1u << c;  // as offer_lists
+            }
+            for (int c = 0; c < 32; ++c)
+                if ((lanes[row] >> c & 1) && d[row][c] < b.worst[row])
+                    b.insert(row, d[row][c], 5000 + c);
         }
-        alignas(64) float d[32];
-        uint32_t lanes = 0;
-        for (int c = 0; c < 32; ++c) {
-            d[c] = value();
-            pairs[5000 + c] = d[c];
-            if (rng() % 3 && d[c] < a.worst[0]) lanes |= 1u << c;  // as offer_lists offers
+        const __m512 lo0 = _mm512_load_ps(d[0]), hi0 = _mm512_load_ps(d[0] + 16);
+        const __m512 lo1 = _mm512_load_ps(d[1]), hi1 = _mm512_load_ps(d[1] + 16);
+        if (trial % 2) {
+            a.merge_avx512<2>({0, 1}, {lo0, lo1}, {hi0, hi1}, {lanes[0], lanes[1]}, 5000);
+        } else {
+            a.merge_avx512<1>({0}, {lo0}, {hi0}, {lanes[0]}, 5000);
+            a.merge_avx512<1>({1}, {lo1}, {hi1}, {lanes[1]}, 5000);
         }
-        a.merge_avx512(0, _mm512_load_ps(d), _mm512_load_ps(d + 16), lanes, 5000);
-        for (int c = 0; c < 32; ++c)
-            if ((lanes >> c & 1) && d[c] < b.worst[0]) b.insert(0, d[c], 5000 + c);
-        int64_t out_a[32], out_b[32];
-        const int n = a.finish(0, out_a);
-        bool ok = n == b.finish(0, out_b) &&
-                  (a.worst[0] == b.worst[0] || (std::isinf(a.worst[0]) && std::isinf(b.worst[0])));
-        std::vector<int32_t> seen;
-        for (int i = 0; ok && i < n; ++i) {
-            const auto it = pairs.find(idx_a[i]);
-            ok = dist_a[i] == dist_b[i] && it != pairs.end() && it->second == dist_a[i] &&
-                 std::find(seen.begin(), seen.end(), idx_a[i]) == seen.end();
-            seen.push_back(idx_a[i]);
+        bool ok = true;
+        for (int row = 0; row < 2; ++row) {
+            int64_t out_a[32], out_b[32];
+            const int n = a.finish(row, out_a);
+            ok = ok && n == b.finish(row, out_b) &&
+                 (a.worst[row] == b.worst[row] ||
+                  (std::isinf(a.worst[row]) && std::isinf(b.worst[row])));
+            std::vector<int32_t> seen;
+            for (int i = 0; ok && i < n; ++i) {
+                const int32_t j = idx_a[32 * row + i];
+                const auto it = pairs[row].find(j);
+                ok = dist_a[32 * row + i] == dist_b[32 * row + i] && it != pairs[row].end() &&
+                     it->second == dist_a[32 * row + i] &&
+                     std::find(seen.begin(), seen.end(), j) == seen.end();
+                seen.push_back(j);
+            }
         }
         if (!ok && failed++ < 5)
-            std::printf("FAIL merge_avx512: width %d, %d held, lanes %08x\n", width, held, lanes);
+            std::printf("FAIL merge_avx512: width %d, lanes %08x %08x, %s\n", width, lanes[0],
+                        lanes[1], trial % 2 ? "side by side" : "one at a time");
     }
     return failed;
 }
