@@ -179,7 +179,9 @@ class CandidateLists {
     // Merges up to 32 entries into each of the N lists `rows` at once, for
     // vector_insertable() lists on a CPU with AVX-512: for list p, the
     // distances d_lo[p] (columns 0-15) and d_hi[p] (16-31) of the lanes set
-    // in lanes[p], lane c being reference point col0 + c. Each list
+    // in lanes[p], lane c being reference point col0 + c; every entry offered
+    // is below its list's threshold (so finite: a +inf lane would be stored,
+    // with an index that may not exist). Each list
     // afterwards holds the `width` smallest of itself and its entries, as
     // offer_avx512 would leave it, up to the order of equal distances (which
     // the re-scoring settles). Branch-free: the entries are sorted by a
@@ -197,13 +199,15 @@ class CandidateLists {
         const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
         const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
         const __m512i reverse = _mm512_sub_epi32(_mm512_set1_epi32(15), lane);
+        // (index_hi from index_lo: col0 + 16 itself could pass the int32 range)
+        const __m512i index_lo = _mm512_add_epi32(lane, _mm512_set1_epi32(col0));
+        const __m512i index_hi = _mm512_add_epi32(index_lo, _mm512_set1_epi32(16));
         Run fresh[N], list[N];
         int n[N];
         for (int p = 0; p < N; ++p)  // the new entries, +inf in the lanes not offered
             fresh[p] = {_mm512_mask_mov_ps(inf, __mmask16(lanes[p]), d_lo[p]),
                         _mm512_mask_mov_ps(inf, __mmask16(lanes[p] >> 16), d_hi[p]),
-                        _mm512_add_epi32(lane, _mm512_set1_epi32(col0)),
-                        _mm512_add_epi32(lane, _mm512_set1_epi32(col0 + 16))};
+                        index_lo, index_hi};
         sort_registers(fresh);
         merge_registers(fresh);  // each run's two sorted halves into one run of 32
         for (int p = 0; p < N; ++p) {

@@ -23,7 +23,6 @@ constexpr float kInf = std::numeric_limits<float>::infinity();
 constexpr int kRows = 6;
 constexpr int64_t kGroupAvx2 = 16;
 constexpr int64_t kGroupAvx512 = 32;
-constexpr int64_t kGroupMax = kGroupAvx512;
 
 // Signature shared by the register blocks: rows [row0, row0 + rows) against
 // groups [g0, g1). `a` holds the block's rows (dimension-major, zero-padded
@@ -207,15 +206,18 @@ __attribute__((target(IDEST_AVX2), always_inline)) inline void add_norms_avx2(
 // exact sign, and one max-reduction over the rows; for the columns, the
 // smallest distance of each column, -2 max_r acc (the max picks, never
 // rounds). About half the work of comparing every row's distances with both
-// thresholds, which a block that drops out does not need.
+// thresholds, which a block that drops out does not need. 2 acc + w is nan
+// where a list that is not full (w = +inf) meets a padding column (acc =
+// -inf); the max is taken so that a nan never hides another row's pass in
+// its lane (x86's max returns its second operand when either is nan).
 __attribute__((target(IDEST_AVX2), always_inline)) inline bool any_below_avx2(
     const __m256 (&acc)[kRows][2], const float (&w)[kRows], const float* cwp) {
     const __m256 two = _mm256_set1_ps(2.0f);
     __m256 below = _mm256_setzero_ps();
     for (int h = 0; h < 2; ++h) {
-        __m256 m = _mm256_fmadd_ps(acc[0][h], two, _mm256_broadcast_ss(&w[0]));
-        for (int r = 1; r < kRows; ++r)
-            m = _mm256_max_ps(m, _mm256_fmadd_ps(acc[r][h], two, _mm256_broadcast_ss(&w[r])));
+        __m256 m = _mm256_set1_ps(-kInf);
+        for (int r = 0; r < kRows; ++r)  // max(x, m) is m when x is nan (see above)
+            m = _mm256_max_ps(_mm256_fmadd_ps(acc[r][h], two, _mm256_broadcast_ss(&w[r])), m);
         below = _mm256_or_ps(below, _mm256_cmp_ps(m, _mm256_setzero_ps(), _CMP_GT_OQ));
         if (cwp) {
             const __m256 top = _mm256_max_ps(_mm256_max_ps(_mm256_max_ps(acc[0][h], acc[1][h]),
@@ -323,9 +325,9 @@ __attribute__((target(IDEST_AVX512), always_inline)) inline bool any_below_avx51
     const __m512 two = _mm512_set1_ps(2.0f);
     __mmask16 below = 0;
     for (int h = 0; h < 2; ++h) {
-        __m512 m = _mm512_fmadd_ps(acc[0][h], two, _mm512_set1_ps(w[0]));
-        for (int r = 1; r < kRows; ++r)
-            m = max_avx512(m, _mm512_fmadd_ps(acc[r][h], two, _mm512_set1_ps(w[r])));
+        __m512 m = _mm512_set1_ps(-kInf);
+        for (int r = 0; r < kRows; ++r)  // max(x, m) is m when x is nan (see any_below_avx2)
+            m = max_avx512(_mm512_fmadd_ps(acc[r][h], two, _mm512_set1_ps(w[r])), m);
         below |= _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_GT_OQ);
         if (cwp) {
             const __m512 top = max_avx512(max_avx512(max_avx512(acc[0][h], acc[1][h]),

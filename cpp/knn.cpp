@@ -365,9 +365,8 @@ void scan_columns(const float* g, const float* col_norms, float row_norm, int64_
 // Every reference point that is not a candidate had an approximate squared
 // distance a >= worst (the list's last entry only decreases). With float32
 // inputs rounded from the centred, scaled data, the dot-product error bound
-// |e| <= D u |x||y| (SGEMM's, and the fused kernel's FMA chain) and the
-// rounding of norms and sums, the true scaled
-// squared distance t obeys |a - t| <= c (|x|^2 + |y|^2) with c = (2D + 32) u,
+// |e| <= D u |x||y| (SGEMM's) and the rounding of norms and sums, the true
+// scaled squared distance t obeys |a - t| <= c (|x|^2 + |y|^2) with c = (2D + 32) u,
 // u = 2^-24 (a generous form of the bound, Higham ch. 3). Using
 // |y|^2 <= 2|x|^2 + 2t gives t >= (worst - 3 c |x|^2) / (1 + 2 c); an absolute
 // term covers float32 subnormals. The bound is about twice the error actually
@@ -377,12 +376,15 @@ void scan_columns(const float* g, const float* col_norms, float row_norm, int64_
 // minus half the norms of the two points (each a float64 sum rounded to
 // float32, halved: exact above the subnormals, which the absolute term
 // covers) and takes one FMA per coordinate, with the rest
-// norms added where an early exit's leading axes end: at most D + 4 roundings
-// of partial sums bounded by (|x|^2 + |y|^2) / 2 + |x||y| <= |x|^2 + |y|^2,
-// plus a relative u on each of the four half norms, so |a - t| <=
-// (2D + 16) u (|x|^2 + |y|^2) to first order, inside c. Its block test reads
-// the sign of 2 acc + w, one rounding of an exact product and a float, which
-// is the sign of the exact sum: it drops no pair with a < w.
+// norms added where an early exit's leading axes end: D + 1 roundings (D + 3
+// with an exit) of partial sums bounded by (|x|^2 + |y|^2) / 2 + |x||y| <=
+// |x|^2 + |y|^2, a relative u on each of the four half norms and the inputs'
+// own rounding to float32, so |a - t| <= (2D + 16) u (|x|^2 + |y|^2) to first
+// order, inside c (flushing subnormals, as some libraries set the CPU to do,
+// moves each step by less than 2^-126, inside the absolute term). Its block
+// test reads the sign of 2 acc + w, one rounding of an exact product and a
+// float, which is the sign of the exact sum, and compares -2 max acc (exact)
+// with the columns' thresholds: it drops no pair with a < w.
 //
 // A pair that the fused kernel's early exit dropped (fused_scan.hpp) was never
 // given a full approximation, but its approximation a_p over the leading
