@@ -108,8 +108,8 @@ void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, 
         _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
         _mm512_set1_epi32(int32_t(col0)));
     const __m512i index_hi = _mm512_add_epi32(index_lo, _mm512_set1_epi32(16));
-    alignas(64) float ed[2 * kGroupAvx512];
-    alignas(64) int32_t ej[2 * kGroupAvx512];
+    alignas(64) float ed[kGroupAvx512];  // a row's entries (<= 16 + 16 lanes stored)
+    alignas(64) int32_t ej[kGroupAvx512];
     // rows offered many entries: merged two at a time
     unsigned merging = 0;
     for (int r = 0; r < rows; ++r)
@@ -208,8 +208,9 @@ __attribute__((target(IDEST_AVX2), always_inline)) inline void add_norms_avx2(
 // rounds). About half the work of comparing every row's distances with both
 // thresholds, which a block that drops out does not need. 2 acc + w is nan
 // where a list that is not full (w = +inf) meets a padding column (acc =
-// -inf); the max is taken so that a nan never hides another row's pass in
-// its lane (x86's max returns its second operand when either is nan).
+// -inf), a lane where no row can pass; the max still skips nans (x86's max
+// returns its second operand when either is nan, and m starts at -inf), so
+// that no nan could ever hide another row's pass.
 __attribute__((target(IDEST_AVX2), always_inline)) inline bool any_below_avx2(
     const __m256 (&acc)[kRows][2], const float (&w)[kRows], const float* cwp) {
     const __m256 two = _mm256_set1_ps(2.0f);
