@@ -128,52 +128,35 @@ class CandidateLists {
     // twice as long per entry).
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
     void offer_avx512(int64_t row, const float* d, const int32_t* j, int n_offers) {
-        float* cd = row_dist(row);
-        int32_t* ci = row_idx(row);
         const int n = count_[row];
-        const __mmask32 held = n >= 32 ? ~0u : (1u << n) - 1u;
-        const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
-        __m512 lo = _mm512_mask_loadu_ps(inf, __mmask16(held), cd);
-        __m512 hi = _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16);
-        __m512i ilo = _mm512_maskz_loadu_epi32(__mmask16(held), ci);
-        __m512i ihi = _mm512_maskz_loadu_epi32(__mmask16(held >> 16), ci + 16);
+        Run list = load_run(row);
         const __mmask32 last = __mmask32(1u << (width - 1));
         int inserted = 0;
         for (int i = 0; i < n_offers; ++i) {
             const __m512 v = _mm512_set1_ps(d[i]);
-            const __mmask32 above = _mm512_kunpackw(_mm512_cmp_ps_mask(hi, v, _CMP_GT_OQ),
-                                                    _mm512_cmp_ps_mask(lo, v, _CMP_GT_OQ));
+            const __mmask32 above = _mm512_kunpackw(_mm512_cmp_ps_mask(list.hi, v, _CMP_GT_OQ),
+                                                    _mm512_cmp_ps_mask(list.lo, v, _CMP_GT_OQ));
             if (!_kortestz_mask32_u8(above & last, 0)) {
                 // every lane moved up one: shifted[i] = old[i - 1] (maskz forms:
                 // GCC 12 warns that the plain ones read an undefined register)
-                const __m512i blo = _mm512_castps_si512(lo), bhi = _mm512_castps_si512(hi);
+                const __m512i blo = _mm512_castps_si512(list.lo), bhi = _mm512_castps_si512(list.hi);
                 const __m512 slo = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, blo, blo, 15));
                 const __m512 shi = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, bhi, blo, 15));
-                const __m512i sjlo = _mm512_maskz_alignr_epi32(0xFFFF, ilo, ilo, 15);
-                const __m512i sjhi = _mm512_maskz_alignr_epi32(0xFFFF, ihi, ilo, 15);
+                const __m512i sjlo = _mm512_maskz_alignr_epi32(0xFFFF, list.jlo, list.jlo, 15);
+                const __m512i sjhi = _mm512_maskz_alignr_epi32(0xFFFF, list.jhi, list.jlo, 15);
                 const __mmask32 moved = _kshiftli_mask32(above, 1);
                 const __mmask32 slot = _kxor_mask32(above, moved);
                 const __mmask16 mlo = __mmask16(moved), mhi = __mmask16(_kshiftri_mask32(moved, 16));
                 const __mmask16 slo_m = __mmask16(slot), shi_m = __mmask16(_kshiftri_mask32(slot, 16));
                 const __m512i vj = _mm512_set1_epi32(j[i]);
-                lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(lo, mlo, slo), slo_m, v);
-                hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(hi, mhi, shi), shi_m, v);
-                ilo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(ilo, mlo, sjlo), slo_m, vj);
-                ihi = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(ihi, mhi, sjhi), shi_m, vj);
+                list.lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.lo, mlo, slo), slo_m, v);
+                list.hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.hi, mhi, shi), shi_m, v);
+                list.jlo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jlo, mlo, sjlo), slo_m, vj);
+                list.jhi = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jhi, mhi, sjhi), shi_m, vj);
                 ++inserted;
             }
         }
-        if (!inserted) return;
-        const int held_now = std::min(n + inserted, width);
-        const unsigned stored = held_now == 32 ? ~0u : (1u << held_now) - 1u;
-        _mm512_mask_storeu_ps(cd, __mmask16(stored), lo);
-        _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), hi);
-        _mm512_mask_storeu_epi32(ci, __mmask16(stored), ilo);
-        _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), ihi);
-        count_[row] = held_now;
-        if (held_now == width)  // lane width - 1, from the registers
-            worst[row] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
-                0xFFFF, _mm512_set1_epi32((width - 1) % 16), width - 1 < 16 ? lo : hi));
+        if (inserted) store_run(row, list, std::min(n + inserted, width));
     }
 
     // Merges up to 32 entries into each of the N lists `rows` at once, for
@@ -197,10 +180,9 @@ class CandidateLists {
     void merge_avx512(const int64_t (&rows)[N], const __m512 (&d_lo)[N], const __m512 (&d_hi)[N],
                       const uint32_t (&lanes)[N], int32_t col0) {
         const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
-        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-        const __m512i reverse = _mm512_sub_epi32(_mm512_set1_epi32(15), lane);
+        const __m512i reverse = reversed_lane_numbers();
         // (index_hi from index_lo: col0 + 16 itself could pass the int32 range)
-        const __m512i index_lo = _mm512_add_epi32(lane, _mm512_set1_epi32(col0));
+        const __m512i index_lo = _mm512_add_epi32(lane_numbers(), _mm512_set1_epi32(col0));
         const __m512i index_hi = _mm512_add_epi32(index_lo, _mm512_set1_epi32(16));
         Run fresh[N], list[N];
         int n[N];
@@ -211,15 +193,8 @@ class CandidateLists {
         sort_registers(fresh);
         merge_registers(fresh);  // each run's two sorted halves into one run of 32
         for (int p = 0; p < N; ++p) {
-            // the list, +inf past its entries
             n[p] = count_[rows[p]];
-            const uint32_t held = n[p] >= 32 ? ~0u : (1u << n[p]) - 1u;
-            const float* cd = row_dist(rows[p]);
-            const int32_t* ci = row_idx(rows[p]);
-            list[p] = {_mm512_mask_loadu_ps(inf, __mmask16(held), cd),
-                       _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16),
-                       _mm512_maskz_loadu_epi32(__mmask16(held), ci),
-                       _mm512_maskz_loadu_epi32(__mmask16(held >> 16), ci + 16)};
+            list[p] = load_run(rows[p]);
             // The 32 smallest of two ascending runs: lane by lane the smaller of
             // one run and the other reversed, a bitonic sequence, then sorted.
             const __m512 rlo = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, fresh[p].hi);
@@ -234,21 +209,8 @@ class CandidateLists {
             list[p].jhi = _mm512_mask_mov_epi32(list[p].jhi, take_hi, rjhi);
         }
         merge_registers(list, /*bitonic=*/true);
-        for (int p = 0; p < N; ++p) {
-            float* cd = row_dist(rows[p]);
-            int32_t* ci = row_idx(rows[p]);
-            const int held_now = std::min(n[p] + __builtin_popcount(lanes[p]), width);
-            const uint32_t stored = held_now >= 32 ? ~0u : (1u << held_now) - 1u;
-            _mm512_mask_storeu_ps(cd, __mmask16(stored), list[p].lo);
-            _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), list[p].hi);
-            _mm512_mask_storeu_epi32(ci, __mmask16(stored), list[p].jlo);
-            _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), list[p].jhi);
-            count_[rows[p]] = held_now;
-            if (held_now == width)
-                worst[rows[p]] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
-                    0xFFFF, _mm512_set1_epi32((width - 1) % 16),
-                    width - 1 < 16 ? list[p].lo : list[p].hi));
-        }
+        for (int p = 0; p < N; ++p)
+            store_run(rows[p], list[p], std::min(n[p] + __builtin_popcount(lanes[p]), width));
     }
 #endif
 
@@ -332,6 +294,49 @@ class CandidateLists {
         __m512i jlo, jhi;
     };
 
+    // Lane numbers 0..15, and 15..0.
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    static __m512i lane_numbers() {
+        return _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    }
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    static __m512i reversed_lane_numbers() {
+        return _mm512_set_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    }
+
+    // A vector_insertable() list as a run: its count_[row] entries, +inf (and
+    // index 0) in the lanes past them.
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    Run load_run(int64_t row) {
+        const float* cd = row_dist(row);
+        const int32_t* ci = row_idx(row);
+        const int n = count_[row];
+        const uint32_t held = n >= 32 ? ~0u : (1u << n) - 1u;
+        const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+        return {_mm512_mask_loadu_ps(inf, __mmask16(held), cd),
+                _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16),
+                _mm512_maskz_loadu_epi32(__mmask16(held), ci),
+                _mm512_maskz_loadu_epi32(__mmask16(held >> 16), ci + 16)};
+    }
+
+    // Stores the first `held` (<= width) lanes of `r` as the list of `row`,
+    // and its threshold once the list is full (lane width - 1, from the
+    // registers).
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    void store_run(int64_t row, const Run& r, int held) {
+        float* cd = row_dist(row);
+        int32_t* ci = row_idx(row);
+        const uint32_t stored = held >= 32 ? ~0u : (1u << held) - 1u;
+        _mm512_mask_storeu_ps(cd, __mmask16(stored), r.lo);
+        _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), r.hi);
+        _mm512_mask_storeu_epi32(ci, __mmask16(stored), r.jlo);
+        _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), r.jhi);
+        count_[row] = held;
+        if (held == width)
+            worst[row] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
+                0xFFFF, _mm512_set1_epi32((width - 1) % 16), width - 1 < 16 ? r.lo : r.hi));
+    }
+
     // One compare-exchange step of a bitonic network within a register:
     // lane l and lane l ^ stride trade places when out of order, the lanes
     // of `low` (those whose partner is above them in an ascending block)
@@ -339,8 +344,7 @@ class CandidateLists {
     // decision, so the step permutes (ties stay).
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
     static void exchange(__m512& d, __m512i& j, int stride, __mmask16 low) {
-        const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
-        const __m512i partner = _mm512_xor_si512(lane, _mm512_set1_epi32(stride));
+        const __m512i partner = _mm512_xor_si512(lane_numbers(), _mm512_set1_epi32(stride));
         const __m512 pd = _mm512_maskz_permutexvar_ps(0xFFFF, partner, d);
         const __m512i pj = _mm512_maskz_permutexvar_epi32(0xFFFF, partner, j);
         const __mmask16 take = (_mm512_cmp_ps_mask(pd, d, _CMP_LT_OQ) & low) |
@@ -381,10 +385,8 @@ class CandidateLists {
     static void merge_registers(Run (&runs)[N], bool bitonic = false) {
         for (Run& r : runs) {
             if (!bitonic) {
-                const __m512i reverse =
-                    _mm512_set_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-                r.hi = _mm512_maskz_permutexvar_ps(0xFFFF, reverse, r.hi);
-                r.jhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reverse, r.jhi);
+                r.hi = _mm512_maskz_permutexvar_ps(0xFFFF, reversed_lane_numbers(), r.hi);
+                r.jhi = _mm512_maskz_permutexvar_epi32(0xFFFF, reversed_lane_numbers(), r.jhi);
             }
             const __mmask16 swap = _mm512_cmp_ps_mask(r.hi, r.lo, _CMP_LT_OQ);
             const __m512 lo = _mm512_mask_mov_ps(r.lo, swap, r.hi);

@@ -93,14 +93,17 @@ void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, 
         cw_lo = _mm512_mask_loadu_ps(inf, __mmask16(columns), lists.worst.data() + col0);
         cw_hi = _mm512_mask_loadu_ps(inf, __mmask16(columns >> 16), lists.worst.data() + col0 + 16);
     }
-    unsigned to_row[kRows], to_column[kRows], rows_offered = 0, any = 0;
+    // rows offered entries one by one (rows_offered) or, many, merged (merging)
+    unsigned to_row[kRows], to_column[kRows], rows_offered = 0, merging = 0, any = 0;
     for (int r = 0; r < rows; ++r) {
         const unsigned bits = hits[r] & columns;
         const __m512 w = _mm512_set1_ps(lists.worst[row0 + r]);
         to_row[r] = bits & below(d + r * kGroupAvx512, w, w);
         const int64_t self = row0 + r - col0;
         if (skip_self && self >= 0 && self < kGroupAvx512) to_row[r] &= ~(1u << self);
-        rows_offered |= unsigned(to_row[r] != 0) << r;
+        const bool many = __builtin_popcount(to_row[r]) >= kMergeEntries;
+        merging |= unsigned(many) << r;
+        rows_offered |= unsigned(to_row[r] != 0 && !many) << r;
         to_column[r] = symmetric ? bits & below(d + r * kGroupAvx512, cw_lo, cw_hi) : 0u;
         any |= to_column[r];
     }
@@ -110,12 +113,7 @@ void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, 
     const __m512i index_hi = _mm512_add_epi32(index_lo, _mm512_set1_epi32(16));
     alignas(64) float ed[kGroupAvx512];  // a row's entries (<= 16 + 16 lanes stored)
     alignas(64) int32_t ej[kGroupAvx512];
-    // rows offered many entries: merged two at a time
-    unsigned merging = 0;
-    for (int r = 0; r < rows; ++r)
-        merging |= unsigned(__builtin_popcount(to_row[r]) >= kMergeEntries) << r;
-    rows_offered &= ~merging;
-    while (merging) {
+    while (merging) {  // two at a time
         const int r = __builtin_ctz(merging);
         merging &= merging - 1;
         const __m512* dr = reinterpret_cast<const __m512*>(d + r * kGroupAvx512);
