@@ -169,6 +169,28 @@ def test_knn_duplicates(benchmark, quick, data, k):
     benchmark.extra_info.update(accuracy(X, dist, idx, n_rows=100, k=k))
 
 
+@pytest.mark.parametrize("data", ["continuous", "integers 0-9"])
+def test_knn_ties(benchmark, quick, data):
+    """Integer-valued features (counts, quantised activations): most rows' k-th
+    distance is shared by more points than their candidate lists hold, and
+    those rows are searched again with wider lists. Against continuous data of
+    the same shape; ``n_fallback_rows`` (rows left to the exhaustive float64
+    search) is recorded beside the time."""
+    n, dim = scaled(20_000, quick), 8
+    if data == "continuous":
+        X = make_data(n, dim)
+    else:
+        X = np.random.default_rng(0).integers(0, 10, size=(n, dim)).astype(np.float32)
+    benchmark.group = f"knn ties k={K} float32 N={n} D={dim}"
+    benchmark.extra_info.update(n=n, dim=dim, k=K,
+                                library="idest" if data == "continuous" else f"idest {data}")
+    time.sleep(0.5)  # see test_knn
+    nn = benchmark.pedantic(idest.knn, args=(X, K), kwargs={"progress": False}, rounds=5,
+                            iterations=1, warmup_rounds=1)
+    benchmark.extra_info.update(n_fallback_rows=nn.n_fallback_rows,
+                                **accuracy(X, nn.distances, nn.indices))
+
+
 def test_sgemm_rate(benchmark, quick):
     """This machine's float32 GEMM rate (numpy's BLAS, all cores), for the lower
     bound on an exhaustive search: 2 N^2 D flops (N^2 D with symmetry)."""

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <mutex>
 #include <numeric>
 #include <stdexcept>
 #include <utility>
@@ -190,23 +191,70 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
     else if (progress)  // a single distinct point: nothing to search
         progress[0] = progress[1] = 1;
 
+    // Expand every row; a row whose tie level reaches its list's end is
+    // expanded again from a wider search of its group (lists kWiden times
+    // as long, until every group is listed), where it used to be searched
+    // exhaustively: on 20,000 rows of integer coordinates 0-9 in D = 8
+    // (k = 10, a few duplicates) 13,102 rows were, 1.4 s of a 1.5 s search.
     const int64_t nq = query.n_rows, chunk = 256;
     const int k = opt.k;
-    parallel_for((nq + chunk - 1) / chunk, opt.n_threads, [&](int64_t c, int) {
-        std::vector<std::pair<double, int64_t>> levels;
-        std::vector<int64_t> level;
-        for (int64_t i = c * chunk; i < std::min(nq, (c + 1) * chunk); ++i) {
-            const int64_t g = qg.group_of[i];
-            levels.clear();
-            if (self) levels.emplace_back(0.0, g);
-            for (int j = 0; j < kd; ++j) levels.emplace_back(dd[g * kd + j], di[g * kd + j]);
-            if (!expand_row(levels, kd == available, ref_groups, self, i, k, distances + i * k,
-                            indices + i * k, level)) {
-                exhaustive_row(query, ref, self, i, k, distances + i * k, indices + i * k);
-                ++fallbacks;
+    std::vector<int64_t> pending;  // rows whose expansion failed
+    std::mutex pending_lock;
+    auto expand = [&](const std::vector<int64_t>* rows, int64_t n_rows, int width,
+                      const double* dist, const int64_t* idx, const std::vector<int64_t>& slot) {
+        std::vector<int64_t> failed;
+        parallel_for((n_rows + chunk - 1) / chunk, opt.n_threads, [&](int64_t c, int) {
+            std::vector<std::pair<double, int64_t>> levels;
+            std::vector<int64_t> level, mine;
+            for (int64_t r = c * chunk; r < std::min(n_rows, (c + 1) * chunk); ++r) {
+                const int64_t i = rows ? (*rows)[r] : r;
+                const int64_t g = qg.group_of[i];
+                const int64_t s = slot.empty() ? g : slot[g];  // the group's answer row
+                levels.clear();
+                if (self) levels.emplace_back(0.0, g);
+                for (int j = 0; j < width; ++j)
+                    if (!(self && idx[s * width + j] == g))
+                        levels.emplace_back(dist[s * width + j], idx[s * width + j]);
+                const bool all = int64_t(levels.size()) - (self ? 1 : 0) == available;
+                if (!expand_row(levels, all, ref_groups, self, i, k, distances + i * k,
+                                indices + i * k, level))
+                    mine.push_back(i);
             }
-        }
-    });
+            std::lock_guard<std::mutex> guard(pending_lock);
+            failed.insert(failed.end(), mine.begin(), mine.end());
+        });
+        std::sort(failed.begin(), failed.end());
+        return failed;
+    };
+    pending = expand(nullptr, nq, kd, dd.data(), di.data(), {});
+    int64_t width = kd;
+    while (!pending.empty()) {
+        // the pending rows' groups, as queries of a non-self search of the
+        // distinct rows (a self search asks for one more and drops the group)
+        std::vector<int64_t> slot(qg.n_groups(), -1), groups;
+        for (const int64_t i : pending)
+            if (slot[qg.group_of[i]] < 0) {
+                slot[qg.group_of[i]] = int64_t(groups.size());
+                groups.push_back(qg.group_of[i]);
+            }
+        std::vector<int64_t> data_rows(groups.size());
+        for (size_t j = 0; j < groups.size(); ++j) data_rows[j] = qg.first[groups[j]];
+        MatrixView wide_q = query;
+        wide_q.row_index = data_rows.data();
+        wide_q.n_rows = int64_t(groups.size());
+        width = std::min<int64_t>(width * kWiden, available);
+        KnnOptions wopt = opt;
+        wopt.exclude_self = false;
+        wopt.k = int(std::min<int64_t>(width + (self ? 1 : 0), distinct_r.n_rows));
+        wopt.n_candidates =
+            int(std::min<int64_t>(wopt.k + (opt.n_candidates - opt.k), distinct_r.n_rows));
+        std::vector<double> wd(size_t(wide_q.n_rows) * wopt.k);
+        std::vector<int64_t> wi(wd.size());
+        fallbacks += search_rows(wide_q, distinct_r, wopt, sgemm, true, wd.data(), wi.data(), nullptr);
+        pending = expand(&pending, int64_t(pending.size()), wopt.k, wd.data(), wi.data(), slot);
+        if (width == available && !pending.empty())
+            throw std::logic_error("knn_search: a row listing every group failed to expand");
+    }
     return fallbacks.load();
 }
 

@@ -765,12 +765,17 @@ constexpr int64_t kRescoreBlock = 64;
 template <class T>
 class Rescorer {
   public:
+    // With `defer_ties`, a row whose full list fails its certificate is not
+    // searched exhaustively but left out of the answer and listed in
+    // deferred() (search_wider searches it again).
     Rescorer(const MatrixView& query, const MatrixView& ref, bool self, int k, int width,
-             bool squared, double* distances, int64_t* indices)
+             bool squared, double* distances, int64_t* indices, bool defer_ties = false)
         : query_(query), ref_(ref), self_(self), k_(k), width_(width), dim_(ref.n_cols),
           squared_(squared), distances_(distances), indices_(indices),
           kernel_(sqdist_batch_kernel(ref.is_float64)),
-          dense_(kRescoreBlock * width >= ref.n_rows) {}
+          dense_(kRescoreBlock * width >= ref.n_rows), defer_ties_(defer_ties) {}
+
+    const std::vector<int64_t>& deferred() const { return deferred_; }
 
     // Rows per work item of the parallel loop.
     int64_t rows_per_item() const { return dense_ ? kRescoreBlock : 64; }
@@ -859,6 +864,10 @@ class Rescorer {
         int64_t* idx = indices_ + i * k_;
         double kth = 0.0;
         if (n >= k_) std::memcpy(&kth, &d2[k_ - 1], sizeof(double));
+        if (defer_ties_ && n == width_ && std::isfinite(bound) && !(kth < bound)) {
+            deferred_.push_back(i);  // a wider list may certify it
+            return 0;
+        }
         if (n < k_ || !(kth < bound)) {  // exhaustive float64 search of this row
             exhaustive_impl<T>(query_, ref_, self_, i, k_, fallback_);
             for (int j = 0; j < k_; ++j) {
@@ -886,6 +895,8 @@ class Rescorer {
     int64_t* const indices_;
     const SqdistBatchFn kernel_;
     const bool dense_;
+    const bool defer_ties_;
+    std::vector<int64_t> deferred_;  // rows left to search_wider
     std::vector<double> xd_;      // the rows being re-scored, in float64
     std::vector<uint64_t> mask_;  // dense: per reference point, the block rows listing it
     std::vector<int> count_;      // dense: pairs scored so far per block row
@@ -917,12 +928,14 @@ struct CandidateArray {
 };
 
 // Re-scores every query row of `source` on n_threads threads.
+// With `deferred`, rows whose full lists fail their certificates are listed
+// there (in no particular order) instead of searched exhaustively.
 template <class T, class Source>
 int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k, int width,
                 Source& source, int n_threads, double* distances, int64_t* indices,
-                bool squared) {
+                bool squared, std::vector<int64_t>* deferred = nullptr) {
     const int64_t nq = query.n_rows;
-    Rescorer<T> probe(query, ref, self, k, width, squared, distances, indices);
+    Rescorer<T> probe(query, ref, self, k, width, squared, distances, indices, deferred != nullptr);
     const int64_t chunk = probe.rows_per_item(), n_items = (nq + chunk - 1) / chunk;
     const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
     std::vector<Rescorer<T>> workers(threads, probe);
@@ -930,8 +943,20 @@ int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k
     parallel_for(n_items, threads, [&](int64_t c, int tid) {
         fallbacks += workers[tid].run(c * chunk, std::min(nq, (c + 1) * chunk), source);
     });
+    if (deferred)
+        for (const auto& w : workers) deferred->insert(deferred->end(), w.deferred().begin(), w.deferred().end());
     return fallbacks.load();
 }
+
+// A wider search (search_wider) while its lists stay below half the reference
+// rows (a list of more is no cheaper than the exhaustive search), in chunks of
+// at most kWideEntries list entries (8 bytes each).
+constexpr int64_t kWideEntries = int64_t(1) << 24;
+
+template <class T>
+int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                     SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
+                     const std::vector<int64_t>& rows);
 
 template <class T>
 int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
@@ -939,8 +964,62 @@ int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const K
                          int64_t* progress) {
     CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
     search.run();
-    return rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates, search,
-                      opt.n_threads, distances, indices, squared);
+    const bool widen = kWiden * opt.n_candidates < ref.n_rows / 2;
+    std::vector<int64_t> deferred;
+    const int64_t fallbacks = rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates,
+                                         search, opt.n_threads, distances, indices, squared,
+                                         widen ? &deferred : nullptr);
+    if (deferred.empty()) return fallbacks;
+    std::sort(deferred.begin(), deferred.end());
+    return fallbacks +
+           search_wider<T>(query, ref, opt, sgemm, squared, distances, indices, deferred);
+}
+
+// Rows whose full candidate lists failed their certificates (exact float64
+// ties run past the list's end, as on integer-valued data: on 20,000 rows of
+// integer coordinates 0-9 in D = 8, k = 10, 13,218 rows did, and their
+// exhaustive searches took 1.35 s of 1.4) are searched again, as queries
+// against every reference row, with lists kWiden times as wide (and so on, as
+// long as search_rows_impl widens); a self search asks for one neighbour more
+// and drops the row itself. Writes those rows' answers; returns the rows
+// searched exhaustively in the end.
+template <class T>
+int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                     SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
+                     const std::vector<int64_t>& rows) {
+    const bool self = opt.exclude_self;
+    KnnOptions wide = opt;
+    wide.exclude_self = false;
+    wide.k = int(std::min<int64_t>(opt.k + (self ? 1 : 0), ref.n_rows));
+    wide.n_candidates = int(kWiden * opt.n_candidates);
+    std::vector<int64_t> data_rows(rows.size());  // the rows in the data, as row_ptr finds them
+    for (size_t j = 0; j < rows.size(); ++j)
+        data_rows[j] = query.row_index ? query.row_index[rows[j]] : rows[j];
+    const int64_t n = int64_t(rows.size());
+    const int64_t chunk = std::max<int64_t>(1, kWideEntries / wide.n_candidates);
+    std::vector<double> dist;
+    std::vector<int64_t> idx;
+    int64_t fallbacks = 0;
+    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
+        MatrixView part = query;
+        part.row_index = data_rows.data() + c0;
+        part.n_rows = std::min(chunk, n - c0);
+        dist.resize(size_t(part.n_rows * wide.k));
+        idx.resize(dist.size());
+        fallbacks += search_rows_impl<T>(part, ref, wide, sgemm, squared, dist.data(), idx.data(),
+                                         nullptr);
+        for (int64_t j = 0; j < part.n_rows; ++j) {
+            const int64_t i = rows[c0 + j];
+            int filled = 0;
+            for (int t = 0; t < wide.k && filled < opt.k; ++t) {
+                if (self && idx[j * wide.k + t] == i) continue;
+                distances[i * opt.k + filled] = dist[j * wide.k + t];
+                indices[i * opt.k + filled] = idx[j * wide.k + t];
+                ++filled;
+            }
+        }
+    }
+    return fallbacks;
 }
 
 // One side of a pair search's lists, as rows 0.. for rescore: the query
@@ -1017,17 +1096,6 @@ std::optional<FusedIsa> fused_isa_for(TileKernel kernel) {
         case TileKernel::kFused: break;
     }
     return fused_scan_supported(FusedIsa::kAvx512) ? FusedIsa::kAvx512 : FusedIsa::kAvx2;
-}
-
-void exhaustive_row(const MatrixView& query, const MatrixView& ref, bool exclude_self,
-                    int64_t i, int k, double* distances, int64_t* indices) {
-    std::vector<std::pair<double, int64_t>> v;
-    if (query.is_float64) exhaustive_impl<double>(query, ref, exclude_self, i, k, v);
-    else exhaustive_impl<float>(query, ref, exclude_self, i, k, v);
-    for (int j = 0; j < k; ++j) {
-        distances[j] = std::sqrt(v[j].first);
-        indices[j] = v[j].second;
-    }
 }
 
 }  // namespace idest

@@ -7,8 +7,10 @@
 // N x N matrix. A third step makes the result exact: every candidate is
 // re-scored from direct differences accumulated in float64, and a per-row
 // certificate proves that no point outside the candidate list can be closer
-// than the k-th chosen one; rows whose certificate fails (near-ties within
-// float32 round-off) are searched again exhaustively in float64. Exactly equal
+// than the k-th chosen one; rows whose certificate fails (ties, exact or
+// within float32 round-off, that run past the list's end) are searched again
+// with lists kWiden times as long while those stay short next to the
+// reference set, else exhaustively in float64. Exactly equal
 // rows are grouped first (duplicates.hpp), so that many copies of one row cost
 // one search.
 #pragma once
@@ -60,6 +62,11 @@ constexpr int64_t kFusedMaxDim = 64;
 // for kSgemm. Whether the CPU has a named one is fused_scan_supported's question.
 std::optional<FusedIsa> fused_isa_for(TileKernel kernel);
 
+// Rows whose candidates cannot be certified because exact float64 ties run
+// past the end of their lists are searched again with lists kWiden times as
+// long (search_rows, knn_search).
+constexpr int64_t kWiden = 8;
+
 struct KnnOptions {
     int k = 1;                  // neighbours returned per query
     int n_candidates = 1;       // candidates kept per query by the float32 pass (>= k)
@@ -85,7 +92,9 @@ struct Cancelled : std::runtime_error {
 };
 
 // The whole search: groups exactly equal rows, runs search_rows on the
-// distinct rows, and expands the groups. Writes
+// distinct rows, and expands the groups (a row whose expansion reaches the
+// end of its group's list at a tie is expanded again from a search of its
+// group with lists kWiden times as long). Writes
 // Euclidean distances and indices (n_query x k, ascending, ties by the lower
 // index; with exclude_self row i never lists i) and returns how many rows were
 // searched exhaustively in float64. `opt.n_candidates - opt.k` is the candidate
@@ -95,7 +104,8 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
 
 // The search of every row as it is (no grouping of equal rows): the float32
 // candidate pass, then the exact float64 re-scoring of each row's candidates
-// with its certificate (rows that fail it are searched exhaustively). Output
+// with its certificate (rows that fail it are searched again with wider
+// lists, or exhaustively: see the top of this file). Output
 // as in knn_search, squared distances with `squared`; returns the number of
 // exhaustive rows. `progress[0]` counts finished tiles out of `progress[1]`
 // (may be null).
@@ -126,9 +136,5 @@ int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool e
                           int k, const int64_t* cand_idx, int n_candidates,
                           const double* lower_bound, int n_threads, double* distances,
                           int64_t* indices, bool squared = false);
-
-// The exhaustive float64 search of query row i (the fallback of both steps).
-void exhaustive_row(const MatrixView& query, const MatrixView& ref, bool exclude_self,
-                    int64_t i, int k, double* distances, int64_t* indices);
 
 }  // namespace idest

@@ -382,6 +382,33 @@ def test_tile_kernels_match_float64_reference(kernel, dataset, n, dim, k, n_thre
         assert nn.n_fallback_rows == 0 and nn_ref.n_fallback_rows == 0
 
 
+@functools.cache
+def integer_ties(dtype, duplicates):
+    """Integer coordinates 0-3 in D = 10: at k = 10 most rows' k-th distance is shared
+    by more points than their candidate lists hold (optionally with a group of 40
+    copies of row 0), and the float64 reference answer."""
+    X = np.random.default_rng(0).integers(0, 4, size=(2000, 10)).astype(dtype)
+    if duplicates:
+        X[-40:] = X[0]
+    return X, reference_knn(X, 10), reference_knn(X[:300], 10, X[300:])
+
+
+@pytest.mark.parametrize("kernel", ["auto", "sgemm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("duplicates", [False, True])
+def test_ties_past_the_lists_are_searched_again_with_wider_lists(kernel, dtype, duplicates):
+    """Rows whose ties run past their candidate lists (most rows here, which were
+    all searched exhaustively in float64 before) get a search with wider lists
+    (search_rows; with duplicates, the groups' expansion in knn_search): the
+    reference's answer, and no row left to the exhaustive search."""
+    X, (dist, idx), (dist_q, idx_q) = integer_ties(dtype, duplicates)
+    nn = core_knn(X, 10, kernel=kernel, block_rows=256)
+    assert_equal_neighbors(nn, dist, idx)
+    nn_q = core_knn(X[:300], 10, X[300:], kernel=kernel, block_rows=256)
+    assert_equal_neighbors(nn_q, dist_q, idx_q)
+    assert nn.n_fallback_rows == 0 and nn_q.n_fallback_rows == 0
+
+
 def low_rank(n, dim, dtype, seed=0, rank=3):
     """Points near a random rank-3 subspace, off-centre: the early exit's case."""
     rng = np.random.default_rng(seed)

@@ -24,7 +24,9 @@ share a single contract (see :func:`knn`):
 
 Every backend re-scores its candidates from direct differences accumulated in
 float64 and certifies each row (no point outside the candidate list can be
-closer); rows that fail the certificate are searched exhaustively in float64.
+closer); rows that fail the certificate are searched again (the compiled core
+first with wider candidate lists, where ties ran past the list's end), else
+exhaustively in float64.
 The result therefore equals an exact float64 search, ties included.
 """
 
@@ -73,7 +75,8 @@ class Neighbors:
         The backend that produced the result.
     n_fallback_rows : int
         Rows whose float32 candidates could not be certified and were searched
-        exhaustively in float64 (near-ties, many exact duplicates).
+        exhaustively in float64 (near-ties; the compiled core first searches
+        such rows again with wider lists and counts only those left after).
     data : ndarray or None
         The validated reference data (a view, not a copy), kept so that
         estimators can recompute neighbours after removing duplicates.
