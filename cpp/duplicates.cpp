@@ -120,8 +120,8 @@ RowGroups group_impl(const MatrixView& m, int n_threads) {
 // skipped). This is complete for every level that ends before the list does;
 // a level that reaches the list's end may miss unlisted groups at the same
 // distance, unless every group is listed. Such a row (exact float64 ties at
-// the list's end: rare, as the list holds one group more than k needs) is
-// left to the exhaustive search: returns false.
+// the list's end: common on integer-valued data) returns false, to be
+// expanded again from a longer list (knn_search).
 bool expand_row(const std::vector<std::pair<double, int64_t>>& levels, bool every_group_listed,
                 const RowGroups& groups, bool self, int64_t i, int k, double* distances,
                 int64_t* indices, std::vector<int64_t>& level) {
@@ -192,24 +192,30 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
         progress[0] = progress[1] = 1;
 
     // Expand every row; a row whose tie level reaches its list's end is
-    // expanded again from a wider search of its group (lists kWiden times
-    // as long, until every group is listed), where it used to be searched
-    // exhaustively: on 20,000 rows of integer coordinates 0-9 in D = 8
-    // (k = 10, a few duplicates) 13,102 rows were, 1.4 s of a 1.5 s search.
+    // expanded again from a wider search of its group (kWiden times as many
+    // groups beyond k), where it used to be searched exhaustively: on 20,000
+    // rows of integer coordinates 0-9 in D = 8 (k = 10, a few duplicates)
+    // 13,102 rows were, 1.4 s of a 1.5 s search. The rounds stop when the
+    // lists would reach half the groups, or after a search that left more
+    // than one group in ten to the exhaustive search or a round that expanded
+    // fewer than one row in ten (widening stopped paying); the rows left are
+    // searched exhaustively.
     const int64_t nq = query.n_rows, chunk = 256;
     const int k = opt.k;
-    std::vector<int64_t> pending;  // rows whose expansion failed
-    std::mutex pending_lock;
-    auto expand = [&](const std::vector<int64_t>* rows, int64_t n_rows, int width,
-                      const double* dist, const int64_t* idx, const std::vector<int64_t>& slot) {
+    std::mutex lock;
+    // Expands rows[0, n_rows) (all rows when null) from `width` (distance,
+    // group) pairs per answer row, the row of group g at slot[g] - slot0 (g
+    // when `slot` is empty); returns the rows that failed, ascending.
+    auto expand = [&](const int64_t* rows, int64_t n_rows, int width, const double* dist,
+                      const int64_t* idx, const std::vector<int64_t>& slot, int64_t slot0) {
         std::vector<int64_t> failed;
         parallel_for((n_rows + chunk - 1) / chunk, opt.n_threads, [&](int64_t c, int) {
             std::vector<std::pair<double, int64_t>> levels;
             std::vector<int64_t> level, mine;
             for (int64_t r = c * chunk; r < std::min(n_rows, (c + 1) * chunk); ++r) {
-                const int64_t i = rows ? (*rows)[r] : r;
+                const int64_t i = rows ? rows[r] : r;
                 const int64_t g = qg.group_of[i];
-                const int64_t s = slot.empty() ? g : slot[g];  // the group's answer row
+                const int64_t s = slot.empty() ? g : slot[g] - slot0;  // the group's answer row
                 levels.clear();
                 if (self) levels.emplace_back(0.0, g);
                 for (int j = 0; j < width; ++j)
@@ -220,17 +226,24 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
                                 indices + i * k, level))
                     mine.push_back(i);
             }
-            std::lock_guard<std::mutex> guard(pending_lock);
+            std::lock_guard<std::mutex> guard(lock);
             failed.insert(failed.end(), mine.begin(), mine.end());
         });
         std::sort(failed.begin(), failed.end());
         return failed;
     };
-    pending = expand(nullptr, nq, kd, dd.data(), di.data(), {});
+    std::vector<int64_t> pending = expand(nullptr, nq, kd, dd.data(), di.data(), {}, 0);
+    dd = {};
+    di = {};
     int64_t width = kd;
-    while (!pending.empty()) {
+    // (a search that left many groups to the exhaustive search widened in vain)
+    bool paid = 10 * fallbacks.load() <= distinct_q.n_rows;
+    while (paid && !pending.empty()) {
+        width = k + kWiden * std::max<int64_t>(1, width - k);
+        if (width >= available / 2) break;
         // the pending rows' groups, as queries of a non-self search of the
-        // distinct rows (a self search asks for one more and drops the group)
+        // distinct rows (a self search asks for one more and drops the group),
+        // in chunks of at most kWideEntries list entries
         std::vector<int64_t> slot(qg.n_groups(), -1), groups;
         for (const int64_t i : pending)
             if (slot[qg.group_of[i]] < 0) {
@@ -239,22 +252,37 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
             }
         std::vector<int64_t> data_rows(groups.size());
         for (size_t j = 0; j < groups.size(); ++j) data_rows[j] = qg.first[groups[j]];
-        MatrixView wide_q = query;
-        wide_q.row_index = data_rows.data();
-        wide_q.n_rows = int64_t(groups.size());
-        width = std::min<int64_t>(width * kWiden, available);
         KnnOptions wopt = opt;
         wopt.exclude_self = false;
-        wopt.k = int(std::min<int64_t>(width + (self ? 1 : 0), distinct_r.n_rows));
-        wopt.n_candidates =
-            int(std::min<int64_t>(wopt.k + (opt.n_candidates - opt.k), distinct_r.n_rows));
-        std::vector<double> wd(size_t(wide_q.n_rows) * wopt.k);
-        std::vector<int64_t> wi(wd.size());
-        fallbacks += search_rows(wide_q, distinct_r, wopt, sgemm, true, wd.data(), wi.data(), nullptr);
-        pending = expand(&pending, int64_t(pending.size()), wopt.k, wd.data(), wi.data(), slot);
-        if (width == available && !pending.empty())
-            throw std::logic_error("knn_search: a row listing every group failed to expand");
+        wopt.k = int(width + (self ? 1 : 0));
+        wopt.n_candidates = int(std::min<int64_t>(wopt.k + (opt.n_candidates - opt.k),
+                                                  distinct_r.n_rows));
+        const int64_t per_chunk = std::max<int64_t>(1, kWideEntries / wopt.n_candidates);
+        std::vector<int64_t> failed, rows;
+        int64_t round_fallbacks = 0;
+        for (int64_t g0 = 0; g0 < int64_t(groups.size()); g0 += per_chunk) {
+            MatrixView wide_q = query;
+            wide_q.row_index = data_rows.data() + g0;
+            wide_q.n_rows = std::min<int64_t>(per_chunk, int64_t(groups.size()) - g0);
+            std::vector<double> wd(size_t(wide_q.n_rows) * wopt.k);
+            std::vector<int64_t> wi(wd.size());
+            round_fallbacks += search_rows(wide_q, distinct_r, wopt, sgemm, true, wd.data(),
+                                           wi.data(), nullptr);
+            rows.clear();
+            for (const int64_t i : pending)
+                if (slot[qg.group_of[i]] >= g0 && slot[qg.group_of[i]] < g0 + wide_q.n_rows)
+                    rows.push_back(i);
+            const auto f = expand(rows.data(), int64_t(rows.size()), wopt.k, wd.data(), wi.data(),
+                                  slot, g0);
+            failed.insert(failed.end(), f.begin(), f.end());
+        }
+        fallbacks += round_fallbacks;
+        std::sort(failed.begin(), failed.end());
+        paid = 10 * round_fallbacks <= int64_t(groups.size()) &&
+               10 * failed.size() <= 9 * pending.size();
+        pending.swap(failed);
     }
+    fallbacks += exhaustive_rows(query, ref, self, k, pending, opt.n_threads, distances, indices);
     return fallbacks.load();
 }
 

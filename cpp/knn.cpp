@@ -948,78 +948,128 @@ int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k
     return fallbacks.load();
 }
 
-// A wider search (search_wider) while its lists stay below half the reference
-// rows (a list of more is no cheaper than the exhaustive search), in chunks of
-// at most kWideEntries list entries (8 bytes each).
-constexpr int64_t kWideEntries = int64_t(1) << 24;
+// The float32 pass and the float64 re-scoring of `query` (search_rows
+// without its second searches): rows whose full lists fail their
+// certificates are listed in *deferred (ascending, their answers unwritten)
+// when it is given, else searched exhaustively.
+template <class T>
+int64_t certified_search(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
+                         SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
+                         int64_t* progress, std::vector<int64_t>* deferred) {
+    CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
+    search.run();
+    const int64_t fallbacks = rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates,
+                                         search, opt.n_threads, distances, indices, squared,
+                                         deferred);
+    if (deferred) std::sort(deferred->begin(), deferred->end());
+    return fallbacks;
+}
 
+// Exhaustive float64 searches of query rows `rows`, on n_threads threads;
+// returns their number.
+template <class T>
+int64_t search_exhaustively(const MatrixView& query, const MatrixView& ref, bool self, int k,
+                            bool squared, const std::vector<int64_t>& rows, int n_threads,
+                            double* distances, int64_t* indices) {
+    const int64_t n = int64_t(rows.size()), chunk = 16;
+    parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        std::vector<std::pair<double, int64_t>> v;
+        for (int64_t r = c * chunk; r < std::min(n, (c + 1) * chunk); ++r) {
+            const int64_t i = rows[r];
+            exhaustive_impl<T>(query, ref, self, i, k, v);
+            for (int j = 0; j < k; ++j) {
+                distances[i * k + j] = squared ? v[j].first : std::sqrt(v[j].first);
+                indices[i * k + j] = v[j].second;
+            }
+        }
+    });
+    return n;
+}
+
+// Second searches (search_wider): the first chunk of each round, kProbeRows
+// rows, is a probe: when it certifies fewer than one row in ten (near-ties
+// within float32 round-off over more points than the lists reach: tight
+// clusters of thousands of points), the rest go straight to the exhaustive
+// search.
+constexpr int64_t kProbeRows = 256;
+
+// Rows whose full candidate lists failed their certificates (ties run past
+// the list's end, as on integer-valued data: on 20,000 rows of integer
+// coordinates 0-9 in D = 8, k = 10, 13,218 rows did, and their exhaustive
+// searches took 1.35 s of 1.4) are searched again, as queries against every
+// reference row, with kWiden times the margin beyond k, round after round
+// while the lists stay below half the reference rows (longer lists cost as
+// much as the exhaustive search, which takes the rows left then); a self
+// search asks for one more and drops the row itself. Writes those rows'
+// answers; returns the rows searched exhaustively.
 template <class T>
 int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                      SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
-                     const std::vector<int64_t>& rows);
+                     std::vector<int64_t> rows) {
+    const bool self = opt.exclude_self;
+    KnnOptions wide = opt;
+    wide.exclude_self = false;
+    wide.k = int(std::min<int64_t>(opt.k + (self ? 1 : 0), ref.n_rows));
+    int64_t margin = std::max(1, opt.n_candidates - opt.k), fallbacks = 0;
+    std::vector<int64_t> data_rows, next, part_deferred;
+    std::vector<double> dist;
+    std::vector<int64_t> idx;
+    while (!rows.empty()) {
+        margin *= kWiden;
+        if (wide.k + margin >= ref.n_rows / 2) break;
+        wide.n_candidates = int(wide.k + margin);
+        data_rows.resize(rows.size());  // the rows in the data, as row_ptr finds them
+        for (size_t j = 0; j < rows.size(); ++j)
+            data_rows[j] = query.row_index ? query.row_index[rows[j]] : rows[j];
+        const int64_t n = int64_t(rows.size());
+        const int64_t chunk = std::max<int64_t>(1, kWideEntries / wide.n_candidates);
+        next.clear();
+        for (int64_t c0 = 0, len = 0; c0 < n; c0 += len) {
+            len = std::min(c0 == 0 ? std::min(kProbeRows, chunk) : chunk, n - c0);
+            MatrixView part = query;
+            part.row_index = data_rows.data() + c0;
+            part.n_rows = len;
+            dist.resize(size_t(len * wide.k));
+            idx.resize(dist.size());
+            part_deferred.clear();
+            fallbacks += certified_search<T>(part, ref, wide, sgemm, squared, dist.data(),
+                                             idx.data(), nullptr, &part_deferred);
+            for (size_t j = 0, d = 0; j < size_t(len); ++j) {
+                const int64_t i = rows[c0 + j];
+                if (d < part_deferred.size() && part_deferred[d] == int64_t(j)) {
+                    next.push_back(i);
+                    ++d;
+                    continue;
+                }
+                int filled = 0;
+                for (int t = 0; t < wide.k && filled < opt.k; ++t) {
+                    if (self && idx[j * wide.k + t] == i) continue;
+                    distances[i * opt.k + filled] = dist[j * wide.k + t];
+                    indices[i * opt.k + filled] = idx[j * wide.k + t];
+                    ++filled;
+                }
+            }
+            if (c0 == 0 && 10 * int64_t(part_deferred.size()) > 9 * len) {  // the probe failed
+                next.insert(next.end(), rows.begin() + len, rows.end());
+                margin = ref.n_rows;  // no further round
+                break;
+            }
+        }
+        rows.swap(next);
+    }
+    return fallbacks + search_exhaustively<T>(query, ref, self, opt.k, squared, rows,
+                                              opt.n_threads, distances, indices);
+}
 
 template <class T>
 int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                          SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
                          int64_t* progress) {
-    CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
-    search.run();
-    const bool widen = kWiden * opt.n_candidates < ref.n_rows / 2;
     std::vector<int64_t> deferred;
-    const int64_t fallbacks = rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates,
-                                         search, opt.n_threads, distances, indices, squared,
-                                         widen ? &deferred : nullptr);
-    if (deferred.empty()) return fallbacks;
-    std::sort(deferred.begin(), deferred.end());
-    return fallbacks +
-           search_wider<T>(query, ref, opt, sgemm, squared, distances, indices, deferred);
-}
-
-// Rows whose full candidate lists failed their certificates (exact float64
-// ties run past the list's end, as on integer-valued data: on 20,000 rows of
-// integer coordinates 0-9 in D = 8, k = 10, 13,218 rows did, and their
-// exhaustive searches took 1.35 s of 1.4) are searched again, as queries
-// against every reference row, with lists kWiden times as wide (and so on, as
-// long as search_rows_impl widens); a self search asks for one neighbour more
-// and drops the row itself. Writes those rows' answers; returns the rows
-// searched exhaustively in the end.
-template <class T>
-int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
-                     SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
-                     const std::vector<int64_t>& rows) {
-    const bool self = opt.exclude_self;
-    KnnOptions wide = opt;
-    wide.exclude_self = false;
-    wide.k = int(std::min<int64_t>(opt.k + (self ? 1 : 0), ref.n_rows));
-    wide.n_candidates = int(kWiden * opt.n_candidates);
-    std::vector<int64_t> data_rows(rows.size());  // the rows in the data, as row_ptr finds them
-    for (size_t j = 0; j < rows.size(); ++j)
-        data_rows[j] = query.row_index ? query.row_index[rows[j]] : rows[j];
-    const int64_t n = int64_t(rows.size());
-    const int64_t chunk = std::max<int64_t>(1, kWideEntries / wide.n_candidates);
-    std::vector<double> dist;
-    std::vector<int64_t> idx;
-    int64_t fallbacks = 0;
-    for (int64_t c0 = 0; c0 < n; c0 += chunk) {
-        MatrixView part = query;
-        part.row_index = data_rows.data() + c0;
-        part.n_rows = std::min(chunk, n - c0);
-        dist.resize(size_t(part.n_rows * wide.k));
-        idx.resize(dist.size());
-        fallbacks += search_rows_impl<T>(part, ref, wide, sgemm, squared, dist.data(), idx.data(),
-                                         nullptr);
-        for (int64_t j = 0; j < part.n_rows; ++j) {
-            const int64_t i = rows[c0 + j];
-            int filled = 0;
-            for (int t = 0; t < wide.k && filled < opt.k; ++t) {
-                if (self && idx[j * wide.k + t] == i) continue;
-                distances[i * opt.k + filled] = dist[j * wide.k + t];
-                indices[i * opt.k + filled] = idx[j * wide.k + t];
-                ++filled;
-            }
-        }
-    }
-    return fallbacks;
+    const int64_t fallbacks = certified_search<T>(query, ref, opt, sgemm, squared, distances,
+                                                  indices, progress, &deferred);
+    return fallbacks + search_wider<T>(query, ref, opt, sgemm, squared, distances, indices,
+                                       std::move(deferred));
 }
 
 // One side of a pair search's lists, as rows 0.. for rescore: the query
@@ -1085,6 +1135,16 @@ int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool e
                                distances, indices, squared);
     return rescore<float>(query, ref, exclude_self, k, n_candidates, source, n_threads,
                           distances, indices, squared);
+}
+
+int64_t exhaustive_rows(const MatrixView& query, const MatrixView& ref, bool exclude_self, int k,
+                        const std::vector<int64_t>& rows, int n_threads, double* distances,
+                        int64_t* indices) {
+    if (query.is_float64)
+        return search_exhaustively<double>(query, ref, exclude_self, k, false, rows, n_threads,
+                                           distances, indices);
+    return search_exhaustively<float>(query, ref, exclude_self, k, false, rows, n_threads,
+                                      distances, indices);
 }
 
 std::optional<FusedIsa> fused_isa_for(TileKernel kernel) {

@@ -9,8 +9,8 @@
 // certificate proves that no point outside the candidate list can be closer
 // than the k-th chosen one; rows whose certificate fails (ties, exact or
 // within float32 round-off, that run past the list's end) are searched again
-// with lists kWiden times as long while those stay short next to the
-// reference set, else exhaustively in float64. Exactly equal
+// with longer lists (kWiden) while those stay short next to the reference
+// set, else exhaustively in float64. Exactly equal
 // rows are grouped first (duplicates.hpp), so that many copies of one row cost
 // one search.
 #pragma once
@@ -19,6 +19,7 @@
 #include <optional>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "fused_scan.hpp"
 
@@ -62,10 +63,15 @@ constexpr int64_t kFusedMaxDim = 64;
 // for kSgemm. Whether the CPU has a named one is fused_scan_supported's question.
 std::optional<FusedIsa> fused_isa_for(TileKernel kernel);
 
-// Rows whose candidates cannot be certified because exact float64 ties run
-// past the end of their lists are searched again with lists kWiden times as
-// long (search_rows, knn_search).
+// Rows whose candidates cannot be certified because ties run past the end of
+// their lists are searched again with kWiden times as many entries beyond k
+// (search_rows, knn_search): k + 8, then k + 64, k + 512, ... The margin grows,
+// not k: a tie level is as large as it is whatever k (widening the whole list
+// 8-fold at k = 89 on integer data searched 18,000 rows at k = 721, 5,832
+// wide, for what k + 64 settles).
 constexpr int64_t kWiden = 8;
+// ... in chunks of at most kWideEntries list entries (8 bytes each).
+constexpr int64_t kWideEntries = int64_t(1) << 24;
 
 struct KnnOptions {
     int k = 1;                  // neighbours returned per query
@@ -94,10 +100,11 @@ struct Cancelled : std::runtime_error {
 // The whole search: groups exactly equal rows, runs search_rows on the
 // distinct rows, and expands the groups (a row whose expansion reaches the
 // end of its group's list at a tie is expanded again from a search of its
-// group with lists kWiden times as long). Writes
+// group with longer lists, kWiden). Writes
 // Euclidean distances and indices (n_query x k, ascending, ties by the lower
-// index; with exclude_self row i never lists i) and returns how many rows were
-// searched exhaustively in float64. `opt.n_candidates - opt.k` is the candidate
+// index; with exclude_self row i never lists i) and returns how many
+// exhaustive float64 searches it made (of rows, or of the rows standing for
+// groups of equal rows). `opt.n_candidates - opt.k` is the candidate
 // margin kept beyond k. `progress` as in search_rows.
 int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                    SgemmFn sgemm, double* distances, int64_t* indices, int64_t* progress);
@@ -136,5 +143,12 @@ int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool e
                           int k, const int64_t* cand_idx, int n_candidates,
                           const double* lower_bound, int n_threads, double* distances,
                           int64_t* indices, bool squared = false);
+
+// Exhaustive float64 searches of query rows `rows` (Euclidean distances and
+// indices written to their rows of the n_query x k output), on n_threads
+// threads; returns their number.
+int64_t exhaustive_rows(const MatrixView& query, const MatrixView& ref, bool exclude_self, int k,
+                        const std::vector<int64_t>& rows, int n_threads, double* distances,
+                        int64_t* indices);
 
 }  // namespace idest

@@ -409,6 +409,21 @@ def test_ties_past_the_lists_are_searched_again_with_wider_lists(kernel, dtype, 
     assert nn.n_fallback_rows == 0 and nn_q.n_fallback_rows == 0
 
 
+@pytest.mark.parametrize("kernel", ["auto", "sgemm"])
+def test_wider_lists_give_way_to_the_exhaustive_search_where_they_cannot_certify(kernel):
+    """One-hot rows (every point at the same distance from every other, with and
+    without a duplicate) and two tight clusters of float32 near-ties: no list short
+    of the whole set certifies a row, so after a probe of wider lists the rows are
+    searched exhaustively; the answer is the reference's."""
+    for X, k in [(np.eye(300, dtype=np.float32), 2),
+                 (np.vstack([np.eye(300), np.eye(300)[:1]]).astype(np.float32), 2),
+                 (np.repeat(np.random.default_rng(0).random((2, 8)) * 1e4, 300, axis=0)
+                  + np.random.default_rng(1).random((600, 8)) * 1e-3, 10)]:
+        nn = core_knn(X, k, kernel=kernel, block_rows=256)
+        assert_equal_neighbors(nn, *reference_knn(X, k))
+        assert nn.n_fallback_rows >= X.shape[0] // 2
+
+
 def low_rank(n, dim, dtype, seed=0, rank=3):
     """Points near a random rank-3 subspace, off-centre: the early exit's case."""
     rng = np.random.default_rng(seed)

@@ -74,9 +74,11 @@ class Neighbors:
     backend : str
         The backend that produced the result.
     n_fallback_rows : int
-        Rows whose float32 candidates could not be certified and were searched
-        exhaustively in float64 (near-ties; the compiled core first searches
-        such rows again with wider lists and counts only those left after).
+        Exhaustive float64 searches made because float32 candidates could not
+        be certified (near-ties): one per row, or in the compiled core also one
+        per row standing for a group of equal rows. The compiled core first
+        searches such rows again with wider lists and counts only the
+        exhaustive searches left after.
     data : ndarray or None
         The validated reference data (a view, not a copy), kept so that
         estimators can recompute neighbours after removing duplicates.
