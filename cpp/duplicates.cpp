@@ -197,9 +197,11 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
     // rows of integer coordinates 0-9 in D = 8 (k = 10, a few duplicates)
     // 13,102 rows were, 1.4 s of a 1.5 s search. The rounds stop when the
     // lists would reach half the groups, or after a search that left more
-    // than one group in ten to the exhaustive search or a round that expanded
-    // fewer than one row in ten (widening stopped paying); the rows left are
-    // searched exhaustively.
+    // than one group in ten to the exhaustive search (near-ties within
+    // float32 round-off, which longer lists do not settle); the rows left are
+    // searched exhaustively. (Rounds that expanded few rows are not a reason
+    // to stop: exact tie levels larger than the list give way to the next,
+    // 8 times as long.)
     const int64_t nq = query.n_rows, chunk = 256;
     const int k = opt.k;
     std::mutex lock;
@@ -258,7 +260,9 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
         wopt.n_candidates = int(std::min<int64_t>(wopt.k + (opt.n_candidates - opt.k),
                                                   distinct_r.n_rows));
         const int64_t per_chunk = std::max<int64_t>(1, kWideEntries / wopt.n_candidates);
-        std::vector<int64_t> failed, rows;
+        std::vector<std::vector<int64_t>> rows_of((groups.size() + per_chunk - 1) / per_chunk);
+        for (const int64_t i : pending) rows_of[slot[qg.group_of[i]] / per_chunk].push_back(i);
+        std::vector<int64_t> failed;
         int64_t round_fallbacks = 0;
         for (int64_t g0 = 0; g0 < int64_t(groups.size()); g0 += per_chunk) {
             MatrixView wide_q = query;
@@ -268,21 +272,18 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
             std::vector<int64_t> wi(wd.size());
             round_fallbacks += search_rows(wide_q, distinct_r, wopt, sgemm, true, wd.data(),
                                            wi.data(), nullptr);
-            rows.clear();
-            for (const int64_t i : pending)
-                if (slot[qg.group_of[i]] >= g0 && slot[qg.group_of[i]] < g0 + wide_q.n_rows)
-                    rows.push_back(i);
+            const auto& rows = rows_of[g0 / per_chunk];
             const auto f = expand(rows.data(), int64_t(rows.size()), wopt.k, wd.data(), wi.data(),
                                   slot, g0);
             failed.insert(failed.end(), f.begin(), f.end());
         }
         fallbacks += round_fallbacks;
         std::sort(failed.begin(), failed.end());
-        paid = 10 * round_fallbacks <= int64_t(groups.size()) &&
-               10 * failed.size() <= 9 * pending.size();
+        paid = 10 * round_fallbacks <= int64_t(groups.size());
         pending.swap(failed);
     }
-    fallbacks += exhaustive_rows(query, ref, self, k, pending, opt.n_threads, distances, indices);
+    fallbacks += exhaustive_rows(query, ref, self, k, pending, opt.n_threads, opt.cancel,
+                                 distances, indices);
     return fallbacks.load();
 }
 

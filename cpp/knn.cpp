@@ -762,6 +762,16 @@ constexpr int64_t kRescoreBlock = 64;
 //   a block of rows marks its candidates in one bit mask per reference point,
 //   then walks the reference points in index order, each read once for every
 //   row of the block that lists it (the rows, in float64, stay in cache).
+// Rows whose full candidate lists failed their certificates, left to
+// search_wider, and how many of them failed at an exact tie (the k-th exact
+// distance equal to the list's last: a longer list reaches past such a tie,
+// where near-ties within float32 round-off among more points than any list
+// holds defeat every width).
+struct Deferred {
+    std::vector<int64_t> rows;
+    int64_t exact_ties = 0;
+};
+
 template <class T>
 class Rescorer {
   public:
@@ -775,7 +785,7 @@ class Rescorer {
           kernel_(sqdist_batch_kernel(ref.is_float64)),
           dense_(kRescoreBlock * width >= ref.n_rows), defer_ties_(defer_ties) {}
 
-    const std::vector<int64_t>& deferred() const { return deferred_; }
+    const Deferred& deferred() const { return deferred_; }
 
     // Rows per work item of the parallel loop.
     int64_t rows_per_item() const { return dense_ ? kRescoreBlock : 64; }
@@ -865,7 +875,8 @@ class Rescorer {
         double kth = 0.0;
         if (n >= k_) std::memcpy(&kth, &d2[k_ - 1], sizeof(double));
         if (defer_ties_ && n == width_ && std::isfinite(bound) && !(kth < bound)) {
-            deferred_.push_back(i);  // a wider list may certify it
+            deferred_.rows.push_back(i);  // a wider list may certify it
+            deferred_.exact_ties += int(d2[n - 1] == d2[k_ - 1]);  // (float64 bits, >= 0)
             return 0;
         }
         if (n < k_ || !(kth < bound)) {  // exhaustive float64 search of this row
@@ -896,7 +907,7 @@ class Rescorer {
     const SqdistBatchFn kernel_;
     const bool dense_;
     const bool defer_ties_;
-    std::vector<int64_t> deferred_;  // rows left to search_wider
+    Deferred deferred_;
     std::vector<double> xd_;      // the rows being re-scored, in float64
     std::vector<uint64_t> mask_;  // dense: per reference point, the block rows listing it
     std::vector<int> count_;      // dense: pairs scored so far per block row
@@ -933,7 +944,7 @@ struct CandidateArray {
 template <class T, class Source>
 int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k, int width,
                 Source& source, int n_threads, double* distances, int64_t* indices,
-                bool squared, std::vector<int64_t>* deferred = nullptr) {
+                bool squared, Deferred* deferred = nullptr) {
     const int64_t nq = query.n_rows;
     Rescorer<T> probe(query, ref, self, k, width, squared, distances, indices, deferred != nullptr);
     const int64_t chunk = probe.rows_per_item(), n_items = (nq + chunk - 1) / chunk;
@@ -944,7 +955,11 @@ int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k
         fallbacks += workers[tid].run(c * chunk, std::min(nq, (c + 1) * chunk), source);
     });
     if (deferred)
-        for (const auto& w : workers) deferred->insert(deferred->end(), w.deferred().begin(), w.deferred().end());
+        for (const auto& w : workers) {
+            deferred->rows.insert(deferred->rows.end(), w.deferred().rows.begin(),
+                                  w.deferred().rows.end());
+            deferred->exact_ties += w.deferred().exact_ties;
+        }
     return fallbacks.load();
 }
 
@@ -955,24 +970,25 @@ int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k
 template <class T>
 int64_t certified_search(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                          SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
-                         int64_t* progress, std::vector<int64_t>* deferred) {
+                         int64_t* progress, Deferred* deferred) {
     CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
     search.run();
     const int64_t fallbacks = rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates,
                                          search, opt.n_threads, distances, indices, squared,
                                          deferred);
-    if (deferred) std::sort(deferred->begin(), deferred->end());
+    if (deferred) std::sort(deferred->rows.begin(), deferred->rows.end());
     return fallbacks;
 }
 
-// Exhaustive float64 searches of query rows `rows`, on n_threads threads;
-// returns their number.
+// Exhaustive float64 searches of query rows `rows`, on n_threads threads,
+// checking `cancel` (KnnOptions) every 16 rows; returns their number.
 template <class T>
 int64_t search_exhaustively(const MatrixView& query, const MatrixView& ref, bool self, int k,
                             bool squared, const std::vector<int64_t>& rows, int n_threads,
-                            double* distances, int64_t* indices) {
+                            const int64_t* cancel, double* distances, int64_t* indices) {
     const int64_t n = int64_t(rows.size()), chunk = 16;
     parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
+        if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) throw Cancelled();
         std::vector<std::pair<double, int64_t>> v;
         for (int64_t r = c * chunk; r < std::min(n, (c + 1) * chunk); ++r) {
             const int64_t i = rows[r];
@@ -987,10 +1003,11 @@ int64_t search_exhaustively(const MatrixView& query, const MatrixView& ref, bool
 }
 
 // Second searches (search_wider): the first chunk of each round, kProbeRows
-// rows, is a probe: when it certifies fewer than one row in ten (near-ties
-// within float32 round-off over more points than the lists reach: tight
-// clusters of thousands of points), the rest go straight to the exhaustive
-// search.
+// rows, is a probe. When it certifies fewer than one row in ten, the round
+// stops there: where most of its failures are exact ties, the next round
+// probes a longer list (binary 13-D points at k = 20 need k + 512); where
+// they are near-ties within float32 round-off (tight clusters of thousands
+// of points), the rows go straight to the exhaustive search.
 constexpr int64_t kProbeRows = 256;
 
 // Rows whose full candidate lists failed their certificates (ties run past
@@ -1011,7 +1028,8 @@ int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOp
     wide.exclude_self = false;
     wide.k = int(std::min<int64_t>(opt.k + (self ? 1 : 0), ref.n_rows));
     int64_t margin = std::max(1, opt.n_candidates - opt.k), fallbacks = 0;
-    std::vector<int64_t> data_rows, next, part_deferred;
+    std::vector<int64_t> data_rows, next;
+    Deferred part_deferred;
     std::vector<double> dist;
     std::vector<int64_t> idx;
     while (!rows.empty()) {
@@ -1031,12 +1049,12 @@ int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOp
             part.n_rows = len;
             dist.resize(size_t(len * wide.k));
             idx.resize(dist.size());
-            part_deferred.clear();
+            part_deferred = {};
             fallbacks += certified_search<T>(part, ref, wide, sgemm, squared, dist.data(),
                                              idx.data(), nullptr, &part_deferred);
             for (size_t j = 0, d = 0; j < size_t(len); ++j) {
                 const int64_t i = rows[c0 + j];
-                if (d < part_deferred.size() && part_deferred[d] == int64_t(j)) {
+                if (d < part_deferred.rows.size() && part_deferred.rows[d] == int64_t(j)) {
                     next.push_back(i);
                     ++d;
                     continue;
@@ -1049,27 +1067,28 @@ int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOp
                     ++filled;
                 }
             }
-            if (c0 == 0 && 10 * int64_t(part_deferred.size()) > 9 * len) {  // the probe failed
+            if (c0 == 0 && 10 * int64_t(part_deferred.rows.size()) > 9 * len) {  // probe failed
                 next.insert(next.end(), rows.begin() + len, rows.end());
-                margin = ref.n_rows;  // no further round
+                if (2 * part_deferred.exact_ties < int64_t(part_deferred.rows.size()))
+                    margin = ref.n_rows;  // near-ties: no further round
                 break;
             }
         }
         rows.swap(next);
     }
     return fallbacks + search_exhaustively<T>(query, ref, self, opt.k, squared, rows,
-                                              opt.n_threads, distances, indices);
+                                              opt.n_threads, opt.cancel, distances, indices);
 }
 
 template <class T>
 int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                          SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
                          int64_t* progress) {
-    std::vector<int64_t> deferred;
+    Deferred deferred;
     const int64_t fallbacks = certified_search<T>(query, ref, opt, sgemm, squared, distances,
                                                   indices, progress, &deferred);
     return fallbacks + search_wider<T>(query, ref, opt, sgemm, squared, distances, indices,
-                                       std::move(deferred));
+                                       std::move(deferred.rows));
 }
 
 // One side of a pair search's lists, as rows 0.. for rescore: the query
@@ -1138,13 +1157,13 @@ int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool e
 }
 
 int64_t exhaustive_rows(const MatrixView& query, const MatrixView& ref, bool exclude_self, int k,
-                        const std::vector<int64_t>& rows, int n_threads, double* distances,
-                        int64_t* indices) {
+                        const std::vector<int64_t>& rows, int n_threads, const int64_t* cancel,
+                        double* distances, int64_t* indices) {
     if (query.is_float64)
         return search_exhaustively<double>(query, ref, exclude_self, k, false, rows, n_threads,
-                                           distances, indices);
+                                           cancel, distances, indices);
     return search_exhaustively<float>(query, ref, exclude_self, k, false, rows, n_threads,
-                                      distances, indices);
+                                      cancel, distances, indices);
 }
 
 std::optional<FusedIsa> fused_isa_for(TileKernel kernel) {

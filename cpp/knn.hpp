@@ -70,8 +70,9 @@ std::optional<FusedIsa> fused_isa_for(TileKernel kernel);
 // 8-fold at k = 89 on integer data searched 18,000 rows at k = 721, 5,832
 // wide, for what k + 64 settles).
 constexpr int64_t kWiden = 8;
-// ... in chunks of at most kWideEntries list entries (8 bytes each).
-constexpr int64_t kWideEntries = int64_t(1) << 24;
+// ... in chunks of at most kWideEntries list entries (about 24 bytes each:
+// the candidate list's 8 and the answer's 16; 100 MiB in all).
+constexpr int64_t kWideEntries = int64_t(1) << 22;
 
 struct KnnOptions {
     int k = 1;                  // neighbours returned per query
@@ -146,9 +147,9 @@ int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool e
 
 // Exhaustive float64 searches of query rows `rows` (Euclidean distances and
 // indices written to their rows of the n_query x k output), on n_threads
-// threads; returns their number.
+// threads, stopped by `cancel` as KnnOptions::cancel; returns their number.
 int64_t exhaustive_rows(const MatrixView& query, const MatrixView& ref, bool exclude_self, int k,
-                        const std::vector<int64_t>& rows, int n_threads, double* distances,
-                        int64_t* indices);
+                        const std::vector<int64_t>& rows, int n_threads, const int64_t* cancel,
+                        double* distances, int64_t* indices);
 
 }  // namespace idest

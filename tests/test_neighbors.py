@@ -409,6 +409,18 @@ def test_ties_past_the_lists_are_searched_again_with_wider_lists(kernel, dtype, 
     assert nn.n_fallback_rows == 0 and nn_q.n_fallback_rows == 0
 
 
+def test_wider_lists_climb_past_exact_tie_levels_larger_than_the_first_probe():
+    """All 2,048 corners of the 11-cube at k = 70: the 70th neighbour lies in the
+    level of 165 points at squared distance 3 (points 68-232), past k + 8 and
+    k + 64; the probe at k + 64 fails on exact ties, and the next round's lists
+    (k + 512) certify every row."""
+    X = ((np.arange(2**11)[:, None] >> np.arange(11)) & 1).astype(np.float32)
+    X = X[np.random.default_rng(0).permutation(len(X))]
+    nn = core_knn(X, 70, block_rows=256)
+    assert_equal_neighbors(nn, *reference_knn(X, 70))
+    assert nn.n_fallback_rows == 0
+
+
 @pytest.mark.parametrize("kernel", ["auto", "sgemm"])
 def test_wider_lists_give_way_to_the_exhaustive_search_where_they_cannot_certify(kernel):
     """One-hot rows (every point at the same distance from every other, with and
