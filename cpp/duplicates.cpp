@@ -3,7 +3,6 @@
 #include "duplicates.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -152,6 +151,101 @@ bool expand_row(const std::vector<std::pair<double, int64_t>>& levels, bool ever
     return filled == k;
 }
 
+// The expansion of a grouped search's rows (knn_search): each row from its
+// group's answer row of (squared distance, group) pairs (expand_row), and the
+// rows that fail from wider searches of their groups (widen).
+struct GroupExpansion {
+    const MatrixView& query;
+    const MatrixView& distinct_r;  // the reference groups' first rows
+    const RowGroups& qg;           // the query rows' groups
+    const RowGroups& ref_groups;
+    const bool self;
+    const KnnOptions& opt;
+    const SgemmFn sgemm;
+    const int64_t available;  // reference groups a row may list
+    double* const distances;
+    int64_t* const indices;
+
+    // Expands rows[0, n_rows) (all rows when null) from `width` pairs per
+    // answer row, group g's at row slot[g] - slot0 of dist / idx (g when
+    // `slot` is empty); returns the rows that failed, ascending.
+    std::vector<int64_t> expand(const int64_t* rows, int64_t n_rows, int width,
+                                const double* dist, const int64_t* idx,
+                                const std::vector<int64_t>& slot, int64_t slot0) const {
+        constexpr int64_t kChunk = 256;
+        std::vector<int64_t> failed;
+        std::mutex lock;
+        parallel_for((n_rows + kChunk - 1) / kChunk, opt.n_threads, [&](int64_t c, int) {
+            std::vector<std::pair<double, int64_t>> levels;
+            std::vector<int64_t> level, mine;
+            for (int64_t r = c * kChunk; r < std::min(n_rows, (c + 1) * kChunk); ++r) {
+                const int64_t i = rows ? rows[r] : r;
+                const int64_t g = qg.group_of[i];
+                const int64_t s = slot.empty() ? g : slot[g] - slot0;
+                levels.clear();
+                if (self) levels.emplace_back(0.0, g);
+                for (int j = 0; j < width; ++j)  // (a wider search lists the group itself)
+                    if (!(self && idx[s * width + j] == g))
+                        levels.emplace_back(dist[s * width + j], idx[s * width + j]);
+                const bool all = int64_t(levels.size()) - (self ? 1 : 0) == available;
+                if (!expand_row(levels, all, ref_groups, self, i, opt.k, distances + i * opt.k,
+                                indices + i * opt.k, level))
+                    mine.push_back(i);
+            }
+            std::lock_guard<std::mutex> guard(lock);
+            failed.insert(failed.end(), mine.begin(), mine.end());
+        });
+        std::sort(failed.begin(), failed.end());
+        return failed;
+    }
+
+    struct Round {
+        std::vector<int64_t> failed;  // rows that failed again, ascending
+        int64_t groups = 0;           // groups searched
+        int64_t fallbacks = 0;        // of them, searched exhaustively
+    };
+
+    // Expands `pending` rows from a non-self search of their groups' first
+    // rows for `width` groups (a self search asks for one more and drops the
+    // group itself), in chunks of at most kWideEntries list entries.
+    Round widen(const std::vector<int64_t>& pending, int64_t width) const {
+        std::vector<int64_t> slot(qg.n_groups(), -1), groups;
+        for (const int64_t i : pending)
+            if (slot[qg.group_of[i]] < 0) {
+                slot[qg.group_of[i]] = int64_t(groups.size());
+                groups.push_back(qg.group_of[i]);
+            }
+        std::vector<int64_t> data_rows(groups.size());
+        for (size_t j = 0; j < groups.size(); ++j) data_rows[j] = qg.first[groups[j]];
+        KnnOptions wopt = opt;
+        wopt.exclude_self = false;
+        wopt.k = int(width + (self ? 1 : 0));
+        wopt.n_candidates =
+            int(std::min<int64_t>(wopt.k + (opt.n_candidates - opt.k), distinct_r.n_rows));
+        const int64_t n = int64_t(groups.size());
+        const int64_t per_chunk = std::max<int64_t>(1, kWideEntries / wopt.n_candidates);
+        std::vector<std::vector<int64_t>> rows_of((n + per_chunk - 1) / per_chunk);
+        for (const int64_t i : pending) rows_of[slot[qg.group_of[i]] / per_chunk].push_back(i);
+        Round round;
+        round.groups = n;
+        for (int64_t g0 = 0; g0 < n; g0 += per_chunk) {
+            MatrixView part = query;
+            part.row_index = data_rows.data() + g0;
+            part.n_rows = std::min(per_chunk, n - g0);
+            std::vector<double> dist(size_t(part.n_rows) * wopt.k);
+            std::vector<int64_t> idx(dist.size());
+            round.fallbacks +=
+                search_rows(part, distinct_r, wopt, sgemm, true, dist.data(), idx.data(), nullptr);
+            const auto& rows = rows_of[g0 / per_chunk];
+            const auto failed = expand(rows.data(), int64_t(rows.size()), wopt.k, dist.data(),
+                                       idx.data(), slot, g0);
+            round.failed.insert(round.failed.end(), failed.begin(), failed.end());
+        }
+        std::sort(round.failed.begin(), round.failed.end());
+        return round;
+    }
+};
+
 }  // namespace
 
 RowGroups group_equal_rows(const MatrixView& m, int n_threads) {
@@ -184,7 +278,7 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
     const int kd = dopt.k;
     std::vector<double> dd(size_t(distinct_q.n_rows) * std::max(kd, 0));
     std::vector<int64_t> di(dd.size());
-    std::atomic<int64_t> fallbacks{0};
+    int64_t fallbacks = 0;
     if (kd > 0)
         fallbacks = search_rows(distinct_q, distinct_r, dopt, sgemm, true, dd.data(), di.data(),
                                 progress);
@@ -192,99 +286,33 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
         progress[0] = progress[1] = 1;
 
     // Expand every row; a row whose tie level reaches its list's end is
-    // expanded again from a wider search of its group (kWiden times as many
-    // groups beyond k), where it used to be searched exhaustively: on 20,000
-    // rows of integer coordinates 0-9 in D = 8 (k = 10, a few duplicates)
-    // 13,102 rows were, 1.4 s of a 1.5 s search. The rounds stop when the
-    // lists would reach half the groups, or after a search that left more
-    // than one group in ten to the exhaustive search (near-ties within
-    // float32 round-off, which longer lists do not settle); the rows left are
-    // searched exhaustively. (Rounds that expanded few rows are not a reason
-    // to stop: exact tie levels larger than the list give way to the next,
-    // 8 times as long.)
-    const int64_t nq = query.n_rows, chunk = 256;
-    const int k = opt.k;
-    std::mutex lock;
-    // Expands rows[0, n_rows) (all rows when null) from `width` (distance,
-    // group) pairs per answer row, the row of group g at slot[g] - slot0 (g
-    // when `slot` is empty); returns the rows that failed, ascending.
-    auto expand = [&](const int64_t* rows, int64_t n_rows, int width, const double* dist,
-                      const int64_t* idx, const std::vector<int64_t>& slot, int64_t slot0) {
-        std::vector<int64_t> failed;
-        parallel_for((n_rows + chunk - 1) / chunk, opt.n_threads, [&](int64_t c, int) {
-            std::vector<std::pair<double, int64_t>> levels;
-            std::vector<int64_t> level, mine;
-            for (int64_t r = c * chunk; r < std::min(n_rows, (c + 1) * chunk); ++r) {
-                const int64_t i = rows ? rows[r] : r;
-                const int64_t g = qg.group_of[i];
-                const int64_t s = slot.empty() ? g : slot[g] - slot0;  // the group's answer row
-                levels.clear();
-                if (self) levels.emplace_back(0.0, g);
-                for (int j = 0; j < width; ++j)
-                    if (!(self && idx[s * width + j] == g))
-                        levels.emplace_back(dist[s * width + j], idx[s * width + j]);
-                const bool all = int64_t(levels.size()) - (self ? 1 : 0) == available;
-                if (!expand_row(levels, all, ref_groups, self, i, k, distances + i * k,
-                                indices + i * k, level))
-                    mine.push_back(i);
-            }
-            std::lock_guard<std::mutex> guard(lock);
-            failed.insert(failed.end(), mine.begin(), mine.end());
-        });
-        std::sort(failed.begin(), failed.end());
-        return failed;
-    };
-    std::vector<int64_t> pending = expand(nullptr, nq, kd, dd.data(), di.data(), {}, 0);
+    // expanded again from wider searches of its group (GroupExpansion::widen),
+    // where it used to be searched exhaustively: on 20,000 rows of integer
+    // coordinates 0-9 in D = 8 (k = 10, a few duplicates) 13,102 rows were,
+    // 1.4 s of a 1.5 s search. The rounds stop when the lists would reach half
+    // the groups, or after a search that left more than one group in ten to
+    // the exhaustive search (near-ties within float32 round-off, which longer
+    // lists do not settle); the rows left are searched exhaustively. (Rounds
+    // that expanded few rows are no reason to stop: exact tie levels larger
+    // than the list give way to the next, 8 times as long.)
+    const GroupExpansion expansion{query, distinct_r, qg,        ref_groups, self,
+                                   opt,   sgemm,      available, distances,  indices};
+    std::vector<int64_t> pending = expansion.expand(nullptr, query.n_rows, kd, dd.data(),
+                                                    di.data(), {}, 0);
     dd = {};
     di = {};
-    int64_t width = kd;
-    // (a search that left many groups to the exhaustive search widened in vain)
-    bool paid = 10 * fallbacks.load() <= distinct_q.n_rows;
-    while (paid && !pending.empty()) {
-        width = k + kWiden * std::max<int64_t>(1, width - k);
+    bool paid = 10 * fallbacks <= distinct_q.n_rows;  // else widening was in vain already
+    for (int64_t width = kd; paid && !pending.empty();) {
+        width = opt.k + kWiden * std::max<int64_t>(1, width - opt.k);
         if (width >= available / 2) break;
-        // the pending rows' groups, as queries of a non-self search of the
-        // distinct rows (a self search asks for one more and drops the group),
-        // in chunks of at most kWideEntries list entries
-        std::vector<int64_t> slot(qg.n_groups(), -1), groups;
-        for (const int64_t i : pending)
-            if (slot[qg.group_of[i]] < 0) {
-                slot[qg.group_of[i]] = int64_t(groups.size());
-                groups.push_back(qg.group_of[i]);
-            }
-        std::vector<int64_t> data_rows(groups.size());
-        for (size_t j = 0; j < groups.size(); ++j) data_rows[j] = qg.first[groups[j]];
-        KnnOptions wopt = opt;
-        wopt.exclude_self = false;
-        wopt.k = int(width + (self ? 1 : 0));
-        wopt.n_candidates = int(std::min<int64_t>(wopt.k + (opt.n_candidates - opt.k),
-                                                  distinct_r.n_rows));
-        const int64_t per_chunk = std::max<int64_t>(1, kWideEntries / wopt.n_candidates);
-        std::vector<std::vector<int64_t>> rows_of((groups.size() + per_chunk - 1) / per_chunk);
-        for (const int64_t i : pending) rows_of[slot[qg.group_of[i]] / per_chunk].push_back(i);
-        std::vector<int64_t> failed;
-        int64_t round_fallbacks = 0;
-        for (int64_t g0 = 0; g0 < int64_t(groups.size()); g0 += per_chunk) {
-            MatrixView wide_q = query;
-            wide_q.row_index = data_rows.data() + g0;
-            wide_q.n_rows = std::min<int64_t>(per_chunk, int64_t(groups.size()) - g0);
-            std::vector<double> wd(size_t(wide_q.n_rows) * wopt.k);
-            std::vector<int64_t> wi(wd.size());
-            round_fallbacks += search_rows(wide_q, distinct_r, wopt, sgemm, true, wd.data(),
-                                           wi.data(), nullptr);
-            const auto& rows = rows_of[g0 / per_chunk];
-            const auto f = expand(rows.data(), int64_t(rows.size()), wopt.k, wd.data(), wi.data(),
-                                  slot, g0);
-            failed.insert(failed.end(), f.begin(), f.end());
-        }
-        fallbacks += round_fallbacks;
-        std::sort(failed.begin(), failed.end());
-        paid = 10 * round_fallbacks <= int64_t(groups.size());
-        pending.swap(failed);
+        const auto round = expansion.widen(pending, width);
+        fallbacks += round.fallbacks;
+        paid = 10 * round.fallbacks <= round.groups;
+        pending = round.failed;
     }
-    fallbacks += exhaustive_rows(query, ref, self, k, pending, opt.n_threads, opt.cancel,
+    fallbacks += exhaustive_rows(query, ref, self, opt.k, pending, opt.n_threads, opt.cancel,
                                  distances, indices);
-    return fallbacks.load();
+    return fallbacks;
 }
 
 }  // namespace idest
