@@ -409,6 +409,18 @@ def test_ties_past_the_lists_are_searched_again_with_wider_lists(kernel, dtype, 
     assert nn.n_fallback_rows == 0 and nn_q.n_fallback_rows == 0
 
 
+@pytest.mark.parametrize("duplicates", [False, True])
+def test_numba_backend_searches_ties_again_with_wider_lists(duplicates):
+    """The Numba backend's own second search (rows whose full list fails at an exact
+    tie): the reference's answer and no exhaustive row, self and query/reference."""
+    X, (dist, idx), (dist_q, idx_q) = integer_ties(np.float32, duplicates)
+    nn = idest.knn(X, 10, backend="numba")
+    assert_equal_neighbors(nn, dist, idx)
+    nn_q = idest.knn(X[:300], 10, reference=X[300:], backend="numba")
+    assert_equal_neighbors(nn_q, dist_q, idx_q)
+    assert nn.n_fallback_rows == 0 and nn_q.n_fallback_rows == 0
+
+
 def test_wider_lists_climb_past_exact_tie_levels_larger_than_the_first_probe():
     """All 2,048 corners of the 11-cube at k = 70: the 70th neighbour lies in the
     level of 165 points at squared distance 3 (points 68-232), past k + 8 and

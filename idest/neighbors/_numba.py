@@ -3,8 +3,11 @@
 A second, independent implementation used as a cross-check: numpy's SGEMM
 computes -2 x.y on float32 tiles of the centred, power-of-two-scaled data
 (the full matrix, no symmetry trick); plain Numba kernels select candidates
-per row, re-score them in float64 and certify each row, falling back to an
-exhaustive float64 search where the certificate fails.
+per row, re-score them in float64 and certify each row. A row whose full list
+fails at an exact tie (its k-th distance equal to the list's last, as on
+integer-valued data) is searched again with 8 times the margin beyond k, as
+the compiled core does (simpler: without its probe); other failures fall back
+to an exhaustive float64 search.
 """
 
 from __future__ import annotations
@@ -93,15 +96,23 @@ def _smallest(d2, ids, k):
 
 
 @njit(parallel=True, cache=True)
-def _refine(Q, R, exclude_self, k, cand_i, lower_bound, out_d, out_i, fell_back):
-    """Exact float64 re-scoring with the per-row certificate (see knn.cpp)."""
+def _refine(Q, R, exclude_self, k, cand_i, lower_bound, widen, out_d, out_i, fell_back,
+            deferred):
+    """Exact float64 re-scoring with the per-row certificate (see knn.cpp); with
+    ``widen``, rows whose full list fails at an exact tie are marked ``deferred``
+    and left unwritten."""
     for i in prange(Q.shape[0]):
         valid = cand_i[i][cand_i[i] >= 0]
         d2 = np.empty(valid.shape[0])
         for j in range(valid.shape[0]):
             d2[j] = _sqdist(Q[i], R[valid[j]])
         best = _smallest(d2, valid, k)
-        if best.shape[0] < k or not d2[best[k - 1]] < lower_bound[i]:
+        certified = best.shape[0] >= k and d2[best[k - 1]] < lower_bound[i]
+        if (not certified and widen and valid.shape[0] == cand_i.shape[1]
+                and np.isfinite(lower_bound[i]) and d2.max() == d2[best[k - 1]]):
+            deferred[i] = True
+            continue
+        if not certified:
             fell_back[i] = True
             valid = np.arange(R.shape[0])
             if exclude_self:
@@ -185,7 +196,19 @@ def knn(X: np.ndarray, R: np.ndarray | None, k: int, width: int, n_jobs: int,
         out_d = np.empty((n, k))
         out_i = np.empty((n, k), dtype=np.int64)
         fell_back = np.zeros(n, dtype=np.bool_)
-        _refine(X, ref, self_search, k, cand_i, bound, out_d, out_i, fell_back)
+        deferred = np.zeros(n, dtype=np.bool_)
+        wider = k + self_search + 8 * max(1, width - k)
+        _refine(X, ref, self_search, k, cand_i, bound, wider < ref.shape[0] // 2, out_d, out_i,
+                fell_back, deferred)
     finally:
         numba.set_num_threads(previous_threads)
-    return out_d, out_i, int(fell_back.sum())
+    n_fallback = int(fell_back.sum())
+    rows = np.flatnonzero(deferred)
+    if rows.size:  # as queries against every reference row, one more when self
+        d, i, more = knn(X[rows], ref, k + self_search, wider, n_jobs, False)
+        if self_search:  # each row's own index dropped (it may be past its k + 1)
+            first = np.argsort(i == rows[:, None], axis=1, kind="stable")[:, :k]
+            d, i = np.take_along_axis(d, first, 1), np.take_along_axis(i, first, 1)
+        out_d[rows], out_i[rows] = d, i
+        n_fallback += more
+    return out_d, out_i, n_fallback
