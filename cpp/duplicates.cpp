@@ -165,6 +165,7 @@ struct GroupExpansion {
     const int64_t available;  // reference groups a row may list
     double* const distances;
     int64_t* const indices;
+    int64_t* const progress;  // as in search_rows
 
     // Expands rows[0, n_rows) (all rows when null) from `width` pairs per
     // answer row, group g's at row slot[g] - slot0 of dist / idx (g when
@@ -235,7 +236,7 @@ struct GroupExpansion {
             std::vector<double> dist(size_t(part.n_rows) * wopt.k);
             std::vector<int64_t> idx(dist.size());
             round.fallbacks +=
-                search_rows(part, distinct_r, wopt, sgemm, true, dist.data(), idx.data(), nullptr);
+                search_rows(part, distinct_r, wopt, sgemm, true, dist.data(), idx.data(), progress);
             const auto& rows = rows_of[g0 / per_chunk];
             const auto failed = expand(rows.data(), int64_t(rows.size()), wopt.k, dist.data(),
                                        idx.data(), slot, g0);
@@ -295,8 +296,8 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
     // lists do not settle); the rows left are searched exhaustively. (Rounds
     // that expanded few rows are no reason to stop: exact tie levels larger
     // than the list give way to the next, 8 times as long.)
-    const GroupExpansion expansion{query, distinct_r, qg,        ref_groups, self,
-                                   opt,   sgemm,      available, distances,  indices};
+    const GroupExpansion expansion{query, distinct_r, qg,        ref_groups, self,    opt,
+                                   sgemm, available,  distances, indices,    progress};
     std::vector<int64_t> pending = expansion.expand(nullptr, query.n_rows, kd, dd.data(),
                                                     di.data(), {}, 0);
     dd = {};

@@ -479,11 +479,9 @@ class CandidateSearch {
     // The tiles: every query row's candidate list and threshold.
     void run() {
         const int64_t n_items = tiled() ? int64_t(tiles_.size()) : n_qblocks_;
-        if (progress_) {
-            __atomic_store_n(&progress_[0], int64_t(0), __ATOMIC_RELAXED);
-            __atomic_store_n(&progress_[1], tiled() ? n_items : n_items * n_rblocks_,
-                             __ATOMIC_RELAXED);
-        }
+        if (progress_)  // (added: second searches add theirs to the same count)
+            __atomic_fetch_add(&progress_[1], tiled() ? n_items : n_items * n_rblocks_,
+                               __ATOMIC_RELAXED);
         const int n_threads = int(std::max<int64_t>(1, std::min<int64_t>(opt_.n_threads, n_items)));
         std::vector<Workspace> ws(n_threads);
         if (!fused_)  // the fused kernel reads the converted rows of qset_ / rset_
@@ -1022,7 +1020,7 @@ constexpr int64_t kProbeRows = 256;
 template <class T>
 int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                      SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
-                     std::vector<int64_t> rows) {
+                     int64_t* progress, std::vector<int64_t> rows) {
     const bool self = opt.exclude_self;
     KnnOptions wide = opt;
     wide.exclude_self = false;
@@ -1051,7 +1049,7 @@ int64_t search_wider(const MatrixView& query, const MatrixView& ref, const KnnOp
             idx.resize(dist.size());
             part_deferred = {};
             fallbacks += certified_search<T>(part, ref, wide, sgemm, squared, dist.data(),
-                                             idx.data(), nullptr, &part_deferred);
+                                             idx.data(), progress, &part_deferred);
             for (size_t j = 0, d = 0; j < size_t(len); ++j) {
                 const int64_t i = rows[c0 + j];
                 if (d < part_deferred.rows.size() && part_deferred.rows[d] == int64_t(j)) {
@@ -1088,7 +1086,7 @@ int64_t search_rows_impl(const MatrixView& query, const MatrixView& ref, const K
     const int64_t fallbacks = certified_search<T>(query, ref, opt, sgemm, squared, distances,
                                                   indices, progress, &deferred);
     return fallbacks + search_wider<T>(query, ref, opt, sgemm, squared, distances, indices,
-                                       std::move(deferred.rows));
+                                       progress, std::move(deferred.rows));
 }
 
 // One side of a pair search's lists, as rows 0.. for rescore: the query

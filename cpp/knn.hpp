@@ -115,8 +115,9 @@ int64_t knn_search(const MatrixView& query, const MatrixView& ref, const KnnOpti
 // with its certificate (rows that fail it are searched again with wider
 // lists, or exhaustively: see the top of this file). Output
 // as in knn_search, squared distances with `squared`; returns the number of
-// exhaustive rows. `progress[0]` counts finished tiles out of `progress[1]`
-// (may be null).
+// exhaustive rows. `progress` (may be null; zeros at the start): every pass
+// over tiles, second searches included, adds its tiles to progress[1] and
+// counts them in progress[0] as they finish.
 int64_t search_rows(const MatrixView& query, const MatrixView& ref, const KnnOptions& opt,
                     SgemmFn sgemm, bool squared, double* distances, int64_t* indices,
                     int64_t* progress);
