@@ -735,15 +735,23 @@ void take_smallest(std::vector<std::pair<double, int64_t>>& v, int k) {
     std::sort(v.begin(), v.end());
 }
 
+// The exhaustive float64 search of query row i: its k answers (squared
+// distances with `squared`, else Euclidean) to dist[0..k), idx[0..k); `v` is
+// scratch.
 template <class T>
 void exhaustive_impl(const MatrixView& query, const MatrixView& ref, bool self, int64_t i, int k,
-                     std::vector<std::pair<double, int64_t>>& v) {
+                     bool squared, std::vector<std::pair<double, int64_t>>& v, double* dist,
+                     int64_t* idx) {
     const T* x = row_ptr<T>(query, i);
     v.clear();
     v.reserve(ref.n_rows);
     for (int64_t id = 0; id < ref.n_rows; ++id)
         if (!(self && id == i)) v.emplace_back(exact_sqdist(x, row_ptr<T>(ref, id), ref.n_cols), id);
     take_smallest(v, k);
+    for (int j = 0; j < k; ++j) {
+        dist[j] = squared ? v[j].first : std::sqrt(v[j].first);
+        idx[j] = v[j].second;
+    }
 }
 
 // Query rows re-scored together by the dense path (one bit each in a mask).
@@ -878,11 +886,7 @@ class Rescorer {
             return 0;
         }
         if (n < k_ || !(kth < bound)) {  // exhaustive float64 search of this row
-            exhaustive_impl<T>(query_, ref_, self_, i, k_, fallback_);
-            for (int j = 0; j < k_; ++j) {
-                dist[j] = squared_ ? fallback_[j].first : std::sqrt(fallback_[j].first);
-                idx[j] = fallback_[j].second;
-            }
+            exhaustive_impl<T>(query_, ref_, self_, i, k_, squared_, fallback_, dist, idx);
             return 1;
         }
         for (int j = 0; j < k_; ++j) {
@@ -988,14 +992,9 @@ int64_t search_exhaustively(const MatrixView& query, const MatrixView& ref, bool
     parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
         if (cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED)) throw Cancelled();
         std::vector<std::pair<double, int64_t>> v;
-        for (int64_t r = c * chunk; r < std::min(n, (c + 1) * chunk); ++r) {
-            const int64_t i = rows[r];
-            exhaustive_impl<T>(query, ref, self, i, k, v);
-            for (int j = 0; j < k; ++j) {
-                distances[i * k + j] = squared ? v[j].first : std::sqrt(v[j].first);
-                indices[i * k + j] = v[j].second;
-            }
-        }
+        for (int64_t r = c * chunk; r < std::min(n, (c + 1) * chunk); ++r)
+            exhaustive_impl<T>(query, ref, self, rows[r], k, squared, v, distances + rows[r] * k,
+                               indices + rows[r] * k);
     });
     return n;
 }
