@@ -5,6 +5,7 @@
 #include "fused_scan.hpp"
 
 #include "cpu.hpp"
+#include "parallel.hpp"
 
 #if IDEST_X86
 #include <immintrin.h>
@@ -27,7 +28,7 @@ constexpr int64_t kGroupAvx512 = 32;
 // Signature shared by the register blocks: rows [row0, row0 + rows) against
 // groups [g0, g1). `a` holds the block's rows (dimension-major, zero-padded
 // to kRows) with their half norms (-inf for padding).
-using RowBlockFn = void (*)(const TileRows& a, int rows, int64_t row0, const PackedColumns& cols,
+using RowBlockFn = void (*)(const TileRows& a, int rows, int64_t row0, const ColumnView& cols,
                             int64_t g0, int64_t g1, int64_t col0, int64_t dim, bool symmetric,
                             bool skip_self, CandidateLists& lists);
 
@@ -155,7 +156,7 @@ void offer_lists(const float* d, int64_t group, const unsigned* hits, int rows, 
 // symmetric tile. A partial last group must not read thresholds past its
 // columns (they may belong to a block another thread is updating): they read
 // +inf instead.
-const float* column_thresholds(const CandidateLists& lists, const PackedColumns& cols,
+const float* column_thresholds(const CandidateLists& lists, const ColumnView& cols,
                                int64_t col0, int64_t c0, float* tail) {
     const float* w = lists.worst.data() + col0 + c0;
     if (cols.n - c0 >= cols.group) return w;
@@ -254,24 +255,24 @@ __attribute__((target(IDEST_AVX2), always_inline)) inline unsigned tests_avx2(
 }
 
 __attribute__((target(IDEST_AVX2)))
-void row_block_avx2(const TileRows& a, int rows, int64_t row0, const PackedColumns& cols,
+void row_block_avx2(const TileRows& a, int rows, int64_t row0, const ColumnView& cols,
                     int64_t g0, int64_t g1, int64_t col0, int64_t dim, bool symmetric,
                     bool skip_self, CandidateLists& lists) {
     const int64_t lead_dims = a.prefix > 0 ? a.prefix : dim;
     float w[kRows];
     row_thresholds(lists, row0, rows, w);
     for (int64_t g = g0; g < g1; ++g) {
-        const float* b = cols.values.data() + g * dim * kGroupAvx2;
+        const float* b = cols.values + g * dim * kGroupAvx2;
         const int64_t c0 = g * kGroupAvx2;
         alignas(32) float tail[kGroupAvx2];
         const float* cw = symmetric ? column_thresholds(lists, cols, col0, c0, tail) : nullptr;
         __m256 acc[kRows][2];
         for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-        add_norms_avx2(acc, a.lead, cols.lead.data() + c0);
+        add_norms_avx2(acc, a.lead, cols.lead + c0);
         accumulate_avx2(acc, a.values, b, 0, lead_dims);
         if (!any_below_avx2(acc, w, cw)) continue;
         if (a.prefix > 0) {  // the early exit did not apply: the other coordinates
-            add_norms_avx2(acc, a.rest, cols.rest.data() + c0);
+            add_norms_avx2(acc, a.rest, cols.rest + c0);
             accumulate_avx2(acc, a.values, b, a.prefix, dim);
             if (!any_below_avx2(acc, w, cw)) continue;
         }
@@ -363,7 +364,7 @@ __attribute__((target(IDEST_AVX512), always_inline)) inline unsigned tests_avx51
 
 // The AVX-512 block: 12 FMA chains of 16 lanes.
 __attribute__((target(IDEST_AVX512)))
-void row_block_avx512(const TileRows& a, int rows, int64_t row0, const PackedColumns& cols,
+void row_block_avx512(const TileRows& a, int rows, int64_t row0, const ColumnView& cols,
                       int64_t g0, int64_t g1, int64_t col0, int64_t dim, bool symmetric,
                       bool skip_self, CandidateLists& lists) {
     const auto offer = lists.vector_insertable() ? offer_lists : offer_entries;
@@ -371,17 +372,17 @@ void row_block_avx512(const TileRows& a, int rows, int64_t row0, const PackedCol
     float w[kRows];
     row_thresholds(lists, row0, rows, w);
     for (int64_t g = g0; g < g1; ++g) {
-        const float* b = cols.values.data() + g * dim * kGroupAvx512;
+        const float* b = cols.values + g * dim * kGroupAvx512;
         const int64_t c0 = g * kGroupAvx512;
         alignas(64) float tail[kGroupAvx512];
         const float* cw = symmetric ? column_thresholds(lists, cols, col0, c0, tail) : nullptr;
         __m512 acc[kRows][2];
         for (int r = 0; r < kRows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-        add_norms_avx512(acc, a.lead, cols.lead.data() + c0);
+        add_norms_avx512(acc, a.lead, cols.lead + c0);
         accumulate_avx512(acc, a.values, b, 0, lead_dims);
         if (!any_below_avx512(acc, w, cw)) continue;
         if (a.prefix > 0) {  // the early exit did not apply: the other coordinates
-            add_norms_avx512(acc, a.rest, cols.rest.data() + c0);
+            add_norms_avx512(acc, a.rest, cols.rest + c0);
             accumulate_avx512(acc, a.values, b, a.prefix, dim);
             if (!any_below_avx512(acc, w, cw)) continue;
         }
@@ -411,25 +412,55 @@ void AlignedFloats::assign(size_t n, float value) {
     data_ = storage_.data() + (kAlign - (address / sizeof(float)) % kAlign) % kAlign;
 }
 
-void PackedColumns::pack(FusedIsa isa, const TileRows& rows, int64_t n_rows, int64_t dim) {
+void PackedColumns::pack(FusedIsa isa, const TileRows& rows, int64_t n_rows, int64_t dim,
+                         int n_threads) {
     group = fused_group(isa);
+    prefix = rows.prefix;
     const int64_t groups = (n_rows + group - 1) / group;
-    const bool early_exit = rows.prefix > 0;
     n = n_rows;
     values.assign(size_t(groups * group * dim), 0.0f);
     lead.assign(size_t(groups * group), -kInf);
-    if (early_exit) rest.assign(size_t(groups * group), 0.0f);
-    for (int64_t i = 0; i < n_rows; ++i) {
-        float* out = values.data() + (i / group) * dim * group + i % group;
-        for (int64_t j = 0; j < dim; ++j) out[j * group] = rows.values[i * dim + j];
-        lead.data()[i] = rows.lead[i];
-        if (early_exit) rest.data()[i] = rows.rest[i];
+    if (prefix > 0) rest.assign(size_t(groups * group), 0.0f);
+    parallel_for(groups, n_threads, [&](int64_t g, int) {
+        float* out = values.data() + g * dim * group;
+        for (int64_t i = g * group; i < std::min(n_rows, (g + 1) * group); ++i) {
+            for (int64_t j = 0; j < dim; ++j) out[j * group + i % group] = rows.values[i * dim + j];
+            lead.data()[i] = rows.lead[i];
+            if (prefix > 0) rest.data()[i] = rows.rest[i];
+        }
+    });
+}
+
+ColumnView PackedColumns::view(int64_t first, int64_t count, int64_t dim) const {
+    if (first % group || first < 0 || count < 0 || first + count > n)
+        throw std::logic_error("PackedColumns::view: the points must start a group and lie inside");
+    return {values.data() + first * dim, lead.data() + first,
+            prefix > 0 ? rest.data() + first : nullptr, count, group, prefix};
+}
+
+void PackedRows::pack(const ColumnView& points, int64_t dim) {
+    n = points.n;
+    lead.assign(points.lead, points.lead + n);
+    rest.assign(points.rest, points.rest + (points.rest ? n : 0));
+    prefix = points.prefix;
+    const int64_t n_blocks = (n + kRows - 1) / kRows;
+    blocks.resize(size_t(n_blocks * kRows * dim));
+    for (int64_t b = 0; b < n_blocks; ++b) {
+        float* out = blocks.data() + b * kRows * dim;
+        for (int r = 0; r < kRows; ++r) {
+            const int64_t i = b * kRows + r, group = points.group;
+            if (i >= n) {  // padding
+                for (int64_t j = 0; j < dim; ++j) out[j * kRows + r] = 0.0f;
+                continue;
+            }
+            const float* in = points.values + (i / group) * dim * group + i % group;
+            for (int64_t j = 0; j < dim; ++j) out[j * kRows + r] = in[j * group];
+        }
     }
 }
 
-void fused_scan(FusedIsa isa, const TileRows& a, int64_t n_rows, int64_t row0,
-                const PackedColumns& cols, int64_t col0, int64_t dim, bool symmetric,
-                bool skip_self, CandidateLists& lists) {
+void fused_scan(FusedIsa isa, const PackedRows& a, int64_t row0, const ColumnView& cols,
+                int64_t col0, int64_t dim, bool symmetric, bool skip_self, CandidateLists& lists) {
     RowBlockFn row_block = nullptr;
 #if IDEST_X86
     row_block = isa == FusedIsa::kAvx512 ? row_block_avx512 : row_block_avx2;
@@ -438,36 +469,23 @@ void fused_scan(FusedIsa isa, const TileRows& a, int64_t n_rows, int64_t row0,
         throw std::invalid_argument("fused_scan: this CPU or build lacks the instruction set");
     if (cols.group != fused_group(isa))
         throw std::logic_error("fused_scan: the columns are packed for the other kernel");
-    if (a.prefix < 0 || a.prefix >= dim || (a.prefix > 0 && !(a.rest && cols.rest.data())))
+    const int64_t prefix = a.prefix;
+    if (prefix != cols.prefix || prefix < 0 || prefix >= dim || (prefix > 0 && !cols.rest))
         throw std::logic_error("fused_scan: an early exit needs 0 < prefix < dim and both half norms");
     const int64_t groups = (cols.n + cols.group - 1) / cols.group;
-    // The tile's rows in register blocks, each dimension-major and zero-padded
-    // (accumulate_*), made once per tile.
-    const int64_t n_blocks = (n_rows + kRows - 1) / kRows;
-    thread_local std::vector<float> blocks;
-    blocks.resize(size_t(n_blocks * kRows * dim));
-    for (int64_t b = 0; b < n_blocks; ++b) {
-        const int rows = int(std::min<int64_t>(kRows, n_rows - b * kRows));
-        const float* in = a.values + b * kRows * dim;
-        float* out = blocks.data() + b * kRows * dim;
-        for (int64_t j = 0; j < dim; ++j, out += kRows) {
-            for (int r = 0; r < rows; ++r) out[r] = in[r * dim + j];
-            for (int r = rows; r < kRows; ++r) out[r] = 0.0f;
-        }
-    }
     // Column chunks of about 16 KB of packed values stay in L1 while every row
     // block of the tile passes over them.
     const int64_t chunk = std::max<int64_t>(1, 16384 / (dim * cols.group * 4));
     for (int64_t g0 = 0; g0 < groups; g0 += chunk) {
         const int64_t g1 = std::min(groups, g0 + chunk);
-        for (int64_t i0 = 0; i0 < n_rows; i0 += kRows) {
-            const int rows = int(std::min<int64_t>(kRows, n_rows - i0));
+        for (int64_t i0 = 0; i0 < a.n; i0 += kRows) {
+            const int rows = int(std::min<int64_t>(kRows, a.n - i0));
             float lead[kRows], rest[kRows];  // padding rows: -inf, never offered
             for (int r = 0; r < kRows; ++r) {
-                lead[r] = r < rows ? a.lead[i0 + r] : -kInf;
-                rest[r] = r < rows && a.prefix > 0 ? a.rest[i0 + r] : 0.0f;
+                lead[r] = r < rows ? a.lead[size_t(i0 + r)] : -kInf;
+                rest[r] = r < rows && prefix > 0 ? a.rest[size_t(i0 + r)] : 0.0f;
             }
-            const TileRows block{blocks.data() + i0 * dim, lead, rest, a.prefix};
+            const TileRows block{a.blocks.data() + i0 * dim, lead, rest, prefix};
             row_block(block, rows, row0 + i0, cols, g0, g1, col0, dim, symmetric, skip_self,
                       lists);
         }

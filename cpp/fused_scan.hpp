@@ -75,28 +75,56 @@ struct TileRows {
     int64_t prefix = 0;
 };
 
+// A run of packed points (below): `n` points from `values`, `lead` and
+// `rest` on, in groups of `group`. Every group but the last is whole; the
+// last group's points past `n` are padding or points of a longer run, which
+// the kernel computes and never offers.
+struct ColumnView {
+    const float* values = nullptr;
+    const float* lead = nullptr;
+    const float* rest = nullptr;  // null without an early exit
+    int64_t n = 0;
+    int64_t group = 0;
+    int64_t prefix = 0;  // the early exit's leading coordinates (0: none)
+};
+
 struct PackedColumns {
     AlignedFloats values;
     AlignedFloats lead;  // -|y_lead|^2 / 2 per point (-inf for padding)
     AlignedFloats rest;  // -|y_rest|^2 / 2 (with an early exit)
     int64_t n = 0;
     int64_t group = 0;  // points per group
+    int64_t prefix = 0;
 
     // The first n_rows of `rows` (centred, scaled float32, with their half
-    // norms), for the kernel with `isa`.
-    void pack(FusedIsa isa, const TileRows& rows, int64_t n_rows, int64_t dim);
+    // norms), for the kernel with `isa`, on up to n_threads threads.
+    void pack(FusedIsa isa, const TileRows& rows, int64_t n_rows, int64_t dim, int n_threads);
+
+    // Points [first, first + count) (`first` a multiple of `group`).
+    ColumnView view(int64_t first, int64_t count, int64_t dim) const;
 };
 
-// One tile: query rows [row0, row0 + n_rows) of `a` against the packed
-// reference points [col0, col0 + cols.n) (packed from rows with the same
+// Query rows in the kernel's register blocks (fused_scan.cpp): each block of
+// rows dimension-major and zero-padded, with the rows' half norms.
+struct PackedRows {
+    std::vector<float> blocks;
+    std::vector<float> lead, rest;  // (rest: with an early exit)
+    int64_t n = 0;
+    int64_t prefix = 0;
+
+    // The rows of `points`.
+    void pack(const ColumnView& points, int64_t dim);
+};
+
+// One tile: the query rows `a` (positions row0..) against the packed
+// reference points `cols` (positions col0.., packed from rows with the same
 // prefix).
 // Each approximate squared distance below a row's threshold is offered to that
 // row's list (skipping the point itself when `skip_self`); with `symmetric`
 // (self search, off-diagonal tile) it is also offered to the column's list.
 // The caller holds whatever locks protect the lists of those rows and columns,
 // and has checked fused_scan_supported(isa).
-void fused_scan(FusedIsa isa, const TileRows& a, int64_t n_rows, int64_t row0,
-                const PackedColumns& cols, int64_t col0, int64_t dim, bool symmetric,
-                bool skip_self, CandidateLists& lists);
+void fused_scan(FusedIsa isa, const PackedRows& a, int64_t row0, const ColumnView& cols,
+                int64_t col0, int64_t dim, bool symmetric, bool skip_self, CandidateLists& lists);
 
 }  // namespace idest

@@ -219,61 +219,58 @@ void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, 
     }
 }
 
-// A set's centred, scaled float32 rows in a spatial visiting order, held whole
-// (4 D bytes per point: at most 256 at the D <= kFusedMaxDim where the fused
-// kernel is chosen by default), with the mean row of each block of `block`
-// positions.
+// A set's centred, scaled float32 rows in a spatial visiting order, in the
+// fused kernel's layouts (fused_scan.hpp), made once for all tiles: every
+// position packed as reference points (`columns`) and each tile block of
+// `block` positions as query rows (`blocks`; 4 D bytes per point for each
+// layout, at most 256 at the D <= kFusedMaxDim where the fused kernel is
+// chosen by default), with the mean row of each block.
 struct OrderedRows {
     std::vector<int64_t> order;  // position -> row of the input
-    std::vector<float> rows;     // by position, row-major
-    std::vector<float> lead;     // by position: the half norms of TileRows
-    std::vector<float> rest;     // (with an early exit)
     std::vector<std::vector<double>> centroids;
-    int64_t dim = 0;
-    int64_t prefix = 0;  // the scaling's early-exit axes (0: none)
-
-    // Positions p0.. as the fused kernel reads them.
-    TileRows tile(int64_t p0) const {
-        return {rows.data() + p0 * dim, lead.data() + p0, prefix > 0 ? rest.data() + p0 : nullptr,
-                prefix};
-    }
+    PackedColumns columns;
+    std::vector<PackedRows> blocks;
 };
 
+// `as_rows`: pack the blocks (the query set); `as_columns`: keep the
+// columns (the reference set; a self search's set is both).
 template <class T>
-OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, int n_threads) {
-    const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024;
+OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, int n_threads,
+                         FusedIsa isa, bool as_rows, bool as_columns) {
+    const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024, prefix = s.prefix;
     OrderedRows o;
-    o.dim = dim;
-    o.prefix = s.prefix;
-    o.rows.resize(size_t(n) * dim);
-    o.lead.resize(n);
-    o.rest.resize(o.prefix > 0 ? n : 0);
+    std::vector<float> rows(size_t(n) * dim), lead(n), rest(prefix > 0 ? n : 0);
     parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
-        load_block<T>(m, c * chunk, std::min(chunk, n - c * chunk), s,
-                      o.rows.data() + c * chunk * dim, nullptr);
+        load_block<T>(m, c * chunk, std::min(chunk, n - c * chunk), s, rows.data() + c * chunk * dim,
+                      nullptr);
     });
     // The visiting order, the rows moved into it as it is found (the rotation
     // keeps distances, so the order may be found on the rotated rows).
-    o.order = spatial_order(o.rows.data(), n, dim, /*leaf=*/32, n_threads);
-    const int64_t lead_dims = o.prefix > 0 ? o.prefix : dim;
+    o.order = spatial_order(rows.data(), n, dim, /*leaf=*/32, n_threads);
+    const int64_t lead_dims = prefix > 0 ? prefix : dim;
     parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
         for (int64_t p = c * chunk; p < std::min(n, (c + 1) * chunk); ++p) {
-            const float* x = o.rows.data() + p * dim;
-            double lead = 0.0, rest = 0.0;
-            for (int64_t j = 0; j < lead_dims; ++j) lead += double(x[j]) * double(x[j]);
-            for (int64_t j = lead_dims; j < dim; ++j) rest += double(x[j]) * double(x[j]);
-            o.lead[p] = -0.5f * float(lead);  // halving is exact (subnormals aside)
-            if (o.prefix > 0) o.rest[p] = -0.5f * float(rest);
+            const float* x = rows.data() + p * dim;
+            double sum_lead = 0.0, sum_rest = 0.0;
+            for (int64_t j = 0; j < lead_dims; ++j) sum_lead += double(x[j]) * double(x[j]);
+            for (int64_t j = lead_dims; j < dim; ++j) sum_rest += double(x[j]) * double(x[j]);
+            lead[p] = -0.5f * float(sum_lead);  // halving is exact (subnormals aside)
+            if (prefix > 0) rest[p] = -0.5f * float(sum_rest);
         }
     });
+    o.columns.pack(isa, {rows.data(), lead.data(), prefix > 0 ? rest.data() : nullptr, prefix}, n,
+                   dim, n_threads);
     const int64_t n_blocks = (n + block - 1) / block;
     o.centroids.assign(n_blocks, std::vector<double>(dim, 0.0));
+    if (as_rows) o.blocks.resize(n_blocks);
     parallel_for(n_blocks, n_threads, [&](int64_t b, int) {
         const int64_t end = std::min(n, (b + 1) * block);
         for (int64_t p = b * block; p < end; ++p)
-            for (int64_t j = 0; j < dim; ++j) o.centroids[b][j] += double(o.rows[p * dim + j]);
+            for (int64_t j = 0; j < dim; ++j) o.centroids[b][j] += double(rows[p * dim + j]);
         for (auto& v : o.centroids[b]) v /= double(end - b * block);
+        if (as_rows) o.blocks[b].pack(o.columns.view(b * block, end - b * block, dim), dim);
     });
+    if (!as_columns) o.columns = {};
     return o;
 }
 
@@ -414,21 +411,24 @@ double certified_lower_bound(float worst, double sq_norm_unscaled, const Scaling
 // the pairs between the halves, down to squares of kDiagonalLeaf positions.
 // Rows thus meet their nearest points first, so few later points pass their
 // thresholds; and above the 64-point squares only the upper triangle of the
-// tile is computed.
+// tile is computed. The halves meet at a multiple of the packing group, so
+// that each range starts a group of set.columns (p0 does).
 void fused_diagonal(FusedIsa isa, const OrderedRows& set, int64_t p0, int64_t n, int64_t dim,
-                    PackedColumns& packed, CandidateLists& lists) {
+                    PackedRows& rows, CandidateLists& lists) {
     constexpr int64_t kDiagonalLeaf = 64;
-    const TileRows rows = set.tile(p0);
     if (n <= kDiagonalLeaf) {
-        packed.pack(isa, rows, n, dim);
-        fused_scan(isa, rows, n, p0, packed, p0, dim, false, true, lists);
+        const ColumnView square = set.columns.view(p0, n, dim);
+        rows.pack(square, dim);
+        fused_scan(isa, rows, p0, square, p0, dim, false, true, lists);
         return;
     }
-    const int64_t half = n / 2;
-    fused_diagonal(isa, set, p0, half, dim, packed, lists);
-    fused_diagonal(isa, set, p0 + half, n - half, dim, packed, lists);
-    packed.pack(isa, set.tile(p0 + half), n - half, dim);
-    fused_scan(isa, rows, half, p0, packed, p0 + half, dim, true, true, lists);
+    const int64_t group = set.columns.group;
+    const int64_t half = std::max(group, (n / 2 + group / 2) / group * group);
+    fused_diagonal(isa, set, p0, half, dim, rows, lists);
+    fused_diagonal(isa, set, p0 + half, n - half, dim, rows, lists);
+    rows.pack(set.columns.view(p0, half, dim), dim);
+    fused_scan(isa, rows, p0, set.columns.view(p0 + half, n - half, dim), p0 + half, dim, true,
+               true, lists);
 }
 
 // The float32 candidate pass of one search, in three steps: plan the tiles
@@ -529,7 +529,7 @@ class CandidateSearch {
   private:
     struct Workspace {
         std::vector<float> a, b, g, na, nb;
-        PackedColumns packed;
+        PackedRows rows;  // a diagonal tile's sub-squares (fused)
         int64_t cached_a = -1;
 
         void allocate(int64_t bq, int64_t br, int64_t dim) {
@@ -568,6 +568,11 @@ class CandidateSearch {
             bq_ = std::min(opt_.block_rows,
                            std::max<int64_t>(64, (nq_ + 2 * threads - 1) / (2 * threads)));
         br_ = self_ ? bq_ : opt_.block_rows;
+        if (fused_) {  // reference blocks start groups of the packed points (fused_scan.hpp)
+            const int64_t group = fused_group(isa_);
+            bq_ = (bq_ + group - 1) / group * group;
+            br_ = (br_ + group - 1) / group * group;
+        }
         n_qblocks_ = (nq_ + bq_ - 1) / bq_;
         n_rblocks_ = (nr_ + br_ - 1) / br_;
         // With the fused kernel, rows are visited in a spatial order
@@ -578,8 +583,8 @@ class CandidateSearch {
         // input order.
         if (fused_) {
             principal_axes<T>(ref_, nq_, scaling_, opt_.syev, opt_.prefix_dims);
-            qset_ = ordered_rows<T>(query_, scaling_, bq_, opt_.n_threads);
-            if (!self_) rset_ = ordered_rows<T>(ref_, scaling_, br_, opt_.n_threads);
+            qset_ = ordered_rows<T>(query_, scaling_, bq_, opt_.n_threads, isa_, true, self_);
+            if (!self_) rset_ = ordered_rows<T>(ref_, scaling_, br_, opt_.n_threads, isa_, false, true);
         }
         if (self_) block_locks_ = std::vector<std::mutex>(n_qblocks_);
         // Self search: the upper-triangular tiles (bi <= bj) of the symmetric
@@ -667,11 +672,11 @@ class CandidateSearch {
         const bool diagonal = self_ && bi == bj;
         if (fused_ && diagonal) {
             const auto guard = lock_blocks(bi, bj);
-            fused_diagonal(isa_, qset_, q0, nqa, dim_, w.packed, *lists_);
+            fused_diagonal(isa_, qset_, q0, nqa, dim_, w.rows, *lists_);
         } else if (fused_) {
-            w.packed.pack(isa_, ref_rows().tile(r0), nrb, dim_);
             const auto guard = lock_blocks(bi, bj);
-            fused_scan(isa_, qset_.tile(q0), nqa, q0, w.packed, r0, dim_, self_, self_, *lists_);
+            fused_scan(isa_, qset_.blocks[bi], q0, ref_rows().columns.view(r0, nrb, dim_), r0, dim_,
+                       self_, self_, *lists_);
         } else {
             sgemm_tile(w, bi, bj, q0, nqa, r0, nrb);
         }
