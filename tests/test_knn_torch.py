@@ -173,7 +173,7 @@ def test_ties_beyond_the_candidate_list_force_the_fallback(small_tiles):
 def test_no_margin_exercises_the_fallback(monkeypatch, small_tiles):
     """Candidate lists of exactly k: rows whose k-th distance cannot be separated from the
     (k+1)-th by the float32 error bound must be searched exhaustively, and still match."""
-    monkeypatch.setattr(_torch, "n_candidates", lambda k: k)
+    monkeypatch.setattr(_torch, "n_candidates", lambda k, margin: k)
     X = DATASETS["clustered"](600, 12, np.float32)
     nn = torch_search(X, 4)
     assert nn.n_fallback_rows > 0

@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 import idest
-from idest.neighbors._backends import n_candidates
+from idest.neighbors._backends import (
+    CANDIDATE_MARGIN,
+    LATTICE_MARGIN,
+    candidate_margin,
+    n_candidates,
+)
 from idest.neighbors._knn import BACKENDS, Neighbors, choose_backend
 from idest.utils.validation import check_array
 
@@ -340,7 +345,8 @@ def test_single_thread_matches_multi_thread():
 KERNELS = ["sgemm", "fused-avx2", "fused-avx512"]
 
 
-def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64, prefix_dims=None):
+def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64, prefix_dims=None,
+             margin=LATTICE_MARGIN):
     """The compiled core with a chosen tile kernel; small blocks make many tiles.
     ``prefix_dims``: the fused kernel's early exit on principal axes (None: off)."""
     from idest.neighbors import _core
@@ -350,7 +356,7 @@ def core_knn(X, k, R=None, kernel="auto", n_threads=2, block_rows=64, prefix_dim
     exit_options = {} if prefix_dims is None else {"syev": _syev_capsule(),
                                                    "prefix_dims": prefix_dims}
     try:
-        dist, idx, fallbacks = _core.knn(X, R, k, n_candidates(k), n_threads, block_rows,
+        dist, idx, fallbacks = _core.knn(X, R, k, n_candidates(k, margin), n_threads, block_rows,
                                          _sgemm_capsule(), progress, kernel, **exit_options)
     except ValueError as exc:
         if "needs an x86-64 CPU with" in str(exc):
@@ -407,6 +413,35 @@ def test_ties_past_the_lists_are_searched_again_with_wider_lists(kernel, dtype, 
     nn_q = core_knn(X[:300], 10, X[300:], kernel=kernel, block_rows=256)
     assert_equal_neighbors(nn_q, dist_q, idx_q)
     assert nn.n_fallback_rows == 0 and nn_q.n_fallback_rows == 0
+
+
+def test_candidate_margin_reads_a_lattice_from_a_sample():
+    """Lattice data (integers, binary codes, also as a reference set) keep the wide
+    margin; data in general position, also rounded to bfloat16 or half zeros (ReLU),
+    the narrow one."""
+    rng = np.random.default_rng(0)
+    gauss = rng.normal(size=(5000, 20)).astype(np.float32)
+    ints = rng.integers(0, 10, size=(5000, 8)).astype(np.float32)
+    binary = rng.integers(0, 2, size=(3000, 13)).astype(np.float64)
+    bf16 = (gauss.view(np.uint32) & 0xFFFF0000).view(np.float32)
+    relu = np.maximum(gauss, 0)
+    assert candidate_margin(ints) == candidate_margin(binary) == LATTICE_MARGIN
+    assert candidate_margin(gauss[:, :8], ints) == LATTICE_MARGIN
+    assert candidate_margin(gauss) == candidate_margin(bf16) == candidate_margin(relu)
+    assert candidate_margin(gauss, None) == CANDIDATE_MARGIN
+    assert n_candidates(10, CANDIDATE_MARGIN) == 14 and n_candidates(10) == 18
+    assert n_candidates(1000, CANDIDATE_MARGIN) == 1062
+
+
+@pytest.mark.parametrize("kernel", ["auto", "sgemm"])
+def test_the_narrow_margin_on_a_lattice_is_slower_but_exact(kernel):
+    """A lattice searched with the narrow margin (as a misjudged sample would):
+    more rows need their second searches, the answer is the reference's."""
+    X, (dist, idx), (dist_q, idx_q) = integer_ties(np.float32, True)
+    nn = core_knn(X, 10, kernel=kernel, block_rows=256, margin=CANDIDATE_MARGIN)
+    assert_equal_neighbors(nn, dist, idx)
+    nn_q = core_knn(X[:300], 10, X[300:], kernel=kernel, block_rows=256, margin=CANDIDATE_MARGIN)
+    assert_equal_neighbors(nn_q, dist_q, idx_q)
 
 
 @pytest.mark.parametrize("duplicates", [False, True])

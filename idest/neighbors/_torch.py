@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from idest.neighbors._backends import certified_lower_bound, n_candidates
+from idest.neighbors._backends import candidate_margin, certified_lower_bound, n_candidates
 from idest.neighbors._knn import Neighbors, check_k, is_device_tensor
 from idest.utils.progress import progress_bar
 from idest.utils.validation import check_array, invalid
@@ -320,7 +320,7 @@ def search(Q: Any, R: Any | None, k: int, progress: bool | None = None):
     n, dim = Q.shape
     n_ref = ref.shape[0]
     available = n_ref - (1 if self_search else 0)
-    width = min(n_candidates(k), available)
+    width = min(n_candidates(k, candidate_margin(Q, R)), available)
     device = Q.device
     with ieee_float32_matmul(), torch.no_grad():
         budget = _budget(device, torch)
