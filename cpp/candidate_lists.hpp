@@ -128,6 +128,7 @@ class CandidateLists {
     // twice as long per entry).
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
     void offer_avx512(int64_t row, const float* d, const int32_t* j, int n_offers) {
+        if (width <= 16) return offer_short(row, d, j, n_offers);
         const int n = count_[row];
         Run list = load_run(row);
         const __mmask32 last = __mmask32(1u << (width - 1));
@@ -192,6 +193,7 @@ class CandidateLists {
                         index_lo, index_hi};
         sort_registers(fresh);
         merge_registers(fresh);  // each run's two sorted halves into one run of 32
+        if (width <= 16) return merge_short(rows, fresh, lanes);
         for (int p = 0; p < N; ++p) {
             n[p] = count_[rows[p]];
             list[p] = load_run(rows[p]);
@@ -307,12 +309,15 @@ class CandidateLists {
     // A vector_insertable() list as a run: its count_[row] entries, +inf (and
     // index 0) in the lanes past them.
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
-    Run load_run(int64_t row) {
+    Run load_run(int64_t row, bool wide = true) {
         const float* cd = row_dist(row);
         const int32_t* ci = row_idx(row);
         const int n = count_[row];
         const uint32_t held = n >= 32 ? ~0u : (1u << n) - 1u;
         const __m512 inf = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+        if (!wide)  // (a list of at most 16)
+            return {_mm512_mask_loadu_ps(inf, __mmask16(held), cd), inf,
+                    _mm512_maskz_loadu_epi32(__mmask16(held), ci), _mm512_setzero_si512()};
         return {_mm512_mask_loadu_ps(inf, __mmask16(held), cd),
                 _mm512_mask_loadu_ps(inf, __mmask16(held >> 16), cd + 16),
                 _mm512_maskz_loadu_epi32(__mmask16(held), ci),
@@ -323,14 +328,16 @@ class CandidateLists {
     // and its threshold once the list is full (lane width - 1, from the
     // registers).
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
-    void store_run(int64_t row, const Run& r, int held) {
+    void store_run(int64_t row, const Run& r, int held, bool wide = true) {
         float* cd = row_dist(row);
         int32_t* ci = row_idx(row);
         const uint32_t stored = held >= 32 ? ~0u : (1u << held) - 1u;
         _mm512_mask_storeu_ps(cd, __mmask16(stored), r.lo);
-        _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), r.hi);
         _mm512_mask_storeu_epi32(ci, __mmask16(stored), r.jlo);
-        _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), r.jhi);
+        if (wide) {
+            _mm512_mask_storeu_ps(cd + 16, __mmask16(stored >> 16), r.hi);
+            _mm512_mask_storeu_epi32(ci + 16, __mmask16(stored >> 16), r.jhi);
+        }
         count_[row] = held;
         if (held == width)
             worst[row] = _mm512_cvtss_f32(_mm512_maskz_permutexvar_ps(
@@ -401,6 +408,56 @@ class CandidateLists {
                 exchange(r.lo, r.jlo, stride, low_lanes(32, stride));
                 exchange(r.hi, r.jhi, stride, low_lanes(32, stride));
             }
+    }
+#endif
+
+#if IDEST_X86
+    // offer_avx512 for lists of at most 16: the same steps on the low
+    // registers alone (the lanes past the list are never stored).
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
+    void offer_short(int64_t row, const float* d, const int32_t* j, int n_offers) {
+        const int n = count_[row];
+        Run list = load_run(row, /*wide=*/false);
+        const __mmask16 last = __mmask16(1u << (width - 1));
+        int inserted = 0;
+        for (int i = 0; i < n_offers; ++i) {
+            const __m512 v = _mm512_set1_ps(d[i]);
+            const __mmask16 above = _mm512_cmp_ps_mask(list.lo, v, _CMP_GT_OQ);
+            if (!_kortestz_mask16_u8(above & last, 0)) {
+                const __m512i b = _mm512_castps_si512(list.lo);
+                const __m512 shifted = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, b, b, 15));
+                const __m512i jshifted = _mm512_maskz_alignr_epi32(0xFFFF, list.jlo, list.jlo, 15);
+                const __mmask16 moved = _kshiftli_mask16(above, 1);
+                const __mmask16 slot = _kxor_mask16(above, moved);
+                list.lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.lo, moved, shifted), slot, v);
+                list.jlo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jlo, moved, jshifted),
+                                                 slot, _mm512_set1_epi32(j[i]));
+                ++inserted;
+            }
+        }
+        if (inserted) store_run(row, list, std::min(n + inserted, width), /*wide=*/false);
+    }
+
+    // The list step of merge_avx512 for lists of at most 16: the 16 smallest
+    // of the list and the sorted fresh run (whose low register holds its 16
+    // smallest), by one bitonic merge step and four in-register steps.
+    template <int N>
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    void merge_short(const int64_t (&rows)[N], const Run (&fresh)[N], const uint32_t (&lanes)[N]) {
+        Run list[N];
+        for (int p = 0; p < N; ++p) {
+            list[p] = load_run(rows[p], /*wide=*/false);
+            const __m512 r = _mm512_maskz_permutexvar_ps(0xFFFF, reversed_lane_numbers(), fresh[p].lo);
+            const __m512i rj = _mm512_maskz_permutexvar_epi32(0xFFFF, reversed_lane_numbers(), fresh[p].jlo);
+            const __mmask16 take = _mm512_cmp_ps_mask(r, list[p].lo, _CMP_LT_OQ);
+            list[p].lo = _mm512_mask_mov_ps(list[p].lo, take, r);
+            list[p].jlo = _mm512_mask_mov_epi32(list[p].jlo, take, rj);
+        }
+        for (int stride = 8; stride >= 1; stride /= 2)
+            for (Run& r : list) exchange(r.lo, r.jlo, stride, low_lanes(32, stride));
+        for (int p = 0; p < N; ++p)
+            store_run(rows[p], list[p], std::min(count_[rows[p]] + __builtin_popcount(lanes[p]), width),
+                      /*wide=*/false);
     }
 #endif
 
