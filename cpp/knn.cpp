@@ -504,8 +504,31 @@ class CandidateSearch {
         if (fused_) {  // query row -> position of its list
             position_of_.resize(nq_);
             for (int64_t p = 0; p < nq_; ++p) position_of_[qset_.order[p]] = p;
+            qset_.columns = {};  // the layouts are not read again
+            qset_.blocks = {};
+            rset_.columns = {};
         }
     }
+
+    // After run(): the query and reference rows as views of copies in
+    // visiting order (row i of a view is the copy's row at its position), for
+    // a re-scoring that visits the rows in that order (visit()): a row's
+    // candidates, near it in the order, are then near it in memory, and its
+    // list is next to the previous row's. The inputs themselves when the
+    // search has no visiting order or its lists are long (the dense
+    // re-scoring reads the reference rows in index order).
+    std::pair<MatrixView, MatrixView> visiting_views() {
+        if (!fused_ || lists_->width > CandidateLists::kSortedMaxWidth) return {query_, ref_};
+        const MatrixView q = in_order(query_, qset_.order, position_of_, q_copy_);
+        if (self_) return {q, q};
+        ref_position_of_.resize(nr_);
+        for (int64_t p = 0; p < nr_; ++p) ref_position_of_[rset_.order[p]] = p;
+        return {q, in_order(ref_, rset_.order, ref_position_of_, r_copy_)};
+    }
+
+    // The re-scoring's t-th row: the rows in visiting order (see
+    // visiting_views; any order re-scores each row once).
+    int64_t visit(int64_t t) const { return fused_ ? qset_.order[t] : t; }
 
     // After run(), once per query row i (from any thread, each row once):
     // writes its candidates (reference rows) to out[0..width), -1 past the n
@@ -645,6 +668,26 @@ class CandidateSearch {
         return fused_ ? o.order[p] : p;
     }
 
+    // A copy of m's rows in the visiting `order`, into `copy`, seen through
+    // `position_of` as m's rows.
+    MatrixView in_order(const MatrixView& m, const std::vector<int64_t>& order,
+                        const std::vector<int64_t>& position_of, std::vector<char>& copy) const {
+        const int64_t n = m.n_rows, item = m.is_float64 ? 8 : 4, bytes = m.n_cols * item, chunk = 1024;
+        copy.resize(size_t(n * bytes));
+        parallel_for((n + chunk - 1) / chunk, opt_.n_threads, [&](int64_t c, int) {
+            for (int64_t p = c * chunk; p < std::min(n, (c + 1) * chunk); ++p)
+                std::memcpy(copy.data() + p * bytes,
+                            static_cast<const char*>(m.data) +
+                                (m.row_index ? m.row_index[order[p]] : order[p]) * m.row_stride * item,
+                            size_t(bytes));
+        });
+        MatrixView v = m;
+        v.data = copy.data();
+        v.row_stride = m.n_cols;
+        v.row_index = position_of.data();
+        return v;
+    }
+
     // A query block against every reference block, nearest first.
     void run_query_block(Workspace& w, int64_t bi) {
         std::vector<std::pair<double, int64_t>> near;
@@ -733,6 +776,9 @@ class CandidateSearch {
     int64_t bq_ = 0, br_ = 0, n_qblocks_ = 0, n_rblocks_ = 0;
     OrderedRows qset_, rset_;
     std::vector<int64_t> position_of_;  // fused: query row -> list position
+    std::vector<int64_t> ref_position_of_;
+    std::vector<char> q_copy_, r_copy_;  // visiting_views'
+
     std::vector<std::pair<int64_t, int64_t>> tiles_;  // self and pair searches only
     std::vector<std::mutex> block_locks_;              // self and pair searches only
 };
@@ -820,7 +866,8 @@ class Rescorer {
         bound_.resize(size_t(nb));
         int64_t fallbacks = 0;
         if (!dense_) {
-            for (int64_t i = i0; i < i1; ++i) {
+            for (int64_t t = i0; t < i1; ++t) {
+                const int64_t i = source.visit(t);
                 to_float64(i, xd_.data());
                 const int n = source.candidates(i, id_.data(), &bound_[0]);
                 std::atomic_signal_fence(std::memory_order_seq_cst);  // see below
@@ -943,6 +990,7 @@ struct CandidateArray {
     int width;
     const double* lower_bound;
 
+    int64_t visit(int64_t t) const { return t; }
     int candidates(int64_t i, int64_t* out, double* bound) const {
         int n = 0;
         for (int j = 0; j < width; ++j)
@@ -987,9 +1035,9 @@ int64_t certified_search(const MatrixView& query, const MatrixView& ref, const K
                          int64_t* progress, Deferred* deferred) {
     CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
     search.run();
-    const int64_t fallbacks = rescore<T>(query, ref, opt.exclude_self, opt.k, opt.n_candidates,
-                                         search, opt.n_threads, distances, indices, squared,
-                                         deferred);
+    const auto [q, r] = search.visiting_views();
+    const int64_t fallbacks = rescore<T>(q, r, opt.exclude_self, opt.k, opt.n_candidates, search,
+                                         opt.n_threads, distances, indices, squared, deferred);
     if (deferred) std::sort(deferred->rows.begin(), deferred->rows.end());
     return fallbacks;
 }
@@ -1107,6 +1155,7 @@ struct PairSide {
     CandidateSearch<T>& search;
     int64_t offset;
 
+    int64_t visit(int64_t t) const { return t; }
     int candidates(int64_t i, int64_t* out, double* bound) {
         return search.candidates(offset + i, out, bound);
     }
