@@ -78,7 +78,7 @@ struct KnnOptions {
     int k = 1;                  // neighbours returned per query
     int n_candidates = 1;       // candidates kept per query by the float32 pass (>= k)
     int n_threads = 1;          // worker threads (each calls a single-threaded SGEMM)
-    int64_t block_rows = 2048;  // rows per tile side
+    int64_t block_rows = 2048;  // rows per tile side (the fused kernel's: twice as many)
     bool exclude_self = false;  // query == reference: row i never returns index i
     TileKernel kernel = TileKernel::kAuto;
     // The fused kernel's early exit (fused_scan.hpp): the search rotates the
