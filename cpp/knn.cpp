@@ -232,6 +232,13 @@ struct OrderedRows {
     std::vector<PackedRows> blocks;
 };
 
+// The inverse of a permutation: out[order[p]] = p (input row -> position).
+std::vector<int64_t> inverse(const std::vector<int64_t>& order) {
+    std::vector<int64_t> out(order.size());
+    for (size_t p = 0; p < order.size(); ++p) out[size_t(order[p])] = int64_t(p);
+    return out;
+}
+
 // `as_rows`: pack the blocks (the query set); `as_columns`: keep the
 // columns (the reference set; a self search's set is both).
 template <class T>
@@ -505,8 +512,7 @@ class CandidateSearch {
             queue.release(tile);
         });
         if (fused_) {  // query row -> position of its list
-            position_of_.resize(nq_);
-            for (int64_t p = 0; p < nq_; ++p) position_of_[qset_.order[p]] = p;
+            position_of_ = inverse(qset_.order);
             qset_.columns = {};  // the layouts are not read again
             qset_.blocks = {};
             rset_.columns = {};
@@ -524,8 +530,7 @@ class CandidateSearch {
         if (!fused_ || lists_->width > CandidateLists::kSortedMaxWidth) return {query_, ref_};
         const MatrixView q = in_order(query_, qset_.order, position_of_, q_copy_);
         if (self_) return {q, q};
-        ref_position_of_.resize(nr_);
-        for (int64_t p = 0; p < nr_; ++p) ref_position_of_[rset_.order[p]] = p;
+        ref_position_of_ = inverse(rset_.order);
         return {q, in_order(ref_, rset_.order, ref_position_of_, r_copy_)};
     }
 
@@ -681,15 +686,12 @@ class CandidateSearch {
     // A copy of m's rows in the visiting `order`, into `copy`, seen through
     // `position_of` as m's rows.
     MatrixView in_order(const MatrixView& m, const std::vector<int64_t>& order,
-                        const std::vector<int64_t>& position_of, std::vector<char>& copy) const {
-        const int64_t n = m.n_rows, item = m.is_float64 ? 8 : 4, bytes = m.n_cols * item, chunk = 1024;
-        copy.resize(size_t(n * bytes));
+                        const std::vector<int64_t>& position_of, std::vector<T>& copy) const {
+        const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024;
+        copy.resize(size_t(n * dim));
         parallel_for((n + chunk - 1) / chunk, opt_.n_threads, [&](int64_t c, int) {
             for (int64_t p = c * chunk; p < std::min(n, (c + 1) * chunk); ++p)
-                std::memcpy(copy.data() + p * bytes,
-                            static_cast<const char*>(m.data) +
-                                (m.row_index ? m.row_index[order[p]] : order[p]) * m.row_stride * item,
-                            size_t(bytes));
+                std::copy_n(row_ptr<T>(m, order[p]), dim, copy.data() + p * dim);
         });
         MatrixView v = m;
         v.data = copy.data();
@@ -787,7 +789,7 @@ class CandidateSearch {
     OrderedRows qset_, rset_;
     std::vector<int64_t> position_of_;  // fused: query row -> list position
     std::vector<int64_t> ref_position_of_;
-    std::vector<char> q_copy_, r_copy_;  // visiting_views'
+    std::vector<T> q_copy_, r_copy_;  // visiting_views'
 
     std::vector<std::pair<int64_t, int64_t>> tiles_;  // self and pair searches only
     std::vector<std::mutex> block_locks_;              // self and pair searches only
