@@ -128,36 +128,8 @@ class CandidateLists {
     // twice as long per entry).
     __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
     void offer_avx512(int64_t row, const float* d, const int32_t* j, int n_offers) {
-        if (width <= 16) return offer_short(row, d, j, n_offers);
-        const int n = count_[row];
-        Run list = load_run(row);
-        const __mmask32 last = __mmask32(1u << (width - 1));
-        int inserted = 0;
-        for (int i = 0; i < n_offers; ++i) {
-            const __m512 v = _mm512_set1_ps(d[i]);
-            const __mmask32 above = _mm512_kunpackw(_mm512_cmp_ps_mask(list.hi, v, _CMP_GT_OQ),
-                                                    _mm512_cmp_ps_mask(list.lo, v, _CMP_GT_OQ));
-            if (!_kortestz_mask32_u8(above & last, 0)) {
-                // every lane moved up one: shifted[i] = old[i - 1] (maskz forms:
-                // GCC 12 warns that the plain ones read an undefined register)
-                const __m512i blo = _mm512_castps_si512(list.lo), bhi = _mm512_castps_si512(list.hi);
-                const __m512 slo = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, blo, blo, 15));
-                const __m512 shi = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, bhi, blo, 15));
-                const __m512i sjlo = _mm512_maskz_alignr_epi32(0xFFFF, list.jlo, list.jlo, 15);
-                const __m512i sjhi = _mm512_maskz_alignr_epi32(0xFFFF, list.jhi, list.jlo, 15);
-                const __mmask32 moved = _kshiftli_mask32(above, 1);
-                const __mmask32 slot = _kxor_mask32(above, moved);
-                const __mmask16 mlo = __mmask16(moved), mhi = __mmask16(_kshiftri_mask32(moved, 16));
-                const __mmask16 slo_m = __mmask16(slot), shi_m = __mmask16(_kshiftri_mask32(slot, 16));
-                const __m512i vj = _mm512_set1_epi32(j[i]);
-                list.lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.lo, mlo, slo), slo_m, v);
-                list.hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.hi, mhi, shi), shi_m, v);
-                list.jlo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jlo, mlo, sjlo), slo_m, vj);
-                list.jhi = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jhi, mhi, sjhi), shi_m, vj);
-                ++inserted;
-            }
-        }
-        if (inserted) store_run(row, list, std::min(n + inserted, width));
+        if (width <= 16) return offer_run</*kWide=*/false>(row, d, j, n_offers);
+        offer_run</*kWide=*/true>(row, d, j, n_offers);
     }
 
     // Merges up to 32 entries into each of the N lists `rows` at once, for
@@ -412,30 +384,46 @@ class CandidateLists {
 #endif
 
 #if IDEST_X86
-    // offer_avx512 for lists of at most 16: the same steps on the low
-    // registers alone (the lanes past the list are never stored).
-    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl")))
-    void offer_short(int64_t row, const float* d, const int32_t* j, int n_offers) {
+    // offer_avx512's steps, on both register pairs of the run (kWide) or,
+    // for lists of at most 16, on the low pair alone (the lanes past the list
+    // are never stored).
+    template <bool kWide>
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"), always_inline))
+    void offer_run(int64_t row, const float* d, const int32_t* j, int n_offers) {
         const int n = count_[row];
-        Run list = load_run(row, /*wide=*/false);
-        const __mmask16 last = __mmask16(1u << (width - 1));
+        Run list = load_run(row, kWide);
+        const __mmask32 last = __mmask32(1u << (width - 1));
         int inserted = 0;
         for (int i = 0; i < n_offers; ++i) {
             const __m512 v = _mm512_set1_ps(d[i]);
-            const __mmask16 above = _mm512_cmp_ps_mask(list.lo, v, _CMP_GT_OQ);
-            if (!_kortestz_mask16_u8(above & last, 0)) {
-                const __m512i b = _mm512_castps_si512(list.lo);
-                const __m512 shifted = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, b, b, 15));
-                const __m512i jshifted = _mm512_maskz_alignr_epi32(0xFFFF, list.jlo, list.jlo, 15);
-                const __mmask16 moved = _kshiftli_mask16(above, 1);
-                const __mmask16 slot = _kxor_mask16(above, moved);
-                list.lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.lo, moved, shifted), slot, v);
-                list.jlo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jlo, moved, jshifted),
-                                                 slot, _mm512_set1_epi32(j[i]));
+            __mmask32 above = _mm512_cmp_ps_mask(list.lo, v, _CMP_GT_OQ);
+            if constexpr (kWide)
+                above = _mm512_kunpackw(_mm512_cmp_ps_mask(list.hi, v, _CMP_GT_OQ), __mmask16(above));
+            if (!_kortestz_mask32_u8(above & last, 0)) {
+                // every lane moved up one: shifted[i] = old[i - 1] (maskz forms:
+                // GCC 12 warns that the plain ones read an undefined register)
+                const __m512i blo = _mm512_castps_si512(list.lo);
+                const __m512 slo = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, blo, blo, 15));
+                const __m512i sjlo = _mm512_maskz_alignr_epi32(0xFFFF, list.jlo, list.jlo, 15);
+                const __mmask32 moved = _kshiftli_mask32(above, 1);
+                const __mmask32 slot = _kxor_mask32(above, moved);
+                const __mmask16 mlo = __mmask16(moved), slo_m = __mmask16(slot);
+                const __m512i vj = _mm512_set1_epi32(j[i]);
+                if constexpr (kWide) {
+                    const __m512i bhi = _mm512_castps_si512(list.hi);
+                    const __m512 shi = _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(0xFFFF, bhi, blo, 15));
+                    const __m512i sjhi = _mm512_maskz_alignr_epi32(0xFFFF, list.jhi, list.jlo, 15);
+                    const __mmask16 mhi = __mmask16(_kshiftri_mask32(moved, 16));
+                    const __mmask16 shi_m = __mmask16(_kshiftri_mask32(slot, 16));
+                    list.hi = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.hi, mhi, shi), shi_m, v);
+                    list.jhi = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jhi, mhi, sjhi), shi_m, vj);
+                }
+                list.lo = _mm512_mask_mov_ps(_mm512_mask_mov_ps(list.lo, mlo, slo), slo_m, v);
+                list.jlo = _mm512_mask_mov_epi32(_mm512_mask_mov_epi32(list.jlo, mlo, sjlo), slo_m, vj);
                 ++inserted;
             }
         }
-        if (inserted) store_run(row, list, std::min(n + inserted, width), /*wide=*/false);
+        if (inserted) store_run(row, list, std::min(n + inserted, width), kWide);
     }
 
     // The list step of merge_avx512 for lists of at most 16: the 16 smallest
