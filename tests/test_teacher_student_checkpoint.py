@@ -377,32 +377,43 @@ def _rewrite_meta(path, change) -> None:
 
 
 def _as_first_layout(meta) -> None:
-    """A file of layout 1 before the curve's steps were saved beside it: they were in the key."""
-    meta["key"]["curve_steps"] = meta.pop("record")
+    """A file of layout 1: its teacher fingerprint was a hash of bit-exact float64 outputs."""
+    meta["key"]["format"] = 1
+    meta["key"]["teacher_outputs"] = "0" * 64
 
 
-def test_checkpoints_of_the_earlier_layout_resume_and_continue(tmp_path):
-    """Files whose key holds the curve's steps (written before this layout) resume to the
-    uninterrupted numbers and continue into a longer schedule; one with no steps at all
-    is refused with the way out."""
+def test_checkpoints_of_an_earlier_layout_are_refused_with_the_way_out(tmp_path):
+    """Layout 1 keys hashed the teacher's outputs bit for bit: a file of it can be neither
+    checked nor resumed, by a training or by a sweep continuing from it."""
     path = tmp_path / "unit.ckpt"
     with pytest.raises(KeyboardInterrupt):
         train_students(TEACHER, STUDENTS, checkpoint=path, on_steps=_signal_at(100), **COMMON)
     _rewrite_meta(path, _as_first_layout)
-    resumed = train_students(TEACHER, STUDENTS, checkpoint=path, keep_checkpoint=True,
-                             **COMMON)
-    np.testing.assert_array_equal(_numbers(resumed),
-                                  _numbers(train_students(TEACHER, STUDENTS, **COMMON)))
-    _rewrite_meta(path, _as_first_layout)  # the finished state, in the earlier layout
-    longer = {**COMMON, "schedule": LONGER}
-    continued = train_students(TEACHER, STUDENTS, checkpoint=path, keep_checkpoint=True,
-                               **longer)
-    reference = train_students(TEACHER, STUDENTS, **longer)
-    assert [r.loss for r in continued] == [r.loss for r in reference]
-    _rewrite_meta(path, lambda meta: meta.pop("record"))  # neither record nor key steps
-    with pytest.raises(ValueError, match="before checkpoints kept the steps of their curve "
-                                         "points.*delete it to train this unit from step 0"):
-        train_students(TEACHER, STUDENTS, checkpoint=path, **longer)
+    with pytest.raises(ValueError, match=r"format: 1 there, 2 here \(an older layout.*"
+                                         r"delete the file to start this one from step 0"):
+        train_students(TEACHER, STUDENTS, checkpoint=path, **COMMON)
+    short = tmp_path / "short" / "results.csv"
+    run_sweep(SWEEP, short, n_jobs=1, progress=False)
+    _rewrite_meta(checkpoint_path(short, 2, final=True), _as_first_layout)
+    longer = SweepConfig(**{**SWEEP.__dict__, "schedule": LONGER})
+    with pytest.raises(ValueError, match=r"k=2 cannot continue from .*: format: 1 there"):
+        run_sweep(longer, tmp_path / "long" / "results.csv", n_jobs=1, progress=False,
+                  continue_from=short)
+
+
+def test_the_teacher_fingerprint_does_not_move_with_the_blas_threads():
+    """A sweep worker (one BLAS thread) and its parent (two) must write and read one key:
+    float64 products split over two threads round some outputs differently."""
+    from threadpoolctl import threadpool_limits
+
+    from scaling.teacher_student._checkpoint import teacher_fingerprint
+
+    teachers = [random_teacher(k, variant="clean") for k in range(2, 8)]
+    with threadpool_limits(1):
+        one = [teacher_fingerprint(t) for t in teachers]
+    with threadpool_limits(2):
+        two = [teacher_fingerprint(t) for t in teachers]
+    assert one == two and len(set(one)) == len(teachers)
 
 
 def test_a_sweep_refuses_to_continue_from_another_configuration(tmp_path):

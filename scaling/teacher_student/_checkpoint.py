@@ -36,12 +36,13 @@ from typing import Any
 
 import numpy as np
 
-from idest.utils import atomic_write, content_hash
+from idest.utils import atomic_write, content_hash, limit_threads
 
 #: Version of the checkpoint layout (part of the key: a new layout never loads an old file).
-#: Files of layout 1 written before the curve's steps were saved beside it hold them in
-#: their key (``curve_steps``), and are read as such.
-FORMAT = 1
+#: Layout 2 fingerprints the teacher by :func:`teacher_fingerprint`; layout 1 hashed its
+#: float64 outputs bit for bit, which move with the BLAS thread count (a sweep worker on one
+#: thread wrote keys that its two-thread parent read as another teacher's).
+FORMAT = 2
 #: Default wall seconds between two checkpoints of a training.
 CHECKPOINT_SECONDS = 300.0
 #: What the sweep's checkpoint files end with (git-ignored: they are never committed).
@@ -51,16 +52,40 @@ SUFFIX = ".ckpt"
 def checkpoint_key(teacher, specs, seed: int, schedule, **options: Any) -> dict[str, Any]:
     """Everything a training's numbers depend on, as a JSON-ready dict.
 
-    The teacher enters by its description and a fingerprint of its outputs (float64, on
-    fixed inputs), so two teachers that compute different functions never share a key.
+    The teacher enters by its description and :func:`teacher_fingerprint`, so two teachers
+    that compute different functions never share a key.
     """
-    x = teacher.sample_inputs(16, np.random.default_rng(0))
     return {"format": FORMAT, "teacher": teacher.description,
-            "teacher_outputs": content_hash(teacher.outputs(x, np.float64)),
+            "teacher_outputs": teacher_fingerprint(teacher),
             "students": [[s.width, s.depth, s.run] for s in specs], "seed": int(seed),
             "schedule": [schedule.name, [[p.steps, p.batch_size, p.lr]
                                          for p in schedule.phases]],
             **{name: value for name, value in sorted(options.items())}}
+
+
+def teacher_fingerprint(teacher) -> str:
+    """A hash of the teacher's outputs on 16 fixed inputs, computed in float64 on one BLAS
+    thread and rounded to float32.
+
+    The outputs (not the weights) enter, so that a change in how a teacher computes them
+    also changes the key. One thread: a BLAS splits a product differently over two threads
+    and then rounds some float64 outputs differently in their last bit. float32: another
+    CPU's BLAS kernel moves them by as little, so a checkpoint resumes on another machine.
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_limits
+    >>> from scaling.teacher_student import random_teacher
+    >>> from scaling.teacher_student._checkpoint import teacher_fingerprint
+    >>> with threadpool_limits(2):
+    ...     two = teacher_fingerprint(random_teacher(3))
+    >>> teacher_fingerprint(random_teacher(3)) == two != teacher_fingerprint(random_teacher(4))
+    True
+    """
+    x = teacher.sample_inputs(16, np.random.default_rng(0))
+    with limit_threads(1):
+        outputs = np.asarray(teacher.outputs(x, np.float64), dtype=np.float64)
+    return content_hash(outputs.astype(np.float32))
 
 
 def save_checkpoint(path: str | Path, key: dict[str, Any], engine_state: dict,
@@ -83,8 +108,8 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
     (the same phases, then more: a finished training continues into a longer schedule,
     taking exactly the steps a training of the longer one from step 0 takes).
     ``progress["record"]`` lists the steps of the curve points saved so far. Raises
-    ValueError when the file was written for another configuration (the message names the
-    fields that differ), or before checkpoints kept their curve's steps.
+    ValueError when the file was written for another configuration or in another layout
+    (the message names the fields that differ).
     """
     import torch
 
@@ -93,12 +118,7 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
         return None
     saved = torch.load(path, weights_only=True)
     meta = read_progress(path, saved)
-    found = meta.pop("key")
-    if meta["record"] is None:
-        raise ValueError(f"{caller}: checkpoint {path} was written before checkpoints kept "
-                         f"the steps of their curve points, so its curve cannot go on; "
-                         f"delete it to train this unit from step 0.")
-    fields = key_mismatch(found, key)
+    fields = key_mismatch(meta.pop("key"), key)
     if fields:
         raise ValueError(f"{caller}: checkpoint {path} was written by another training "
                          f"({', '.join(fields)}); resume with the configuration that wrote "
@@ -108,22 +128,20 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
 
 def read_progress(path: str | Path, saved: dict | None = None) -> dict[str, Any]:
     """The progress saved in the checkpoint at ``path`` (``saved``: the file, already
-    loaded): its ``key``, ``step``, ``record`` (None for a file written before checkpoints
-    kept their curve's steps) and the rest of what :func:`save_checkpoint` wrote."""
+    loaded): its ``key``, ``step``, ``record`` (from layout 2 on) and the rest of what
+    :func:`save_checkpoint` wrote."""
     if saved is None:
         import torch
 
         saved = torch.load(Path(path), weights_only=True)
-    meta = json.loads(saved["meta"])
-    # a file of FORMAT 1 written before the record was saved holds it in its key
-    meta.setdefault("record", meta["key"].pop("curve_steps", None))
-    return meta
+    return json.loads(saved["meta"])
 
 
 def key_mismatch(found: dict[str, Any], key: dict[str, Any]) -> list[str]:
     """Why a training with ``key`` cannot continue from a checkpoint saved with ``found``,
     as "field: value there, value here" items; empty when it can (every field equal, the
-    saved schedule the same as this one or a beginning of it).
+    saved schedule the same as this one or a beginning of it). A file of another layout
+    (:data:`FORMAT`) gives that one item: its other fields mean other things.
 
     Examples
     --------
@@ -136,6 +154,9 @@ def key_mismatch(found: dict[str, Any], key: dict[str, Any]) -> list[str]:
     ["dtype: 'float64' there, 'float32' here"]
     """
     expected = json.loads(json.dumps(key))  # tuples as lists, as stored
+    if found.get("format") != expected.get("format"):
+        return [f"format: {found.get('format')!r} there, {expected.get('format')!r} here (an "
+                f"older layout, whose key cannot be compared with this one's)"]
     fields = sorted(f for f in {*found, *expected} - {"schedule"}
                     if found.get(f) != expected.get(f))
     if not schedule_continues(found["schedule"][1], expected["schedule"][1]):

@@ -336,13 +336,11 @@ def _start_from(continue_from: Path, path: Path, config: SweepConfig,
         saved = read_progress(final)
         fields = key_mismatch(saved["key"], training_key(config.teacher(k), students,
                                                          **_training_options(config)))
-        if saved["record"] is None or fields:
+        if fields:
             raise ValueError(
-                f"run_sweep: k={k} cannot continue from {final}: "
-                + ("it was written before checkpoints kept their curve's steps"
-                   if saved["record"] is None else f"{', '.join(fields)}")
-                + "; continue from a sweep of the same configuration and students whose "
-                  "schedule is the beginning of this one, or drop continue_from.")
+                f"run_sweep: k={k} cannot continue from {final}: {', '.join(fields)}; "
+                f"continue from a sweep of the same configuration and students whose "
+                f"schedule is the beginning of this one, or drop continue_from.")
         with atomic_write(own, "wb") as handle:
             handle.write(final.read_bytes())
 
