@@ -307,6 +307,19 @@ def test_non_finite_input_names_first_bad_row(bad):
         idest.knn(X, 3)
 
 
+@pytest.mark.filterwarnings("error")
+def test_finite_values_whose_sum_overflows_pass_the_finiteness_check():
+    """check_finite's fast path sums each chunk: an overflowing sum must neither warn
+    nor refuse finite data, and a non-finite value among huge ones is still named."""
+    from idest.utils import check_finite
+
+    X = np.full((50, 3), 3e38, dtype=np.float32)
+    check_finite(X)
+    X[41, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity.*first in row 41"):
+        check_finite(X)
+
+
 def test_bad_arguments():
     X = random_data(50, 4, np.float32)
     with pytest.raises(ValueError, match="knn: backend must be one of 'auto', 'cpp'"):

@@ -179,6 +179,11 @@ def check_finite(arr: np.ndarray, *, name: str = "X", caller: str = "idest") -> 
     ValueError: twonn: X must be finite; got NaN (nan), first in row 1. Remove or ...
     """
     for start, chunk in row_blocks(arr):
+        # a finite sum has no nan or inf among its terms (a sum that overflows
+        # is checked value by value): 0.07 against 0.53 ms at 20,000 x 20
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(chunk.sum()):
+                continue
         ok = np.isfinite(chunk).all(axis=1)
         if not ok.all():
             row = start + int(np.argmin(ok))
