@@ -11,6 +11,7 @@ import idest
 from idest.neighbors._backends import (
     CANDIDATE_MARGIN,
     LATTICE_MARGIN,
+    NARROW_MARGIN,
     candidate_margin,
     n_candidates,
 )
@@ -307,6 +308,20 @@ def test_non_finite_input_names_first_bad_row(bad):
         idest.knn(X, 3)
 
 
+def test_concurrent_searches_give_the_answers_of_searches_one_at_a_time():
+    """Searches from several Python threads at once (the core releases the GIL) share
+    no state: each gets the answer it gets alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sets = [random_data(3000, 20, np.float32, seed=seed) for seed in range(6)]
+    alone = [idest.knn(X, 7, n_jobs=2) for X in sets]
+    with ThreadPoolExecutor(3) as pool:
+        together = list(pool.map(lambda X: idest.knn(X, 7, n_jobs=2), sets))
+    for a, b in zip(alone, together, strict=True):
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_array_equal(a.distances, b.distances)
+
+
 @pytest.mark.filterwarnings("error")
 def test_finite_values_whose_sum_overflows_pass_the_finiteness_check():
     """check_finite's fast path sums each chunk: an overflowing sum must neither warn
@@ -431,7 +446,7 @@ def test_ties_past_the_lists_are_searched_again_with_wider_lists(kernel, dtype, 
 def test_candidate_margin_reads_a_lattice_from_a_sample():
     """Lattice data (integers, binary codes, also as a reference set) keep the wide
     margin; data in general position, also rounded to bfloat16 or half zeros (ReLU),
-    the narrow one."""
+    the narrow one up to D = 64 and the middle one beyond."""
     rng = np.random.default_rng(0)
     gauss = rng.normal(size=(5000, 20)).astype(np.float32)
     ints = rng.integers(0, 10, size=(5000, 8)).astype(np.float32)
@@ -441,7 +456,8 @@ def test_candidate_margin_reads_a_lattice_from_a_sample():
     assert candidate_margin(ints) == candidate_margin(binary) == LATTICE_MARGIN
     assert candidate_margin(gauss[:, :8], ints) == LATTICE_MARGIN
     assert candidate_margin(gauss) == candidate_margin(bf16) == candidate_margin(relu)
-    assert candidate_margin(gauss, None) == CANDIDATE_MARGIN
+    assert candidate_margin(gauss, None) == NARROW_MARGIN
+    assert candidate_margin(rng.normal(size=(300, 65)), None) == CANDIDATE_MARGIN
     assert n_candidates(10, CANDIDATE_MARGIN) == 14 and n_candidates(10) == 18
     assert n_candidates(1000, CANDIDATE_MARGIN) == 1062
 
@@ -451,9 +467,9 @@ def test_the_narrow_margin_on_a_lattice_is_slower_but_exact(kernel):
     """A lattice searched with the narrow margin (as a misjudged sample would):
     more rows need their second searches, the answer is the reference's."""
     X, (dist, idx), (dist_q, idx_q) = integer_ties(np.float32, True)
-    nn = core_knn(X, 10, kernel=kernel, block_rows=256, margin=CANDIDATE_MARGIN)
+    nn = core_knn(X, 10, kernel=kernel, block_rows=256, margin=NARROW_MARGIN)
     assert_equal_neighbors(nn, dist, idx)
-    nn_q = core_knn(X[:300], 10, X[300:], kernel=kernel, block_rows=256, margin=CANDIDATE_MARGIN)
+    nn_q = core_knn(X[:300], 10, X[300:], kernel=kernel, block_rows=256, margin=NARROW_MARGIN)
     assert_equal_neighbors(nn_q, dist_q, idx_q)
 
 
