@@ -43,8 +43,13 @@ from idest.neighbors._backends import (
 )
 
 
-def load_core(where: str) -> ModuleType:
-    """``installed`` (the package's own core), a ``_core*.so`` file or a folder holding one."""
+def load_core(where: str, slot: int) -> ModuleType:
+    """``installed`` (the package's own core), a ``_core*.so`` file or a folder holding one.
+
+    Each build is loaded under a name of its own (``idest_paired_<slot>._core``: the last
+    part must stay ``_core``, which names its init function). Under one shared name,
+    CPython hands back the module it loaded first, and the "two builds" were one.
+    """
     if where == "installed":
         from idest.neighbors import _core
 
@@ -55,7 +60,7 @@ def load_core(where: str) -> ModuleType:
         if not found:
             raise SystemExit(f"no _core*.so in {path}: build the core there first (see --help)")
         path = Path(found[0])
-    spec = importlib.util.spec_from_file_location("_core", path)
+    spec = importlib.util.spec_from_file_location(f"idest_paired_{slot}._core", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -96,7 +101,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--kernel", default="auto", help="auto, sgemm, fused-avx2, fused-avx512")
     args = parser.parse_args()
-    cores = [load_core(args.baseline), load_core(args.candidate)]
+    cores = [load_core(args.baseline, 0), load_core(args.candidate, 1)]
+    if cores[0] is cores[1] or cores[0].__file__ == cores[1].__file__:
+        raise SystemExit(f"both names load the same core ({cores[0].__file__}): compare two "
+                         f"builds")
     X = make_data(args.n, args.dim)
     width = n_candidates(args.k, candidate_margin(X))
     times = paired_times(cores, X, args.k, width, args.threads, args.pairs, args.kernel)
