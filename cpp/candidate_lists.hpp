@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cpu.hpp"
+#include "kept.hpp"
 
 #if IDEST_X86
 #include <immintrin.h>
@@ -59,7 +60,7 @@ class CandidateLists {
     static constexpr int kSortedMaxWidth = 32;
 
     const int width;
-    std::vector<float> worst;
+    KeptVector<float> worst;
 
     // Slots a row of width w takes (the unsorted buffer holds more than w).
     static int capacity_for(int w) { return w <= kSortedMaxWidth ? w : w + std::max(w / 2, 16); }
@@ -78,12 +79,9 @@ class CandidateLists {
             memory_ = lent;
             return;
         }
-        // Not value-initialised: a slot is read only after it is written, and
-        // the pages are first touched by the threads that fill the lists
-        // instead of being zeroed here, in one thread, first.
-        own_dist_.reset(new float[size_t(n_rows) * capacity_]);
-        own_idx_.reset(new int32_t[size_t(n_rows) * capacity_]);
-        memory_ = {own_dist_.get(), own_idx_.get(), capacity_, nullptr};
+        own_dist_.resize(size_t(n_rows) * capacity_);
+        own_idx_.resize(own_dist_.size());
+        memory_ = {own_dist_.data(), own_idx_.data(), capacity_, nullptr};
     }
 
     // Offers (d, j) to `row`; the caller has checked d < worst[row].
@@ -451,10 +449,10 @@ class CandidateLists {
 
     const bool sorted_;
     const int capacity_;
-    std::unique_ptr<float[]> own_dist_;
-    std::unique_ptr<int32_t[]> own_idx_;
+    KeptVector<float> own_dist_;
+    KeptVector<int32_t> own_idx_;
     ListMemory memory_;
-    std::vector<int> count_;
+    KeptVector<int> count_;
 };
 
 }  // namespace idest

@@ -50,13 +50,13 @@ bool rows_equal(const T* x, const T* y, int64_t dim) {
 // against sorting the rows by hash: 1.0 against 1.9 ms at 20,000 x 20 (two
 // threads), where the sort's indirect comparisons miss the cache.
 template <class Slot, class T>
-void first_equal_rows(const MatrixView& m, const std::vector<uint64_t>& hash,
-                      std::vector<int64_t>& rep) {
+void first_equal_rows(const MatrixView& m, const KeptVector<uint64_t>& hash,
+                      KeptVector<int64_t>& rep) {
     const int64_t n = m.n_rows, dim = m.n_cols;
     int bits = 1;
     while ((int64_t(1) << bits) < 2 * n) ++bits;
     const int64_t size = int64_t(1) << bits;
-    std::vector<Slot> table(size_t(size), Slot(-1));
+    KeptVector<Slot> table(size_t(size), Slot(-1));
     for (int64_t i = 0; i < n; ++i) {
         rep[i] = i;
         // slot: the high bits of a multiplicative (Fibonacci) hash of the hash
@@ -78,12 +78,12 @@ void first_equal_rows(const MatrixView& m, const std::vector<uint64_t>& hash,
 template <class T>
 RowGroups group_impl(const MatrixView& m, int n_threads) {
     const int64_t n = m.n_rows, dim = m.n_cols, chunk = 4096;
-    std::vector<uint64_t> hash(n);
+    KeptVector<uint64_t> hash(n);
     parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
         for (int64_t i = c * chunk; i < std::min(n, (c + 1) * chunk); ++i)
             hash[i] = row_hash(row_ptr<T>(m, i), dim);
     });
-    std::vector<int64_t> rep(n);
+    KeptVector<int64_t> rep(n);
     if (n <= std::numeric_limits<int32_t>::max())
         first_equal_rows<int32_t, T>(m, hash, rep);
     else
@@ -102,7 +102,7 @@ RowGroups group_impl(const MatrixView& m, int n_threads) {
     for (int64_t i = 0; i < n; ++i) ++g.start[g.group_of[i] + 1];
     std::partial_sum(g.start.begin(), g.start.end(), g.start.begin());
     g.members.resize(n);
-    std::vector<int64_t> fill(g.start.begin(), g.start.end() - 1);
+    KeptVector<int64_t> fill(g.start.begin(), g.start.end() - 1);
     for (int64_t i = 0; i < n; ++i) g.members[fill[g.group_of[i]]++] = i;
     return g;
 }

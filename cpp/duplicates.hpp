@@ -19,10 +19,10 @@ namespace idest {
 // same exact distance to every point). Groups are numbered by their lowest row,
 // so group g's representative first[g] increases with g.
 struct RowGroups {
-    std::vector<int64_t> group_of;  // row -> group
-    std::vector<int64_t> first;     // group -> its lowest row
-    std::vector<int64_t> start;     // group g's rows: members[start[g] .. start[g + 1])
-    std::vector<int64_t> members;   // ascending within each group
+    KeptVector<int64_t> group_of;  // row -> group
+    KeptVector<int64_t> first;     // group -> its lowest row
+    KeptVector<int64_t> start;     // group g's rows: members[start[g] .. start[g + 1])
+    KeptVector<int64_t> members;   // ascending within each group
 
     int64_t n_groups() const { return int64_t(first.size()); }
 };

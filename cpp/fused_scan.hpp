@@ -51,7 +51,7 @@ class AlignedFloats {
     float* data() { return data_; }
 
   private:
-    std::vector<float> storage_;
+    KeptVector<float> storage_;
     float* data_ = nullptr;
 };
 
@@ -107,8 +107,8 @@ struct PackedColumns {
 // Query rows in the kernel's register blocks (fused_scan.cpp): each block of
 // rows dimension-major and zero-padded, with the rows' half norms.
 struct PackedRows {
-    std::vector<float> blocks;
-    std::vector<float> lead, rest;  // (rest: with an early exit)
+    KeptVector<float> blocks;
+    KeptVector<float> lead, rest;  // (rest: with an early exit)
     int64_t n = 0;
     int64_t prefix = 0;
 

@@ -31,7 +31,7 @@ struct Scaling {
     std::vector<double> mean;      // column means of the reference set
     double scale = 1.0;            // power of two: scaled values lie in (-1, 1)
     double max_sq_norm = 0.0;      // largest |x - mean|^2 over both sets, unscaled
-    std::vector<double> sq_norm;   // |x - mean|^2 per query row (then per reference
+    KeptVector<double> sq_norm;   // |x - mean|^2 per query row (then per reference
                                    // row in a pair search), unscaled
     // Principal axes (fused kernel only, see principal_axes): row i holds
     // input coordinate i's components along the axes, largest variance first
@@ -226,15 +226,15 @@ void load_block(const MatrixView& m, int64_t row0, int64_t n, const Scaling& s, 
 // layout, at most 256 at the D <= kFusedMaxDim where the fused kernel is
 // chosen by default), with the mean row of each block.
 struct OrderedRows {
-    std::vector<int64_t> order;  // position -> row of the input
+    KeptVector<int64_t> order;  // position -> row of the input
     std::vector<std::vector<double>> centroids;
     PackedColumns columns;
     std::vector<PackedRows> blocks;
 };
 
 // The inverse of a permutation: out[order[p]] = p (input row -> position).
-std::vector<int64_t> inverse(const std::vector<int64_t>& order) {
-    std::vector<int64_t> out(order.size());
+KeptVector<int64_t> inverse(const KeptVector<int64_t>& order) {
+    KeptVector<int64_t> out(order.size());
     for (size_t p = 0; p < order.size(); ++p) out[size_t(order[p])] = int64_t(p);
     return out;
 }
@@ -246,7 +246,7 @@ OrderedRows ordered_rows(const MatrixView& m, const Scaling& s, int64_t block, i
                          FusedIsa isa, bool as_rows, bool as_columns) {
     const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024, prefix = s.prefix;
     OrderedRows o;
-    std::vector<float> rows(size_t(n) * dim), lead(n), rest(prefix > 0 ? n : 0);
+    KeptVector<float> rows(size_t(n) * dim), lead(n), rest(prefix > 0 ? n : 0);
     parallel_for((n + chunk - 1) / chunk, n_threads, [&](int64_t c, int) {
         load_block<T>(m, c * chunk, std::min(chunk, n - c * chunk), s, rows.data() + c * chunk * dim,
                       nullptr);
@@ -685,8 +685,8 @@ class CandidateSearch {
 
     // A copy of m's rows in the visiting `order`, into `copy`, seen through
     // `position_of` as m's rows.
-    MatrixView in_order(const MatrixView& m, const std::vector<int64_t>& order,
-                        const std::vector<int64_t>& position_of, std::vector<T>& copy) const {
+    MatrixView in_order(const MatrixView& m, const KeptVector<int64_t>& order,
+                        const KeptVector<int64_t>& position_of, KeptVector<T>& copy) const {
         const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024;
         copy.resize(size_t(n * dim));
         parallel_for((n + chunk - 1) / chunk, opt_.n_threads, [&](int64_t c, int) {
@@ -787,9 +787,9 @@ class CandidateSearch {
     FusedIsa isa_ = FusedIsa::kAvx2;
     int64_t bq_ = 0, br_ = 0, n_qblocks_ = 0, n_rblocks_ = 0;
     OrderedRows qset_, rset_;
-    std::vector<int64_t> position_of_;  // fused: query row -> list position
-    std::vector<int64_t> ref_position_of_;
-    std::vector<T> q_copy_, r_copy_;  // visiting_views'
+    KeptVector<int64_t> position_of_;  // fused: query row -> list position
+    KeptVector<int64_t> ref_position_of_;
+    KeptVector<T> q_copy_, r_copy_;  // visiting_views'
 
     std::vector<std::pair<int64_t, int64_t>> tiles_;  // self and pair searches only
     std::vector<std::mutex> block_locks_;              // self and pair searches only

@@ -79,9 +79,9 @@ int64_t split(float* rows, int64_t* order, int64_t n, int64_t dim) {
 
 }  // namespace
 
-std::vector<int64_t> spatial_order(float* rows, int64_t n, int64_t dim, int64_t leaf,
+KeptVector<int64_t> spatial_order(float* rows, int64_t n, int64_t dim, int64_t leaf,
                                    int n_threads) {
-    std::vector<int64_t> order(n);
+    KeptVector<int64_t> order(n);
     std::iota(order.begin(), order.end(), int64_t(0));
     std::vector<std::pair<int64_t, int64_t>> level;
     if (n > leaf) level.emplace_back(0, n);

@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "kept.hpp"
+
 namespace idest {
 
 // Reorders the rows of `rows` (n x dim, row-major float32) in place into the
@@ -23,7 +25,7 @@ namespace idest {
 // so every pass over them reads memory in order (reading them through an
 // index instead cost 3-4x more at 100,000 x 20). O(n D log(n / leaf)) time;
 // deterministic.
-std::vector<int64_t> spatial_order(float* rows, int64_t n, int64_t dim, int64_t leaf,
+KeptVector<int64_t> spatial_order(float* rows, int64_t n, int64_t dim, int64_t leaf,
                                    int n_threads);
 
 }  // namespace idest

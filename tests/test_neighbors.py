@@ -322,6 +322,24 @@ def test_concurrent_searches_give_the_answers_of_searches_one_at_a_time():
         np.testing.assert_array_equal(a.distances, b.distances)
 
 
+def test_answers_kept_alive_are_not_overwritten_by_later_searches():
+    """The core hands its freed buffers to later searches (cpp/kept.hpp), answer arrays
+    included once numpy frees them: arrays still held must keep their values, and stay
+    writable numpy arrays."""
+    sets = [random_data(2000, 16, np.float32, seed=seed) for seed in range(4)]
+    held = [idest.knn(X, 6, n_jobs=2) for X in sets]
+    copies = [(nn.distances.copy(), nn.indices.copy()) for nn in held]
+    for _ in range(3):
+        for X in sets[::-1]:
+            idest.knn(X, 6, n_jobs=2)
+            idest.knn(X[:500], 3, reference=X[500:], n_jobs=2)
+    for nn, (d, i) in zip(held, copies, strict=True):
+        np.testing.assert_array_equal(nn.distances, d)
+        np.testing.assert_array_equal(nn.indices, i)
+    held[0].distances[0, 0] = -1.0  # writable: the caller owns the array
+    assert held[0].distances[0, 0] == -1.0
+
+
 @pytest.mark.filterwarnings("error")
 def test_finite_values_whose_sum_overflows_pass_the_finiteness_check():
     """check_finite's fast path sums each chunk: an overflowing sum must neither warn
