@@ -17,7 +17,7 @@ if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64 >/
 fi
 
 SOURCES="cpp/tests/exactness_main.cpp cpp/knn.cpp cpp/duplicates.cpp cpp/fused_scan.cpp
-         cpp/spatial_order.cpp cpp/rescoring.cpp cpp/cpu.cpp cpp/fma_rate.cpp cpp/kept.cpp"
+         cpp/spatial_order.cpp cpp/rescoring.cpp cpp/cpu.cpp cpp/fma_rate.cpp cpp/kept.cpp cpp/parallel.cpp"
 FLAGS="-std=c++17 -O2 -ffp-contract=off -Wall -Wextra -Werror -Icpp -pthread"
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
