@@ -511,43 +511,49 @@ class CandidateSearch {
             run_tile(ws[tid], tile.first, tile.second);
             queue.release(tile);
         });
-        if (fused_) {  // query row -> position of its list
-            position_of_ = inverse(qset_.order);
+        if (fused_) {
             qset_.columns = {};  // the layouts are not read again
             qset_.blocks = {};
             rset_.columns = {};
         }
     }
 
-    // After run(): the query and reference rows as views of copies in
-    // visiting order (row i of a view is the copy's row at its position), for
-    // a re-scoring that visits the rows in that order (visit()): a row's
-    // candidates, near it in the order, are then near it in memory, and its
-    // list is next to the previous row's. The inputs themselves when the
-    // search has no visiting order or its lists are long (the dense
-    // re-scoring reads the reference rows in index order).
-    std::pair<MatrixView, MatrixView> visiting_views() {
-        if (!fused_ || lists_->width > CandidateLists::kSortedMaxWidth) return {query_, ref_};
-        const MatrixView q = in_order(query_, qset_.order, position_of_, q_copy_);
+    // After run(): the rows the re-scoring reads (rescore's `scan`). Row t of
+    // the query view is the t-th row re-scored, query row visit(t); the
+    // candidates name rows of the reference view, reference rows ref_row(a).
+    // When the lists are short, copies of the rows in visiting order: a row's
+    // candidates, near it in the order, are then near it in memory, its list
+    // is next to the previous row's, and a candidate's position is the row to
+    // read (20,000 x 20, k = 10: the search took 0.96 of the time of mapping
+    // each position to its row and back through an index, knn_paired.py, 100
+    // pairs each way). Otherwise (no visiting order, or long lists: the
+    // dense re-scoring reads the reference rows in index order) the inputs.
+    std::pair<MatrixView, MatrixView> scan_views() {
+        visiting_ = fused_ && lists_->width <= CandidateLists::kSortedMaxWidth;
+        if (!visiting_) {
+            if (fused_) position_of_ = inverse(qset_.order);
+            return {query_, ref_};
+        }
+        const MatrixView q = in_order(query_, qset_.order, q_copy_);
         if (self_) return {q, q};
-        ref_position_of_ = inverse(rset_.order);
-        return {q, in_order(ref_, rset_.order, ref_position_of_, r_copy_)};
+        return {q, in_order(ref_, rset_.order, r_copy_)};
     }
 
-    // The re-scoring's t-th row: the rows in visiting order (see
-    // visiting_views; any order re-scores each row once).
-    int64_t visit(int64_t t) const { return fused_ ? qset_.order[t] : t; }
+    int64_t visit(int64_t t) const { return visiting_ ? qset_.order[t] : t; }
+    int64_t ref_row(int64_t a) const { return visiting_ ? ref_rows().order[a] : a; }
 
-    // After run(), once per query row i (from any thread, each row once):
-    // writes its candidates (reference rows) to out[0..width), -1 past the n
-    // it holds, returns n, and sets *bound to the certified lower bound on the
-    // squared distance of every point outside them. In a pair search, row
+    // After run() (and, but for a pair search, scan_views(), whose rows it
+    // names), once per re-scored row t (from any thread, each row once):
+    // writes its candidates (rows of the reference view) to out[0..width),
+    // returns their number n, and sets *bound to the certified lower bound on
+    // the squared distance of every point outside them. In a pair search, row
     // nq + j is reference row j, whose candidates are query rows.
-    int candidates(int64_t i, int64_t* out, double* bound) {
-        const int64_t p = fused_ ? position_of_[i] : i;
+    int candidates(int64_t t, int64_t* out, double* bound) {
+        const int64_t i = visit(t), p = visiting_ ? t : fused_ ? position_of_[i] : i;
         const int width = lists_->width;
         const int n = lists_->finish(p, out);
-        for (int j = 0; j < n; ++j) out[j] = position_to_row(ref_rows(), out[j]);
+        if (fused_ && !visiting_)
+            for (int j = 0; j < n; ++j) out[j] = ref_rows().order[out[j]];
         // (a pair search's list may be wider than the other set: it then holds all of it)
         const int64_t available = pair_ && i >= nq_ ? nq_ : nr_ - (self_ ? 1 : 0);
         const double inf = std::numeric_limits<double>::infinity();
@@ -679,14 +685,9 @@ class CandidateSearch {
         return exact_sqdist(qset_.centroids[bi].data(), ref_rows().centroids[bj].data(), dim_);
     }
 
-    int64_t position_to_row(const OrderedRows& o, int64_t p) const {
-        return fused_ ? o.order[p] : p;
-    }
-
-    // A copy of m's rows in the visiting `order`, into `copy`, seen through
-    // `position_of` as m's rows.
+    // A copy of m's rows in the visiting `order`, into `copy`, as a view.
     MatrixView in_order(const MatrixView& m, const KeptVector<int64_t>& order,
-                        const KeptVector<int64_t>& position_of, KeptVector<T>& copy) const {
+                        KeptVector<T>& copy) const {
         const int64_t n = m.n_rows, dim = m.n_cols, chunk = 1024;
         copy.resize(size_t(n * dim));
         parallel_for((n + chunk - 1) / chunk, opt_.n_threads, [&](int64_t c, int) {
@@ -696,7 +697,7 @@ class CandidateSearch {
         MatrixView v = m;
         v.data = copy.data();
         v.row_stride = m.n_cols;
-        v.row_index = position_of.data();
+        v.row_index = nullptr;
         return v;
     }
 
@@ -787,9 +788,9 @@ class CandidateSearch {
     FusedIsa isa_ = FusedIsa::kAvx2;
     int64_t bq_ = 0, br_ = 0, n_qblocks_ = 0, n_rblocks_ = 0;
     OrderedRows qset_, rset_;
-    KeptVector<int64_t> position_of_;  // fused: query row -> list position
-    KeptVector<int64_t> ref_position_of_;
-    KeptVector<T> q_copy_, r_copy_;  // visiting_views'
+    bool visiting_ = false;            // scan_views: re-score in visiting order
+    KeptVector<int64_t> position_of_;  // fused, not visiting_: query row -> list position
+    KeptVector<T> q_copy_, r_copy_;    // scan_views' copies
 
     std::vector<std::pair<int64_t, int64_t>> tiles_;  // self and pair searches only
     std::vector<std::mutex> block_locks_;              // self and pair searches only
@@ -851,12 +852,16 @@ struct Deferred {
 template <class T>
 class Rescorer {
   public:
-    // With `defer_ties`, a row whose full list fails its certificate is not
+    // Candidates are scored on the rows of `scan` (rescore's), rows that fail
+    // their certificates searched exhaustively in `query` and `ref`. With
+    // `defer_ties`, a row whose full list fails its certificate is not
     // searched exhaustively but left out of the answer and listed in
     // deferred() (search_wider searches it again).
-    Rescorer(const MatrixView& query, const MatrixView& ref, bool self, int k, int width,
+    Rescorer(const MatrixView& query, const MatrixView& ref,
+             const std::pair<MatrixView, MatrixView>& scan, bool self, int k, int width,
              bool squared, double* distances, int64_t* indices, bool defer_ties = false)
-        : query_(query), ref_(ref), self_(self), k_(k), width_(width), dim_(ref.n_cols),
+        : query_(query), ref_(ref), scan_query_(scan.first), scan_ref_(scan.second),
+          self_(self), k_(k), width_(width), dim_(ref.n_cols),
           squared_(squared), distances_(distances), indices_(indices),
           kernel_(sqdist_batch_kernel(ref.is_float64)),
           dense_(kRescoreBlock * width >= ref.n_rows), defer_ties_(defer_ties) {}
@@ -866,9 +871,11 @@ class Rescorer {
     // Rows per work item of the parallel loop.
     int64_t rows_per_item() const { return dense_ ? kRescoreBlock : 64; }
 
-    // Re-scores rows [i0, i1) whose candidates `source.candidates(i, out,
-    // &bound)` writes (at most width, -1 for none); returns how many rows
-    // fell back to the exhaustive search.
+    // Re-scores the rows t in [i0, i1) of the scan (query row
+    // source.visit(t)), whose candidates `source.candidates(t, out, &bound)`
+    // writes (at most width rows of the scan's reference view, reference rows
+    // source.ref_row(a)); returns how many rows fell back to the exhaustive
+    // search.
     template <class Source>
     int64_t run(int64_t i0, int64_t i1, Source& source) {
         const int64_t nb = i1 - i0;
@@ -878,23 +885,26 @@ class Rescorer {
         bound_.resize(size_t(nb));
         int64_t fallbacks = 0;
         if (!dense_) {
+            at_.resize(size_t(width_));
             for (int64_t t = i0; t < i1; ++t) {
-                const int64_t i = source.visit(t);
-                to_float64(i, xd_.data());
-                const int n = source.candidates(i, id_.data(), &bound_[0]);
+                to_float64(t, xd_.data());
+                const int n = source.candidates(t, at_.data(), &bound_[0]);
                 std::atomic_signal_fence(std::memory_order_seq_cst);  // see below
-                if (n >= kInsertionSortMax) std::sort(id_.begin(), id_.begin() + n);
-                for (int t = 0; t < n; ++t) add(xd_.data(), id_[t], &d2_[t]);
+                if (n >= kInsertionSortMax) std::sort(at_.begin(), at_.begin() + n);
+                for (int j = 0; j < n; ++j) {
+                    id_[j] = source.ref_row(at_[j]);
+                    add(xd_.data(), at_[j], &d2_[j]);
+                }
                 flush();
-                fallbacks += finish_row(i, d2_.data(), id_.data(), n, bound_[0]);
+                fallbacks += finish_row(source.visit(t), d2_.data(), id_.data(), n, bound_[0]);
             }
             return fallbacks;
         }
-        mask_.resize(size_t(ref_.n_rows), 0);
+        mask_.resize(size_t(scan_ref_.n_rows), 0);
         count_.assign(size_t(nb), 0);
         for (int64_t b = 0; b < nb; ++b) {
             to_float64(i0 + b, xd_.data() + b * dim_);
-            int64_t* cand = id_.data() + b * width_;  // overwritten below, in index order
+            int64_t* cand = id_.data() + b * width_;  // overwritten below, in scan order
             const int n = source.candidates(i0 + b, cand, &bound_[b]);
             for (int j = 0; j < n; ++j) mask_[cand[j]] |= uint64_t(1) << b;
         }
@@ -902,34 +912,36 @@ class Rescorer {
         // float32 / int32, see CandidateSearch), which the answer overwrites
         // (as float64 / int64): no access may move across this point.
         std::atomic_signal_fence(std::memory_order_seq_cst);
-        for (int64_t j = 0; j < ref_.n_rows; ++j) {
-            uint64_t bits = mask_[j];
+        for (int64_t a = 0; a < scan_ref_.n_rows; ++a) {
+            uint64_t bits = mask_[a];
             if (!bits) continue;
-            mask_[j] = 0;
+            mask_[a] = 0;
+            const int64_t j = source.ref_row(a);
             for (; bits; bits &= bits - 1) {
                 const int b = __builtin_ctzll(bits);
                 const size_t slot = size_t(b) * width_ + count_[b]++;
                 id_[slot] = j;
-                add(xd_.data() + b * dim_, j, &d2_[slot]);
+                add(xd_.data() + b * dim_, a, &d2_[slot]);
             }
         }
         flush();
         for (int64_t b = 0; b < nb; ++b)
-            fallbacks += finish_row(i0 + b, d2_.data() + b * width_, id_.data() + b * width_,
-                                    count_[b], bound_[b]);
+            fallbacks += finish_row(source.visit(i0 + b), d2_.data() + b * width_,
+                                    id_.data() + b * width_, count_[b], bound_[b]);
         return fallbacks;
     }
 
   private:
-    void to_float64(int64_t i, double* out) const {  // exact
-        const T* x = row_ptr<T>(query_, i);
+    void to_float64(int64_t t, double* out) const {  // exact
+        const T* x = row_ptr<T>(scan_query_, t);
         for (int64_t j = 0; j < dim_; ++j) out[j] = double(x[j]);
     }
 
-    // Queues the pair (x, reference row j); its squared distance goes to *slot.
-    void add(const double* x, int64_t j, uint64_t* slot) {
+    // Queues the pair (x, row a of the scan's reference view); its squared
+    // distance goes to *slot.
+    void add(const double* x, int64_t a, uint64_t* slot) {
         x_[pending_] = x;
-        y_[pending_] = row_ptr<T>(ref_, j);
+        y_[pending_] = row_ptr<T>(scan_ref_, a);
         slot_[pending_] = slot;
         if (++pending_ == kSqdistBatch) flush();
     }
@@ -971,6 +983,7 @@ class Rescorer {
 
     const MatrixView& query_;
     const MatrixView& ref_;
+    const MatrixView scan_query_, scan_ref_;
     const bool self_;
     const int k_, width_;
     const int64_t dim_;
@@ -986,6 +999,7 @@ class Rescorer {
     std::vector<int> count_;      // dense: pairs scored so far per block row
     std::vector<uint64_t> d2_;    // per row: squared distances (float64 bits) ...
     std::vector<int64_t> id_;     // ... and the candidates' indices
+    std::vector<int64_t> at_;     // sparse: a row's candidates, as rows of the scan
     std::vector<double> bound_;   // per row: the certified lower bound outside its list
     std::vector<uint64_t> tmp_d2_;
     std::vector<int64_t> tmp_id_;
@@ -1003,11 +1017,12 @@ struct CandidateArray {
     const double* lower_bound;
 
     int64_t visit(int64_t t) const { return t; }
-    int candidates(int64_t i, int64_t* out, double* bound) const {
+    int64_t ref_row(int64_t a) const { return a; }
+    int candidates(int64_t t, int64_t* out, double* bound) const {
         int n = 0;
         for (int j = 0; j < width; ++j)
-            if (idx[i * width + j] >= 0) out[n++] = idx[i * width + j];
-        *bound = lower_bound[i];
+            if (idx[t * width + j] >= 0) out[n++] = idx[t * width + j];
+        *bound = lower_bound[t];
         return n;
     }
 };
@@ -1016,11 +1031,13 @@ struct CandidateArray {
 // With `deferred`, rows whose full lists fail their certificates are listed
 // there (in no particular order) instead of searched exhaustively.
 template <class T, class Source>
-int64_t rescore(const MatrixView& query, const MatrixView& ref, bool self, int k, int width,
+int64_t rescore(const MatrixView& query, const MatrixView& ref,
+                const std::pair<MatrixView, MatrixView>& scan, bool self, int k, int width,
                 Source& source, int n_threads, double* distances, int64_t* indices,
                 bool squared, Deferred* deferred = nullptr) {
     const int64_t nq = query.n_rows;
-    Rescorer<T> probe(query, ref, self, k, width, squared, distances, indices, deferred != nullptr);
+    Rescorer<T> probe(query, ref, scan, self, k, width, squared, distances, indices,
+                      deferred != nullptr);
     const int64_t chunk = probe.rows_per_item(), n_items = (nq + chunk - 1) / chunk;
     const int threads = int(std::max<int64_t>(1, std::min<int64_t>(n_threads, n_items)));
     std::vector<Rescorer<T>> workers(threads, probe);
@@ -1047,9 +1064,9 @@ int64_t certified_search(const MatrixView& query, const MatrixView& ref, const K
                          int64_t* progress, Deferred* deferred) {
     CandidateSearch<T> search(query, ref, opt, sgemm, progress, distances, indices);
     search.run();
-    const auto [q, r] = search.visiting_views();
-    const int64_t fallbacks = rescore<T>(q, r, opt.exclude_self, opt.k, opt.n_candidates, search,
-                                         opt.n_threads, distances, indices, squared, deferred);
+    const int64_t fallbacks = rescore<T>(query, ref, search.scan_views(), opt.exclude_self, opt.k,
+                                         opt.n_candidates, search, opt.n_threads, distances,
+                                         indices, squared, deferred);
     if (deferred) std::sort(deferred->rows.begin(), deferred->rows.end());
     return fallbacks;
 }
@@ -1168,8 +1185,9 @@ struct PairSide {
     int64_t offset;
 
     int64_t visit(int64_t t) const { return t; }
-    int candidates(int64_t i, int64_t* out, double* bound) {
-        return search.candidates(offset + i, out, bound);
+    int64_t ref_row(int64_t a) const { return a; }
+    int candidates(int64_t t, int64_t* out, double* bound) {
+        return search.candidates(offset + t, out, bound);
     }
 };
 
@@ -1183,9 +1201,9 @@ std::pair<int64_t, int64_t> pair_search_impl(const MatrixView& a, const MatrixVi
     PairSide<T> a_side{search, 0}, b_side{search, a.n_rows};
     const int ka = int(std::min<int64_t>(opt.k, b.n_rows));
     const int kb = int(std::min<int64_t>(opt.k, a.n_rows));
-    return {rescore<T>(a, b, false, ka, opt.n_candidates, a_side, opt.n_threads, dist_a, idx_a,
+    return {rescore<T>(a, b, {a, b}, false, ka, opt.n_candidates, a_side, opt.n_threads, dist_a, idx_a,
                        false),
-            rescore<T>(b, a, false, kb, opt.n_candidates, b_side, opt.n_threads, dist_b, idx_b,
+            rescore<T>(b, a, {b, a}, false, kb, opt.n_candidates, b_side, opt.n_threads, dist_b, idx_b,
                        false)};
 }
 
@@ -1220,9 +1238,9 @@ int64_t refine_candidates(const MatrixView& query, const MatrixView& ref, bool e
                           int64_t* indices, bool squared) {
     CandidateArray source{cand_idx, n_candidates, lower_bound};
     if (query.is_float64)
-        return rescore<double>(query, ref, exclude_self, k, n_candidates, source, n_threads,
+        return rescore<double>(query, ref, {query, ref}, exclude_self, k, n_candidates, source, n_threads,
                                distances, indices, squared);
-    return rescore<float>(query, ref, exclude_self, k, n_candidates, source, n_threads,
+    return rescore<float>(query, ref, {query, ref}, exclude_self, k, n_candidates, source, n_threads,
                           distances, indices, squared);
 }
 
