@@ -17,14 +17,23 @@ struct Block {
     size_t bytes;
 };
 
-std::mutex kept_lock;
-std::vector<Block> kept_blocks;
-size_t kept_total = 0;
+// Never destroyed: numpy may free an answer array (kept_free) while the
+// process exits, after static objects are destroyed.
+struct Kept {
+    std::mutex lock;
+    std::vector<Block> blocks;
+    size_t total = 0;
+};
+
+Kept& kept() {
+    static Kept* const state = new Kept;
+    return *state;
+}
 
 #if defined(__unix__) || defined(__APPLE__)
 // fork() while another thread holds the lock would leave it held in the child.
-void lock_for_fork() { kept_lock.lock(); }
-void unlock_after_fork() { kept_lock.unlock(); }
+void lock_for_fork() { kept().lock.lock(); }
+void unlock_after_fork() { kept().lock.unlock(); }
 const int kept_fork_handlers = pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
 #endif
 
@@ -32,19 +41,20 @@ const int kept_fork_handlers = pthread_atfork(lock_for_fork, unlock_after_fork, 
 
 void* kept_allocate(size_t bytes) {
     if (bytes >= kKeptMinBytes) {
-        std::lock_guard<std::mutex> guard(kept_lock);
-        size_t best = kept_blocks.size();
-        for (size_t b = 0; b < kept_blocks.size(); ++b) {
-            const size_t size = kept_blocks[b].bytes;
+        Kept& k = kept();
+        std::lock_guard<std::mutex> guard(k.lock);
+        size_t best = k.blocks.size();
+        for (size_t b = 0; b < k.blocks.size(); ++b) {
+            const size_t size = k.blocks[b].bytes;
             if (size >= bytes && size <= 2 * bytes &&
-                (best == kept_blocks.size() || size < kept_blocks[best].bytes))
+                (best == k.blocks.size() || size < k.blocks[best].bytes))
                 best = b;
         }
-        if (best < kept_blocks.size()) {
-            void* const address = kept_blocks[best].address;
-            kept_total -= kept_blocks[best].bytes;
-            kept_blocks[best] = kept_blocks.back();
-            kept_blocks.pop_back();
+        if (best < k.blocks.size()) {
+            void* const address = k.blocks[best].address;
+            k.total -= k.blocks[best].bytes;
+            k.blocks[best] = k.blocks.back();
+            k.blocks.pop_back();
             return address;
         }
     }
@@ -56,11 +66,12 @@ void* kept_allocate(size_t bytes) {
 void kept_free(void* block, size_t bytes) noexcept {
     if (!block) return;
     if (bytes >= kKeptMinBytes) {
-        std::lock_guard<std::mutex> guard(kept_lock);
-        if (kept_total + bytes <= kKeptMaxBytes) {
+        Kept& k = kept();
+        std::lock_guard<std::mutex> guard(k.lock);
+        if (k.total + bytes <= kKeptMaxBytes) {
             try {
-                kept_blocks.push_back({block, bytes});
-                kept_total += bytes;
+                k.blocks.push_back({block, bytes});
+                k.total += bytes;
                 return;
             } catch (...) {  // no room to note it: free it
             }
