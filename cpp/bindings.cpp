@@ -42,12 +42,8 @@ MatrixView view_of(const py::array& a, const char* name) {
 // 800 pages, each faulted in at its first write otherwise).
 template <class T>
 py::array_t<T> answer_array(py::ssize_t rows, py::ssize_t cols) {
-    struct Block {
-        void* address;
-        size_t bytes;
-    };
     const size_t bytes = size_t(rows) * size_t(cols) * sizeof(T);
-    auto* block = new Block{nullptr, bytes};
+    auto* block = new idest::KeptBlock{nullptr, bytes};
     try {
         block->address = idest::kept_allocate(bytes);
     } catch (...) {
@@ -55,7 +51,7 @@ py::array_t<T> answer_array(py::ssize_t rows, py::ssize_t cols) {
         throw;
     }
     py::capsule owner(block, [](void* p) {
-        auto* b = static_cast<Block*>(p);
+        auto* b = static_cast<idest::KeptBlock*>(p);
         idest::kept_free(b->address, b->bytes);
         delete b;
     });

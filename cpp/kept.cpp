@@ -5,23 +5,16 @@
 #include <mutex>
 #include <new>
 
-#if defined(__unix__) || defined(__APPLE__)
-#include <pthread.h>
-#endif
+#include "parallel.hpp"
 
 namespace idest {
 namespace {
-
-struct Block {
-    void* address;
-    size_t bytes;
-};
 
 // Never destroyed: numpy may free an answer array (kept_free) while the
 // process exits, after static objects are destroyed.
 struct Kept {
     std::mutex lock;
-    std::vector<Block> blocks;
+    std::vector<KeptBlock> blocks;
     size_t total = 0;
 };
 
@@ -30,12 +23,10 @@ Kept& kept() {
     return *state;
 }
 
-#if defined(__unix__) || defined(__APPLE__)
 // fork() while another thread holds the lock would leave it held in the child.
 void lock_for_fork() { kept().lock.lock(); }
 void unlock_after_fork() { kept().lock.unlock(); }
-const int kept_fork_handlers = pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
-#endif
+const bool kept_fork_handlers = (at_fork(lock_for_fork, unlock_after_fork, unlock_after_fork), true);
 
 }  // namespace
 

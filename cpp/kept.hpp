@@ -17,6 +17,12 @@ namespace idest {
 constexpr size_t kKeptMinBytes = size_t(64) << 10;
 constexpr size_t kKeptMaxBytes = size_t(64) << 20;
 
+// A block and the size it was allocated for (what kept_free takes back).
+struct KeptBlock {
+    void* address;
+    size_t bytes;
+};
+
 // A block of at least `bytes` (malloc's alignment): a kept one that fits (at
 // most twice as large), else a new one. Throws std::bad_alloc.
 void* kept_allocate(size_t bytes);

@@ -31,7 +31,7 @@ struct Scaling {
     std::vector<double> mean;      // column means of the reference set
     double scale = 1.0;            // power of two: scaled values lie in (-1, 1)
     double max_sq_norm = 0.0;      // largest |x - mean|^2 over both sets, unscaled
-    KeptVector<double> sq_norm;   // |x - mean|^2 per query row (then per reference
+    KeptVector<double> sq_norm;    // |x - mean|^2 per query row (then per reference
                                    // row in a pair search), unscaled
     // Principal axes (fused kernel only, see principal_axes): row i holds
     // input coordinate i's components along the axes, largest variance first

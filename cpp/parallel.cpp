@@ -6,9 +6,6 @@
 
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
-#define IDEST_HAS_ATFORK 1
-#else
-#define IDEST_HAS_ATFORK 0
 #endif
 
 namespace idest {
@@ -108,10 +105,8 @@ void forget_kept_threads() { kept_threads.store(nullptr); }
 KeptThreads* kept() {
     KeptThreads* k = kept_threads.load(std::memory_order_acquire);
     if (k) return k;
-#if IDEST_HAS_ATFORK
     static std::atomic<bool> registered{false};
-    if (!registered.exchange(true)) pthread_atfork(nullptr, nullptr, forget_kept_threads);
-#endif
+    if (!registered.exchange(true)) at_fork(nullptr, nullptr, forget_kept_threads);
     auto* fresh = new KeptThreads;
     if (kept_threads.compare_exchange_strong(k, fresh)) return fresh;
     delete fresh;  // another thread made them first
@@ -119,6 +114,14 @@ KeptThreads* kept() {
 }
 
 }  // namespace
+
+void at_fork(void (*prepare)(), void (*parent)(), void (*child)()) {
+#if defined(__unix__) || defined(__APPLE__)
+    pthread_atfork(prepare, parent, child);
+#else
+    (void)prepare, (void)parent, (void)child;
+#endif
+}
 
 bool run_on_kept_threads(int n_threads, void (*work)(void*, int), void* context) {
     KeptThreads* k = kept();

@@ -25,6 +25,11 @@ namespace idest {
 // `work` must not throw.
 bool run_on_kept_threads(int n_threads, void (*work)(void*, int), void* context);
 
+// Registers fork() handlers (pthread_atfork) for state that a child must not
+// inherit as it is (held locks, threads that do not exist there); a no-op
+// where the platform has no fork().
+void at_fork(void (*prepare)(), void (*parent)(), void (*child)());
+
 // Runs fn(item, thread_id) for item in [0, n_items) on n_threads threads (the
 // caller and n_threads - 1 others, kept between calls) with dynamic
 // scheduling. The first exception thrown by a worker is rethrown here after
