@@ -69,8 +69,9 @@ def candidate_margin(*arrays) -> int:
     columns of each array: a column whose non-zero values repeat (fewer distinct
     values than half their number) is lattice-like, and an array is on a lattice
     when its median column is. Zeros are left out, since they tie no distances
-    by themselves (ReLU activations have many). Either margin gives the same
-    answer; the choice only decides how many rows are searched twice.
+    by themselves (ReLU activations have many). Every margin gives the same
+    answer; the choice only decides how much work the lists take and how many rows
+    are searched twice.
 
     Examples
     --------

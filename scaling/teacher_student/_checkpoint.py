@@ -84,8 +84,8 @@ def teacher_fingerprint(teacher) -> str:
     """
     x = teacher.sample_inputs(16, np.random.default_rng(0))
     with limit_threads(1):
-        outputs = np.asarray(teacher.outputs(x, np.float64), dtype=np.float64)
-    return content_hash(outputs.astype(np.float32))
+        outputs = teacher.outputs(x, np.float64)
+    return content_hash(np.asarray(outputs, dtype=np.float32))
 
 
 def save_checkpoint(path: str | Path, key: dict[str, Any], engine_state: dict,
@@ -128,8 +128,8 @@ def load_checkpoint(path: str | Path, key: dict[str, Any], caller: str
 
 def read_progress(path: str | Path, saved: dict | None = None) -> dict[str, Any]:
     """The progress saved in the checkpoint at ``path`` (``saved``: the file, already
-    loaded): its ``key``, ``step``, ``record`` (from layout 2 on) and the rest of what
-    :func:`save_checkpoint` wrote."""
+    loaded): its ``key``, ``step``, ``record`` (the steps of the curve points saved so
+    far) and the rest of what :func:`save_checkpoint` wrote."""
     if saved is None:
         import torch
 
